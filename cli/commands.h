@@ -1,0 +1,17 @@
+// Subcommands of the engramsim command. Each `add_*` declares its options on `app` and the
+// callback that runs it; errors are thrown and reported once, in main().
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace engramsim::cli {
+
+void add_presets_command(CLI::App& app);
+void add_config_command(CLI::App& app);
+void add_trace_command(CLI::App& app);
+
+// The main job on its embedded default: hash the bundled English sample with demo-v1 and print
+// the summary (later replaced by the paper's Table 4 reproduction).
+void run_default_job();
+
+}  // namespace engramsim::cli

@@ -1,0 +1,31 @@
+# CUDA is optional: with ENGRAMSIM_ENABLE_CUDA=AUTO the kernels in kernels/cuda are built when
+# nvcc is found (default location /usr/local/cuda), and skipped otherwise. ON makes it required.
+set(ENGRAMSIM_HAVE_CUDA OFF)
+if(NOT ENGRAMSIM_ENABLE_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # Hopper (H100/H200/GH200) and Blackwell (B200); override on the command line for others.
+      set(CMAKE_CUDA_ARCHITECTURES 90 100)
+    endif()
+    enable_language(CUDA)
+    # CMake 3.25 does not know nvcc's C++20 flag; the headers shared with host code need it.
+    if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    endif()
+    set(CMAKE_CUDA_STANDARD 20)
+    find_package(CUDAToolkit REQUIRED)
+    set(ENGRAMSIM_HAVE_CUDA ON)
+    message(STATUS "EngramSim: CUDA kernels enabled (${CMAKE_CUDA_COMPILER_VERSION}, "
+                   "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+  elseif(ENGRAMSIM_ENABLE_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "ENGRAMSIM_ENABLE_CUDA=ON but no CUDA compiler was found")
+  else()
+    message(STATUS "EngramSim: no CUDA compiler found; building the CPU parts only")
+  endif()
+endif()

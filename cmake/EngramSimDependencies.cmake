@@ -1,0 +1,13 @@
+# Third-party dependencies, all from Debian packages (see scripts/install-deps.sh).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SIMGRID REQUIRED IMPORTED_TARGET simgrid>=3.32)
+find_package(Boost 1.74 REQUIRED COMPONENTS graph)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)
+if(ENGRAMSIM_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(ENGRAMSIM_BUILD_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+endif()

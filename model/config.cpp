@@ -1,0 +1,509 @@
+#include "model/config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "model/presets.h"
+
+namespace engramsim::config {
+
+using nlohmann::json;
+using units::Dim;
+
+namespace {
+
+// ---- Declarations -------------------------------------------------------------------------
+
+Key integer(std::string name, json def, std::string help, std::optional<int64_t> min = {},
+            std::optional<int64_t> max = {}) {
+    Key k{.name = std::move(name), .type = Type::Integer, .default_value = std::move(def),
+          .help = std::move(help)};
+    k.min = min;
+    k.max = max;
+    return k;
+}
+Key quantity_key(std::string name, Dim dim, json def, std::string help) {
+    return {.name = std::move(name), .type = Type::Quantity, .dim = dim,
+            .default_value = std::move(def), .help = std::move(help)};
+}
+Key text(std::string name, json def, std::string help) {
+    return {.name = std::move(name), .type = Type::String, .default_value = std::move(def),
+            .help = std::move(help)};
+}
+Key boolean(std::string name, bool def, std::string help) {
+    return {.name = std::move(name), .type = Type::Boolean, .default_value = def,
+            .help = std::move(help)};
+}
+Key choice(std::string name, std::vector<std::string> choices, std::string def, std::string help) {
+    return {.name = std::move(name), .type = Type::Enum, .default_value = std::move(def),
+            .help = std::move(help), .choices = std::move(choices)};
+}
+Key section(std::string name, std::string help, std::vector<Key> keys) {
+    return {.name = std::move(name), .type = Type::Section, .default_value = json::object(),
+            .help = std::move(help), .keys = std::move(keys)};
+}
+
+// Keys every top-level section carries: identity, inheritance and provenance.
+std::vector<Key> with_common(std::vector<Key> keys) {
+    std::vector<Key> all = {
+        text("name", "", "Short name of this configuration."),
+        text("description", "", "One line saying what it is."),
+        text("base", "", "Preset to start from; the keys given here override its values."),
+    };
+    all.insert(all.end(), keys.begin(), keys.end());
+    all.push_back({.name = "sources", .type = Type::StringMap, .default_value = json::object(),
+                   .help = "Where each number comes from: key path -> citation."});
+    all.push_back({.name = "assumptions", .type = Type::StringList,
+                   .default_value = json::array(),
+                   .help = "What was assumed where the sources are silent."});
+    return all;
+}
+
+Key engram_section() {
+    return section("engram", "The Engram memory (field names as in engram_demo_v1.py).",
+        with_common({
+            {.name = "engram_vocab_size", .type = Type::QuantityList, .dim = Dim::Count,
+             .default_value = json::array({646400, 646400}),
+             .help = "Base table size per head for each N-gram order 2..N (rows); each head's "
+                     "table is the next unused prime above it."},
+            integer("max_ngram_size", 3, "Largest N-gram order N; orders 2..N are hashed.", 2, 8),
+            integer("n_embed_per_ngram", 512,
+                    "Values per token per order (all heads of one order together).", 1),
+            integer("n_head_per_ngram", 8, "Hash heads per order, each with its own table.", 1,
+                    64),
+            {.name = "layer_ids", .type = Type::IntegerList, .default_value = json::array({1, 15}),
+             .help = "0-based indices of the Transformer layers that carry an Engram module."},
+            integer("pad_id", 2, "Raw token id used before the sequence start (mapped through "
+                                 "the compression map).", 0),
+            integer("seed", 0, "Seed of the per-layer hash multipliers "
+                               "(numpy.random.default_rng(seed + 10007 * layer)).", 0),
+            integer("kernel_size", 4, "Short convolution kernel size (dilation = max_ngram_size).",
+                    1),
+            integer("hc_mult", 4, "Hyper-connection (mHC) branches; one gate per branch.", 1),
+            text("compress_map", "bundled:deepseek-v3",
+                 "Token compression map: a little-endian uint32 file (raw id -> canonical id) or "
+                 "bundled:deepseek-v3."),
+            choice("dtype", {"fp32", "bf16", "fp16", "fp8_e4m3"}, "bf16",
+                   "Storage type of the table's values."),
+            choice("gate", {"signed-sqrt", "plain"}, "signed-sqrt",
+                   "Gate score: signed square root before the sigmoid (demo, V4.1 ports) or the "
+                   "paper's plain eq. 4."),
+            boolean("short_conv", true, "Apply the short causal convolution after the gate "
+                                        "(V4.1-era ports drop it)."),
+        }));
+}
+
+Key backbone_section() {
+    return section("backbone", "The Transformer backbone.",
+        with_common({
+            integer("layers", json(), "Transformer blocks.", 1),
+            integer("hidden_size", json(), "Model width d.", 1),
+            integer("vocab_size", json(), "Embedding / LM-head rows.", 1),
+            choice("dtype", {"fp32", "bf16", "fp16", "fp8_e4m3"}, "bf16",
+                   "Weight and activation type."),
+            section("attention", "Attention block.", {
+                choice("kind", {"gqa", "mla"}, "gqa",
+                       "Grouped-query attention or multi-head latent attention."),
+                integer("n_heads", json(), "Query heads.", 1),
+                integer("n_kv_heads", 0, "Key/value heads (GQA).", 0),
+                integer("head_dim", json(), "Per-head query/key dimension (MLA: the no-RoPE "
+                                            "part).", 1),
+                integer("q_lora_rank", 0, "MLA query compression rank (0: none).", 0),
+                integer("kv_lora_rank", 0, "MLA key/value compression rank.", 0),
+                integer("qk_rope_head_dim", 0, "MLA RoPE part of each query/key head.", 0),
+                integer("v_head_dim", 0, "Per-head value dimension.", 0),
+            }),
+            section("mlp", "Feed-forward block: dense or mixture of experts.", {
+                choice("kind", {"dense", "moe"}, "dense", "Dense MLP or mixture of experts."),
+                integer("intermediate_size", 0, "Dense MLP width (SwiGLU).", 0),
+                integer("n_shared_experts", 0, "Experts every token uses.", 0),
+                integer("n_routed_experts", 0, "Experts the router chooses from.", 0),
+                integer("top_k", 0, "Routed experts per token.", 0),
+                integer("moe_intermediate_size", 0, "Width of one expert (SwiGLU).", 0),
+            }),
+            integer("hc_mult", 1, "Hyper-connection (mHC) branches of the residual stream.", 1),
+        }));
+}
+
+Key hardware_section() {
+    return section("hardware", "The machine: GPU, host, links, storage.",
+        with_common({
+            section("gpu", "The accelerator.", {
+                text("model", json(), "Product name."),
+                integer("count", 1, "GPUs in the node.", 1),
+                integer("sm_count", json(), "Streaming multiprocessors.", 1),
+                quantity_key("boost_clock", Dim::Frequency, json(), "Boost clock."),
+                quantity_key("hbm_capacity", Dim::Bytes, json(), "HBM per GPU."),
+                quantity_key("hbm_bandwidth", Dim::Bandwidth, json(), "HBM bandwidth per GPU."),
+                quantity_key("l2_cache", Dim::Bytes, json(), "L2 cache per GPU."),
+                quantity_key("bf16_dense_flops", Dim::FlopRate, json(),
+                             "Dense BF16 tensor-core rate (not the sparse figure)."),
+                quantity_key("fp8_dense_flops", Dim::FlopRate, json(),
+                             "Dense FP8 tensor-core rate."),
+            }),
+            section("host", "The host CPUs and their memory.", {
+                text("cpu", json(), "Product name."),
+                integer("sockets", 1, "CPU sockets.", 1),
+                integer("cores_per_socket", json(), "Cores per socket.", 1),
+                quantity_key("dram_capacity", Dim::Bytes, json(), "Host DRAM in the node."),
+                quantity_key("dram_bandwidth", Dim::Bandwidth, json(),
+                             "Host DRAM bandwidth in the node (all sockets)."),
+            }),
+            section("host_link", "The GPU's link to host memory.", {
+                choice("kind", {"pcie", "nvlink-c2c"}, "pcie", "Link type."),
+                integer("pcie_generation", 5, "PCIe generation (0 for NVLink-C2C).", 0, 7),
+                integer("pcie_lanes", 16, "PCIe lanes (0 for NVLink-C2C).", 0, 32),
+                quantity_key("bandwidth_per_direction", Dim::Bandwidth, json(),
+                             "Raw bandwidth per direction."),
+                quantity_key("latency", Dim::Time, json(), "One small transfer's latency."),
+            }),
+            section("nvlink", "GPU-to-GPU NVLink.", {
+                quantity_key("bandwidth_per_direction", Dim::Bandwidth, json(),
+                             "Per GPU, per direction."),
+            }),
+            section("nvme", "Local NVMe SSDs.", {
+                text("model", json(), "Product name."),
+                integer("count", 1, "Drives in the node.", 0),
+                quantity_key("capacity", Dim::Bytes, json(), "Capacity per drive."),
+                quantity_key("read_bandwidth", Dim::Bandwidth, json(),
+                             "Sequential read per drive."),
+                quantity_key("write_bandwidth", Dim::Bandwidth, json(),
+                             "Sequential write per drive."),
+                quantity_key("random_read_iops", Dim::Count, json(),
+                             "4 KiB random reads per second per drive."),
+                quantity_key("read_latency", Dim::Time, json(), "One 4 KiB random read."),
+            }),
+        }));
+}
+
+// ---- Resolution ---------------------------------------------------------------------------
+
+std::string join_path(const std::string& parent, const std::string& key) {
+    return parent.empty() ? key : parent + "." + key;
+}
+
+std::string json_kind(const json& v) {
+    switch (v.type()) {
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return "a boolean";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned: return "an integer";
+        case json::value_t::number_float: return "a number";
+        case json::value_t::string: return "a string";
+        case json::value_t::array: return "an array";
+        case json::value_t::object: return "an object";
+        default: return "a value";
+    }
+}
+
+class Resolver {
+public:
+    explicit Resolver(std::string_view origin) : origin_(origin) {}
+
+    [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+        throw ConfigError(origin_ + ": " + path + ": " + what);
+    }
+
+    json value(const Key& key, const json& v, const std::string& path) const {
+        auto expect = [&](bool ok) {
+            if (!ok) fail(path, "expected " + describe_type(key) + ", got " + json_kind(v));
+        };
+        switch (key.type) {
+            case Type::Integer: {
+                expect(v.is_number_integer());
+                if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+                    fail(path, "integer too large");
+                int64_t x = v.get<int64_t>();
+                if ((key.min && x < *key.min) || (key.max && x > *key.max))
+                    fail(path, std::to_string(x) + " is out of range; expected " +
+                                   describe_type(key));
+                return x;
+            }
+            case Type::Boolean: expect(v.is_boolean()); return v;
+            case Type::String: expect(v.is_string()); return v;
+            case Type::Enum: {
+                expect(v.is_string());
+                const auto s = v.get<std::string>();
+                if (std::find(key.choices.begin(), key.choices.end(), s) == key.choices.end()) {
+                    std::string msg = "'" + s + "' is not one of " + describe_type(key);
+                    if (auto near = nearest(s, key.choices)) msg += "; did you mean " + *near + "?";
+                    fail(path, msg);
+                }
+                return v;
+            }
+            case Type::Quantity: return quantity_value(key.dim, v, path, key);
+            case Type::IntegerList:
+            case Type::QuantityList:
+            case Type::StringList: {
+                expect(v.is_array());
+                Key element = key;
+                element.type = key.type == Type::IntegerList    ? Type::Integer
+                               : key.type == Type::QuantityList ? Type::Quantity
+                                                                : Type::String;
+                json out = json::array();
+                for (size_t i = 0; i < v.size(); ++i)
+                    out.push_back(value(element, v[i], path + "[" + std::to_string(i) + "]"));
+                return out;
+            }
+            case Type::StringMap: {
+                expect(v.is_object());
+                for (const auto& [k, s] : v.items())
+                    if (!s.is_string()) fail(join_path(path, k), "expected a string");
+                return v;
+            }
+            case Type::Section: expect(v.is_object()); return section_value(key, v, path);
+        }
+        fail(path, "undeclared type");
+    }
+
+    json quantity_value(Dim dim, const json& v, const std::string& path, const Key& key) const {
+        try {
+            if (v.is_string()) {
+                double x = units::parse(v.get<std::string>(), dim);
+                // Counts stay JSON numbers (integers when whole); everything else a unit string.
+                if (dim == Dim::Count) return count_json(x);
+                return units::format(x, dim);
+            }
+            if (dim == Dim::Count && v.is_number()) {
+                double x = v.get<double>();
+                if (x < 0) fail(path, "must not be negative");
+                return v.is_number_float() ? count_json(x) : v;
+            }
+        } catch (const units::UnitError& e) {
+            fail(path, e.what());
+        }
+        if (v.is_number())
+            fail(path, "a bare number needs a unit; expected " + describe_type(key) +
+                           ", e.g. \"" + units::format(example_value(dim), dim) + "\"");
+        fail(path, "expected " + describe_type(key) + ", got " + json_kind(v));
+    }
+
+    static json count_json(double x) {
+        if (x == static_cast<double>(static_cast<int64_t>(x)) && x < 9.2e18)
+            return static_cast<int64_t>(x);
+        return x;
+    }
+
+    static double example_value(Dim dim) {
+        switch (dim) {
+            case Dim::Bytes: return 80.0 * 1024 * 1024 * 1024;
+            case Dim::Bandwidth: return 64e9;
+            case Dim::Time: return 1e-6;
+            case Dim::FlopRate: return 989e12;
+            case Dim::Frequency: return 1.98e9;
+            case Dim::Count: return 1e6;
+        }
+        return 1;
+    }
+
+    // Every key of `given` must be declared in `sec`.
+    void reject_unknown(const Key& sec, const json& given, const std::string& path) const {
+        std::vector<std::string> declared;
+        for (const Key& k : sec.keys) declared.push_back(k.name);
+        for (const auto& [name, v] : given.items()) {
+            if (std::find(declared.begin(), declared.end(), name) != declared.end()) continue;
+            std::string msg = "unknown key";
+            if (auto near = nearest(name, declared))
+                msg += "; did you mean " + *near + "?";
+            else
+                msg += "; known keys: " + join(declared);
+            fail(join_path(path, name), msg);
+        }
+    }
+
+    json section_value(const Key& sec, const json& given, const std::string& path) const {
+        reject_unknown(sec, given, path);
+        json out = json::object();
+        for (const Key& k : sec.keys) {
+            const std::string kpath = join_path(path, k.name);
+            if (given.contains(k.name)) {
+                out[k.name] = value(k, given.at(k.name), kpath);
+            } else if (k.type == Type::Section) {
+                out[k.name] = section_value(k, json::object(), kpath);
+            } else if (k.default_value.is_null()) {
+                fail(kpath, "required key is missing (" + describe_type(k) + ")");
+            } else {
+                out[k.name] = value(k, k.default_value, kpath);
+            }
+        }
+        return out;
+    }
+
+    static std::string join(const std::vector<std::string>& names) {
+        std::string s;
+        for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+        return s;
+    }
+
+private:
+    std::string origin_;
+};
+
+// Overlay `top` on `base` key by key (objects merge recursively; anything else replaces).
+json overlay(json base, const json& top) {
+    for (const auto& [k, v] : top.items()) {
+        if (v.is_object() && base.contains(k) && base[k].is_object())
+            base[k] = overlay(base[k], v);
+        else
+            base[k] = v;
+    }
+    return base;
+}
+
+// Replace a section's "base" (and the string shorthand) by the preset's values, recursively.
+json expand_base(const std::string& section_name, json sec, std::string_view origin, int depth) {
+    if (sec.is_string()) sec = json{{"base", sec}};
+    if (!sec.is_object() || !sec.contains("base") || !sec["base"].is_string() ||
+        sec["base"].get<std::string>().empty())
+        return sec;
+    const std::string base_name = sec["base"].get<std::string>();
+    const std::string path = section_name + ".base";
+    if (depth > 8)
+        throw ConfigError(std::string(origin) + ": " + path + ": presets extend each other in a "
+                                                           "cycle");
+    auto doc = presets::document(base_name);
+    if (!doc || !doc->contains(section_name)) {
+        std::string msg = std::string(origin) + ": " + path + ": no " + section_name +
+                          " preset named '" + base_name + "'";
+        auto known = presets::names(section_name);
+        if (auto near = nearest(base_name, known)) msg += "; did you mean " + *near + "?";
+        msg += " (known: " + Resolver::join(known) + ")";
+        throw ConfigError(msg);
+    }
+    json parent = expand_base(section_name, (*doc)[section_name], "preset " + base_name,
+                              depth + 1);
+    sec.erase("base");
+    json merged = overlay(parent, sec);
+    merged["base"] = base_name;
+    return merged;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+        }
+        std::swap(prev, cur);
+    }
+    return prev[b.size()];
+}
+
+}  // namespace
+
+// ---- Public API ---------------------------------------------------------------------------
+
+const Key& schema() {
+    static const Key root = section("", "A config document.",
+                                    {engram_section(), backbone_section(), hardware_section()});
+    return root;
+}
+
+const Key* find_key(std::string_view dotted_path) {
+    const Key* cur = &schema();
+    std::string_view rest = dotted_path;
+    while (!rest.empty()) {
+        auto dot = rest.find('.');
+        std::string_view part = rest.substr(0, dot);
+        rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+        auto it = std::find_if(cur->keys.begin(), cur->keys.end(),
+                               [&](const Key& k) { return k.name == part; });
+        if (it == cur->keys.end()) return nullptr;
+        cur = &*it;
+    }
+    return cur;
+}
+
+std::string describe_type(const Key& key) {
+    auto unit_list = [&] {
+        std::string s;
+        for (const auto& u : units::accepted_units(key.dim)) s += (s.empty() ? "" : ", ") + u;
+        return s;
+    };
+    auto bounds = [&] {
+        std::string s;
+        if (key.min) s += " >= " + std::to_string(*key.min);
+        if (key.max) s += (key.min ? " and <= " : " <= ") + std::to_string(*key.max);
+        return s;
+    };
+    switch (key.type) {
+        case Type::Integer: return "integer" + bounds();
+        case Type::Boolean: return "boolean";
+        case Type::String: return "string";
+        case Type::Enum: {
+            std::string s = "one of ";
+            for (size_t i = 0; i < key.choices.size(); ++i)
+                s += (i ? ", " : "") + key.choices[i];
+            return s;
+        }
+        case Type::Quantity:
+            return key.dim == Dim::Count ? "count (number, or with suffix K, M, B, T)"
+                                         : std::string(units::dim_name(key.dim)) + " (" +
+                                               unit_list() + ")";
+        case Type::IntegerList: return "array of integers";
+        case Type::QuantityList:
+            return key.dim == Dim::Count ? "array of counts"
+                                         : "array of " + std::string(units::dim_name(key.dim));
+        case Type::StringList: return "array of strings";
+        case Type::StringMap: return "object of strings";
+        case Type::Section: return "section";
+    }
+    return "value";
+}
+
+json resolve(const json& doc, std::string_view origin) {
+    Resolver r(origin);
+    if (!doc.is_object()) r.fail("(root)", "expected an object with sections engram, backbone, "
+                                           "hardware, got " + json_kind(doc));
+    r.reject_unknown(schema(), doc, "");
+    // Only the sections present are resolved: a hardware preset needs no backbone.
+    json out = json::object();
+    for (const auto& [name, sec] : doc.items())
+        out[name] = r.value(*find_key(name), expand_base(name, sec, origin, 0), name);
+    return out;
+}
+
+json load(std::string_view preset_or_path) {
+    if (auto doc = presets::document(preset_or_path))
+        return resolve(*doc, "preset " + std::string(preset_or_path));
+    const std::string path(preset_or_path);
+    std::ifstream in(path);
+    if (!in) {
+        std::string msg = "'" + path + "' is neither a preset nor a readable file";
+        if (auto near = nearest(path, presets::names())) msg += "; did you mean " + *near + "?";
+        throw ConfigError(msg);
+    }
+    json doc;
+    try {
+        doc = json::parse(in);
+    } catch (const json::parse_error& e) {
+        throw ConfigError(path + ": not valid JSON: " + e.what());
+    }
+    return resolve(doc, path);
+}
+
+std::optional<std::string> nearest(std::string_view word,
+                                   const std::vector<std::string>& candidates) {
+    std::optional<std::string> best;
+    size_t best_d = SIZE_MAX;
+    for (const auto& c : candidates) {
+        size_t d = edit_distance(word, c);
+        if (d < best_d) best_d = d, best = c;
+    }
+    // A typo changes a few characters; beyond that a suggestion misleads more than it helps.
+    size_t limit = std::max<size_t>(2, word.size() / 3);
+    if (!best || best_d > limit) return std::nullopt;
+    return best;
+}
+
+double quantity(const json& sec, const std::string& key, Dim dim) {
+    const json& v = sec.at(key);
+    if (v.is_number()) return v.get<double>();
+    return units::parse(v.get<std::string>(), dim);
+}
+
+}  // namespace engramsim::config

@@ -1,0 +1,82 @@
+// Configuration documents: declared keys, strict validation, resolution.
+//
+// A config document is a JSON object with up to three sections, each describing one thing:
+//   "engram"   the Engram memory (the reference demo's field names),
+//   "backbone" the Transformer it is attached to,
+//   "hardware" the machine it runs on.
+// Every key of every section is declared once in the schema (config.cpp) with its type, unit,
+// default and help. Resolution rejects unknown keys (naming the JSON path and the nearest
+// declared key), wrong types and wrong units, fills defaults and rewrites every quantity in its
+// canonical unit form. Nothing is ever fixed silently.
+//
+// A section may start from a preset: {"engram": {"base": "demo-v1", "seed": 7}}, or in short
+// {"engram": "demo-v1"}.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/units.h"
+
+namespace engramsim::config {
+
+// A config problem. The message starts with the origin (file or preset) and the JSON path.
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class Type {
+    Integer,       // JSON integer, optionally bounded
+    Boolean,       // JSON true/false
+    String,        // free text
+    Enum,          // one of `choices`
+    Quantity,      // string with a unit of dimension `dim` ("80 GiB"); Count also takes numbers
+    IntegerList,   // array of JSON integers
+    QuantityList,  // array of quantities of dimension `dim`
+    StringList,    // array of strings
+    StringMap,     // object of string -> string (citations)
+    Section,       // object with declared `keys`
+};
+
+struct Key {
+    std::string name;
+    Type type = Type::String;
+    units::Dim dim = units::Dim::Count;  // Quantity and QuantityList only
+    nlohmann::json default_value;        // null: the key is required
+    std::string help;
+    std::vector<std::string> choices;    // Enum only
+    std::vector<Key> keys;               // Section only
+    std::optional<int64_t> min;          // Integer only, inclusive
+    std::optional<int64_t> max;          // Integer only, inclusive
+};
+
+// The root of the schema: a Section whose keys are the top-level sections.
+const Key& schema();
+
+// The declaration at a dotted path ("engram.seed", "hardware.gpu"), or nullptr.
+const Key* find_key(std::string_view dotted_path);
+
+// Human description of a type with its unit: "bytes (B, KB, ..., GiB)", "integer >= 2".
+std::string describe_type(const Key& key);
+
+// Validate `doc` and return it resolved (see the top of this file). Sections absent from `doc`
+// stay absent. `origin` names the document in errors ("my.json", "preset demo-v1").
+nlohmann::json resolve(const nlohmann::json& doc, std::string_view origin);
+
+// Read a preset by name, or a JSON file by path, and resolve it.
+nlohmann::json load(std::string_view preset_or_path);
+
+// The nearest name to `word` among `candidates` by edit distance, if it is close enough to be a
+// plausible typo; used for "did you mean" hints everywhere names are looked up.
+std::optional<std::string> nearest(std::string_view word, const std::vector<std::string>& candidates);
+
+// Typed reads of a resolved section. `path` is used in errors only.
+double quantity(const nlohmann::json& section, const std::string& key, units::Dim dim);
+
+}  // namespace engramsim::config

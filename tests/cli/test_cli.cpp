@@ -1,0 +1,109 @@
+// The engramsim command as a user runs it: help, presets, config show/help, trace hash, and
+// errors that go to stderr with a non-zero exit.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace {
+
+struct Result {
+    int status = -1;
+    std::string out;  // stdout
+    std::string err;  // stderr
+};
+
+Result run(const std::string& args) {
+    const std::string err_path = ::testing::TempDir() + "engramsim_stderr.txt";
+    const std::string cmd = std::string(ENGRAMSIM_BINARY) + " " + args + " 2>" + err_path;
+    Result r;
+    FILE* pipe = popen(cmd.c_str(), "r");
+    char buf[65536];
+    while (size_t n = fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
+    int status = pclose(pipe);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream in(err_path);
+    r.err.assign(std::istreambuf_iterator<char>(in), {});
+    return r;
+}
+
+std::string write(const std::string& name, const std::string& text) {
+    const std::string path = ::testing::TempDir() + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+}  // namespace
+
+TEST(Cli, HelpListsSubcommands) {
+    Result r = run("--help");
+    EXPECT_EQ(r.status, 0);
+    for (const char* sub : {"presets", "config", "trace"})
+        EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
+    for (const char* sub : {"config --help", "config show --help", "config help --help",
+                            "trace --help", "trace hash --help", "presets --help"})
+        EXPECT_EQ(run(sub).status, 0) << sub;
+}
+
+TEST(Cli, PresetsListsEveryKind) {
+    Result r = run("presets");
+    EXPECT_EQ(r.status, 0);
+    for (const char* name : {"demo-v1", "paper-offload-100b", "dense-8b", "moe-27b", "gh200", "b200"})
+        EXPECT_NE(r.out.find(name), std::string::npos) << name;
+}
+
+TEST(Cli, ConfigShowPrintsResolvedJson) {
+    Result r = run("config show demo-v1");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["engram"]["layer_ids"], nlohmann::json({1, 15}));
+    EXPECT_EQ(j["engram"]["compress_map"], "bundled:deepseek-v3");
+}
+
+TEST(Cli, ConfigErrorsGoToStderrWithNonZeroExit) {
+    const auto path = write("typo.json", R"({"engram": {"max_ngram_sise": 3}})");
+    Result r = run("config show " + path);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_TRUE(r.out.empty());
+    EXPECT_NE(r.err.find("engram.max_ngram_sise: unknown key; did you mean max_ngram_size?"),
+              std::string::npos) << r.err;
+
+    r = run("config show demo-v2");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("did you mean demo-v1?"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ConfigHelpPrintsDeclarations) {
+    Result r = run("config help engram.seed");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("default 0"), std::string::npos) << r.out;
+    r = run("config help hardware.gpu");
+    EXPECT_NE(r.out.find("hardware.gpu.hbm_bandwidth"), std::string::npos) << r.out;
+    r = run("config help engram.sed");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("did you mean engram.seed?"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TraceHashSummaryAndErrors) {
+    const auto tokens = write("few.json", "[0, 22898, 19737, 270, 9327]");
+    Result r = run("trace hash --engram engram-27b --tokens " + tokens);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("rows per token"), std::string::npos) << r.out;
+
+    const auto bad = write("bad.json", "[0, 1, 129000]");
+    r = run("trace hash --engram demo-v1 --tokens " + bad);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("token 2 has id 129000"), std::string::npos) << r.err;
+
+    r = run("trace hash --bogus");
+    EXPECT_NE(r.status, 0);
+}
+
+TEST(Cli, DefaultJobHashesTheBundledSample) {
+    Result r = run("");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("276,753"), std::string::npos) << r.out;  // tokens in the sample
+}

@@ -1,0 +1,191 @@
+// Config resolution: unknown keys with the nearest declared key, wrong types and units, required
+// keys, presets, inheritance from a preset, and the Engram cross-key checks.
+#include <gtest/gtest.h>
+
+#include "model/config.h"
+#include "model/engram_config.h"
+#include "model/presets.h"
+
+using namespace engramsim;
+using nlohmann::json;
+
+namespace {
+
+std::string error_of(const json& doc) {
+    try {
+        config::resolve(doc, "test.json");
+    } catch (const config::ConfigError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+std::string engram_error(const json& engram) {
+    try {
+        EngramConfig::from_json(config::resolve({{"engram", engram}}, "test.json")["engram"]);
+    } catch (const config::ConfigError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+json minimal_hardware() {
+    return config::load("h200")["hardware"];
+}
+
+}  // namespace
+
+TEST(Config, UnknownKeyNamesPathAndNearestKey) {
+    EXPECT_EQ(error_of({{"engram", {{"max_ngram_sise", 3}}}}),
+              "test.json: engram.max_ngram_sise: unknown key; did you mean max_ngram_size?");
+    EXPECT_EQ(error_of({{"hardware", {{"base", "h200"}, {"gpu", {{"hbm_bandwith", "1 TB/s"}}}}}}),
+              "test.json: hardware.gpu.hbm_bandwith: unknown key; did you mean hbm_bandwidth?");
+    EXPECT_EQ(error_of({{"engrma", json::object()}}),
+              "test.json: engrma: unknown key; did you mean engram?");
+}
+
+TEST(Config, UnknownKeyFarFromAnyListsKnownKeys) {
+    const std::string e = error_of({{"backbone", {{"base", "dense-4b"}, {"attention", {{"zzz", 1}}}}}});
+    EXPECT_NE(e.find("backbone.attention.zzz: unknown key; known keys: kind, n_heads"),
+              std::string::npos) << e;
+}
+
+TEST(Config, WrongTypesNameWhatWasExpected) {
+    EXPECT_EQ(error_of({{"engram", {{"max_ngram_size", "3"}}}}),
+              "test.json: engram.max_ngram_size: expected integer >= 2 and <= 8, got a string");
+    EXPECT_EQ(error_of({{"engram", {{"max_ngram_size", 9}}}}),
+              "test.json: engram.max_ngram_size: 9 is out of range; expected integer >= 2 and "
+              "<= 8");
+    EXPECT_EQ(error_of({{"engram", {{"short_conv", 1}}}}),
+              "test.json: engram.short_conv: expected boolean, got an integer");
+    EXPECT_EQ(error_of({{"engram", {{"dtype", "bf61"}}}}),
+              "test.json: engram.dtype: 'bf61' is not one of one of fp32, bf16, fp16, fp8_e4m3; "
+              "did you mean bf16?");
+    EXPECT_EQ(error_of({{"engram", {{"layer_ids", {1, "x"}}}}}),
+              "test.json: engram.layer_ids[1]: expected integer, got a string");
+}
+
+TEST(Config, WrongUnitsNameThePathAndTheAcceptedUnits) {
+    json hw = minimal_hardware();
+    hw["gpu"]["hbm_capacity"] = "4.8 TB/s";
+    std::string e = error_of({{"hardware", hw}});
+    EXPECT_EQ(e.rfind("test.json: hardware.gpu.hbm_capacity: ", 0), 0u) << e;
+    EXPECT_NE(e.find("GiB"), std::string::npos) << e;
+
+    hw = minimal_hardware();
+    hw["host_link"]["latency"] = 1;
+    e = error_of({{"hardware", hw}});
+    EXPECT_EQ(e.rfind("test.json: hardware.host_link.latency: a bare number needs a unit", 0), 0u)
+        << e;
+    EXPECT_NE(e.find("\"1 us\""), std::string::npos) << e;
+}
+
+TEST(Config, RequiredKeysMustBeGiven) {
+    EXPECT_EQ(error_of({{"backbone", {{"layers", 2}}}}),
+              "test.json: backbone.hidden_size: required key is missing (integer >= 1)");
+}
+
+TEST(Config, DefaultsFilledAndUnitsNormalized) {
+    json r = config::resolve({{"engram", json::object()}}, "t");
+    EXPECT_EQ(r["engram"]["max_ngram_size"], 3);
+    EXPECT_EQ(r["engram"]["engram_vocab_size"], json({646400, 646400}));
+    EXPECT_FALSE(r.contains("hardware"));  // absent sections stay absent
+
+    json hw = minimal_hardware();
+    hw["gpu"]["hbm_capacity"] = "144 GiB";
+    hw["gpu"]["hbm_bandwidth"] = "4800 GB/s";
+    hw["host_link"]["bandwidth_per_direction"] = "512 Gbps";
+    r = config::resolve({{"hardware", hw}}, "t");
+    EXPECT_EQ(r["hardware"]["gpu"]["hbm_capacity"], "144 GiB");
+    EXPECT_EQ(r["hardware"]["gpu"]["hbm_bandwidth"], "4.8 TB/s");
+    EXPECT_EQ(r["hardware"]["host_link"]["bandwidth_per_direction"], "64 GB/s");
+    // Counts with suffixes become plain numbers.
+    r = config::resolve({{"engram", {{"engram_vocab_size", {"2.26M", "7.23968M"}}}}}, "t");
+    EXPECT_EQ(r["engram"]["engram_vocab_size"], json({2260000, 7239680}));
+}
+
+TEST(Config, ResolvingIsIdempotent) {
+    for (const auto& name : presets::names()) {
+        SCOPED_TRACE(name);
+        json once = config::load(name);
+        EXPECT_EQ(config::resolve(once, name), once);
+    }
+}
+
+TEST(Config, SectionStartsFromAPreset) {
+    json r = config::resolve({{"engram", {{"base", "engram-27b"}, {"seed", 7}}}}, "t");
+    EXPECT_EQ(r["engram"]["seed"], 7);
+    EXPECT_EQ(r["engram"]["engram_vocab_size"], json({2262400, 2262400}));
+    EXPECT_EQ(r["engram"]["base"], "engram-27b");
+    // The string shorthand, and a preset that itself extends another (engram-40b -> 27b).
+    r = config::resolve({{"engram", "engram-40b"}}, "t");
+    EXPECT_EQ(r["engram"]["engram_vocab_size"], json({7239680, 7239680}));
+    EXPECT_EQ(r["engram"]["n_embed_per_ngram"], 640);
+    EXPECT_EQ(error_of({{"engram", {{"base", "demo-v2"}}}}),
+              "test.json: engram.base: no engram preset named 'demo-v2'; did you mean demo-v1? "
+              "(known: demo-v1, engram-27b, engram-40b, paper-offload-100b)");
+    EXPECT_NE(error_of({{"engram", {{"base", "h200"}}}}).find("no engram preset named 'h200'"),
+              std::string::npos);
+}
+
+TEST(Config, EveryPresetResolves) {
+    const auto all = presets::list();
+    EXPECT_GE(all.size(), 12u);
+    for (const auto& p : all) {
+        SCOPED_TRACE(p.name);
+        json r = config::load(p.name);
+        ASSERT_TRUE(r.contains(p.kind));
+        EXPECT_FALSE(p.description.empty());
+        if (p.kind == "engram") EngramConfig::from_json(r["engram"]);
+    }
+    for (const char* required : {"demo-v1", "engram-27b", "engram-40b", "paper-offload-100b",
+                                 "dense-4b", "dense-8b", "moe-27b", "h800-pcie5", "h100-sxm",
+                                 "h200", "gh200", "b200"})
+        EXPECT_TRUE(presets::document(required).has_value()) << required;
+}
+
+TEST(Config, HardwarePresetsCiteEveryNumber) {
+    for (const auto& name : presets::names("hardware")) {
+        SCOPED_TRACE(name);
+        const json hw = config::load(name)["hardware"];
+        for (const char* sec : {"gpu", "host", "host_link", "nvlink", "nvme"})
+            for (const auto& [key, value] : hw[sec].items()) {
+                if (key == "model" || key == "cpu" || key == "kind") continue;  // names, not numbers
+                EXPECT_TRUE(hw["sources"].contains(std::string(sec) + "." + key))
+                    << "no source for " << sec << "." << key;
+            }
+    }
+}
+
+TEST(Config, PaperTableSizesAddUp) {
+    // Engram paper Table 5 check: 2 layers x 2 orders x 8 heads x 7,239,680 x 80 = 18.53B.
+    auto c40 = EngramConfig::from_json(config::load("engram-40b")["engram"]);
+    EXPECT_EQ(c40.row_dim(), 80);
+    EXPECT_EQ(c40.heads_per_layer(), 16);
+    auto c100 = EngramConfig::from_json(config::load("paper-offload-100b")["engram"]);
+    EXPECT_EQ(c100.layer_ids, std::vector<int>{1});
+    EXPECT_DOUBLE_EQ(double(c100.engram_vocab_size[0]) * 16 * c100.row_dim(), 100e9);
+}
+
+TEST(EngramConfig, CrossKeyChecks) {
+    EXPECT_EQ(engram_error({{"max_ngram_size", 4}}),
+              "engram.engram_vocab_size: has 2 entries; max_ngram_size 4 needs one per order 2..4 "
+              "(3)");
+    EXPECT_EQ(engram_error({{"n_embed_per_ngram", 100}, {"n_head_per_ngram", 8}}),
+              "engram.n_embed_per_ngram: 100 is not divisible by n_head_per_ngram 8");
+    EXPECT_EQ(engram_error({{"layer_ids", {1, 1}}}), "engram.layer_ids: layer 1 is listed twice");
+    EXPECT_EQ(engram_error({{"engram_vocab_size", {1, 5}}}),
+              "engram.engram_vocab_size[0]: 1 rows per head is outside [2, 4e9]");
+}
+
+TEST(Config, NearestSuggestsOnlyPlausibleTypos) {
+    EXPECT_EQ(config::nearest("seeed", {"seed", "pad_id"}), "seed");
+    EXPECT_EQ(config::nearest("completely_else", {"seed", "pad_id"}), std::nullopt);
+}
+
+TEST(Config, FindKeyAndDescribe) {
+    const config::Key* k = config::find_key("hardware.gpu.hbm_bandwidth");
+    ASSERT_NE(k, nullptr);
+    EXPECT_NE(config::describe_type(*k).find("GB/s"), std::string::npos);
+    EXPECT_EQ(config::find_key("hardware.gpu.nope"), nullptr);
+}

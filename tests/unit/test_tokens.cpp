@@ -1,0 +1,81 @@
+// Token files and the compression map: formats, and errors that name what is wrong.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "traces/tokens.h"
+
+using namespace engramsim;
+
+namespace {
+
+std::string write_file(const std::string& name, const std::string& bytes) {
+    std::string path = ::testing::TempDir() + name;
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+}
+
+template <typename F>
+std::string error_of(F f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+TEST(Tokens, ReadsU32U16AndJson) {
+    const std::string u32("\x01\x00\x00\x00\xff\xff\x01\x00", 8);
+    EXPECT_EQ(read_tokens(write_file("a.u32.bin", u32)), (std::vector<uint32_t>{1, 131071}));
+    const std::string u16("\x01\x00\xff\xff", 4);
+    EXPECT_EQ(read_tokens(write_file("a.u16.bin", u16)), (std::vector<uint32_t>{1, 65535}));
+    EXPECT_EQ(read_tokens(write_file("a.json", "[0, 5, 128814]")),
+              (std::vector<uint32_t>{0, 5, 128814}));
+}
+
+TEST(Tokens, TruncatedAndMalformedFilesAreErrors) {
+    EXPECT_NE(error_of([] { read_tokens(write_file("t.u32.bin", std::string(7, 'x'))); })
+                  .find("7 bytes is not a whole number of 4-byte ids"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens(write_file("t.u16.bin", std::string(3, 'x'))); })
+                  .find("not a whole number of 2-byte ids"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens(write_file("b.json", "[1, -2]")); }).find("element 1"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens(write_file("c.json", "[1, 2")); }).find("not valid JSON"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens("/nonexistent/x.u32.bin"); }).find("cannot open"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens("tokens.txt"); }).find("unknown token file type"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens("bundled:nope"); }).find("handbook-en-US"),
+              std::string::npos);
+}
+
+TEST(Tokens, BundledSampleIsTheCorpusFile) {
+    const auto ids = read_tokens("bundled:handbook-en-US");
+    EXPECT_EQ(ids.size(), 276753u);  // MANIFEST.json: tokens
+    EXPECT_EQ(ids.front(), 0u);      // each document starts with BOS 0
+    EXPECT_EQ(*std::max_element(ids.begin(), ids.end()), 127989u);  // MANIFEST.json: max_id
+}
+
+TEST(CompressMap, BundledDeepSeekV3Map) {
+    const CompressMap map = CompressMap::load("bundled:deepseek-v3");
+    EXPECT_EQ(map.raw_vocab_size(), 128815u);        // MANIFEST.json: entries
+    EXPECT_EQ(map.canonical_vocab_size(), 99043u);   // MANIFEST.json: canonical_ids
+}
+
+TEST(CompressMap, IdOutsideTheMapNamesItsPosition) {
+    const CompressMap map = CompressMap::load("bundled:deepseek-v3");
+    const std::vector<uint32_t> raw = {0, 1, 129000, 2};
+    EXPECT_EQ(error_of([&] { map.compress(raw); }),
+              "token 2 has id 129000, outside the compression map (128815 raw ids)");
+}
+
+TEST(CompressMap, RejectsSparseCanonicalIds) {
+    EXPECT_NE(error_of([] { CompressMap({0, 2, 1, 4}); }).find("canonical id 3 is never used"),
+              std::string::npos);
+}

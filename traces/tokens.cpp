@@ -1,0 +1,124 @@
+#include "traces/tokens.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "model/embedded.h"
+
+namespace engramsim {
+
+namespace {
+
+constexpr std::string_view kBundled = "bundled:";
+
+std::string read_file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw TokenError(path + ": cannot open: " + std::strerror(errno));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+template <typename Word>
+std::vector<uint32_t> decode_le(std::string_view bytes, const std::string& what) {
+    if (bytes.size() % sizeof(Word) != 0)
+        throw TokenError(what + ": " + std::to_string(bytes.size()) + " bytes is not a whole "
+                         "number of " + std::to_string(sizeof(Word)) + "-byte ids (truncated?)");
+    std::vector<uint32_t> out(bytes.size() / sizeof(Word));
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    for (size_t i = 0; i < out.size(); ++i) {
+        uint32_t v = 0;
+        for (size_t b = 0; b < sizeof(Word); ++b) v |= uint32_t(p[i * sizeof(Word) + b]) << (8 * b);
+        out[i] = v;
+    }
+    return out;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) { return s.ends_with(suffix); }
+
+}  // namespace
+
+std::vector<std::string> bundled_samples() {
+    std::vector<std::string> out;
+    for (std::string_view name : embedded::names("traces/samples/")) {
+        name.remove_prefix(std::string_view("traces/samples/").size());
+        out.emplace_back(name.substr(0, name.find(".u32.bin")));
+    }
+    return out;
+}
+
+std::vector<uint32_t> read_tokens(const std::string& spec) {
+    if (spec.starts_with(kBundled)) {
+        const std::string name = spec.substr(kBundled.size());
+        auto bytes = embedded::find("traces/samples/" + name + ".u32.bin");
+        if (!bytes) {
+            std::string known;
+            for (const auto& s : bundled_samples()) known += (known.empty() ? "" : ", ") + s;
+            throw TokenError(spec + ": no such bundled sample (bundled: " + known + ")");
+        }
+        return decode_le<uint32_t>(*bytes, spec);
+    }
+    if (ends_with(spec, ".json")) {
+        nlohmann::json doc;
+        try {
+            doc = nlohmann::json::parse(read_file_bytes(spec));
+        } catch (const nlohmann::json::parse_error& e) {
+            throw TokenError(spec + ": not valid JSON: " + e.what());
+        }
+        if (!doc.is_array()) throw TokenError(spec + ": expected a JSON array of token ids");
+        std::vector<uint32_t> out;
+        out.reserve(doc.size());
+        for (size_t i = 0; i < doc.size(); ++i) {
+            const auto& v = doc[i];
+            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > UINT32_MAX)
+                throw TokenError(spec + ": element " + std::to_string(i) +
+                                 " is not a token id (a non-negative 32-bit integer)");
+            out.push_back(v.get<uint32_t>());
+        }
+        return out;
+    }
+    if (ends_with(spec, ".u16.bin")) return decode_le<uint16_t>(read_file_bytes(spec), spec);
+    if (ends_with(spec, ".u32.bin") || ends_with(spec, ".bin"))
+        return decode_le<uint32_t>(read_file_bytes(spec), spec);
+    throw TokenError(spec + ": unknown token file type; expected *.u32.bin, *.u16.bin, *.json "
+                            "or bundled:NAME");
+}
+
+CompressMap::CompressMap(std::vector<uint32_t> table) : table_(std::move(table)) {
+    if (table_.empty()) throw TokenError("compression map is empty");
+    uint32_t max_id = *std::max_element(table_.begin(), table_.end());
+    std::vector<bool> used(size_t(max_id) + 1);
+    for (uint32_t c : table_) used[c] = true;
+    auto missing = std::find(used.begin(), used.end(), false);
+    if (missing != used.end())
+        throw TokenError("compression map: canonical id " +
+                         std::to_string(missing - used.begin()) + " is never used (ids must be "
+                         "dense, 0.." + std::to_string(max_id) + ")");
+    canonical_vocab_ = max_id + 1;
+}
+
+CompressMap CompressMap::load(const std::string& spec) {
+    if (spec == "bundled:deepseek-v3") {
+        return CompressMap(decode_le<uint32_t>(
+            *embedded::find("traces/deepseek_v3_compress_map.u32.bin"), spec));
+    }
+    if (spec.starts_with(kBundled))
+        throw TokenError(spec + ": no such bundled compression map (bundled: deepseek-v3)");
+    return CompressMap(decode_le<uint32_t>(read_file_bytes(spec), spec));
+}
+
+std::vector<uint32_t> CompressMap::compress(std::span<const uint32_t> raw) const {
+    std::vector<uint32_t> out(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] >= table_.size())
+            throw TokenError("token " + std::to_string(i) + " has id " + std::to_string(raw[i]) +
+                             ", outside the compression map (" + std::to_string(table_.size()) +
+                             " raw ids)");
+        out[i] = table_[raw[i]];
+    }
+    return out;
+}
+
+}  // namespace engramsim
