@@ -1,0 +1,32 @@
+// One operator of an inference step, as the cost model sees it: what kernel it is, its shape,
+// and the work it does. Produced by the step model (sim/), priced by the cost model
+// (model/cost_model.h: roofline with stated efficiencies) or by measured kernel profiles
+// (model/kernel_profiles.h: interpolation over profiles/<gpu>/*.json).
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace engramsim {
+
+struct OpShape {
+    // Kernel family, one of:
+    //   "gemm"               dense matmul; dims m, n, k (tokens x out x in)
+    //   "attention_prefill"  causal attention over new tokens; dims tokens, context, heads, head_dim
+    //   "attention_decode"   one query per sequence over its KV cache; dims seqs, context, heads,
+    //                        kv_heads, head_dim
+    //   "moe_grouped_gemm"   experts' SwiGLU; dims tokens, experts, top_k, hidden, intermediate
+    //   "router_topk"        router softmax + top-k; dims tokens, experts, top_k
+    //   "engram_hash"        canonical ids -> row ids; dims tokens, heads
+    //   "engram_gather"      rows -> memory vectors; dims tokens, heads, row_bytes
+    //   "engram_gate"        fused RMSNorms + dot + sigmoid; dims tokens, hidden, branches
+    //   "engram_conv"        short conv + SiLU + residual; dims tokens, hidden, kernel
+    //   "elementwise"        norms, residuals, activations; dims elements
+    std::string kernel;
+    std::map<std::string, double> dims;
+    double flops = 0;  // floating-point operations
+    double bytes = 0;  // bytes read + written from device memory (compulsory traffic)
+    std::string dtype = "bf16";
+};
+
+}  // namespace engramsim
