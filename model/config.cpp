@@ -177,6 +177,35 @@ Key hardware_section() {
         }));
 }
 
+Key length_section(std::string name, std::string help) {
+    return section(std::move(name), std::move(help), {
+        choice("dist", {"fixed", "uniform", "file"}, "uniform",
+               "fixed: always `value`; uniform: randint(min, max); file: whitespace-separated "
+               "lengths, used in order (cycled)."),
+        integer("value", 512, "Length when dist is fixed (tokens).", 1),
+        integer("min", 100, "Smallest length when dist is uniform (tokens).", 1),
+        integer("max", 1024, "Largest length when dist is uniform (tokens).", 1),
+        text("file", "", "Lengths file when dist is file."),
+    });
+}
+
+Key workload_section() {
+    return section("workload", "The requests served: prompts and generated tokens.",
+        with_common({
+            choice("kind", {"nano-vllm", "corpus"}, "nano-vllm",
+                   "nano-vllm: nano-vLLM bench.py's random prompts (the paper's Table 4); "
+                   "corpus: document windows of a token file, outputs = the real continuation."),
+            integer("num_requests", 512, "Requests (sequences).", 1),
+            integer("seed", 0, "Seed of every random draw of the workload.", 0),
+            length_section("prompt_len", "Prompt length distribution."),
+            length_section("output_len", "Generated tokens per request (max_tokens)."),
+            text("tokens", "bundled:handbook-en-US",
+                 "corpus: token file (*.u32.bin, *.u16.bin, *.json) or bundled:NAME."),
+            integer("bos_id", 0, "corpus: id that starts each document.", 0),
+            integer("max_token_id", 10000, "nano-vllm: prompt ids are uniform in [0, this].", 0),
+        }));
+}
+
 // ---- Resolution ---------------------------------------------------------------------------
 
 std::string join_path(const std::string& parent, const std::string& key) {
@@ -399,7 +428,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 
 const Key& schema() {
     static const Key root = section("", "A config document.",
-                                    {engram_section(), backbone_section(), hardware_section()});
+                                    {engram_section(), backbone_section(), hardware_section(),
+                                     workload_section()});
     return root;
 }
 
