@@ -1,0 +1,63 @@
+// Lookups in serving order: for each engine step, for each Engram layer, the rows the step's
+// tokens read. This is what placement replay (sim/placement) and the timing simulator (sim/)
+// consume, whether the lookups are hashed on the fly from a workload or read from a trace file.
+//
+// Row keys are global across the whole Engram memory:
+//   key = layer_base[l] + head_offset[l][h] + local_row
+// where local_row < prime[l][h] is the hash of the token's N-gram for head h (traces/ngram_hash.h),
+// head_offset[l][h] is the sum of the layer's earlier heads' primes and layer_base[l] the sum of
+// the earlier layers' table rows. So keys are dense in [0, total_rows) and a key says which
+// layer and head it belongs to.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/engram_config.h"
+#include "traces/schedule.h"
+#include "traces/workload.h"
+
+namespace engramsim {
+
+// What a lookup stream is about: enough to size caches and count bytes.
+struct LookupLayout {
+    std::vector<int> layer_ids;                      // 0-based Transformer layers
+    int heads_per_layer = 0;                         // rows per token per layer
+    std::vector<uint64_t> layer_base;                // first key of each layer
+    std::vector<std::vector<uint64_t>> head_offset;  // [layer][head], within the layer
+    std::vector<uint64_t> layer_rows;                // table rows of each layer
+    uint64_t total_rows = 0;                         // all layers
+    double row_bytes = 0;                            // bytes of one row (dtype and row_dim)
+};
+
+struct StepBatch {
+    uint64_t step = 0;
+    bool prefill = false;
+    uint64_t tokens = 0;          // tokens the step feeds (all its requests)
+    uint64_t context_tokens = 0;  // KV entries attended to (see traces/schedule.h)
+    uint32_t finished = 0;        // requests completed by this step
+    std::vector<StepSlice> slices;
+    // rows[l]: keys read at Engram layer l by the step's tokens, token-major then head, repeats
+    // included (rows repeated within a step are fetched once: deduplication is the consumer's).
+    std::vector<std::vector<uint64_t>> rows;
+};
+
+class LookupSource {
+public:
+    virtual ~LookupSource() = default;
+    virtual const LookupLayout& layout() const = 0;
+    // Fills `batch` with the next step (reusing its buffers); false when the stream has ended.
+    virtual bool next(StepBatch& batch) = 0;
+};
+
+// Hashes a workload's tokens step by step as the scheduler feeds them (exactly the ids a trace
+// file would hold). Owns copies of what it needs.
+std::unique_ptr<LookupSource> hashed_lookups(const EngramConfig& engram, const Workload& workload,
+                                             const SchedulerConfig& scheduler);
+
+// The layout implied by an Engram config (primes computed as NgramHasher does).
+LookupLayout lookup_layout(const EngramConfig& engram);
+
+}  // namespace engramsim
