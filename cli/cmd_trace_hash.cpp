@@ -181,8 +181,9 @@ void print_summary(const HashOptions& opt, const HashRun& run) {
 }  // namespace
 
 void add_trace_command(CLI::App& app) {
-    auto* trace = app.add_subcommand("trace", "Lookup traces: hash token streams into row ids");
+    auto* trace = app.add_subcommand("trace", "Lookup traces: hash tokens, make, inspect and summarise trace files");
     trace->require_subcommand(1);
+    add_trace_file_commands(*trace);
     auto* hash = trace->add_subcommand(
         "hash", "Row ids of every Engram layer for a token file (bit-exact with the demo)");
     static HashOptions opt;

@@ -9,6 +9,8 @@ namespace engramsim::cli {
 void add_presets_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
+// trace make | stats | dump, added to the `trace` subcommand.
+void add_trace_file_commands(CLI::App& trace);
 
 // The main job on its embedded default: hash the bundled English sample with demo-v1 and print
 // the summary (later replaced by the paper's Table 4 reproduction).

@@ -11,7 +11,7 @@ packages=(
   libcli11-dev              # the engramsim command line
   libgtest-dev libgmock-dev # tests
   libbenchmark-dev          # benchmarks
-  libzstd-dev               # trace compression
+  libzstd-dev zlib1g-dev    # trace compression and block checksums
   python3-matplotlib        # plots
   python3-numpy             # regenerating golden NumPy vectors on purpose
 )
