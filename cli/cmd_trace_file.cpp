@@ -188,6 +188,7 @@ void add_trace_file_commands(CLI::App& trace) {
     make_command(trace);
     stats_command(trace);
     dump_command(trace);
+    add_trace_fit_command(trace);
 }
 
 }  // namespace engramsim::cli

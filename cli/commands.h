@@ -11,6 +11,8 @@ void add_config_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
 // trace make | stats | dump, added to the `trace` subcommand.
 void add_trace_file_commands(CLI::App& trace);
+// trace fit: the synthetic generator fitted to a corpus.
+void add_trace_fit_command(CLI::App& trace);
 
 // The main job on its embedded default: hash the bundled English sample with demo-v1 and print
 // the summary (later replaced by the paper's Table 4 reproduction).

@@ -192,9 +192,10 @@ Key length_section(std::string name, std::string help) {
 Key workload_section() {
     return section("workload", "The requests served: prompts and generated tokens.",
         with_common({
-            choice("kind", {"nano-vllm", "corpus"}, "nano-vllm",
+            choice("kind", {"nano-vllm", "corpus", "synthetic"}, "nano-vllm",
                    "nano-vllm: nano-vLLM bench.py's random prompts (the paper's Table 4); "
-                   "corpus: document windows of a token file, outputs = the real continuation."),
+                   "corpus: document windows of a token file, outputs = the real continuation; "
+                   "synthetic: lookups streamed by a fitted generator (synthetic_model)."),
             integer("num_requests", 512, "Requests (sequences).", 1),
             integer("seed", 0, "Seed of every random draw of the workload.", 0),
             length_section("prompt_len", "Prompt length distribution."),
@@ -203,6 +204,8 @@ Key workload_section() {
                  "corpus: token file (*.u32.bin, *.u16.bin, *.json) or bundled:NAME."),
             integer("bos_id", 0, "corpus: id that starts each document.", 0),
             integer("max_token_id", 10000, "nano-vllm: prompt ids are uniform in [0, this].", 0),
+            text("synthetic_model", "",
+                 "synthetic: fitted model JSON from `engramsim trace fit -o FILE`."),
         }));
 }
 

@@ -1,6 +1,10 @@
 #include "traces/lookups.h"
 
+#include <fstream>
+
+#include "model/config.h"
 #include "traces/ngram_hash.h"
+#include "traces/synthetic.h"
 #include "traces/tokens.h"
 
 namespace engramsim {
@@ -101,6 +105,23 @@ LookupLayout lookup_layout(const EngramConfig& engram) {
 std::unique_ptr<LookupSource> hashed_lookups(const EngramConfig& engram, const Workload& workload,
                                              const SchedulerConfig& scheduler) {
     return std::make_unique<HashedLookups>(engram, workload, scheduler);
+}
+
+std::unique_ptr<LookupSource> make_lookups(const EngramConfig& engram,
+                                           const nlohmann::json& workload,
+                                           const SchedulerConfig& scheduler) {
+    if (workload.at("kind") != "synthetic")
+        return hashed_lookups(engram, make_workload(workload), scheduler);
+    const std::string path = workload.at("synthetic_model").get<std::string>();
+    std::ifstream in(path);
+    if (!in)
+        throw config::ConfigError("workload.synthetic_model: cannot read '" + path +
+                                  "' (make one with engramsim trace fit -o FILE)");
+    const SyntheticModel model = synthetic_model_from_json(nlohmann::json::parse(in));
+    std::vector<uint32_t> prompt_len, output_len;
+    workload_lengths(workload, prompt_len, output_len);
+    return synthetic_lookups(model, engram, std::move(prompt_len), std::move(output_len),
+                             scheduler, workload.at("seed").get<uint64_t>());
 }
 
 }  // namespace engramsim

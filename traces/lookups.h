@@ -57,6 +57,12 @@ public:
 std::unique_ptr<LookupSource> hashed_lookups(const EngramConfig& engram, const Workload& workload,
                                              const SchedulerConfig& scheduler);
 
+// Lookups of any workload section: hashed from its tokens (nano-vllm, corpus) or streamed by the
+// fitted generator (synthetic; the workload seed seeds the stream).
+std::unique_ptr<LookupSource> make_lookups(const EngramConfig& engram,
+                                           const nlohmann::json& workload_section,
+                                           const SchedulerConfig& scheduler);
+
 // The layout implied by an Engram config (primes computed as NgramHasher does).
 LookupLayout lookup_layout(const EngramConfig& engram);
 

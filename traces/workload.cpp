@@ -130,6 +130,26 @@ Workload corpus_workload(const nlohmann::json& s) {
 
 }  // namespace
 
+void workload_lengths(const nlohmann::json& s, std::vector<uint32_t>& prompt_len,
+                      std::vector<uint32_t>& output_len) {
+    prompt_len.clear();
+    output_len.clear();
+    if (s.at("kind") != "synthetic") {
+        for (const auto& r : make_workload(s).requests) {
+            prompt_len.push_back(uint32_t(r.prompt.size()));
+            output_len.push_back(uint32_t(r.output.size()));
+        }
+        return;
+    }
+    python::Random rng(s.at("seed").get<uint64_t>());
+    const LengthDraw p(s.at("prompt_len"), "workload.prompt_len");
+    const LengthDraw o(s.at("output_len"), "workload.output_len");
+    for (size_t i = 0; i < s.at("num_requests").get<size_t>(); ++i) {
+        prompt_len.push_back(uint32_t(p.draw(i, rng)));
+        output_len.push_back(uint32_t(o.draw(i, rng)));
+    }
+}
+
 Workload make_workload(const nlohmann::json& s) {
     const std::string kind = s.at("kind").get<std::string>();
     if (kind == "nano-vllm") {
@@ -142,6 +162,9 @@ Workload make_workload(const nlohmann::json& s) {
                                   p.at("min").get<int>(), p.at("max").get<int>(),
                                   o.at("max").get<int>(), s.at("max_token_id").get<uint32_t>());
     }
+    if (kind == "synthetic")
+        throw config::ConfigError("workload: kind synthetic has no tokens; it streams lookups "
+                                  "(use it where lookups are consumed, not to make a trace)");
     return corpus_workload(s);
 }
 

@@ -42,7 +42,12 @@ Workload nano_vllm_workload(size_t num_seqs, uint64_t seed = 0, int min_len = 10
                             int max_input_len = 1024, int max_output_len = 1024,
                             uint32_t max_token_id = 10000);
 
-// Builds a workload from a resolved "workload" config section.
+// Builds a workload from a resolved "workload" config section (kinds nano-vllm and corpus; a
+// synthetic workload has lengths but no tokens: see make_lookups in traces/lookups.h).
 Workload make_workload(const nlohmann::json& workload_section);
+
+// The prompt and output lengths a workload section draws (any kind).
+void workload_lengths(const nlohmann::json& workload_section, std::vector<uint32_t>& prompt_len,
+                      std::vector<uint32_t>& output_len);
 
 }  // namespace engramsim
