@@ -82,7 +82,8 @@ TEST_P(HashGolden, LibraryReproducesEveryRowId) {
 TEST_P(HashGolden, CommandLineJsonMatchesGolden) {
     const json golden = load(GetParam());
     // Write the golden token ids as a JSON token file and hash it with the CLI.
-    const std::string tokens = ::testing::TempDir() + "golden_tokens.json";
+    // One file per parameter: CTest runs the parameters in parallel processes.
+    const std::string tokens = ::testing::TempDir() + "golden_tokens_" + GetParam();
     std::ofstream(tokens) << golden["config"]["token_ids"].dump();
     const std::string cmd = std::string(ENGRAMSIM_BINARY) +
                             " trace hash --engram demo-v1 --json --tokens " + tokens;
