@@ -9,6 +9,7 @@ namespace engramsim::cli {
 void add_presets_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
+void add_profile_command(CLI::App& app);
 // trace make | stats | dump, added to the `trace` subcommand.
 void add_trace_file_commands(CLI::App& trace);
 // trace fit: the synthetic generator fitted to a corpus.
