@@ -184,6 +184,7 @@ void add_trace_command(CLI::App& app) {
     auto* trace = app.add_subcommand("trace", "Lookup traces: hash tokens, make, inspect and summarise trace files");
     trace->require_subcommand(1);
     add_trace_file_commands(*trace);
+    add_trace_export(*trace);
     auto* hash = trace->add_subcommand(
         "hash", "Row ids of every Engram layer for a token file (bit-exact with the demo)");
     static HashOptions opt;

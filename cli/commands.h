@@ -15,6 +15,11 @@ void add_trace_file_commands(CLI::App& trace);
 // trace fit: the synthetic generator fitted to a corpus.
 void add_trace_fit_command(CLI::App& trace);
 
+// replay: placement replay over HBM / DRAM / SSD tiers (cli/cmd_replay.cpp).
+void add_replay_command(CLI::App& app);
+// trace export: a trace's request sequence for other cache simulators (cli/cmd_replay.cpp).
+void add_trace_export(CLI::App& trace);
+
 // The main job on its embedded default: hash the bundled English sample with demo-v1 and print
 // the summary (later replaced by the paper's Table 4 reproduction).
 void run_default_job();

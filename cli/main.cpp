@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     engramsim::cli::add_config_command(app);
     engramsim::cli::add_trace_command(app);
     engramsim::cli::add_profile_command(app);
+    engramsim::cli::add_replay_command(app);
     try {
         app.parse(argc, argv);
         if (app.get_subcommands().empty()) engramsim::cli::run_default_job();

@@ -1,0 +1,481 @@
+// engramsim replay: placement replay of a lookup trace over HBM cache / DRAM / SSD tiers
+// (sim/placement), with hit ratios per tier and layer, miss-ratio curves, per-step records.
+// engramsim trace export: a trace's request sequence in libCacheSim's formats (oracleGeneral,
+// csv) or as plain little-endian uint64 ids, for exact comparison with other cache simulators.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/text_table.h"
+#include "model/config.h"
+#include "model/engram_config.h"
+#include "sim/placement/mrc.h"
+#include "sim/placement/replay.h"
+#include "traces/etr.h"
+#include "traces/lookups.h"
+#include "traces/workload.h"
+
+namespace engramsim::cli {
+
+namespace {
+
+using namespace engramsim::placement;
+using nlohmann::json;
+
+// Where the lookups come from: a trace file, a workload hashed on the fly, or a plain id file.
+struct InputOptions {
+    std::string trace, engram, workload, ids;
+    double row_bytes = 0;  // --ids only
+    int max_num_seqs = SchedulerConfig{}.max_num_seqs;
+    int max_num_batched_tokens = SchedulerConfig{}.max_num_batched_tokens;
+
+    void declare(CLI::App& cmd, bool with_ids) {
+        cmd.add_option("--trace", trace, "Lookup trace file (.etr, from `engramsim trace make`)");
+        cmd.add_option("--engram", engram,
+                       "Engram preset or config file: with --workload, hash lookups on the fly");
+        cmd.add_option("--workload", workload, "Workload preset or config file (with --engram)");
+        if (with_ids) {
+            cmd.add_option("--ids", ids,
+                           "Plain sequence of little-endian uint64 row ids: one lookup each, no "
+                           "steps, capacities in rows (for comparison with other cache "
+                           "simulators)");
+            cmd.add_option("--row-bytes", row_bytes, "Row size for byte counts with --ids")
+                ->check(CLI::PositiveNumber);
+        }
+        cmd.add_option("--max-num-seqs", max_num_seqs, "Scheduler: sequences per step")
+            ->capture_default_str()
+            ->check(CLI::Range(1, 1 << 20));
+        cmd.add_option("--max-num-batched-tokens", max_num_batched_tokens,
+                       "Scheduler: prefill tokens per step")
+            ->capture_default_str()
+            ->check(CLI::Range(1, 1 << 30));
+    }
+
+    std::string describe() const {
+        if (!trace.empty()) return trace;
+        if (!ids.empty()) return ids;
+        return engram + " x " + workload;
+    }
+
+    SchedulerConfig scheduler() const {
+        SchedulerConfig s;
+        s.max_num_seqs = max_num_seqs;
+        s.max_num_batched_tokens = max_num_batched_tokens;
+        return s;
+    }
+
+    std::unique_ptr<LookupSource> source(const std::string& path) const {
+        return trace_lookups(path, scheduler());
+    }
+
+    DenseTrace load() const {
+        const int given = !trace.empty() + !ids.empty() + (!engram.empty() || !workload.empty());
+        if (given != 1)
+            throw std::invalid_argument(
+                "give exactly one input: --trace FILE.etr, --ids FILE.u64, "
+                "or --engram CFG --workload CFG");
+        if (!ids.empty()) {
+            std::ifstream in(ids, std::ios::binary | std::ios::ate);
+            if (!in) throw std::runtime_error(ids + ": cannot open");
+            const auto bytes = uint64_t(in.tellg());
+            if (bytes % 8 != 0)
+                throw std::runtime_error(ids + ": " + std::to_string(bytes) +
+                                         " bytes is not a whole number of uint64 ids");
+            std::vector<uint64_t> v(bytes / 8);
+            in.seekg(0);
+            in.read(reinterpret_cast<char*>(v.data()), std::streamsize(bytes));
+            return densify_ids(v, row_bytes > 0 ? row_bytes : 1);
+        }
+        if (!trace.empty()) return densify(*source(trace));
+        if (engram.empty() || workload.empty())
+            throw std::invalid_argument("--engram and --workload go together");
+        const auto e = config::load(engram);
+        const auto w = config::load(workload);
+        if (!e.contains("engram"))
+            throw config::ConfigError(engram + ": has no \"engram\" section");
+        if (!w.contains("workload"))
+            throw config::ConfigError(workload + ": has no \"workload\" section");
+        auto src = make_lookups(EngramConfig::from_json(e["engram"]), w["workload"], scheduler());
+        return densify(*src);
+    }
+};
+
+std::vector<std::string> split(const std::string& text, char sep) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, sep))
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+json totals_json(const TierTotals& t, double row_bytes) {
+    const double req_bytes = double(t.requests) * row_bytes;
+    return {{"lookups", t.lookups},
+            {"requests", t.requests},
+            {"hbm_hits", t.hbm_hits},
+            {"dram_rows", t.dram_rows},
+            {"ssd_rows", t.ssd_rows},
+            {"promoted_rows", t.promoted_rows},
+            {"evicted_rows", t.evicted_rows},
+            {"demoted_rows", t.demoted_rows},
+            {"invalidated_rows", t.invalidated_rows},
+            {"hbm_object_hit_ratio", t.hbm_hit_ratio()},
+            {"hbm_byte_hit_ratio", req_bytes > 0 ? double(t.hbm_hits) * row_bytes / req_bytes : 0},
+            {"dram_object_hit_ratio", t.dram_hit_ratio()},
+            {"host_to_gpu_bytes", double(t.dram_rows + t.ssd_rows) * row_bytes},
+            {"ssd_to_host_bytes", double(t.ssd_rows) * row_bytes},
+            {"gpu_to_host_bytes", double(t.demoted_rows) * row_bytes}};
+}
+
+void write_steps_csv(const std::string& path, const std::vector<ReplayResult>& results,
+                     const std::vector<std::string>& labels) {
+    std::ofstream out(path);
+    if (!out) throw std::runtime_error(path + ": cannot create");
+    out << "hbm_capacity,step,layer,lookups,unique_rows,hbm_hits,dram_rows,ssd_rows,"
+           "promoted_rows,evicted_rows,demoted_rows,invalidated_rows,host_to_gpu_bytes,"
+           "ssd_to_host_bytes,gpu_to_host_bytes\n";
+    for (size_t i = 0; i < results.size(); ++i)
+        for (const StepRecord& r : results[i].steps)
+            out << labels[i] << ',' << r.step << ',' << r.layer << ',' << r.lookups << ','
+                << r.unique_rows << ',' << r.hbm_hits << ',' << r.dram_rows << ',' << r.ssd_rows
+                << ',' << r.promoted_rows << ',' << r.evicted_rows << ',' << r.demoted_rows << ','
+                << r.invalidated_rows << ',' << r.host_to_gpu_bytes << ',' << r.ssd_to_host_bytes
+                << ',' << r.gpu_to_host_bytes << '\n';
+    if (!out) throw std::runtime_error(path + ": write failed");
+}
+
+void replay_command(CLI::App& app) {
+    struct Options {
+        InputOptions input;
+        std::string policy = "lru", policy_options, capacity = "1%";
+        std::string dram = "all", dram_policy = "lru", dram_policy_options;
+        std::string inclusion = "inclusive";
+        double profile_fraction = 1.0;
+        std::string warmup_trace;
+        std::string steps_csv;
+        bool json = false, mrc = false;
+        int mrc_points = 100;
+        unsigned threads = 0;
+    };
+    static Options opt;
+    auto* cmd = app.add_subcommand(
+        "replay", "Placement replay: serve a lookup trace from an HBM cache, host DRAM and NVMe");
+    opt.input.declare(*cmd, true);
+    cmd->add_option("--policy", opt.policy, "HBM cache policy (an unknown name lists them)")
+        ->capture_default_str();
+    cmd->add_option("--policy-options", opt.policy_options,
+                    "Policy options key=value,... (e.g. ways=16, admission=always)");
+    cmd->add_option("--capacity", opt.capacity,
+                    "HBM cache capacities, comma-separated: N% of the table, bytes (10GiB), "
+                    "rows (1000000, 2.5M rows) or all; one replay each")
+        ->capture_default_str();
+    cmd->add_option("--dram", opt.dram,
+                    "Host DRAM capacity (same forms); below the table's size DRAM is a cache "
+                    "and the rest is read from NVMe")
+        ->capture_default_str();
+    cmd->add_option("--dram-policy", opt.dram_policy, "DRAM cache policy")->capture_default_str();
+    cmd->add_option("--dram-policy-options", opt.dram_policy_options, "DRAM policy options");
+    cmd->add_option("--tiers", opt.inclusion, "inclusive or exclusive (HBM and DRAM caches)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"inclusive", "exclusive"}));
+    cmd->add_option("--profile-fraction", opt.profile_fraction,
+                    "static: rank rows by their requests in this leading fraction of the trace")
+        ->capture_default_str()
+        ->check(CLI::Range(1e-9, 1.0));
+    cmd->add_option("--warmup-trace", opt.warmup_trace,
+                    "static: rank rows by a separate warm-up trace (.etr) instead");
+    cmd->add_option("--steps-csv", opt.steps_csv,
+                    "Write every (step, layer) record to this CSV file");
+    cmd->add_flag("--json", opt.json, "Print versioned JSON results instead of tables");
+    cmd->add_flag("--mrc", opt.mrc,
+                  "Miss-ratio curve of the HBM cache alone: lru in one pass (stack distances), "
+                  "other policies one replay per size on a thread pool; sizes from --capacity "
+                  "if several are given, else --mrc-points up to every distinct row");
+    cmd->add_option("--mrc-points", opt.mrc_points, "Sizes of a default curve")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--threads", opt.threads, "MRC threads (0: all cores)")->capture_default_str();
+    cmd->callback([] {
+        const auto t0 = std::chrono::steady_clock::now();
+        const DenseTrace tr = opt.input.load();
+        const double load_s = seconds_since(t0);
+        const double rb = tr.row_bytes();
+        policy_info(opt.policy);  // fail early on unknown names
+        policy_info(opt.dram_policy);
+
+        std::vector<std::string> cap_texts = split(opt.capacity, ',');
+        if (cap_texts.empty()) throw std::invalid_argument("--capacity: no capacity given");
+        std::vector<uint64_t> caps;
+        for (const auto& c : cap_texts) caps.push_back(parse_capacity_rows(c, rb, tr.table_rows()));
+
+        TierConfig base{
+            .policy = opt.policy,
+            .options = parse_policy_options(opt.policy_options),
+            .dram_rows = parse_capacity_rows(opt.dram, rb, tr.table_rows()),
+            .dram_policy = opt.dram_policy,
+            .dram_options = parse_policy_options(opt.dram_policy_options),
+            .inclusion = opt.inclusion == "exclusive" ? Inclusion::Exclusive : Inclusion::Inclusive,
+            .profile_fraction = opt.profile_fraction,
+            .step_records = !opt.steps_csv.empty()};
+        if (!opt.warmup_trace.empty()) {
+            auto warm = opt.input.source(opt.warmup_trace);
+            base.profile_ranks = profile_ranks_for(tr, *warm);
+        }
+
+        json out = {
+            {"schema_version", 1},
+            {"tool", "engramsim replay"},
+            {"engramsim", std::string(ENGRAMSIM_VERSION) + " (" + ENGRAMSIM_GIT_COMMIT + ")"},
+            {"units", {{"bytes", "B"}, {"time", "s"}, {"rate", "1/s"}, {"capacity", "rows"}}},
+            {"input",
+             {{"source", opt.input.describe()},
+              {"lookups", tr.lookups},
+              {"requests", tr.requests.size()},
+              {"steps", tr.steps},
+              {"distinct_rows", tr.universe()},
+              {"table_rows", tr.table_rows()},
+              {"row_bytes", rb},
+              {"layer_ids", tr.layout.layer_ids}}},
+            {"tiers",
+             {{"policy", opt.policy},
+              {"policy_options", base.options},
+              {"dram_rows", base.dram_rows >= tr.table_rows() ? json("all") : json(base.dram_rows)},
+              {"dram_policy", opt.dram_policy},
+              {"dram_policy_options", base.dram_options},
+              {"inclusion", opt.inclusion}}}};
+
+        // Wall-clock times go to the terminal only: results files stay byte-identical.
+        std::vector<ReplayResult> results;
+        std::vector<double> run_seconds;
+        double mrc_seconds = 0;
+        json runs = json::array();
+        for (size_t i = 0; i < caps.size() && !(opt.mrc && caps.size() > 1); ++i) {
+            TierConfig cfg = base;
+            cfg.hbm_rows = caps[i];
+            const auto start = std::chrono::steady_clock::now();
+            results.push_back(replay(tr, cfg));
+            run_seconds.push_back(seconds_since(start));
+            const ReplayResult& r = results.back();
+            json layers = json::array();
+            for (size_t l = 0; l < r.layers.size(); ++l) {
+                json lj = totals_json(r.layers[l], rb);
+                lj["layer_id"] =
+                    l < tr.layout.layer_ids.size() ? json(tr.layout.layer_ids[l]) : json(nullptr);
+                layers.push_back(lj);
+            }
+            runs.push_back({{"hbm_capacity", cap_texts[i]},
+                            {"hbm_capacity_rows", caps[i]},
+                            {"hbm_capacity_bytes", double(caps[i]) * rb},
+                            {"total", totals_json(r.total, rb)},
+                            {"layers", layers}});
+        }
+        out["runs"] = runs;
+        if (!opt.steps_csv.empty()) write_steps_csv(opt.steps_csv, results, cap_texts);
+
+        if (opt.mrc) {
+            std::vector<uint64_t> sizes = caps;
+            if (caps.size() == 1) {
+                sizes.clear();
+                const uint64_t n = tr.universe();
+                for (int k = 1; k <= opt.mrc_points; ++k)
+                    sizes.push_back(uint64_t(std::llround(double(n) * k / opt.mrc_points)));
+            }
+            const auto start = std::chrono::steady_clock::now();
+            std::vector<MrcPoint> curve;
+            std::string method;
+            if (opt.policy == "lru" && base.options.empty()) {
+                curve = lru_mrc(tr.requests, tr.universe(), sizes);
+                method = "one pass (LRU stack distances)";
+            } else {
+                std::vector<uint32_t> next;
+                if (policy_info(opt.policy).needs_next_use || base.options.count("lookahead"))
+                    next = next_uses(tr.requests, tr.universe());
+                const std::vector<uint64_t> step_first = step_starts(tr);
+                std::vector<uint64_t> profile;
+                if (opt.policy == "static" && base.profile_ranks.empty())
+                    profile =
+                        request_counts(std::span(tr.requests)
+                                           .first(size_t(std::floor(opt.profile_fraction *
+                                                                    double(tr.requests.size())))),
+                                       tr.universe());
+                PolicyContext ctx{.universe = tr.universe(),
+                                  .keys = tr.keys,
+                                  .next_use = next,
+                                  .step_first = step_first,
+                                  .profile_counts = profile,
+                                  .profile_rank = base.profile_ranks,
+                                  .options = base.options};
+                curve = policy_mrc(opt.policy, ctx, tr.requests, sizes, opt.threads);
+                method = "one replay per size, thread pool";
+            }
+            mrc_seconds = seconds_since(start);
+            json pts = json::array();
+            for (const auto& p : curve)
+                pts.push_back({{"capacity_rows", p.capacity_rows},
+                               {"capacity_bytes", double(p.capacity_rows) * rb},
+                               {"misses", p.misses},
+                               {"miss_ratio", p.miss_ratio()}});
+            out["mrc"] = {{"policy", opt.policy},
+                          {"method", method},
+                          {"requests", tr.requests.size()},
+                          {"points", pts}};
+        }
+
+        if (opt.json) {
+            std::cout << out.dump(1) << '\n';
+            return;
+        }
+        std::cout << "engramsim replay: " << opt.input.describe() << "\n\n";
+        TextTable facts({"<what", "<value"});
+        facts.add({"lookups", thousands(tr.lookups) + " in " + thousands(tr.steps) + " steps"});
+        facts.add(
+            {"cache requests",
+             thousands(tr.requests.size()) +
+                 (tr.groups.empty() ? " (one per lookup)" : " (unique rows per step and layer)")});
+        facts.add({"distinct rows", thousands(tr.universe()) + " of " + thousands(tr.table_rows()) +
+                                        " in the table"});
+        facts.add({"row", rounded(rb, units::Dim::Bytes)});
+        facts.add({"tiers", "HBM " + opt.policy + ", DRAM " +
+                                (base.dram_rows >= tr.table_rows()
+                                     ? std::string("holds the whole table")
+                                     : thousands(base.dram_rows) + " rows " + opt.dram_policy +
+                                           " (" + opt.inclusion + "), rest on NVMe")});
+        facts.add({"load", fixed(load_s, 2) + " s"});
+        facts.print(std::cout, "  ");
+        for (size_t i = 0; i < results.size(); ++i) {
+            const ReplayResult& r = results[i];
+            std::cout << "\nHBM cache " << cap_texts[i] << " = " << thousands(caps[i]) << " rows, "
+                      << rounded(double(caps[i]) * rb, units::Dim::Bytes) << " ("
+                      << fixed(run_seconds[i], 3) << " s, "
+                      << fixed(double(tr.lookups) / std::max(run_seconds[i], 1e-9) / 1e6, 1)
+                      << "M lookups/s)\n";
+            TextTable t({"layer", "lookups", "requests", "HBM hit %", "HBM byte hit %",
+                         "DRAM hit %", "SSD rows", "host->GPU", "SSD->host", "GPU->host"});
+            auto row = [&](const std::string& name, const TierTotals& x) {
+                t.add({name, thousands(x.lookups), thousands(x.requests),
+                       fixed(100 * x.hbm_hit_ratio(), 2), fixed(100 * x.hbm_hit_ratio(), 2),
+                       fixed(100 * x.dram_hit_ratio(), 2), thousands(x.ssd_rows),
+                       rounded(double(x.dram_rows + x.ssd_rows) * rb, units::Dim::Bytes),
+                       rounded(double(x.ssd_rows) * rb, units::Dim::Bytes),
+                       rounded(double(x.demoted_rows) * rb, units::Dim::Bytes)});
+            };
+            for (size_t l = 0; l < r.layers.size() && !tr.layout.layer_ids.empty(); ++l)
+                row(std::to_string(tr.layout.layer_ids[l]), r.layers[l]);
+            row("all", r.total);
+            t.print(std::cout, "  ");
+        }
+        if (out.contains("mrc")) {
+            const auto& m = out["mrc"];
+            std::cout << "\nMiss-ratio curve, " << opt.policy << ", "
+                      << m["method"].get<std::string>() << ", "
+                      << fixed(mrc_seconds, 3) << " s\n";
+            TextTable t({"capacity rows", "capacity", "misses", "miss %"});
+            for (const auto& p : m["points"])
+                t.add({thousands(p["capacity_rows"].get<uint64_t>()),
+                       rounded(p["capacity_bytes"].get<double>(), units::Dim::Bytes),
+                       thousands(p["misses"].get<uint64_t>()),
+                       fixed(100 * p["miss_ratio"].get<double>(), 3)});
+            t.print(std::cout, "  ");
+        }
+        std::cout << "\n  requests are unique rows per (step, layer); object and byte hit ratios "
+                     "agree because every row has the same size\n";
+    });
+}
+
+}  // namespace
+
+void add_replay_command(CLI::App& app) {
+    replay_command(app);
+}
+
+void add_trace_export(CLI::App& trace) {
+    static InputOptions input;
+    static std::string format = "oracleGeneral", output;
+    static bool unfolded = false;
+    auto* cmd = trace.add_subcommand(
+        "export", "Write a trace's cache request sequence for other cache simulators");
+    input.declare(*cmd, false);
+    cmd->add_option("--format", format,
+                    "oracleGeneral (libCacheSim binary: u32 time, u64 id, u32 size, i64 next "
+                    "access), csv (libCacheSim csv: time,obj_id,obj_size) or u64 (plain ids, for "
+                    "`engramsim replay --ids`)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"oracleGeneral", "csv", "u64"}));
+    cmd->add_option("-o,--output", output, "File to write")->required();
+    cmd->add_flag("--unfolded", unfolded,
+                  "One request per lookup, repeats within a step included (default: the "
+                  "sequence the caches see, unique rows per step and layer)");
+    cmd->callback([] {
+        // The sequence: folded (what replay's caches see) or every lookup.
+        std::vector<uint64_t> keys;
+        std::vector<uint32_t> times;  // engine step of each request
+        double rb = 0;
+        if (!unfolded) {
+            const DenseTrace tr = input.load();
+            rb = tr.row_bytes();
+            keys.reserve(tr.requests.size());
+            for (uint32_t id : tr.requests) keys.push_back(tr.keys[id]);
+            for (const auto& g : tr.groups) times.insert(times.end(), g.count, uint32_t(g.step));
+        } else {
+            const int given =
+                !input.trace.empty() + (!input.engram.empty() || !input.workload.empty());
+            if (given != 1) throw std::invalid_argument("give --trace or --engram with --workload");
+            std::unique_ptr<LookupSource> src;
+            if (!input.trace.empty()) {
+                src = input.source(input.trace);
+            } else {
+                auto e = config::load(input.engram), w = config::load(input.workload);
+                src = make_lookups(EngramConfig::from_json(e.at("engram")), w.at("workload"),
+                                   input.scheduler());
+            }
+            rb = src->layout().row_bytes;
+            StepBatch b;
+            while (src->next(b))
+                for (const auto& rows : b.rows) {
+                    keys.insert(keys.end(), rows.begin(), rows.end());
+                    times.insert(times.end(), rows.size(), uint32_t(b.step));
+                }
+        }
+        std::ofstream out(output, std::ios::binary);
+        if (!out) throw std::runtime_error(output + ": cannot create");
+        const uint32_t size = uint32_t(std::ceil(rb));
+        if (format == "u64") {
+            out.write(reinterpret_cast<const char*>(keys.data()), std::streamsize(keys.size() * 8));
+        } else if (format == "csv") {
+            out << "time,obj_id,obj_size\n";
+            for (size_t i = 0; i < keys.size(); ++i)
+                out << times[i] << ',' << keys[i] << ',' << size << '\n';
+        } else {
+            // next access (virtual time) of each request, -1 when none
+            KeyIndex index;
+            std::vector<uint32_t> dense(keys.size());
+            for (size_t i = 0; i < keys.size(); ++i) dense[i] = index.insert(keys[i]);
+            const auto next = next_uses(dense, index.size());
+            std::vector<char> rec(24);
+            for (size_t i = 0; i < keys.size(); ++i) {
+                const int64_t nv = next[i] == kNever ? -1 : int64_t(next[i]);
+                std::memcpy(rec.data(), &times[i], 4);
+                std::memcpy(rec.data() + 4, &keys[i], 8);
+                std::memcpy(rec.data() + 12, &size, 4);
+                std::memcpy(rec.data() + 16, &nv, 8);
+                out.write(rec.data(), 24);
+            }
+        }
+        if (!out) throw std::runtime_error(output + ": write failed");
+        std::cout << "wrote " << output << ": " << thousands(keys.size()) << " requests (" << format
+                  << (unfolded ? ", every lookup" : ", unique rows per step and layer") << ")\n";
+    });
+}
+
+}  // namespace engramsim::cli

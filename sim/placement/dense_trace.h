@@ -1,0 +1,85 @@
+// A lookup trace made ready for replay: global row keys remapped to dense ids (in order of first
+// sight), rows repeated within a (step, layer) folded into one request, and the request sequence
+// every tier policy sees. Memory is proportional to the requests and the distinct rows touched,
+// never to the table: a key is only ever a hash-map key.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "traces/lookups.h"
+
+namespace engramsim::placement {
+
+// Global row key -> dense id, open addressing (keys are table rows; UINT64_MAX is reserved).
+class KeyIndex {
+public:
+    // The dense id of `key`, assigning the next id on first sight.
+    uint32_t insert(uint64_t key);
+    // insert(), also telling whether `key` was already seen with this `stamp` (stamps are the
+    // caller's, e.g. a (step, layer) number; 0 is never a stamp) and recording it.
+    uint32_t insert(uint64_t key, uint32_t stamp, bool& seen_with_stamp);
+    // The dense id of `key`, or UINT32_MAX when it was never inserted.
+    uint32_t find(uint64_t key) const;
+    uint32_t size() const { return size_; }
+    // Hints that `key` is about to be inserted or found (loads its slot's cache line).
+    void prefetch(uint64_t key) const {
+        if (!slots_.empty()) __builtin_prefetch(&slots_[home(key)]);
+    }
+
+private:
+    struct Slot {
+        uint64_t key;  // UINT64_MAX: empty
+        uint32_t id;
+        uint32_t stamp;  // the last stamp it was inserted with
+    };
+    uint64_t home(uint64_t key) const;
+    void grow();
+    std::vector<Slot> slots_;  // key and id side by side: one cache line per probe
+    uint32_t size_ = 0;
+    uint64_t mask_ = 0;
+};
+
+// The requests of one (step, layer): requests[first, first + count).
+struct RequestGroup {
+    uint64_t step = 0;
+    uint32_t layer = 0;    // index into layout.layer_ids
+    uint64_t lookups = 0;  // before folding repeats
+    uint64_t first = 0;
+    uint32_t count = 0;
+};
+
+struct DenseTrace {
+    LookupLayout layout;               // empty for a plain id sequence
+    std::vector<uint64_t> keys;        // dense id -> global row key
+    KeyIndex index;                    // global row key -> dense id
+    std::vector<uint32_t> requests;    // what the caches see, in serving order
+    std::vector<RequestGroup> groups;  // per (step, layer), in order; empty for an id sequence
+    uint64_t lookups = 0;              // row reads before folding repeats
+    uint64_t steps = 0;
+
+    uint32_t universe() const { return uint32_t(keys.size()); }
+    // Rows of the table: layout.total_rows, or the distinct ids of a plain sequence.
+    uint64_t table_rows() const { return layout.total_rows ? layout.total_rows : keys.size(); }
+    double row_bytes() const { return layout.row_bytes; }
+};
+
+// Reads `source` to its end. Each (step, layer)'s rows become one request each, in order of first
+// occurrence within the step. Throws std::length_error past 2^32 - 1 requests or distinct rows.
+DenseTrace densify(LookupSource& source);
+
+// A plain sequence: one request per id, no steps, no folding (for comparison with other cache
+// simulators). row_bytes is what byte counts use.
+DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes = 1);
+
+// First request position of each step (groups of one step are adjacent), ascending.
+std::vector<uint64_t> step_starts(const DenseTrace& trace);
+
+// next_use[t] = the next position after t with the same id, or kNever.
+std::vector<uint32_t> next_uses(std::span<const uint32_t> requests, uint32_t universe);
+
+// Requests per dense id over requests[0, end).
+std::vector<uint64_t> request_counts(std::span<const uint32_t> requests, uint32_t universe);
+
+}  // namespace engramsim::placement

@@ -1,0 +1,241 @@
+#include "sim/placement/replay.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "model/units.h"
+
+namespace engramsim::placement {
+
+void TierTotals::add(const StepRecord& r) {
+    lookups += r.lookups;
+    requests += r.unique_rows;
+    hbm_hits += r.hbm_hits;
+    dram_rows += r.dram_rows;
+    ssd_rows += r.ssd_rows;
+    promoted_rows += r.promoted_rows;
+    evicted_rows += r.evicted_rows;
+    demoted_rows += r.demoted_rows;
+    invalidated_rows += r.invalidated_rows;
+}
+
+double TierTotals::hbm_hit_ratio() const {
+    return requests ? double(hbm_hits) / double(requests) : 0.0;
+}
+double TierTotals::dram_hit_ratio() const {
+    const uint64_t reached = dram_rows + ssd_rows;
+    return reached ? double(dram_rows) / double(reached) : 0.0;
+}
+
+namespace {
+
+// The two tiers and the rules between them; serve() handles one request.
+class Tiers {
+public:
+    Tiers(const DenseTrace& trace, const TierConfig& cfg, std::span<const uint32_t> next_use,
+          std::span<const uint64_t> step_first, std::span<const uint64_t> profile,
+          std::span<const uint64_t> ranks)
+        : exclusive_(cfg.inclusion == Inclusion::Exclusive) {
+        PolicyContext hbm{.capacity_rows = cfg.hbm_rows,
+                          .universe = trace.universe(),
+                          .keys = trace.keys,
+                          .next_use = next_use,
+                          .step_first = step_first,
+                          .profile_counts = profile,
+                          .profile_rank = ranks,
+                          .options = cfg.options};
+        hbm_ = make_policy(cfg.policy, hbm);
+        dram_all_ = cfg.dram_rows >= trace.table_rows();
+        if (!dram_all_) {
+            PolicyContext dram{.capacity_rows = cfg.dram_rows,
+                               .universe = trace.universe(),
+                               .keys = trace.keys,
+                               .profile_counts = profile,
+                               .profile_rank = ranks,
+                               .options = cfg.dram_options};
+            if (policy_info(cfg.dram_policy).needs_next_use && cfg.dram_rows > 0)
+                throw PolicyError("policy '" + cfg.dram_policy +
+                                  "' cannot manage DRAM: its request sequence depends on the "
+                                  "HBM cache's decisions, so next-use times are not known ahead");
+            dram_ = make_policy(cfg.dram_policy, dram);
+        }
+    }
+
+    // Requests [t0, t0 + ids.size()) when DRAM holds the whole table: the policy's own batch
+    // loop (with prefetching), counts derived from its admissions and size.
+    bool serve_all_from_dram(std::span<const uint32_t> ids, uint32_t t0, StepRecord& r) {
+        if (!dram_all_) return false;
+        const uint64_t a0 = hbm_->admitted(), s0 = hbm_->size();
+        const uint64_t misses = hbm_->run(ids, t0);
+        r.hbm_hits += ids.size() - misses;
+        r.dram_rows += misses;
+        const uint64_t admitted = hbm_->admitted() - a0;
+        r.promoted_rows += admitted;
+        r.evicted_rows += admitted - (hbm_->size() - s0);
+        return true;
+    }
+
+    void serve(uint32_t id, uint32_t t, StepRecord& r) {
+        if (hbm_->access(id, t)) {
+            ++r.hbm_hits;
+            return;
+        }
+        const bool admitted = hbm_->contains(id);
+        r.promoted_rows += admitted;
+        const uint32_t victim = hbm_->victim();
+        if (victim != kNoRow) ++r.evicted_rows;
+        if (dram_all_) {
+            ++r.dram_rows;
+            return;
+        }
+        if (dram_t_ > UINT32_MAX - 3)  // DRAM positions are uint32, up to two per request
+            throw std::length_error("more than 4,294,967,292 DRAM cache requests in one replay");
+        if (!exclusive_) {
+            if (dram_->access(id, dram_t_++))
+                ++r.dram_rows;
+            else
+                ++r.ssd_rows;
+            const uint32_t dv = dram_->victim();
+            if (dv != kNoRow && dv != id && hbm_->erase(dv)) ++r.invalidated_rows;
+            return;
+        }
+        if (dram_->contains(id)) {
+            ++r.dram_rows;
+            if (admitted)
+                dram_->erase(id);
+            else
+                dram_->access(id, dram_t_++);
+        } else {
+            ++r.ssd_rows;
+            if (!admitted) dram_->access(id, dram_t_++);
+        }
+        if (victim != kNoRow) {
+            dram_->access(victim, dram_t_++);
+            ++r.demoted_rows;
+        }
+    }
+
+private:
+    bool exclusive_;
+    bool dram_all_ = true;
+    uint32_t dram_t_ = 0;
+    std::unique_ptr<CachePolicy> hbm_, dram_;
+};
+
+}  // namespace
+
+ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
+    const PolicyInfo& info = policy_info(cfg.policy);
+    std::vector<uint32_t> next_use;
+    if (info.needs_next_use || cfg.options.count("lookahead"))
+        next_use = next_uses(trace.requests, trace.universe());
+    const std::vector<uint64_t> step_first = step_starts(trace);
+    std::vector<uint64_t> profile;
+    const bool wants_profile = cfg.policy == "static" || cfg.dram_policy == "static";
+    if (wants_profile && cfg.profile_ranks.empty()) {
+        if (!(cfg.profile_fraction > 0 && cfg.profile_fraction <= 1))
+            throw std::invalid_argument("profile fraction must be in (0, 1]");
+        const auto end = size_t(std::floor(cfg.profile_fraction * double(trace.requests.size())));
+        profile = request_counts(std::span(trace.requests).first(end), trace.universe());
+    }
+    if (!cfg.profile_ranks.empty() && cfg.profile_ranks.size() != trace.universe())
+        throw std::invalid_argument("profile ranks cover " +
+                                    std::to_string(cfg.profile_ranks.size()) +
+                                    " rows, the trace touches " + std::to_string(trace.universe()));
+
+    Tiers tiers(trace, cfg, next_use, step_first, profile, cfg.profile_ranks);
+    ReplayResult out;
+    out.hbm_capacity_rows = cfg.hbm_rows;
+    out.dram_capacity_rows = cfg.dram_rows >= trace.table_rows() ? kAllRows : cfg.dram_rows;
+    out.row_bytes = trace.row_bytes();
+    out.layers.resize(std::max<size_t>(1, trace.layout.layer_ids.size()));
+
+    const double rb = trace.row_bytes();
+    auto finish = [&](StepRecord& r, bool keep) {
+        r.host_to_gpu_bytes = double(r.dram_rows + r.ssd_rows) * rb;
+        r.ssd_to_host_bytes = double(r.ssd_rows) * rb;
+        r.gpu_to_host_bytes = double(r.demoted_rows) * rb;
+        out.total.add(r);
+        out.layers[r.layer].add(r);
+        if (keep) out.steps.push_back(r);
+    };
+    const uint32_t* req = trace.requests.data();
+    if (trace.groups.empty()) {  // a plain id sequence: one record for all of it
+        StepRecord r{.lookups = trace.lookups, .unique_rows = trace.requests.size()};
+        if (!tiers.serve_all_from_dram(trace.requests, 0, r))
+            for (uint32_t t = 0; t < trace.requests.size(); ++t) tiers.serve(req[t], t, r);
+        finish(r, false);  // no steps: the totals are the record
+        return out;
+    }
+    if (cfg.step_records) out.steps.reserve(trace.groups.size());
+    for (const RequestGroup& g : trace.groups) {
+        StepRecord r{
+            .step = g.step, .layer = g.layer, .lookups = g.lookups, .unique_rows = g.count};
+        const uint32_t end = uint32_t(g.first + g.count);
+        if (!tiers.serve_all_from_dram(std::span(req + g.first, g.count), uint32_t(g.first), r))
+            for (uint32_t t = uint32_t(g.first); t < end; ++t) tiers.serve(req[t], t, r);
+        finish(r, cfg.step_records);
+    }
+    return out;
+}
+
+uint64_t parse_capacity_rows(const std::string& raw, double row_bytes, uint64_t table_rows) {
+    const size_t b = raw.find_first_not_of(' '), e = raw.find_last_not_of(' ');
+    const std::string text = b == std::string::npos ? std::string() : raw.substr(b, e - b + 1);
+    auto bad = [&](const std::string& why) {
+        return std::invalid_argument(
+            "capacity '" + raw + "': " + why +
+            "; expected all, a percentage of the table (1%), a byte size (10GiB, 1.5 TB) or rows "
+            "(1000000, 2.5M rows)");
+    };
+    if (text == "all") return table_rows;
+    if (!text.empty() && text.back() == '%') {
+        double pct = 0;
+        try {
+            pct = units::parse(text.substr(0, text.size() - 1), units::Dim::Count);
+        } catch (const std::exception&) {
+            throw bad("not a percentage");
+        }
+        if (pct > 100) throw bad("more than 100%");
+        return uint64_t(std::floor(pct / 100.0 * double(table_rows)));
+    }
+    const std::string rows_suffix = "rows";
+    if (text.size() > rows_suffix.size() &&
+        text.compare(text.size() - rows_suffix.size(), rows_suffix.size(), rows_suffix) == 0) {
+        try {
+            return uint64_t(
+                units::parse(text.substr(0, text.size() - rows_suffix.size()), units::Dim::Count));
+        } catch (const std::exception& e) {
+            throw bad(e.what());
+        }
+    }
+    if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
+        return std::stoull(text);
+    double bytes = 0;
+    try {
+        bytes = units::parse(text, units::Dim::Bytes);
+    } catch (const std::exception& e) {
+        throw bad(e.what());
+    }
+    if (!(row_bytes > 0)) throw bad("byte sizes need the row size, which this trace lacks");
+    return uint64_t(std::floor(bytes / row_bytes));
+}
+
+std::vector<uint64_t> profile_ranks_for(const DenseTrace& trace, LookupSource& warmup) {
+    const DenseTrace warm = densify(warmup);
+    const std::vector<uint64_t> counts = request_counts(warm.requests, warm.universe());
+    std::vector<uint32_t> order(warm.universe());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return counts[a] != counts[b] ? counts[a] > counts[b] : warm.keys[a] < warm.keys[b];
+    });
+    std::vector<uint64_t> ranks(trace.universe(), UINT64_MAX);
+    for (uint64_t r = 0; r < order.size(); ++r) {
+        const uint32_t id = trace.index.find(warm.keys[order[r]]);
+        if (id != UINT32_MAX) ranks[id] = r;
+    }
+    return ranks;
+}
+
+}  // namespace engramsim::placement

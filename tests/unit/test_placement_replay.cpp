@@ -1,0 +1,372 @@
+// Placement replay: step grouping and folding of repeats, per-(step, layer) records, the tier
+// rules (DRAM holds all; inclusive with back-invalidation; exclusive with demotion) against
+// list-based reference models, exact one-pass LRU miss-ratio curves against separate runs, and
+// capacity parsing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <list>
+#include <random>
+
+#include "model/config.h"
+#include "model/engram_config.h"
+#include "sim/placement/mrc.h"
+#include "sim/placement/replay.h"
+#include "traces/lookups.h"
+#include "traces/workload.h"
+
+using namespace engramsim;
+using namespace engramsim::placement;
+
+namespace {
+
+// Steps given by hand: steps[s][l] = keys read at layer l.
+class VectorSource final : public LookupSource {
+public:
+    VectorSource(std::vector<std::vector<std::vector<uint64_t>>> steps, double row_bytes,
+                 uint64_t rows_per_layer)
+        : steps_(std::move(steps)) {
+        const size_t layers = steps_.empty() ? 1 : steps_[0].size();
+        for (size_t l = 0; l < layers; ++l) {
+            layout_.layer_ids.push_back(int(l) + 1);
+            layout_.layer_base.push_back(layout_.total_rows);
+            layout_.layer_rows.push_back(rows_per_layer);
+            layout_.total_rows += rows_per_layer;
+        }
+        layout_.heads_per_layer = 1;
+        layout_.row_bytes = row_bytes;
+    }
+    const LookupLayout& layout() const override { return layout_; }
+    bool next(StepBatch& b) override {
+        if (i_ == steps_.size()) return false;
+        b.step = i_;
+        b.rows = steps_[i_++];
+        return true;
+    }
+
+private:
+    std::vector<std::vector<std::vector<uint64_t>>> steps_;
+    LookupLayout layout_;
+    size_t i_ = 0;
+};
+
+// Random steps: `layers` layers of `rows_per_layer` rows, skewed popularity, repeats in a step.
+VectorSource random_source(uint64_t seed, size_t steps, size_t layers, uint64_t rows_per_layer,
+                           size_t lookups_per_step) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<std::vector<std::vector<uint64_t>>> all(steps);
+    for (auto& s : all) {
+        s.resize(layers);
+        for (size_t l = 0; l < layers; ++l)
+            for (size_t k = 0; k < lookups_per_step; ++k)
+                s[l].push_back(l * rows_per_layer +
+                               uint64_t(std::pow(u(rng), 2.5) * double(rows_per_layer)));
+    }
+    return VectorSource(std::move(all), 160, rows_per_layer);
+}
+
+// ---- Reference two-tier model: LRU in HBM and LRU in DRAM, lists and linear scans ------------
+
+struct RefTiers {
+    size_t hbm_cap, dram_cap;
+    bool exclusive, dram_all;
+    std::list<uint32_t> H, D;  // front = most recent
+    static bool take(std::list<uint32_t>& l, uint32_t id) {
+        auto it = std::find(l.begin(), l.end(), id);
+        if (it == l.end()) return false;
+        l.erase(it);
+        return true;
+    }
+    // Inserts at the front; returns the evicted row or kNoRow.
+    static uint32_t put(std::list<uint32_t>& l, size_t cap, uint32_t id) {
+        uint32_t v = kNoRow;
+        if (l.size() == cap) {
+            v = l.back();
+            l.pop_back();
+        }
+        l.push_front(id);
+        return v;
+    }
+    void serve(uint32_t id, StepRecord& r) {
+        if (take(H, id)) {
+            H.push_front(id);
+            ++r.hbm_hits;
+            return;
+        }
+        uint32_t hv = kNoRow;
+        const bool admitted = hbm_cap > 0;
+        if (admitted) {
+            hv = put(H, hbm_cap, id);
+            ++r.promoted_rows;
+            if (hv != kNoRow) ++r.evicted_rows;
+        }
+        if (dram_all) {
+            ++r.dram_rows;
+            return;
+        }
+        if (!exclusive) {
+            if (take(D, id)) {
+                D.push_front(id);
+                ++r.dram_rows;
+            } else {
+                ++r.ssd_rows;
+                if (dram_cap > 0) {
+                    const uint32_t dv = put(D, dram_cap, id);
+                    if (dv != kNoRow && take(H, dv)) ++r.invalidated_rows;
+                }
+            }
+            return;
+        }
+        const bool in_d = take(D, id);
+        if (in_d)
+            ++r.dram_rows;
+        else
+            ++r.ssd_rows;
+        if (!admitted && dram_cap > 0) put(D, dram_cap, id);
+        if (hv != kNoRow) {
+            if (dram_cap > 0) put(D, dram_cap, hv);
+            ++r.demoted_rows;
+        }
+    }
+};
+
+void expect_same(const StepRecord& a, const StepRecord& b, const std::string& what) {
+    EXPECT_EQ(a.hbm_hits, b.hbm_hits) << what;
+    EXPECT_EQ(a.dram_rows, b.dram_rows) << what;
+    EXPECT_EQ(a.ssd_rows, b.ssd_rows) << what;
+    EXPECT_EQ(a.promoted_rows, b.promoted_rows) << what;
+    EXPECT_EQ(a.evicted_rows, b.evicted_rows) << what;
+    EXPECT_EQ(a.demoted_rows, b.demoted_rows) << what;
+    EXPECT_EQ(a.invalidated_rows, b.invalidated_rows) << what;
+}
+
+}  // namespace
+
+TEST(PlacementReplay, StepsFoldRepeatsAndRecordEveryStepAndLayer) {
+    // two layers of 100 rows; keys of layer 1 start at 100
+    VectorSource src({{{1, 2, 1, 3, 1}, {100, 100, 150}}, {{2, 2, 4}, {150, 101}}, {{1}, {100}}},
+                     160, 100);
+    DenseTrace tr = densify(src);
+    EXPECT_EQ(tr.steps, 3u);
+    EXPECT_EQ(tr.lookups, 5u + 3 + 3 + 2 + 1 + 1);
+    EXPECT_EQ(tr.requests.size(), 3u + 2 + 2 + 2 + 1 + 1);  // unique per (step, layer)
+    EXPECT_EQ(tr.universe(), 7u);
+    ASSERT_EQ(tr.groups.size(), 6u);
+    EXPECT_EQ(tr.table_rows(), 200u);
+
+    TierConfig cfg{.hbm_rows = 3, .policy = "lru"};
+    ReplayResult r = replay(tr, cfg);
+    ASSERT_EQ(r.steps.size(), 6u);
+    // LRU of 3 over the folded sequence: 1 2 3 | 100 150 | 2 4 | 150 101 | 1 | 100
+    // after step 0 the cache is {150, 100, 3}; 2 and 4 push out 3 and 100; 150 hits.
+    const uint64_t hits[6] = {0, 0, 0, 1, 0, 0};
+    for (size_t i = 0; i < 6; ++i) {
+        const StepRecord& s = r.steps[i];
+        EXPECT_EQ(s.step, i / 2);
+        EXPECT_EQ(s.layer, i % 2);
+        EXPECT_EQ(s.hbm_hits, hits[i]) << i;
+        EXPECT_EQ(s.hbm_hits + s.dram_rows + s.ssd_rows, s.unique_rows);
+        EXPECT_EQ(s.ssd_rows, 0u);
+        EXPECT_DOUBLE_EQ(s.host_to_gpu_bytes, double(s.dram_rows) * 160);
+        EXPECT_EQ(s.gpu_to_host_bytes, 0);
+    }
+    EXPECT_EQ(r.steps[0].lookups, 5u);
+    EXPECT_EQ(r.steps[0].unique_rows, 3u);
+    EXPECT_EQ(r.total.lookups, tr.lookups);
+    EXPECT_EQ(r.total.requests, 11u);
+    EXPECT_EQ(r.total.hbm_hits, 1u);
+    EXPECT_EQ(r.layers[0].requests + r.layers[1].requests, 11u);
+    EXPECT_EQ(r.dram_capacity_rows, kAllRows);
+}
+
+TEST(PlacementReplay, TwoTierRulesMatchAListBasedModel) {
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+        VectorSource src = random_source(seed, 60, 2, 400, 40);
+        const DenseTrace tr = densify(src);
+        for (const bool exclusive : {false, true})
+            for (const uint64_t hbm : {0u, 5u, 30u, 120u})
+                for (const uint64_t dram : {0u, 10u, 50u, 200u, 800u}) {
+                    TierConfig cfg{
+                        .hbm_rows = hbm,
+                        .policy = "lru",
+                        .dram_rows = dram,
+                        .dram_policy = "lru",
+                        .inclusion = exclusive ? Inclusion::Exclusive : Inclusion::Inclusive};
+                    const ReplayResult r = replay(tr, cfg);
+                    RefTiers ref{hbm, dram, exclusive, dram >= tr.table_rows(), {}, {}};
+                    ASSERT_EQ(r.steps.size(), tr.groups.size());
+                    for (size_t g = 0; g < tr.groups.size(); ++g) {
+                        StepRecord want;
+                        const auto& grp = tr.groups[g];
+                        for (uint64_t t = grp.first; t < grp.first + grp.count; ++t)
+                            ref.serve(tr.requests[t], want);
+                        const auto& got = r.steps[g];
+                        expect_same(got, want,
+                                    "seed " + std::to_string(seed) + " hbm " + std::to_string(hbm) +
+                                        " dram " + std::to_string(dram) +
+                                        (exclusive ? " exclusive" : " inclusive") + " group " +
+                                        std::to_string(g));
+                        EXPECT_EQ(got.hbm_hits + got.dram_rows + got.ssd_rows, got.unique_rows);
+                        EXPECT_DOUBLE_EQ(got.ssd_to_host_bytes, double(got.ssd_rows) * 160);
+                        EXPECT_DOUBLE_EQ(got.gpu_to_host_bytes, double(got.demoted_rows) * 160);
+                    }
+                }
+    }
+}
+
+TEST(PlacementReplay, TiersRefuseBeladyOnDramAndStaticProfilesAWindow) {
+    VectorSource src = random_source(9, 50, 1, 300, 30);
+    const DenseTrace tr = densify(src);
+    TierConfig cfg{.hbm_rows = 10, .policy = "lru", .dram_rows = 50, .dram_policy = "belady"};
+    EXPECT_THROW(replay(tr, cfg), PolicyError);
+    // static over the first 20% of requests pins exactly the top rows of that window
+    TierConfig st{.hbm_rows = 10, .policy = "static", .profile_fraction = 0.2};
+    const ReplayResult r = replay(tr, st);
+    const auto counts =
+        request_counts(std::span(tr.requests).first(tr.requests.size() / 5), tr.universe());
+    PolicyContext ctx{
+        .capacity_rows = 10, .universe = tr.universe(), .keys = tr.keys, .profile_counts = counts};
+    auto p = make_policy("static", ctx);
+    EXPECT_EQ(r.total.requests - r.total.hbm_hits, p->run(tr.requests, 0));
+    EXPECT_EQ(r.total.promoted_rows, 0u);
+}
+
+TEST(PlacementReplay, StaticFromAWarmupTraceRanksAllOfItsRows) {
+    // warm-up: row 7 x3, row 5 x2, row 9 x2, row 1 x1 (one request per (step, layer) each);
+    // ranks: 7 -> 0, 5 -> 1 (ties to the smaller key), 9 -> 2, 1 -> 3
+    VectorSource warm({{{7, 5, 5}}, {{7, 9, 5}}, {{7, 9, 1}}}, 16, 100);
+    VectorSource main_src({{{1, 9, 2}}, {{1, 9, 2, 5}}}, 16, 100);
+    const DenseTrace tr = densify(main_src);  // dense: 1 -> 0, 9 -> 1, 2 -> 2, 5 -> 3
+    const auto ranks = profile_ranks_for(tr, warm);
+    EXPECT_EQ(ranks, (std::vector<uint64_t>{3, 2, UINT64_MAX, 1}));
+    // capacity 2 pins 7 and 5 (the warm-up's top two): only 5 is ever read here, once
+    TierConfig cfg{.hbm_rows = 2, .policy = "static", .profile_ranks = ranks};
+    EXPECT_EQ(replay(tr, cfg).total.hbm_hits, 1u);
+    cfg.hbm_rows = 3;  // 7, 5, 9: 9 is read twice
+    EXPECT_EQ(replay(tr, cfg).total.hbm_hits, 3u);
+    cfg.hbm_rows = 100;  // everything the warm-up read: 1, 9 twice each and 5
+    EXPECT_EQ(replay(tr, cfg).total.hbm_hits, 5u);
+}
+
+TEST(PlacementReplay, OnePassLruCurveEqualsSeparateRunsAtEverySize) {
+    for (uint64_t seed = 1; seed <= 5; ++seed) {
+        VectorSource src = random_source(seed, 200, 2, 1500, 50 + 20 * seed);
+        const DenseTrace tr = densify(src);
+        const StackDistances sd = lru_stack_distances(tr.requests, tr.universe());
+        std::vector<uint64_t> caps;
+        for (uint64_t c = 0; c <= tr.universe() + 2; ++c) caps.push_back(c);
+        const auto curve = sd.curve(caps);
+        PolicyContext ctx{.universe = tr.universe(), .keys = tr.keys};
+        for (size_t i = 0; i < caps.size(); ++i) {
+            ctx.capacity_rows = caps[i];
+            ASSERT_EQ(curve[i].misses, make_policy("lru", ctx)->run(tr.requests, 0))
+                << "seed " << seed << " capacity " << caps[i];
+        }
+        EXPECT_EQ(curve.front().misses, tr.requests.size());
+        EXPECT_EQ(curve.back().misses, uint64_t(tr.universe()));  // cold misses only
+        // the thread pool gives the same curve as one thread, and as the one-pass LRU
+        const std::vector<uint64_t> some = {1, 7, 64, 300, 1000};
+        const auto a = policy_mrc("lru", ctx, tr.requests, some, 1);
+        const auto b = policy_mrc("lru", ctx, tr.requests, some, 3);
+        const auto c = sd.curve(some);
+        for (size_t i = 0; i < some.size(); ++i) {
+            EXPECT_EQ(a[i].misses, b[i].misses);
+            EXPECT_EQ(a[i].misses, c[i].misses);
+        }
+        // the bracketed pass equals the histogram at every size, in any order, with repeats
+        std::vector<uint64_t> shuffled = caps;
+        std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(seed));
+        shuffled.push_back(shuffled.front());
+        const auto brackets = lru_mrc(tr.requests, tr.universe(), shuffled);
+        for (size_t i = 0; i < shuffled.size(); ++i)
+            ASSERT_EQ(brackets[i].misses, curve[shuffled[i]].misses) << shuffled[i];
+    }
+}
+
+TEST(PlacementReplay, StackDistancesSurviveCompaction) {
+    // few distinct rows and a long sequence: positions are renumbered many times
+    std::mt19937_64 rng(5);
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 200000; ++i) ids.push_back(rng() % 37);
+    const DenseTrace tr = densify_ids(ids);
+    const StackDistances sd = lru_stack_distances(tr.requests, tr.universe());
+    std::vector<uint64_t> caps = {1, 2, 5, 10, 20, 36, 37};
+    const auto curve = sd.curve(caps);
+    for (size_t i = 0; i < caps.size(); ++i) {
+        PolicyContext ctx{.capacity_rows = caps[i], .universe = tr.universe()};
+        EXPECT_EQ(curve[i].misses, make_policy("lru", ctx)->run(tr.requests, 0)) << caps[i];
+    }
+    const auto brackets = lru_mrc(tr.requests, tr.universe(), caps);
+    for (size_t i = 0; i < caps.size(); ++i) EXPECT_EQ(brackets[i].misses, curve[i].misses);
+}
+
+TEST(PlacementReplay, HashedWorkloadReplaysDeterministically) {
+    const auto engram = EngramConfig::from_json(config::load("demo-v1")["engram"]);
+    const Workload w = nano_vllm_workload(6, 3, 20, 60, 40);
+    SchedulerConfig sched;
+    auto a = hashed_lookups(engram, w, sched);
+    const DenseTrace tr = densify(*a);
+    // every token but each request's last generated one is fed to the model
+    const uint64_t fed = w.prompt_tokens() + w.output_tokens() - w.requests.size();
+    EXPECT_EQ(tr.lookups, fed * 16 * 2);
+    EXPECT_DOUBLE_EQ(tr.row_bytes(), engram.row_bytes());
+    TierConfig cfg{.hbm_rows = parse_capacity_rows("1%", tr.row_bytes(), tr.table_rows()),
+                   .policy = "s3fifo",
+                   .dram_rows = 2000};
+    const ReplayResult r1 = replay(tr, cfg);
+    auto b = hashed_lookups(engram, w, sched);
+    const ReplayResult r2 = replay(densify(*b), cfg);
+    ASSERT_EQ(r1.steps.size(), r2.steps.size());
+    for (size_t i = 0; i < r1.steps.size(); ++i) expect_same(r1.steps[i], r2.steps[i], "step");
+    EXPECT_EQ(r1.total.hbm_hits + r1.total.dram_rows + r1.total.ssd_rows, r1.total.requests);
+}
+
+TEST(PlacementReplay, CapacitiesParseAsFractionsBytesOrRows) {
+    EXPECT_EQ(parse_capacity_rows("1%", 160, 1000000), 10000u);
+    EXPECT_EQ(parse_capacity_rows("100%", 160, 1000000), 1000000u);
+    EXPECT_EQ(parse_capacity_rows("all", 160, 123), 123u);
+    EXPECT_EQ(parse_capacity_rows("10GiB", 160, 1ull << 40), (10ull << 30) / 160);
+    EXPECT_EQ(parse_capacity_rows("1.5 KB", 160, 100000), 9u);
+    EXPECT_EQ(parse_capacity_rows("1000000", 160, 10), 1000000u);
+    EXPECT_EQ(parse_capacity_rows("2.5M rows", 160, 10), 2500000u);
+    EXPECT_THROW(parse_capacity_rows("10 GiBs", 160, 10), std::invalid_argument);
+    EXPECT_THROW(parse_capacity_rows("101%", 160, 10), std::invalid_argument);
+    EXPECT_THROW(parse_capacity_rows("", 160, 10), std::invalid_argument);
+}
+
+TEST(PlacementReplay, BatchPathCountsEqualRequestByRequestForEveryPolicy) {
+    VectorSource src = random_source(21, 80, 2, 500, 60);
+    const DenseTrace tr = densify(src);
+    const auto next = next_uses(tr.requests, tr.universe());
+    const auto counts = request_counts(tr.requests, tr.universe());
+    for (const auto& info : policies()) {
+        for (const uint64_t cap : {0u, 7u, 64u, 300u}) {
+            TierConfig cfg{.hbm_rows = cap, .policy = info.name};
+            const ReplayResult r = replay(tr, cfg);  // DRAM holds all: the batch path
+            PolicyContext ctx{.capacity_rows = cap,
+                              .universe = tr.universe(),
+                              .keys = tr.keys,
+                              .next_use = next,
+                              .profile_counts = counts};
+            auto p = make_policy(info.name, ctx);
+            for (size_t g = 0; g < tr.groups.size(); ++g) {
+                StepRecord want;
+                const auto& grp = tr.groups[g];
+                for (uint64_t t = grp.first; t < grp.first + grp.count; ++t) {
+                    const uint32_t id = tr.requests[t];
+                    if (p->access(id, uint32_t(t))) {
+                        ++want.hbm_hits;
+                        continue;
+                    }
+                    ++want.dram_rows;
+                    want.promoted_rows += p->contains(id);
+                    want.evicted_rows += p->victim() != kNoRow;
+                }
+                expect_same(r.steps[g], want,
+                            std::string(info.name) + " capacity " + std::to_string(cap) +
+                                " group " + std::to_string(g));
+            }
+        }
+    }
+}
