@@ -206,11 +206,4 @@ void add_trace_command(CLI::App& app) {
     });
 }
 
-void run_default_job() {
-    HashOptions opt;
-    std::cout << "Main job (embedded default): engramsim trace hash --engram " << opt.engram
-              << " --tokens " << opt.tokens << "\n\n";
-    print_summary(opt, hash_tokens(opt));
-}
-
 }  // namespace engramsim::cli

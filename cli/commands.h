@@ -20,8 +20,11 @@ void add_replay_command(CLI::App& app);
 // trace export: a trace's request sequence for other cache simulators (cli/cmd_replay.cpp).
 void add_trace_export(CLI::App& trace);
 
-// The main job on its embedded default: hash the bundled English sample with demo-v1 and print
-// the summary (later replaced by the paper's Table 4 reproduction).
-void run_default_job();
+// run: one serving run on the timing simulator (cli/cmd_run.cpp).
+void add_run_command(CLI::App& app);
+// study run paper-table4 (cli/cmd_study.cpp).
+void add_study_command(CLI::App& app);
+// The main job (engramsim with no arguments): the paper's Table 4 reproduction, printed.
+void run_paper_table4(bool json, bool sensitivity);
 
 }  // namespace engramsim::cli

@@ -5,7 +5,7 @@
 
 int main(int argc, char** argv) {
     CLI::App app{"EngramSim: simulator and performance model for Engram conditional memory.\n"
-                 "With no subcommand, runs the main job on its embedded default.",
+                 "With no subcommand, runs the main job: the paper's Table 4 reproduction\n(engramsim study run paper-table4).",
                  "engramsim"};
     app.set_version_flag("--version", std::string("engramsim ") + ENGRAMSIM_VERSION + " (" +
                                           ENGRAMSIM_GIT_COMMIT + ")");
@@ -15,9 +15,11 @@ int main(int argc, char** argv) {
     engramsim::cli::add_trace_command(app);
     engramsim::cli::add_profile_command(app);
     engramsim::cli::add_replay_command(app);
+    engramsim::cli::add_run_command(app);
+    engramsim::cli::add_study_command(app);
     try {
         app.parse(argc, argv);
-        if (app.get_subcommands().empty()) engramsim::cli::run_default_job();
+        if (app.get_subcommands().empty()) engramsim::cli::run_paper_table4(false, true);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const std::exception& e) {

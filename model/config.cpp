@@ -209,6 +209,70 @@ Key workload_section() {
         }));
 }
 
+Key sim_section() {
+    auto fraction = [](std::string name, double def, std::string help) {
+        return quantity_key(std::move(name), Dim::Count, def, std::move(help) + " (0..1]");
+    };
+    return section("sim", "The timing simulator: serving engine, fetch mechanism, prefetch "
+                          "schedule, cost-model efficiencies (docs/timing.md).",
+        with_common({
+            choice("table", {"host-dram", "hbm", "nvme"}, "host-dram",
+                   "Where the Engram table lives: host DRAM (fetched over the host link), HBM "
+                   "(no fetch; the in-HBM reference) or the NVMe drives (mechanism nvme)."),
+            choice("mechanism", {"cpu-gather", "uva", "nvme"}, "cpu-gather",
+                   "cpu-gather: host threads gather unique rows into pinned staging, then one DMA "
+                   "copy; uva: a GPU kernel reads pinned host rows through unified addressing; "
+                   "nvme: rows read from the drives into host staging, then one DMA copy."),
+            text("schedule", "layer-ahead:0",
+                 "Prefetch schedule: none, layer-ahead:K (issue at layer K of the step), oracle."),
+            choice("hashing", {"host", "gpu"}, "host",
+                   "Where row ids are hashed: host CPU (in the fetch chain) or a GPU kernel at "
+                   "the step start (ids then cross to the host for cpu-gather)."),
+            integer("gather_threads", 16, "Host threads gathering rows (cpu-gather).", 1, 4096),
+            quantity_key("row_access_latency", Dim::Time, "250 ns",
+                         "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
+            integer("outstanding_per_thread", 2,
+                    "Concurrent row reads one gather thread sustains (page-walk bound).", 1, 64),
+            quantity_key("hash_rate_per_thread", Dim::Count, "1.08B",
+                         "Row ids hashed per second per host thread (measured here, README)."),
+            integer("hash_threads", 1, "Host threads hashing (hashing = host).", 1, 4096),
+            quantity_key("dma_setup", Dim::Time, "5 us",
+                         "Fixed cost of one host-to-device copy: launch, descriptors, event."),
+            quantity_key("pcie_tlp_overhead", Dim::Bytes, "24 B",
+                         "Per-TLP framing, header, sequence number and LCRC."),
+            quantity_key("pcie_max_payload", Dim::Bytes, "256 B", "PCIe max payload size."),
+            fraction("pcie_dllp_overhead", 0.04,
+                     "Share of link time taken by DLLPs (acks, flow-control updates)"),
+            quantity_key("uva_read_granularity", Dim::Bytes, "64 B",
+                         "Alignment of GPU zero-copy reads of host memory."),
+            integer("uva_outstanding_reads", 768,
+                    "PCIe read requests a GPU keeps in flight (10-bit tags).", 1, 65536),
+            quantity_key("hbm_cache_rows", Dim::Count, 0,
+                         "Rows of an HBM cache in front of the table (0: none); hits come from "
+                         "placement replay of the run's own lookups, misses are fetched."),
+            text("hbm_cache_policy", "lru",
+                 "HBM cache policy (sim/placement: lru, lfu, s3fifo, sieve, belady, static, ...)."),
+            quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
+                         "One row read from NVMe: one I/O of this size (rows are not co-located)."),
+            integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
+            fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
+            fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
+            fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),
+            quantity_key("kernel_floor", Dim::Time, "3 us", "Fixed cost of one GPU kernel."),
+            quantity_key("backbone_time_scale", Dim::Count, 1.0,
+                         "Calibration: multiplies every backbone op time (never the Engram "
+                         "path); study paper-table4 fits it to the paper's baseline."),
+            boolean("scale_engram_ops", false,
+                    "Apply backbone_time_scale to the Engram module's GPU ops too."),
+            integer("max_num_seqs", 512, "Engine: sequences per step (nano-vLLM default).", 1),
+            integer("max_num_batched_tokens", 16384, "Engine: prefill tokens per step.", 1),
+            integer("kv_block_size", 256, "Engine: tokens per KV-cache block.", 1),
+            fraction("gpu_memory_utilization", 0.9, "Engine: share of HBM it may use"),
+            integer("num_kv_blocks", -1, "KV blocks; -1: (HBM x utilization - weights - "
+                                         "activation peak) / block bytes, as nano-vLLM.", -1),
+        }));
+}
+
 // ---- Resolution ---------------------------------------------------------------------------
 
 std::string join_path(const std::string& parent, const std::string& key) {
@@ -432,7 +496,7 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 const Key& schema() {
     static const Key root = section("", "A config document.",
                                     {engram_section(), backbone_section(), hardware_section(),
-                                     workload_section()});
+                                     workload_section(), sim_section()});
     return root;
 }
 

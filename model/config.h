@@ -1,10 +1,11 @@
 // Configuration documents: declared keys, strict validation, resolution.
 //
-// A config document is a JSON object with up to four sections, each describing one thing:
+// A config document is a JSON object with up to five sections, each describing one thing:
 //   "engram"   the Engram memory (the reference demo's field names),
 //   "backbone" the Transformer it is attached to,
 //   "hardware" the machine it runs on,
-//   "workload" the requests it serves.
+//   "workload" the requests it serves,
+//   "sim"      how the timing simulator runs them (engine limits, fetch, schedule).
 // Every key of every section is declared once in the schema (config.cpp) with its type, unit,
 // default and help. Resolution rejects unknown keys (naming the JSON path and the nearest
 // declared key), wrong types and wrong units, fills defaults and rewrites every quantity in its

@@ -189,3 +189,22 @@ TEST(Config, FindKeyAndDescribe) {
     EXPECT_NE(config::describe_type(*k).find("GB/s"), std::string::npos);
     EXPECT_EQ(config::find_key("hardware.gpu.nope"), nullptr);
 }
+
+TEST(Config, SimSectionHasTypedDefaults) {
+    const json sim = config::resolve({{"sim", json::object()}}, "test.json")["sim"];
+    EXPECT_EQ(sim["schedule"], "layer-ahead:0");
+    EXPECT_EQ(sim["mechanism"], "cpu-gather");
+    EXPECT_EQ(sim["table"], "host-dram");
+    EXPECT_EQ(sim["max_num_seqs"], 512);
+    EXPECT_EQ(sim["max_num_batched_tokens"], 16384);
+    EXPECT_EQ(config::quantity(sim, "row_access_latency", units::Dim::Time), 250e-9);
+    EXPECT_EQ(config::quantity(sim, "gpu_memory_utilization", units::Dim::Count), 0.9);
+    EXPECT_EQ(config::quantity(sim, "backbone_time_scale", units::Dim::Count), 1.0);
+    EXPECT_NE(error_of({{"sim", {{"mechanism", "dma"}}}})
+                  .find("test.json: sim.mechanism: 'dma' is not one of"),
+              std::string::npos);
+    EXPECT_NE(error_of({{"sim", {{"gather_thread", 4}}}}).find("did you mean gather_threads?"),
+              std::string::npos);
+    EXPECT_NE(error_of({{"sim", {{"dma_setup", 5}}}}).find("a bare number needs a unit"),
+              std::string::npos);
+}

@@ -1,0 +1,106 @@
+// engramsim run CONFIG|PRESET: one serving run on the timing simulator, with its references
+// (the same run with the table in HBM, and without Engram); results.json, resolved_config.json
+// and optionally a Perfetto timeline in DIR.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/text_table.h"
+#include "sim/experiment.h"
+
+namespace engramsim::cli {
+
+namespace {
+
+struct RunOptions {
+    std::string config;
+    std::string out_dir;
+    bool json = false;
+    bool timeline = false;
+};
+
+std::string pct(double x) { return fixed(x, 2) + "%"; }
+std::string ms(double s) { return fixed(s * 1e3, 3) + " ms"; }
+
+void print_run(const sim::Compared& c, double wall_s) {
+    const auto& p = c.run.plan;
+    const auto& m = c.run.metrics;
+    std::cout << "engramsim run: " << p.backbone.name << (p.has_engram ? " + " + p.engram.name : "")
+              << " on " << p.config["hardware"].value("name", std::string("hardware"))
+              << ", workload " << p.config["workload"].value("name", std::string()) << "\n\n";
+    TextTable t({"<metric", "value"});
+    t.add({"throughput (output tok/s)", fixed(m.throughput_tok_per_s, 2)});
+    if (c.table_in_hbm)
+        t.add({"  table in HBM (tok/s)", fixed(c.table_in_hbm->throughput_tok_per_s, 2)});
+    if (c.no_engram) t.add({"  without Engram (tok/s)", fixed(c.no_engram->throughput_tok_per_s, 2)});
+    if (c.table_in_hbm)
+        t.add({"overhead vs table in HBM",
+               pct(sim::overhead_pct(c.table_in_hbm->throughput_tok_per_s, m.throughput_tok_per_s))});
+    if (c.no_engram)
+        t.add({"overhead vs no Engram",
+               pct(sim::overhead_pct(c.no_engram->throughput_tok_per_s, m.throughput_tok_per_s))});
+    t.add({"makespan", fixed(m.makespan_s, 3) + " s"});
+    t.add({"steps (prefill / decode)", thousands(m.steps) + " (" + thousands(m.prefill_steps) +
+                                           " / " + thousands(m.steps - m.prefill_steps) + ")"});
+    t.add({"TTFT mean / p99", ms(m.ttft_mean_s) + " / " + ms(m.ttft_p99_s)});
+    t.add({"TPOT mean / p99", ms(m.tpot_mean_s) + " / " + ms(m.tpot_p99_s)});
+    t.add({"GPU compute", fixed(m.compute_s, 4) + " s"});
+    t.add({"exposed fetch stall", fixed(m.stall_s, 4) + " s"});
+    t.add({"hidden fetch", fixed(m.hidden_fetch_s, 4) + " s"});
+    t.add({"unique rows / lookups", thousands(m.unique_rows) + " / " + thousands(m.lookups)});
+    t.add({"rows from HBM / DRAM / NVMe", thousands(m.rows_from_hbm) + " / " +
+                                              thousands(m.rows_from_host_dram) + " / " +
+                                              thousands(m.rows_from_nvme)});
+    t.add({"host link h2d utilisation", pct(m.h2d_utilization * 100)});
+    t.add({"KV blocks / preemptions",
+           thousands(uint64_t(p.num_kv_blocks)) + " / " + thousands(p.preemptions)});
+    t.add({"simulator wall time", fixed(wall_s, 3) + " s"});
+    t.print(std::cout, "  ");
+}
+
+void run(const RunOptions& opt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const nlohmann::json cfg = sim::load_run_config(opt.config);
+    const sim::Compared c = sim::run_compared(cfg);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const nlohmann::json results =
+        sim::results_json(c.run.plan, c.run.metrics, {{"comparison", c.comparison_json()}});
+    if (!opt.out_dir.empty()) {
+        std::filesystem::create_directories(opt.out_dir);
+        std::ofstream(opt.out_dir + "/results.json") << results.dump(2) << '\n';
+        std::ofstream(opt.out_dir + "/resolved_config.json") << cfg.dump(2) << '\n';
+        if (opt.timeline) {
+            std::ofstream tl(opt.out_dir + "/timeline.json");
+            sim::write_timeline(c.run.plan, c.run.des, tl);
+        }
+    } else if (opt.timeline) {
+        throw std::invalid_argument("--timeline needs -o DIR");
+    }
+    if (opt.json)
+        std::cout << results.dump(2) << '\n';
+    else
+        print_run(c, wall);
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+    auto opt = std::make_shared<RunOptions>();
+    auto* cmd = app.add_subcommand(
+        "run", "Simulate one serving run (SimGrid) with its references: the table in HBM and "
+               "no Engram.");
+    cmd->add_option("config", opt->config,
+                    "Run config file (sections backbone, engram, hardware, workload, sim) or a "
+                    "backbone preset (then: paper-offload-100b, h800-pcie5, nano-vllm-512)")
+        ->required();
+    cmd->add_option("-o,--out", opt->out_dir,
+                    "Write results.json, resolved_config.json (and timeline.json) here");
+    cmd->add_flag("--json", opt->json, "Print results.json instead of the table");
+    cmd->add_flag("--timeline", opt->timeline,
+                  "Also write timeline.json (Chrome trace; open in ui.perfetto.dev)");
+    cmd->callback([opt] { run(*opt); });
+}
+
+}  // namespace engramsim::cli

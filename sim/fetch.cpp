@@ -1,0 +1,143 @@
+#include "sim/fetch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+
+namespace engramsim::sim {
+
+double lines_per_row(double row_bytes, double line_bytes) {
+    // Row starts are multiples of row_bytes; modulo the line they take every multiple of
+    // g = gcd(row, line) equally often, so on average (row + line - g) / line lines.
+    const auto r = uint64_t(std::llround(row_bytes)), l = uint64_t(std::llround(line_bytes));
+    const double g = double(std::gcd(r, l));
+    return (row_bytes + line_bytes - g) / line_bytes;
+}
+
+namespace {
+
+class CpuGather final : public FetchMechanism {
+public:
+    explicit CpuGather(FetchParams p) : p_(p) {}
+    std::string name() const override { return "cpu-gather"; }
+    FetchWork plan(const FetchInput& in) const override {
+        FetchWork w;
+        if (in.unique_rows <= 0) return w;
+        if (p_.hash_on_gpu) {
+            w.d2h_wire_bytes = p_.pcie.bulk_wire_bytes(in.lookups * 4);  // uint32 row ids
+            w.fixed_s += p_.dma_setup_s;
+        } else {
+            w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
+        }
+        // Random row reads: latency-bound (each thread keeps `outstanding` reads in flight)
+        // or DRAM-bound (touched lines read, staging written).
+        const double latency_bound = in.unique_rows * p_.row_access_latency_s /
+                                     (double(p_.gather_threads) * p_.outstanding_per_thread);
+        const double bytes = in.unique_rows * (lines_per_row(in.row_bytes) * 64 + in.row_bytes);
+        w.host_s += std::max(latency_bound, bytes / p_.dram_bytes_per_s);
+        w.payload_bytes = in.unique_rows * in.row_bytes;
+        w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
+        w.fixed_s += p_.dma_setup_s;
+        return w;
+    }
+
+private:
+    FetchParams p_;
+};
+
+class Uva final : public FetchMechanism {
+public:
+    explicit Uva(FetchParams p) : p_(p) {}
+    std::string name() const override { return "uva"; }
+    FetchWork plan(const FetchInput& in) const override {
+        FetchWork w;
+        if (in.unique_rows <= 0) return w;
+        if (!p_.hash_on_gpu) {  // ids hashed on the host reach the GPU by one small copy
+            w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
+            w.h2d_wire_bytes += p_.pcie.bulk_wire_bytes(in.lookups * 4);
+            w.fixed_s += p_.dma_setup_s;
+        }
+        const double reads = in.unique_rows * lines_per_row(in.row_bytes, p_.uva_read_granularity);
+        const double row_wire = p_.pcie.small_wire_bytes(reads, p_.uva_read_granularity);
+        w.payload_bytes = in.unique_rows * in.row_bytes;
+        w.h2d_wire_bytes += row_wire;
+        // Little's law: `outstanding` reads in flight, each a link round trip.
+        const double concurrency_s = reads * p_.link_latency_s / p_.uva_outstanding_reads;
+        const double link_s = row_wire / p_.link_bytes_per_s;
+        w.fixed_s += p_.kernel_floor_s + std::max(0.0, concurrency_s - link_s);
+        return w;
+    }
+
+private:
+    FetchParams p_;
+};
+
+class Nvme final : public FetchMechanism {
+public:
+    explicit Nvme(FetchParams p) : p_(p) {}
+    std::string name() const override { return "nvme"; }
+    FetchWork plan(const FetchInput& in) const override {
+        FetchWork w;
+        if (in.unique_rows <= 0) return w;
+        if (p_.hash_on_gpu) {
+            w.d2h_wire_bytes = p_.pcie.bulk_wire_bytes(in.lookups * 4);
+            w.fixed_s += p_.dma_setup_s;
+        } else {
+            w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
+        }
+        // The busiest drive reads ceil(rows / drives) I/Os; its link moves their bytes, and the
+        // I/O rate is the lower of the rated IOPS and queue depth / latency.
+        const double ios = std::ceil(in.unique_rows / p_.nvme_drives);
+        w.nvme_bytes_per_drive = ios * p_.nvme_io_bytes;
+        const double iops =
+            std::min(p_.nvme_iops_per_drive, p_.nvme_queue_depth / p_.nvme_latency_s);
+        w.fixed_s += std::max(0.0, ios / iops - w.nvme_bytes_per_drive / p_.nvme_read_bytes_per_s);
+        w.payload_bytes = in.unique_rows * in.row_bytes;
+        w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
+        w.fixed_s += p_.dma_setup_s;
+        return w;
+    }
+
+private:
+    FetchParams p_;
+};
+
+using Factory = std::function<std::unique_ptr<FetchMechanism>(const FetchParams&)>;
+const std::map<std::string, Factory>& registry() {
+    static const std::map<std::string, Factory> r = {
+        {"cpu-gather", [](const FetchParams& p) { return std::make_unique<CpuGather>(p); }},
+        {"uva", [](const FetchParams& p) { return std::make_unique<Uva>(p); }},
+        {"nvme", [](const FetchParams& p) { return std::make_unique<Nvme>(p); }},
+    };
+    return r;
+}
+
+}  // namespace
+
+std::vector<std::string> fetch_mechanism_names() {
+    std::vector<std::string> n;
+    for (const auto& [k, v] : registry()) n.push_back(k);
+    return n;
+}
+
+std::unique_ptr<FetchMechanism> make_fetch_mechanism(const std::string& name,
+                                                     const FetchParams& params) {
+    auto it = registry().find(name);
+    if (it == registry().end()) {
+        std::string known;
+        for (const auto& n : fetch_mechanism_names()) known += (known.empty() ? "" : ", ") + n;
+        throw std::invalid_argument("unknown fetch mechanism '" + name + "'; known: " + known);
+    }
+    if (!(params.link_bytes_per_s > 0) || !(params.dram_bytes_per_s > 0))
+        throw std::invalid_argument("fetch mechanism: link and DRAM bandwidth must be positive");
+    if (name == "nvme" && (params.nvme_drives < 1 || !(params.nvme_iops_per_drive > 0) ||
+                           !(params.nvme_read_bytes_per_s > 0) || !(params.nvme_latency_s > 0)))
+        throw std::invalid_argument("fetch mechanism nvme: needs at least one drive with "
+                                    "positive IOPS, bandwidth and latency");
+    return it->second(params);
+}
+
+}  // namespace engramsim::sim

@@ -1,0 +1,431 @@
+#include "sim/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "model/config.h"
+#include "model/presets.h"
+#include "sim/lookup_counts.h"
+#include "sim/placement/dense_trace.h"
+#include "sim/placement/replay.h"
+#include "traces/lookups.h"
+#include "traces/schedule.h"
+#include "traces/workload.h"
+
+namespace engramsim::sim {
+
+using nlohmann::json;
+using units::Dim;
+
+json resolve_run_config(const json& doc, const std::string& origin) {
+    if (!doc.is_object()) throw config::ConfigError(origin + ": expected an object");
+    json d = doc;
+    if (!d.contains("backbone"))
+        throw config::ConfigError(origin + ": backbone: required section is missing");
+    if (!d.contains("hardware")) d["hardware"] = "h800-pcie5";
+    if (!d.contains("workload")) d["workload"] = "nano-vllm-512";
+    if (!d.contains("sim")) d["sim"] = json::object();
+    return config::resolve(d, origin);
+}
+
+json load_run_config(const std::string& name) {
+    if (auto doc = presets::document(name)) {
+        if (!doc->contains("backbone"))
+            throw config::ConfigError("'" + name + "' is not a backbone preset; engramsim run "
+                                      "takes a run config file or a backbone preset");
+        return resolve_run_config({{"backbone", name}, {"engram", "paper-offload-100b"}},
+                                  "preset " + name);
+    }
+    std::ifstream in(name);
+    if (!in) {
+        std::string msg = "'" + name + "' is neither a backbone preset nor a readable file";
+        if (auto near = config::nearest(name, presets::names("backbone")))
+            msg += "; did you mean " + *near + "?";
+        throw config::ConfigError(msg);
+    }
+    json doc;
+    try {
+        doc = json::parse(in);
+    } catch (const json::parse_error& e) {
+        throw config::ConfigError(name + ": not valid JSON: " + e.what());
+    }
+    return resolve_run_config(doc, name);
+}
+
+namespace {
+
+struct Inputs {
+    Workload workload;
+    std::vector<Step> steps;
+    uint64_t preemptions = 0;
+    std::shared_ptr<LookupCounts> lookups;
+};
+
+// Per-process caches keyed by the JSON of what decides them.
+std::mutex cache_mutex;
+std::map<std::string, std::shared_ptr<Workload>> workload_cache;
+std::map<std::string, std::shared_ptr<std::pair<std::vector<Step>, uint64_t>>> schedule_cache;
+std::map<std::string, std::shared_ptr<LookupCounts>> lookup_cache;
+std::map<std::string, std::shared_ptr<std::vector<placement::StepRecord>>> replay_cache;
+
+double count_of(const json& sec, const std::string& key) {
+    return config::quantity(sec, key, Dim::Count);
+}
+
+}  // namespace
+
+Plan make_plan(const json& cfg) {
+    for (const char* s : {"backbone", "hardware", "workload", "sim"})
+        if (!cfg.contains(s)) throw config::ConfigError(std::string("run config: ") + s +
+                                                        ": required section is missing");
+    Plan plan;
+    plan.config = cfg;
+    const json& simc = cfg["sim"];
+    const json& hw = cfg["hardware"];
+    plan.backbone = BackboneShape::from_json(cfg["backbone"]);
+    const BackboneShape& bb = plan.backbone;
+    plan.has_engram = cfg.contains("engram");
+    if (plan.has_engram) {
+        plan.engram = EngramConfig::from_json(cfg["engram"]);
+        for (int l : plan.engram.layer_ids) {
+            if (l >= bb.layers)
+                throw config::ConfigError("engram.layer_ids: layer " + std::to_string(l) +
+                                          " is beyond the backbone's " +
+                                          std::to_string(bb.layers) + " layers");
+            plan.engram_layers.push_back(l);
+        }
+    }
+    plan.table = simc["table"].get<std::string>();
+    plan.mechanism = simc["mechanism"].get<std::string>();
+    if ((plan.table == "nvme" && plan.mechanism != "nvme") ||
+        (plan.table == "host-dram" && plan.mechanism == "nvme"))
+        throw config::ConfigError("sim.mechanism: '" + plan.mechanism + "' with table '" +
+                                  plan.table + "'; the nvme mechanism reads a table on NVMe, "
+                                  "and a table on NVMe needs mechanism nvme");
+    try {
+        plan.schedule = PrefetchSchedule::parse(simc["schedule"].get<std::string>());
+    } catch (const std::invalid_argument& e) {
+        throw config::ConfigError(std::string("sim.schedule: ") + e.what());
+    }
+    plan.platform = Platform::from_hardware(
+        hw, PcieModel{config::quantity(simc, "pcie_tlp_overhead", Dim::Bytes),
+                      config::quantity(simc, "pcie_max_payload", Dim::Bytes),
+                      count_of(simc, "pcie_dllp_overhead")});
+    plan.gpu = plan.platform.node("gpu0");
+    plan.host = plan.platform.node("host");
+    const auto up = plan.platform.route(plan.host, plan.gpu);
+    const auto down = plan.platform.route(plan.gpu, plan.host);
+    if (up.size() != 1 || down.size() != 1)
+        throw std::logic_error("platform: the host link must be one hop");
+    plan.h2d = up[0];
+    plan.d2h = down[0];
+    for (size_t i = 0; i < plan.platform.nodes().size(); ++i)
+        if (plan.platform.nodes()[i].kind == NodeKind::Nvme) plan.nvme.push_back(int(i));
+    const LinkDesc& link = plan.platform.links()[size_t(plan.h2d)];
+
+    // Cost model.
+    const bool fp8 = cfg["backbone"]["dtype"] == "fp8_e4m3";
+    const GpuPeaks peaks{config::quantity(hw["gpu"], fp8 ? "fp8_dense_flops" : "bf16_dense_flops",
+                                          Dim::FlopRate),
+                         config::quantity(hw["gpu"], "hbm_bandwidth", Dim::Bandwidth)};
+    OpEfficiency eff{count_of(simc, "gemm_efficiency"), count_of(simc, "attention_efficiency"),
+                     count_of(simc, "memory_efficiency"),
+                     config::quantity(simc, "kernel_floor", Dim::Time)};
+    for (const char* k : {"gemm_efficiency", "attention_efficiency", "memory_efficiency",
+                          "pcie_dllp_overhead", "gpu_memory_utilization"}) {
+        const double v = count_of(simc, k);
+        if (!(v > 0 && v <= 1) && !(std::string(k) == "pcie_dllp_overhead" && v == 0))
+            throw config::ConfigError(std::string("sim.") + k + ": must be in (0, 1]");
+    }
+    const CostModel cost(peaks, eff);
+    plan.backbone_time_scale = count_of(simc, "backbone_time_scale");
+    if (!(plan.backbone_time_scale > 0))
+        throw config::ConfigError("sim.backbone_time_scale: must be > 0");
+    const double engram_scale = simc["scale_engram_ops"].get<bool>() ? plan.backbone_time_scale : 1;
+
+    // KV cache as nano-vLLM sizes it.
+    const EngramGpuShape eshape = plan.has_engram ? EngramGpuShape::from_config(plan.engram)
+                                                  : EngramGpuShape{};
+    const int max_seqs = simc["max_num_seqs"].get<int>();
+    const int max_batched = simc["max_num_batched_tokens"].get<int>();
+    const int block = simc["kv_block_size"].get<int>();
+    const double q = double(bb.n_heads) * bb.head_dim, kvw = double(bb.n_kv_heads) * bb.head_dim;
+    double engram_weights = 0, engram_staging = 0;
+    if (plan.has_engram) {
+        engram_weights = double(plan.engram_layers.size()) * eshape.d_mem * bb.hidden *
+                         (eshape.hc_mult + 1) * bb.bytes_per_value;
+        // The device buffer receiving a step's unique rows (at most every lookup of a full
+        // prefill); the expanded per-token rows and projections are transient and smaller than
+        // the MLP's live tensors, so they do not raise the peak.
+        engram_staging = double(max_batched) * eshape.heads * eshape.row_bytes;
+    }
+    plan.hbm_cache_rows = uint64_t(count_of(simc, "hbm_cache_rows"));
+    if (plan.hbm_cache_rows > 0 && plan.has_engram && plan.table != "hbm")
+        engram_weights += double(plan.hbm_cache_rows) * plan.engram.row_bytes();
+    else
+        plan.hbm_cache_rows = 0;
+    plan.weight_bytes = bb.weight_bytes() + engram_weights;
+    plan.kv_bytes_per_token = bb.kv_bytes_per_token();
+    const double activation_peak =
+        double(max_batched) * (q + 2 * kvw + 2.0 * bb.intermediate + 2.0 * bb.hidden) *
+            bb.bytes_per_value +
+        double(max_seqs) * bb.vocab * 4 + engram_staging;
+    const double hbm = plan.platform.nodes()[size_t(plan.gpu)].memory_bytes;
+    plan.num_kv_blocks = simc["num_kv_blocks"].get<int64_t>();
+    if (plan.num_kv_blocks < 0) {
+        const double avail = hbm * count_of(simc, "gpu_memory_utilization") - plan.weight_bytes -
+                             activation_peak;
+        plan.num_kv_blocks = int64_t(std::floor(avail / (double(block) * plan.kv_bytes_per_token)));
+        if (plan.num_kv_blocks < 1)
+            throw config::ConfigError("the model does not fit: no HBM left for the KV cache");
+    }
+
+    // Workload, schedule, lookups (cached).
+    std::shared_ptr<Workload> wl;
+    std::shared_ptr<std::pair<std::vector<Step>, uint64_t>> sched;
+    std::shared_ptr<LookupCounts> counts;
+    std::shared_ptr<std::vector<placement::StepRecord>> records;
+    {
+        std::lock_guard lock(cache_mutex);
+        json wkey = cfg["workload"];
+        wkey.erase("sources"), wkey.erase("assumptions"), wkey.erase("description");
+        const std::string wk = wkey.dump();
+        auto& w = workload_cache[wk];
+        if (!w) w = std::make_shared<Workload>(make_workload(cfg["workload"]));
+        wl = w;
+        SchedulerConfig sc{max_seqs, max_batched, block, plan.num_kv_blocks};
+        const std::string sk = wk + "|" + std::to_string(max_seqs) + "," +
+                               std::to_string(max_batched) + "," + std::to_string(block) + "," +
+                               std::to_string(plan.num_kv_blocks);
+        auto& s = schedule_cache[sk];
+        if (!s) {
+            std::vector<uint32_t> p, o;
+            for (const auto& r : wl->requests) {
+                p.push_back(uint32_t(r.prompt.size()));
+                o.push_back(uint32_t(r.output.size()));
+            }
+            Scheduler scheduler(sc, p, o);
+            auto built = std::make_shared<std::pair<std::vector<Step>, uint64_t>>();
+            while (auto st = scheduler.next()) built->first.push_back(std::move(*st));
+            built->second = scheduler.preemptions();
+            s = built;
+        }
+        sched = s;
+        if (plan.has_engram) {
+            json ekey = cfg["engram"];
+            ekey.erase("sources"), ekey.erase("assumptions"), ekey.erase("description");
+            ekey.erase("dtype"), ekey.erase("gate"), ekey.erase("short_conv");
+            ekey.erase("name"), ekey.erase("base");
+            auto& c = lookup_cache[sk + "|" + ekey.dump()];
+            if (!c) {
+                // The source runs the same scheduler config, so its steps are s->first's.
+                auto source = hashed_lookups(plan.engram, *wl, sc);
+                c = std::make_shared<LookupCounts>(count_lookups(*source));
+                if (c->lookups.size() != s->first.size())
+                    throw std::logic_error("lookup counts: step count differs from the schedule");
+            }
+            counts = c;
+            if (plan.hbm_cache_rows > 0) {
+                const std::string policy = simc["hbm_cache_policy"].get<std::string>();
+                auto& rr = replay_cache[sk + "|" + ekey.dump() + "|" +
+                                       std::to_string(plan.hbm_cache_rows) + "|" + policy];
+                if (!rr) {
+                    auto source = hashed_lookups(plan.engram, *wl, sc);
+                    placement::DenseTrace trace = placement::densify(*source);
+                    placement::TierConfig tiers;
+                    tiers.hbm_rows = plan.hbm_cache_rows;
+                    tiers.policy = policy;
+                    try {
+                        rr = std::make_shared<std::vector<placement::StepRecord>>(
+                            placement::replay(trace, tiers).steps);
+                    } catch (const std::invalid_argument& e) {
+                        throw config::ConfigError(std::string("sim.hbm_cache_policy: ") +
+                                                  e.what());
+                    }
+                }
+                records = rr;
+            }
+        }
+    }
+    plan.preemptions = sched->second;
+    const size_t n_req = wl->requests.size();
+    plan.output_len.resize(n_req);
+    plan.first_step.assign(n_req, UINT32_MAX);
+    plan.last_step.assign(n_req, 0);
+    for (size_t r = 0; r < n_req; ++r) {
+        plan.output_len[r] = uint32_t(wl->requests[r].output.size());
+        plan.prompt_tokens += wl->requests[r].prompt.size();
+        plan.output_tokens += wl->requests[r].output.size();
+    }
+
+    // Fetch mechanism.
+    FetchParams fp;
+    fp.hash_on_gpu = simc["hashing"] == "gpu";
+    fp.hash_rate_per_thread = count_of(simc, "hash_rate_per_thread");
+    fp.hash_threads = simc["hash_threads"].get<int>();
+    fp.gather_threads = simc["gather_threads"].get<int>();
+    fp.row_access_latency_s = config::quantity(simc, "row_access_latency", Dim::Time);
+    fp.outstanding_per_thread = simc["outstanding_per_thread"].get<int>();
+    fp.dram_bytes_per_s = plan.platform.nodes()[size_t(plan.host)].memory_bytes_per_s;
+    fp.dma_setup_s = config::quantity(simc, "dma_setup", Dim::Time);
+    fp.uva_read_granularity = config::quantity(simc, "uva_read_granularity", Dim::Bytes);
+    fp.uva_outstanding_reads = simc["uva_outstanding_reads"].get<int>();
+    fp.link_bytes_per_s = link.bandwidth_bytes_per_s;
+    fp.link_latency_s = link.latency_s;
+    fp.kernel_floor_s = eff.kernel_floor_s;
+    fp.pcie = plan.platform.pcie();
+    const json& nv = hw["nvme"];
+    fp.nvme_drives = int(plan.nvme.size());
+    fp.nvme_iops_per_drive = config::quantity(nv, "random_read_iops", Dim::Count);
+    fp.nvme_read_bytes_per_s = config::quantity(nv, "read_bandwidth", Dim::Bandwidth);
+    fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
+    fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
+    fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
+    if (!(fp.hash_rate_per_thread > 0)) throw config::ConfigError("sim.hash_rate_per_thread: > 0");
+    std::unique_ptr<FetchMechanism> mech;
+    try {
+        mech = make_fetch_mechanism(plan.mechanism, fp);
+    } catch (const std::invalid_argument& e) {
+        throw config::ConfigError(std::string("sim.mechanism: ") + e.what());
+    }
+    const bool fetching = plan.has_engram && plan.table != "hbm" && !plan.schedule.free();
+
+    // Steps.
+    const auto& steps = sched->first;
+    plan.steps.reserve(steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const Step& st = steps[i];
+        PlannedStep ps;
+        ps.prefill = st.prefill;
+        ps.tokens = uint32_t(st.tokens);
+        ps.seqs = uint32_t(st.slices.size());
+        ps.context_tokens = st.context_tokens;
+        StepShape shape{st.prefill, double(st.tokens), double(st.slices.size()),
+                        double(st.context_tokens), 0};
+        for (const auto& sl : st.slices) {
+            shape.causal_pairs += double(sl.count) * (double(sl.count) + 1) / 2;
+            const uint32_t r = sl.request;
+            if (plan.first_step[r] == UINT32_MAX) plan.first_step[r] = uint32_t(i);
+            plan.last_step[r] = uint32_t(i);  // each scheduled slice yields one token
+        }
+        const double s = plan.backbone_time_scale;
+        ps.embed_s = s * total_seconds(cost, embed_ops(bb, shape));
+        ps.layer_s = s * total_seconds(cost, layer_ops(bb, shape));
+        ps.head_s = s * total_seconds(cost, head_ops(bb, shape));
+        if (plan.has_engram) {
+            const double e = engram_scale * total_seconds(cost, engram_ops(eshape, bb, shape));
+            ps.engram_gpu_s.assign(plan.engram_layers.size(), e);
+            if (fetching && simc["hashing"] == "gpu") {
+                OpShape h;
+                h.kernel = "engram_hash";
+                h.dims = {{"tokens", shape.tokens}, {"heads", double(eshape.heads)}};
+                h.flops = shape.tokens * eshape.heads * 8;
+                h.bytes = shape.tokens * (4.0 * plan.engram.max_ngram_size + 4.0 * eshape.heads);
+                ps.gpu_hash_s = double(plan.engram_layers.size()) * cost.seconds(h);
+            }
+            if (fetching)
+                for (size_t e_i = 0; e_i < plan.engram_layers.size(); ++e_i) {
+                    PlannedFetch f;
+                    f.engram_index = int(e_i);
+                    f.issue_layer = plan.schedule.issue_layer(plan.engram_layers[e_i]);
+                    f.lookups = counts->lookups[i][e_i];
+                    f.unique_rows = counts->unique_rows[i][e_i];
+                    if (records) {
+                        const auto& rec = (*records)[i * plan.engram_layers.size() + e_i];
+                        if (rec.step != i || rec.layer != e_i || rec.unique_rows != f.unique_rows)
+                            throw std::logic_error("placement records disagree with the plan's "
+                                                   "steps");
+                        f.hbm_hits = rec.hbm_hits;
+                    }
+                    f.work = mech->plan({shape.tokens, double(f.lookups),
+                                         double(f.unique_rows - f.hbm_hits),
+                                         plan.engram.row_bytes()});
+                    ps.fetch.push_back(f);
+                }
+        }
+        plan.steps.push_back(std::move(ps));
+    }
+    return plan;
+}
+
+std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
+    std::vector<Instr> prog;
+    auto run = [&](double s, const char* label) {
+        // Consecutive kernels with no event between them form one segment.
+        if (!prog.empty() && prog.back().kind == Instr::Kind::Run &&
+            prog.back().label == label) {
+            prog.back().seconds += s;
+            return;
+        }
+        prog.push_back({Instr::Kind::Run, s, -1, label});
+    };
+    if (st.gpu_hash_s > 0) run(st.gpu_hash_s, "hash");
+    for (size_t f = 0; f < st.fetch.size(); ++f)
+        if (st.fetch[f].issue_layer == 0) prog.push_back({Instr::Kind::Issue, 0, int(f), ""});
+    run(st.embed_s, "layers");
+    for (int l = 0; l < plan.backbone.layers; ++l) {
+        for (size_t f = 0; f < st.fetch.size(); ++f)
+            if (st.fetch[f].issue_layer == l && l > 0)
+                prog.push_back({Instr::Kind::Issue, 0, int(f), ""});
+        for (size_t e = 0; e < plan.engram_layers.size(); ++e)
+            if (plan.engram_layers[e] == l) {
+                for (size_t f = 0; f < st.fetch.size(); ++f)
+                    if (st.fetch[f].engram_index == int(e))
+                        prog.push_back({Instr::Kind::Wait, 0, int(f), ""});
+                run(st.engram_gpu_s[e], "engram");
+            }
+        run(st.layer_s, "layers");
+    }
+    run(st.head_s, "layers");
+    return prog;
+}
+
+double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
+    StepDag dag;
+    const LinkDesc& up = plan.platform.links()[size_t(plan.h2d)];
+    const LinkDesc& down = plan.platform.links()[size_t(plan.d2h)];
+    int prev = -1;
+    std::vector<int> issue(st.fetch.size(), -1), ready(st.fetch.size(), -1);
+    for (const Instr& in : step_program(plan, st)) {
+        if (in.kind == Instr::Kind::Run) {
+            const int v = dag.add(in.label, in.seconds);
+            if (prev >= 0) dag.depends(v, prev);
+            for (size_t f = 0; f < st.fetch.size(); ++f)  // a wait just before this segment
+                if (ready[f] >= 0 && issue[f] == -2) dag.depends(v, ready[f]), issue[f] = -3;
+            prev = v;
+        } else if (in.kind == Instr::Kind::Issue) {
+            const FetchWork& w = st.fetch[size_t(in.fetch)].work;
+            int last = prev;
+            auto chain = [&](const char* name, double s) {
+                const int v = dag.add(name, s);
+                if (last >= 0) dag.depends(v, last);
+                last = v;
+            };
+            if (w.d2h_wire_bytes > 0)
+                chain("d2h", down.latency_s + w.d2h_wire_bytes / down.bandwidth_bytes_per_s);
+            if (w.nvme_bytes_per_drive > 0) {  // every drive reads in parallel: the slowest
+                double slowest = 0;
+                for (int d : plan.nvme) {
+                    const auto r = plan.platform.route(d, plan.host);
+                    slowest = std::max(slowest,
+                                       plan.platform.transfer_s(r, w.nvme_bytes_per_drive));
+                }
+                chain("nvme", slowest);
+            }
+            chain("host", w.host_s);
+            chain("fixed", w.fixed_s);
+            if (w.h2d_wire_bytes > 0)
+                chain("h2d", up.latency_s + w.h2d_wire_bytes / up.bandwidth_bytes_per_s);
+            ready[size_t(in.fetch)] = last;
+        } else {
+            issue[size_t(in.fetch)] = -2;  // the next segment depends on its ready vertex
+        }
+    }
+    return dag.critical_path_s();
+}
+
+}  // namespace engramsim::sim

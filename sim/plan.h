@@ -1,0 +1,105 @@
+// A serving run, planned: the resolved config turned into every engine step with its operator
+// times and fetch work. The schedule (traces/schedule.h, nano-vLLM continuous batching) depends
+// only on lengths, so steps, lookups and op costs are fixed before any simulation; the
+// simulator (sim/serving.h) then decides when each happens and what waits for what.
+//
+// A run config has the sections backbone, hardware, workload, sim and, optionally, engram
+// (absent: the backbone alone). The KV cache holds
+//   num_kv_blocks = floor((hbm x gpu_memory_utilization - weights - activation peak)
+//                         / (kv_block_size x KV bytes per token))
+// as nano-vLLM sizes it after its warm-up run (activation peak: one max_num_batched_tokens
+// prefill's largest live tensors plus max_num_seqs fp32 logits, and the Engram's device
+// buffer for one step's unique rows, and the HBM cache when there is one).
+//
+// With sim.hbm_cache_rows > 0 an HBM cache sits in front of the table: sim/placement replays the
+// run's own lookups (same steps) through it with sim.hbm_cache_policy, and each step fetches only
+// its misses.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/cost_model.h"
+#include "model/engram_config.h"
+#include "model/step_model.h"
+#include "sim/fetch.h"
+#include "sim/platform.h"
+#include "sim/prefetch.h"
+
+namespace engramsim::sim {
+
+struct PlannedFetch {
+    int engram_index = 0;  // into Plan::engram_layers
+    int issue_layer = 0;   // issued at this layer's start (0: the step start)
+    uint64_t lookups = 0, unique_rows = 0;
+    uint64_t hbm_hits = 0;  // unique rows the HBM cache served (not fetched)
+    FetchWork work;
+};
+
+struct PlannedStep {
+    bool prefill = false;
+    uint32_t tokens = 0, seqs = 0;
+    uint64_t context_tokens = 0;
+    double gpu_hash_s = 0;  // hashing on the GPU, at the step start
+    double embed_s = 0, layer_s = 0, head_s = 0;  // backbone, calibrated
+    std::vector<double> engram_gpu_s;             // per Engram layer
+    std::vector<PlannedFetch> fetch;              // one per Engram layer that fetches
+};
+
+// One GPU-stream instruction of a step: run `seconds` of kernels, issue fetch `fetch`, or wait
+// for it. The simulator and the analytic DAG execute the very same program.
+struct Instr {
+    enum class Kind { Run, Issue, Wait } kind = Kind::Run;
+    double seconds = 0;
+    int fetch = -1;  // index into PlannedStep::fetch
+    std::string label;
+};
+
+struct Plan {
+    nlohmann::json config;  // resolved
+    BackboneShape backbone;
+    bool has_engram = false;
+    EngramConfig engram;
+    std::string table = "host-dram";
+    std::string mechanism;
+    PrefetchSchedule schedule;
+    Platform platform;
+    int gpu = 0, host = 0;   // node indices
+    int h2d = 0, d2h = 0;    // link indices of the host link
+    std::vector<int> nvme;   // drive node indices (table = nvme reads from each)
+    std::vector<int> engram_layers;
+    std::vector<PlannedStep> steps;
+    std::vector<uint32_t> output_len, first_step, last_step;  // per request
+    uint64_t prompt_tokens = 0, output_tokens = 0;
+    int64_t num_kv_blocks = 0;
+    uint64_t preemptions = 0;
+    double backbone_time_scale = 1;
+    double weight_bytes = 0, kv_bytes_per_token = 0;
+    uint64_t hbm_cache_rows = 0;  // HBM cache in front of the table (rows)
+};
+
+// Builds the plan. Workloads, schedules and lookup counts are cached per process by the inputs
+// that decide them, so runs that differ only in timing parameters share them.
+Plan make_plan(const nlohmann::json& resolved);
+
+// The GPU-stream program of a step (see Instr).
+std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step);
+
+// The step's operator DAG (model/step_model.h) and its critical path: the step time when
+// nothing contends.
+double analytic_step_seconds(const Plan& plan, const PlannedStep& step);
+
+}  // namespace engramsim::sim
+
+namespace engramsim::sim {
+// A run config from a document: missing sections default to the paper's Table 4 setting
+// (hardware h800-pcie5, workload nano-vllm-512, sim defaults); backbone is required; engram is
+// optional. A backbone preset name alone ("dense-4b") means that backbone with
+// paper-offload-100b. Throws config::ConfigError.
+nlohmann::json resolve_run_config(const nlohmann::json& doc, const std::string& origin);
+nlohmann::json load_run_config(const std::string& preset_or_path);
+}  // namespace engramsim::sim

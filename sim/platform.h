@@ -1,0 +1,76 @@
+// The simulated machine: GPU(s) with HBM, the host (CPU sockets and DRAM), NVMe drives, and the
+// links between them, one per direction. The topology is a Boost.Graph directed graph; the
+// route between two nodes is its shortest path by latency (hops break ties), and SimGrid gets
+// exactly those routes. Links carry exact bytes/latency semantics (sim/link_probe.h): N bytes on
+// an idle link take latency + N / bandwidth; flows on a link share it equally.
+//
+// PCIe links carry the raw per-direction rate of the preset; what a transfer costs on the wire
+// (TLP framing and headers, DLLPs) is added to its bytes by PcieModel, so small payloads pay
+// their real transaction overhead. Wire bytes are whole bytes (rounded up). An NVLink-C2C host
+// link carries the payload only (its flit overhead is not modeled).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace engramsim::sim {
+
+enum class NodeKind { Gpu, Host, Nvme };
+
+struct Node {
+    std::string name;  // "gpu0", "host", "nvme0"
+    NodeKind kind = NodeKind::Gpu;
+    double memory_bytes = 0;          // HBM or DRAM capacity (0 for drives' own cache)
+    double memory_bytes_per_s = 0;    // HBM or DRAM bandwidth
+};
+
+struct LinkDesc {
+    std::string name;  // "pcie0.h2d"
+    std::string kind;  // "pcie", "nvlink-c2c", "nvme"
+    int from = 0, to = 0;  // node indices
+    double bandwidth_bytes_per_s = 0;
+    double latency_s = 0;
+};
+
+// Bytes on the wire of a PCIe transfer (per direction): each TLP carries up to max_payload
+// bytes and tlp_overhead bytes of framing, header, sequence number and LCRC; DLLPs take a
+// further share of the link time.
+struct PcieModel {
+    double tlp_overhead_bytes = 24;
+    double max_payload_bytes = 256;
+    double dllp_overhead = 0.04;
+    // One bulk transfer of `payload` bytes (a DMA copy).
+    double bulk_wire_bytes(double payload) const;
+    // `requests` separate reads of `bytes_each` (<= max_payload) each.
+    double small_wire_bytes(double requests, double bytes_each) const;
+};
+
+class Platform {
+public:
+    // From a resolved "hardware" section: gpu0 (HBM), host (all sockets' DRAM), nvme0..n-1; a
+    // host link per direction (PCIe or NVLink-C2C), one link per drive to the host.
+    static Platform from_hardware(const nlohmann::json& hardware, PcieModel pcie = {});
+
+    int add_node(Node n);
+    int add_link(LinkDesc l);  // a directed link
+    const std::vector<Node>& nodes() const { return nodes_; }
+    const std::vector<LinkDesc>& links() const { return links_; }
+    int node(const std::string& name) const;  // throws naming the known nodes
+    // Link indices from `from` to `to` along the shortest path; throws when unreachable.
+    std::vector<int> route(int from, int to) const;
+    // Idle-link time of `bytes` along a route: sum of latencies + bytes / min bandwidth.
+    double transfer_s(const std::vector<int>& route, double bytes) const;
+
+    const PcieModel& pcie() const { return pcie_; }
+    nlohmann::json to_json() const;
+
+private:
+    std::vector<Node> nodes_;
+    std::vector<LinkDesc> links_;
+    PcieModel pcie_;
+};
+
+}  // namespace engramsim::sim

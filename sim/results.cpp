@@ -1,0 +1,171 @@
+#include "sim/results.h"
+
+#include <simgrid/s4u.hpp>
+#include <simgrid/version.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+
+namespace engramsim::sim {
+
+namespace {
+double quantile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    // nearest rank
+    size_t i = size_t(std::ceil(q * double(v.size())));
+    return v[std::min(v.size() - 1, i ? i - 1 : 0)];
+}
+double mean(const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0 : s / double(v.size());
+}
+}  // namespace
+
+RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
+    RunMetrics m;
+    m.makespan_s = des.makespan_s;
+    m.throughput_tok_per_s = des.makespan_s > 0 ? double(plan.output_tokens) / des.makespan_s : 0;
+    m.steps = plan.steps.size();
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+        const PlannedStep& st = plan.steps[i];
+        if (st.prefill) ++m.prefill_steps;
+        double stall = 0;
+        for (size_t f = 0; f < st.fetch.size(); ++f) {
+            const FetchRecord& r = des.fetch[i][f];
+            const double wait = std::max(0.0, r.ready_s - r.needed_s);
+            stall += wait;
+            m.fetch_s += r.ready_s - r.issue_s;
+            m.hidden_fetch_s += (r.ready_s - r.issue_s) - wait;
+            m.lookups += st.fetch[f].lookups;
+            m.unique_rows += st.fetch[f].unique_rows;
+            m.rows_from_hbm += st.fetch[f].hbm_hits;
+            m.payload_bytes += st.fetch[f].work.payload_bytes;
+            m.h2d_wire_bytes += st.fetch[f].work.h2d_wire_bytes;
+            m.d2h_wire_bytes += st.fetch[f].work.d2h_wire_bytes;
+        }
+        m.stall_s += stall;
+        m.compute_s += (des.step_end_s[i] - des.step_start_s[i]) - stall;
+    }
+    if (plan.table == "nvme")
+        m.rows_from_nvme = m.unique_rows - m.rows_from_hbm;
+    else
+        m.rows_from_host_dram = m.unique_rows - m.rows_from_hbm;
+    if (plan.has_engram && plan.table == "hbm") {
+        // Every lookup is served from the HBM-resident table (no fetch).
+        for (const auto& st : plan.steps) m.rows_from_hbm += uint64_t(st.tokens) *
+                                                            uint64_t(plan.engram.heads_per_layer()) *
+                                                            plan.engram_layers.size();
+    }
+    const auto& links = plan.platform.links();
+    if (m.makespan_s > 0) {
+        m.h2d_utilization = m.h2d_wire_bytes /
+                            (links[size_t(plan.h2d)].bandwidth_bytes_per_s * m.makespan_s);
+        m.d2h_utilization = m.d2h_wire_bytes /
+                            (links[size_t(plan.d2h)].bandwidth_bytes_per_s * m.makespan_s);
+    }
+    std::vector<double> ttft, tpot;
+    for (size_t r = 0; r < plan.first_step.size(); ++r) {
+        if (plan.first_step[r] == UINT32_MAX) continue;
+        const double first = des.step_end_s[plan.first_step[r]];
+        const double last = des.step_end_s[plan.last_step[r]];
+        ttft.push_back(first);  // every request arrives at t = 0 (offline benchmark)
+        if (plan.output_len[r] > 1) tpot.push_back((last - first) / (plan.output_len[r] - 1));
+    }
+    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = quantile(ttft, 0.5),
+    m.ttft_p99_s = quantile(ttft, 0.99);
+    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = quantile(tpot, 0.5),
+    m.tpot_p99_s = quantile(tpot, 0.99);
+    return m;
+}
+
+nlohmann::json metrics_json(const RunMetrics& m) {
+    return {{"makespan_s", m.makespan_s},
+            {"throughput_tok_per_s", m.throughput_tok_per_s},
+            {"ttft_s", {{"mean", m.ttft_mean_s}, {"p50", m.ttft_p50_s}, {"p99", m.ttft_p99_s}}},
+            {"tpot_s", {{"mean", m.tpot_mean_s}, {"p50", m.tpot_p50_s}, {"p99", m.tpot_p99_s}}},
+            {"breakdown_s",
+             {{"compute", m.compute_s}, {"exposed_fetch_stall", m.stall_s},
+              {"hidden_fetch", m.hidden_fetch_s}, {"fetch_total", m.fetch_s}}},
+            {"steps", {{"total", m.steps}, {"prefill", m.prefill_steps},
+                       {"decode", m.steps - m.prefill_steps}}},
+            {"fetch", {{"lookups", m.lookups}, {"unique_rows", m.unique_rows},
+                       {"payload_bytes", m.payload_bytes}, {"h2d_wire_bytes", m.h2d_wire_bytes},
+                       {"d2h_wire_bytes", m.d2h_wire_bytes}}},
+            {"link_utilization", {{"host_link.h2d", m.h2d_utilization},
+                                  {"host_link.d2h", m.d2h_utilization}}},
+            {"rows_by_tier", {{"hbm", m.rows_from_hbm}, {"host-dram", m.rows_from_host_dram},
+                              {"nvme", m.rows_from_nvme}}}};
+}
+
+nlohmann::json machine_json() {
+    nlohmann::json j;
+    utsname u{};
+    if (uname(&u) == 0) j["os"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
+    std::ifstream cpu("/proc/cpuinfo");
+    for (std::string line; std::getline(cpu, line);)
+        if (line.rfind("model name", 0) == 0) {
+            j["cpu"] = line.substr(line.find(':') + 2);
+            break;
+        }
+    j["simgrid"] = std::to_string(SIMGRID_VERSION_MAJOR) + "." +
+                   std::to_string(SIMGRID_VERSION_MINOR) + "." +
+                   std::to_string(SIMGRID_VERSION_PATCH);
+    return j;
+}
+
+nlohmann::json results_json(const Plan& plan, const RunMetrics& m, const nlohmann::json& extra) {
+    nlohmann::json j;
+    j["schema_version"] = kResultsSchemaVersion;
+    j["units"] = {{"time", "s"}, {"throughput", "output tokens/s"}, {"bytes", "B"},
+                  {"utilization", "fraction of raw link bandwidth"}};
+    j["machine"] = machine_json();
+    j["simulated"] = {{"platform", plan.platform.to_json()},
+                      {"num_kv_blocks", plan.num_kv_blocks},
+                      {"kv_bytes_per_token", plan.kv_bytes_per_token},
+                      {"weight_bytes", plan.weight_bytes},
+                      {"preemptions", plan.preemptions},
+                      {"prompt_tokens", plan.prompt_tokens},
+                      {"output_tokens", plan.output_tokens},
+                      {"prefetch_schedule", plan.schedule.name()},
+                      {"fetch_mechanism", plan.mechanism},
+                      {"engram", plan.has_engram}};
+    j["metrics"] = metrics_json(m);
+    for (const auto& [k, v] : extra.items()) j[k] = v;
+    j["config"] = plan.config;
+    return j;
+}
+
+void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
+    // Microseconds, as the Chrome trace format wants; pid 1 = GPU, pid 2 = host / link.
+    out << std::setprecision(17) << "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n";
+    out << R"({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "gpu0 stream"}},)"
+        << "\n"
+        << R"x({"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "Engram fetch: host and link"}})x";
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+        const PlannedStep& st = plan.steps[i];
+        const double t0 = des.step_start_s[i] * 1e6, t1 = des.step_end_s[i] * 1e6;
+        out << ",\n{\"name\": \"" << (st.prefill ? "prefill" : "decode") << " step " << i
+            << "\", \"ph\": \"X\", \"pid\": 1, \"tid\": 1, \"ts\": " << t0
+            << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << st.tokens
+            << ", \"seqs\": " << st.seqs << "}}";
+        for (size_t f = 0; f < st.fetch.size(); ++f) {
+            const FetchRecord& r = des.fetch[i][f];
+            out << ",\n{\"name\": \"fetch L" << plan.engram_layers[size_t(st.fetch[f].engram_index)]
+                << "\", \"ph\": \"X\", \"pid\": 2, \"tid\": " << (f + 1)
+                << ", \"ts\": " << r.issue_s * 1e6 << ", \"dur\": " << (r.ready_s - r.issue_s) * 1e6
+                << ", \"args\": {\"unique_rows\": " << st.fetch[f].unique_rows
+                << ", \"wire_bytes\": " << st.fetch[f].work.h2d_wire_bytes << "}}";
+            if (r.ready_s > r.needed_s)
+                out << ",\n{\"name\": \"stall\", \"ph\": \"X\", \"pid\": 1, \"tid\": 2, \"ts\": "
+                    << r.needed_s * 1e6 << ", \"dur\": " << (r.ready_s - r.needed_s) * 1e6 << "}";
+        }
+    }
+    out << "\n]}\n";
+}
+
+}  // namespace engramsim::sim

@@ -1,0 +1,52 @@
+// What a serving run reports, computed from the plan and the simulator's times: throughput as
+// the engine counts it (output tokens / makespan, nano-vLLM bench.py), TTFT and TPOT per
+// request, the step-time breakdown (GPU compute, exposed fetch stall, fetch hidden under
+// compute), link utilisation and rows per tier. Written as versioned JSON (results.json) and as
+// a Chrome-trace / Perfetto timeline.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <ostream>
+#include <string>
+
+#include "sim/plan.h"
+#include "sim/serving.h"
+
+namespace engramsim::sim {
+
+inline constexpr int kResultsSchemaVersion = 1;
+
+struct RunMetrics {
+    double makespan_s = 0;
+    double throughput_tok_per_s = 0;  // output tokens / makespan
+    double ttft_mean_s = 0, ttft_p50_s = 0, ttft_p99_s = 0;
+    double tpot_mean_s = 0, tpot_p50_s = 0, tpot_p99_s = 0;
+    double compute_s = 0;        // GPU busy, all steps
+    double stall_s = 0;          // GPU waiting for fetches
+    double hidden_fetch_s = 0;   // fetch time overlapped with compute
+    double fetch_s = 0;          // issue -> ready, summed
+    uint64_t steps = 0, prefill_steps = 0;
+    uint64_t lookups = 0, unique_rows = 0;
+    double payload_bytes = 0, h2d_wire_bytes = 0, d2h_wire_bytes = 0;
+    double h2d_utilization = 0, d2h_utilization = 0;  // wire bytes / (bandwidth x makespan)
+    uint64_t rows_from_hbm = 0, rows_from_host_dram = 0, rows_from_nvme = 0;
+};
+
+RunMetrics compute_metrics(const Plan& plan, const DesResult& des);
+
+// results.json: schema_version, units, machine (where the simulator ran), the resolved config,
+// the metrics, and `extra` (comparisons such as overheads) merged in at the top level.
+nlohmann::json results_json(const Plan& plan, const RunMetrics& m,
+                            const nlohmann::json& extra = nlohmann::json::object());
+
+nlohmann::json metrics_json(const RunMetrics& m);
+
+// Chrome trace format (chrome://tracing, ui.perfetto.dev): one track for the GPU stream (steps,
+// stalls), one per fetch for the host and link.
+void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out);
+
+// The simulator host, for results' "machine" section: OS, CPU model, SimGrid version.
+nlohmann::json machine_json();
+
+}  // namespace engramsim::sim

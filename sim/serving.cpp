@@ -1,0 +1,219 @@
+#include "sim/serving.h"
+
+#include <simgrid/s4u.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "sim/link_probe.h"
+
+namespace sg4 = simgrid::s4u;
+
+namespace engramsim::sim {
+
+DesResult simulate(const Plan& plan) {
+    if (sg4::Engine::is_initialized())
+        throw std::logic_error("simulate: SimGrid allows one engine per process "
+                               "(use simulate_forked)");
+    std::vector<std::string> args = {"engramsim"};
+    for (auto& o : exact_network_options()) args.push_back(o);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    int argc = int(argv.size());
+    sg4::Engine engine(&argc, argv.data());
+
+    // Hosts run "seconds of work" at speed 1: an op's cost-model time is its amount.
+    auto* zone = sg4::create_full_zone("machine");
+    const Platform& pf = plan.platform;
+    std::vector<sg4::Host*> hosts;
+    for (const auto& n : pf.nodes()) hosts.push_back(zone->create_host(n.name, 1.0));
+    std::vector<sg4::Link*> links;
+    for (const auto& l : pf.links())
+        links.push_back(zone->create_link(l.name, l.bandwidth_bytes_per_s)
+                            ->set_latency(l.latency_s)
+                            ->seal());
+    for (size_t a = 0; a < hosts.size(); ++a)
+        for (size_t b = 0; b < hosts.size(); ++b) {
+            if (a == b) continue;
+            std::vector<int> route;
+            try {
+                route = pf.route(int(a), int(b));
+            } catch (const std::invalid_argument&) {
+                continue;
+            }
+            std::vector<sg4::LinkInRoute> in_route;
+            for (int l : route) in_route.emplace_back(links[size_t(l)]);
+            zone->add_route(hosts[a]->get_netpoint(), hosts[b]->get_netpoint(), nullptr, nullptr,
+                            in_route, false);
+        }
+    zone->seal();
+
+    DesResult res;
+    const size_t n = plan.steps.size();
+    res.step_start_s.resize(n);
+    res.step_end_s.resize(n);
+    res.fetch.resize(n);
+    sg4::Host* gpu = hosts[size_t(plan.gpu)];
+    sg4::Host* host = hosts[size_t(plan.host)];
+    std::vector<sg4::Host*> drives;
+    for (int d : plan.nvme) drives.push_back(hosts[size_t(d)]);
+    uint64_t activities = 0;
+
+    sg4::Actor::create("engine", gpu, [&] {
+        std::vector<sg4::ActorPtr> inflight;
+        for (size_t i = 0; i < n; ++i) {
+            const PlannedStep& st = plan.steps[i];
+            res.step_start_s[i] = sg4::Engine::get_clock();
+            res.fetch[i].assign(st.fetch.size(), {});
+            inflight.assign(st.fetch.size(), nullptr);
+            for (const Instr& in : step_program(plan, st)) {
+                switch (in.kind) {
+                    case Instr::Kind::Run:
+                        sg4::this_actor::execute(in.seconds);
+                        ++activities;
+                        break;
+                    case Instr::Kind::Issue: {
+                        FetchRecord* rec = &res.fetch[i][size_t(in.fetch)];
+                        rec->issue_s = sg4::Engine::get_clock();
+                        const FetchWork w = st.fetch[size_t(in.fetch)].work;
+                        inflight[size_t(in.fetch)] = sg4::Actor::create(
+                            "fetch", host, [w, rec, gpu, host, &drives, &activities] {
+                                if (w.d2h_wire_bytes > 0) {
+                                    sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
+                                    ++activities;
+                                }
+                                if (w.nvme_bytes_per_drive > 0) {  // all drives at once
+                                    std::vector<sg4::CommPtr> reads;
+                                    for (sg4::Host* d : drives)
+                                        reads.push_back(sg4::Comm::sendto_async(
+                                            d, host, uint64_t(w.nvme_bytes_per_drive)));
+                                    sg4::Comm::wait_all(reads);
+                                    activities += drives.size();
+                                }
+                                sg4::this_actor::execute(w.host_s);
+                                sg4::this_actor::sleep_for(w.fixed_s);
+                                activities += 2;
+                                if (w.h2d_wire_bytes > 0) {
+                                    sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
+                                    ++activities;
+                                }
+                                rec->ready_s = sg4::Engine::get_clock();
+                            });
+                        break;
+                    }
+                    case Instr::Kind::Wait:
+                        res.fetch[i][size_t(in.fetch)].needed_s = sg4::Engine::get_clock();
+                        inflight[size_t(in.fetch)]->join();
+                        inflight[size_t(in.fetch)] = nullptr;
+                        break;
+                }
+            }
+            res.step_end_s[i] = sg4::Engine::get_clock();
+        }
+    });
+    engine.run();
+    res.makespan_s = n ? res.step_end_s.back() : 0;
+    res.activities = activities;
+    return res;
+}
+
+DesResult analytic(const Plan& plan) {
+    DesResult res;
+    double t = 0;
+    for (const PlannedStep& st : plan.steps) {
+        res.step_start_s.push_back(t);
+        t += analytic_step_seconds(plan, st);
+        res.step_end_s.push_back(t);
+    }
+    res.fetch.resize(plan.steps.size());
+    res.makespan_s = t;
+    return res;
+}
+
+// ---- Running in a forked child ------------------------------------------------------------
+
+namespace {
+void put(std::string& buf, const void* p, size_t n) { buf.append(static_cast<const char*>(p), n); }
+template <class T>
+void put(std::string& buf, T v) { put(buf, &v, sizeof v); }
+template <class T>
+T take(const std::string& buf, size_t& at) {
+    if (at + sizeof(T) > buf.size()) throw std::runtime_error("simulate_forked: short result");
+    T v;
+    std::memcpy(&v, buf.data() + at, sizeof v);
+    at += sizeof v;
+    return v;
+}
+}  // namespace
+
+DesResult simulate_forked(const Plan& plan) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("simulate_forked: pipe failed");
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("simulate_forked: fork failed");
+    if (pid == 0) {
+        close(fds[0]);
+        int code = 0;
+        std::string buf;
+        try {
+            const DesResult r = simulate(plan);
+            put(buf, uint64_t(r.step_start_s.size()));
+            for (size_t i = 0; i < r.step_start_s.size(); ++i) {
+                put(buf, r.step_start_s[i]);
+                put(buf, r.step_end_s[i]);
+                put(buf, uint64_t(r.fetch[i].size()));
+                for (const auto& f : r.fetch[i]) put(buf, f);
+            }
+            put(buf, r.makespan_s);
+            put(buf, r.activities);
+        } catch (const std::exception& e) {
+            buf = std::string("E") + e.what();
+            code = 2;
+        }
+        size_t off = 0;
+        while (off < buf.size()) {
+            const ssize_t w = write(fds[1], buf.data() + off, buf.size() - off);
+            if (w <= 0) _exit(3);
+            off += size_t(w);
+        }
+        _exit(code);
+    }
+    close(fds[1]);
+    std::string buf;
+    char chunk[1 << 16];
+    for (;;) {
+        const ssize_t r = read(fds[0], chunk, sizeof chunk);
+        if (r <= 0) break;
+        buf.append(chunk, size_t(r));
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !buf.empty())
+            throw std::runtime_error("simulation failed: " + buf.substr(1));
+        throw std::runtime_error("simulation process failed (status " + std::to_string(status) +
+                                 ")");
+    }
+    DesResult r;
+    size_t at = 0;
+    const auto steps = take<uint64_t>(buf, at);
+    r.step_start_s.resize(steps);
+    r.step_end_s.resize(steps);
+    r.fetch.resize(steps);
+    for (size_t i = 0; i < steps; ++i) {
+        r.step_start_s[i] = take<double>(buf, at);
+        r.step_end_s[i] = take<double>(buf, at);
+        const auto nf = take<uint64_t>(buf, at);
+        for (size_t f = 0; f < nf; ++f) r.fetch[i].push_back(take<FetchRecord>(buf, at));
+    }
+    r.makespan_s = take<double>(buf, at);
+    r.activities = take<uint64_t>(buf, at);
+    return r;
+}
+
+}  // namespace engramsim::sim

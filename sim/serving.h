@@ -1,0 +1,40 @@
+// The serving loop on SimGrid: one engine actor on the GPU runs each planned step's program
+// (sim/plan.h) step after step, as nano-vLLM's engine loop does; each issued fetch is an actor
+// on the host that moves its bytes over the platform's links (sim/platform.h) and does its host
+// work there; the engine waits for a fetch at its Engram layer. SimGrid (S4U, CM02 with exact
+// link semantics) decides when everything happens and how contending transfers share links.
+//
+// SimGrid allows one engine per process, so simulate() may run once per process;
+// simulate_forked() runs it in a forked child and returns its result, so a study can run any
+// number of configurations (each simulation also gets a clean engine: no state leaks between
+// runs, and results are byte-identical whatever ran before).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "sim/plan.h"
+
+namespace engramsim::sim {
+
+struct FetchRecord {
+    double issue_s = 0;   // fetch issued (>= its step's start: causality)
+    double ready_s = 0;   // rows in HBM
+    double needed_s = 0;  // GPU reached the Engram layer
+};
+
+struct DesResult {
+    std::vector<double> step_start_s, step_end_s;
+    std::vector<std::vector<FetchRecord>> fetch;  // [step][fetch]
+    double makespan_s = 0;
+    uint64_t activities = 0;  // SimGrid activities started (execs, sleeps, comms)
+};
+
+DesResult simulate(const Plan& plan);
+DesResult simulate_forked(const Plan& plan);
+
+// The same run without SimGrid: step times from each step's operator-DAG critical path, steps
+// back to back. Equal to simulate() whenever no two transfers or host works overlap.
+DesResult analytic(const Plan& plan);
+
+}  // namespace engramsim::sim

@@ -1,0 +1,215 @@
+// The serving simulator on SimGrid against closed forms: a step whose fetch is fully hidden,
+// partly hidden and not hidden; two fetches sharing the host link; the DES against each step's
+// operator-DAG critical path on a real workload; causality of decode lookups; determinism.
+// SimGrid allows one engine per process: every simulation runs in a forked child
+// (simulate_forked).
+#include <gtest/gtest.h>
+
+#include "model/config.h"
+#include "sim/experiment.h"
+#include "sim/plan.h"
+#include "sim/serving.h"
+
+using namespace engramsim;
+using namespace engramsim::sim;
+
+namespace {
+
+constexpr double kBw = 50e9, kLat = 1e-6;
+
+// A 4-layer backbone with one Engram layer at `engram_layer`; each step's layer, embed, head
+// and Engram times given; the host link is kBw / kLat per direction.
+Plan synthetic_plan(int engram_layers_at_1 = 1) {
+    Plan p;
+    p.backbone.name = "synthetic";
+    p.backbone.layers = 4;
+    p.has_engram = true;
+    p.platform.add_node({"gpu0", NodeKind::Gpu, 80e9, 3e12});
+    p.platform.add_node({"host", NodeKind::Host, 1e12, 500e9});
+    p.h2d = p.platform.add_link({"pcie0.h2d", "pcie", 1, 0, kBw, kLat});
+    p.d2h = p.platform.add_link({"pcie0.d2h", "pcie", 0, 1, kBw, kLat});
+    p.gpu = 0, p.host = 1;
+    for (int i = 0; i < engram_layers_at_1; ++i) p.engram_layers.push_back(1);
+    return p;
+}
+
+PlannedStep step(double embed, double layer, double head, double engram) {
+    PlannedStep s;
+    s.tokens = 1, s.seqs = 1;
+    s.embed_s = embed, s.layer_s = layer, s.head_s = head;
+    s.engram_gpu_s = {engram};
+    return s;
+}
+
+PlannedFetch fetch(int issue_layer, double host_s, double fixed_s, double bytes,
+                   int engram_index = 0) {
+    PlannedFetch f;
+    f.engram_index = engram_index;
+    f.issue_layer = issue_layer;
+    f.work.host_s = host_s;
+    f.work.fixed_s = fixed_s;
+    f.work.h2d_wire_bytes = bytes;
+    f.unique_rows = 1;
+    return f;
+}
+
+// Closed form of one fetch on an idle link: host work, fixed delay, latency + bytes / bw.
+double fetch_s(double host_s, double fixed_s, double bytes) {
+    return host_s + fixed_s + (kLat + bytes / kBw);
+}
+
+}  // namespace
+
+// Fetch issued at the step start, done before layer 0 ends: the step is pure compute.
+TEST(TimingFidelity, FullyHiddenFetchCostsNothing) {
+    Plan p = synthetic_plan();
+    PlannedStep s = step(10e-6, 100e-6, 20e-6, 5e-6);
+    s.fetch = {fetch(0, 20e-6, 5e-6, 1'000'000)};  // 20 + 5 + 1 + 20 = 46 us < 110 us
+    p.steps = {s};
+    const DesResult r = simulate_forked(p);
+    const double compute = 10e-6 + 100e-6 + 5e-6 + 3 * 100e-6 + 20e-6;
+    EXPECT_DOUBLE_EQ(r.step_end_s[0], compute);
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].issue_s, 0.0);
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, fetch_s(20e-6, 5e-6, 1e6));
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].needed_s, 110e-6);
+    EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), r.step_end_s[0]);
+}
+
+// Fetch longer than the compute it overlaps: the stall is fetch - (embed + layer 0).
+TEST(TimingFidelity, PartlyHiddenFetchStallsForTheRest) {
+    Plan p = synthetic_plan();
+    PlannedStep s = step(10e-6, 100e-6, 20e-6, 5e-6);
+    s.fetch = {fetch(0, 100e-6, 5e-6, 5'000'000)};  // 100 + 5 + 1 + 100 = 206 us
+    p.steps = {s};
+    const DesResult r = simulate_forked(p);
+    const double f = fetch_s(100e-6, 5e-6, 5e6);
+    const double stall = f - 110e-6;
+    const RunMetrics m = compute_metrics(p, r);
+    EXPECT_NEAR(m.stall_s, stall, 1e-15);
+    EXPECT_NEAR(m.hidden_fetch_s, 110e-6, 1e-15);
+    EXPECT_DOUBLE_EQ(r.step_end_s[0], f + 5e-6 + 3 * 100e-6 + 20e-6);
+    EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), r.step_end_s[0]);
+}
+
+// Schedule `none`: the fetch starts when the Engram layer does and is exposed entirely.
+TEST(TimingFidelity, UnhiddenFetchAddsItsWholeDuration) {
+    Plan p = synthetic_plan();
+    PlannedStep s = step(10e-6, 100e-6, 20e-6, 5e-6);
+    s.fetch = {fetch(1, 20e-6, 5e-6, 1'000'000)};
+    p.steps = {s, s};
+    const DesResult r = simulate_forked(p);
+    const double f = fetch_s(20e-6, 5e-6, 1e6);
+    const double compute = 10e-6 + 100e-6 + 5e-6 + 3 * 100e-6 + 20e-6;
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].issue_s, 110e-6);
+    EXPECT_DOUBLE_EQ(r.step_end_s[0], compute + f);
+    EXPECT_NEAR(compute_metrics(p, r).stall_s, 2 * f, 1e-15);
+    EXPECT_NEAR(r.step_end_s[1], 2 * (compute + f), 1e-15);
+}
+
+// Two fetches issued together share the link: each moves N bytes at bw / 2, so both finish
+// at latency + 2N / bw, while the no-contention critical path says latency + N / bw.
+TEST(TimingFidelity, TwoFetchesShareTheHostLink) {
+    Plan p = synthetic_plan(2);
+    PlannedStep s = step(0, 100e-6, 0, 0);
+    s.engram_gpu_s = {0, 0};
+    s.fetch = {fetch(0, 0, 0, 10'000'000, 0), fetch(0, 0, 0, 10'000'000, 1)};
+    p.steps = {s};
+    const DesResult r = simulate_forked(p);
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, kLat + 2 * 1e7 / kBw);
+    EXPECT_DOUBLE_EQ(r.fetch[0][1].ready_s, kLat + 2 * 1e7 / kBw);
+    EXPECT_DOUBLE_EQ(r.step_end_s[0], kLat + 2 * 1e7 / kBw + 3 * 100e-6);
+    EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), kLat + 1e7 / kBw + 3 * 100e-6);
+}
+
+namespace {
+nlohmann::json small_config(const std::string& schedule) {
+    return resolve_run_config(
+        {{"backbone", "dense-4b"},
+         {"engram", "paper-offload-100b"},
+         {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 24}}},
+         {"sim", {{"schedule", schedule}, {"gather_threads", 1}}}},
+        "test");
+}
+}  // namespace
+
+// A real workload (24 nano-vLLM requests; one gather thread, so some fetches stall): the DES
+// agrees with the sum of the steps' critical paths, step by step, since one Engram layer's
+// fetches never overlap.
+TEST(TimingFidelity, DesEqualsCriticalPathWithoutContention) {
+    for (const char* sched : {"layer-ahead:0", "layer-ahead:1", "none"}) {
+        const Plan p = make_plan(small_config(sched));
+        ASSERT_GT(p.steps.size(), 100u);
+        const DesResult des = simulate_forked(p);
+        const DesResult ana = analytic(p);
+        ASSERT_EQ(des.step_end_s.size(), ana.step_end_s.size());
+        for (size_t i = 0; i < p.steps.size(); ++i) {
+            const double d = des.step_end_s[i] - des.step_start_s[i];
+            EXPECT_NEAR(d, analytic_step_seconds(p, p.steps[i]), 1e-15 + 1e-12 * d)
+                << sched << " step " << i;
+        }
+        EXPECT_NEAR(des.makespan_s, ana.makespan_s, 1e-12 * ana.makespan_s) << sched;
+        EXPECT_GT(compute_metrics(p, des).stall_s, 0) << sched;  // the case is not trivial
+    }
+}
+
+// No fetch is issued before its step starts (a decode token exists only once the previous
+// step has ended), and layer-ahead:K issues exactly at layer K's start.
+TEST(TimingFidelity, DecodeLookupsAreNeverIssuedBeforeTheirTokenExists) {
+    const Plan p = make_plan(small_config("layer-ahead:0"));
+    const DesResult des = simulate_forked(p);
+    size_t decode_fetches = 0;
+    for (size_t i = 0; i < p.steps.size(); ++i) {
+        ASSERT_EQ(des.fetch[i].size(), 1u);
+        const FetchRecord& f = des.fetch[i][0];
+        EXPECT_EQ(f.issue_s, des.step_start_s[i]);  // layer-ahead:0 = the step start
+        if (i > 0) EXPECT_GE(f.issue_s, des.step_end_s[i - 1]);
+        EXPECT_GE(f.needed_s, f.issue_s);
+        EXPECT_GE(des.step_end_s[i], f.ready_s);
+        decode_fetches += !p.steps[i].prefill;
+    }
+    EXPECT_GT(decode_fetches, 100u);
+    const Plan p1 = make_plan(small_config("layer-ahead:1"));
+    const DesResult d1 = simulate_forked(p1);
+    for (size_t i = 0; i < p1.steps.size(); ++i)  // issued after the embedding and layer 0
+        EXPECT_DOUBLE_EQ(d1.fetch[i][0].issue_s,
+                         d1.step_start_s[i] + (p1.steps[i].embed_s + p1.steps[i].layer_s));
+}
+
+// Same config, same bytes: results.json of two runs.
+TEST(TimingFidelity, TwoRunsGiveIdenticalResultsBytes) {
+    const auto cfg = small_config("layer-ahead:0");
+    const RunOutcome a = run_config(cfg), b = run_config(cfg);
+    EXPECT_EQ(results_json(a.plan, a.metrics).dump(), results_json(b.plan, b.metrics).dump());
+}
+
+// Oracle and the HBM-resident table fetch nothing; the in-DRAM run is never faster.
+TEST(TimingFidelity, OracleIsTheLowerBound) {
+    const auto cfg = small_config("layer-ahead:0");
+    const double dram = run_config(cfg).metrics.makespan_s;
+    const double oracle = run_config(with_key(cfg, "sim.schedule", "oracle")).metrics.makespan_s;
+    const double hbm = run_config(with_key(cfg, "sim.table", "hbm")).metrics.makespan_s;
+    EXPECT_EQ(oracle, hbm);
+    EXPECT_GT(dram, oracle);
+}
+
+// NVMe -> host -> GPU: every drive reads its share at once (each on its own link), then the
+// host work, the fixed delay and the copy over the host link, back to back.
+TEST(TimingFidelity, NvmeFetchReadsAllDrivesThenCopies) {
+    Plan p = synthetic_plan();
+    const double nv_bw = 6.4e9, nv_lat = 80e-6;
+    for (int d = 0; d < 2; ++d) {
+        const int n = p.platform.add_node({"nvme" + std::to_string(d), NodeKind::Nvme, 3.84e12, 0});
+        p.platform.add_link({"nvme" + std::to_string(d) + ".read", "nvme", n, 1, nv_bw, nv_lat});
+        p.nvme.push_back(n);
+    }
+    PlannedStep s = step(10e-6, 100e-6, 20e-6, 5e-6);
+    PlannedFetch f = fetch(0, 20e-6, 5e-6, 1'000'000);
+    f.work.nvme_bytes_per_drive = 4096.0 * 1000;
+    s.fetch = {f};
+    p.steps = {s};
+    const DesResult r = simulate_forked(p);
+    const double ready = (nv_lat + 4096.0 * 1000 / nv_bw) + fetch_s(20e-6, 5e-6, 1e6);
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, ready);
+    EXPECT_DOUBLE_EQ(r.step_end_s[0], ready + 5e-6 + 3 * 100e-6 + 20e-6);
+    EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), r.step_end_s[0]);
+}

@@ -1,0 +1,115 @@
+// engramsim run and engramsim study as a user runs them: outputs, files, JSON keys, errors.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+struct Result {
+    int status = -1;
+    std::string out, err;
+};
+
+Result run(const std::string& args) {
+    // One file per test process: CTest runs these tests in parallel.
+    const std::string err_path = ::testing::TempDir() + "engramsim_timing_stderr_" +
+                                 std::to_string(getpid()) + ".txt";
+    const std::string cmd = std::string(ENGRAMSIM_BINARY) + " " + args + " 2>" + err_path;
+    Result r;
+    FILE* pipe = popen(cmd.c_str(), "r");
+    char buf[65536];
+    while (size_t n = fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
+    const int status = pclose(pipe);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream in(err_path);
+    r.err.assign(std::istreambuf_iterator<char>(in), {});
+    return r;
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string small_config() {
+    const std::string path =
+        ::testing::TempDir() + "timing_small_" + std::to_string(getpid()) + ".json";
+    std::ofstream(path) << R"({"backbone": "dense-4b", "engram": "paper-offload-100b",
+        "workload": {"base": "nano-vllm-512", "num_requests": 16}})";
+    return path;
+}
+
+}  // namespace
+
+TEST(TimingCli, RunWritesResultsConfigAndTimeline) {
+    const std::string dir = ::testing::TempDir() + "timing_run_a_" + std::to_string(getpid());
+    Result r = run("run " + small_config() + " -o " + dir + " --timeline");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("overhead vs table in HBM"), std::string::npos) << r.out;
+    const auto res = nlohmann::json::parse(slurp(dir + "/results.json"));
+    EXPECT_EQ(res["schema_version"], 1);
+    EXPECT_EQ(res["units"]["time"], "s");
+    EXPECT_TRUE(res["machine"].contains("simgrid"));
+    EXPECT_EQ(res["config"]["workload"]["num_requests"], 16);
+    const auto& m = res["metrics"];
+    EXPECT_GT(m["throughput_tok_per_s"].get<double>(), 0);
+    EXPECT_GT(m["fetch"]["unique_rows"].get<uint64_t>(), 0u);
+    EXPECT_TRUE(res["comparison"].contains("overhead_vs_no_engram_pct"));
+    const auto cfg = nlohmann::json::parse(slurp(dir + "/resolved_config.json"));
+    EXPECT_EQ(cfg["sim"]["schedule"], "layer-ahead:0");
+    const auto tl = nlohmann::json::parse(slurp(dir + "/timeline.json"));
+    EXPECT_GT(tl["traceEvents"].size(), 2 * m["steps"]["total"].get<size_t>());
+
+    // Determinism: the same run again writes the same bytes.
+    const std::string dir_b = ::testing::TempDir() + "timing_run_b_" + std::to_string(getpid());
+    ASSERT_EQ(run("run " + small_config() + " -o " + dir_b + " --timeline").status, 0);
+    EXPECT_EQ(slurp(dir + "/results.json"), slurp(dir_b + "/results.json"));
+    EXPECT_EQ(slurp(dir + "/timeline.json"), slurp(dir_b + "/timeline.json"));
+}
+
+TEST(TimingCli, RunErrorsGoToStderr) {
+    Result r = run("run dense-4c");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_TRUE(r.out.empty());
+    EXPECT_NE(r.err.find("did you mean dense-4b?"), std::string::npos) << r.err;
+    const std::string bad =
+        ::testing::TempDir() + "timing_bad_" + std::to_string(getpid()) + ".json";
+    std::ofstream(bad) << R"({"backbone": "dense-4b", "sim": {"schedule": "later"}})";
+    r = run("run " + bad);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("unknown prefetch schedule 'later'; known: layer-ahead:K, none, oracle"),
+              std::string::npos)
+        << r.err;
+    r = run("study run paper-table5");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("known: paper-table4"), std::string::npos) << r.err;
+}
+
+// The reproduction's JSON: calibrated baselines equal the paper's, overheads predicted.
+TEST(TimingCli, StudyPaperTable4Json) {
+    Result r = run("study run paper-table4 --json --no-sensitivity");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["rows"].size(), 2u);
+    EXPECT_EQ(j["rows"][0]["backbone"], "dense-4b");
+    EXPECT_EQ(j["rows"][1]["backbone"], "dense-8b");
+    EXPECT_EQ(j["rows"][0]["paper_overhead_pct"], 1.92);
+    EXPECT_EQ(j["rows"][1]["paper_overhead_pct"], 2.78);
+    EXPECT_NEAR(j["rows"][0]["baseline_tok_per_s"].get<double>(), 9031.62, 1e-6);
+    EXPECT_NEAR(j["rows"][1]["baseline_tok_per_s"].get<double>(), 6315.52, 1e-6);
+    for (const auto& row : j["rows"]) {
+        const double base = row["baseline_tok_per_s"], eng = row["engram_tok_per_s"];
+        EXPECT_LT(eng, base);
+        EXPECT_NEAR(row["overhead_pct"].get<double>(), (base - eng) / base * 100, 1e-9);
+    }
+    for (const char* k : {"pcie_generation", "table_dtype", "layer_shape", "hashing", "calibration"})
+        EXPECT_TRUE(j["assumptions"].contains(k)) << k;
+}

@@ -1,0 +1,291 @@
+// The timing model's pieces against closed forms: the roofline cost model and its profile hook,
+// the step DAG's critical path, PCIe wire bytes, fetch mechanisms, prefetch schedule names,
+// platform routes, the backbone shapes and the KV-cache sizing.
+#include <gtest/gtest.h>
+
+#include "model/config.h"
+#include "model/cost_model.h"
+#include "model/step_model.h"
+#include "sim/experiment.h"
+#include "sim/fetch.h"
+#include "sim/plan.h"
+#include "sim/platform.h"
+#include "sim/prefetch.h"
+
+using namespace engramsim;
+using namespace engramsim::sim;
+
+TEST(CostModel, RooflineTakesTheSlowerOfComputeAndMemoryPlusTheFloor) {
+    const CostModel cost({1e15, 1e12}, {.gemm = 0.5, .attention = 0.5, .memory = 0.5,
+                                        .kernel_floor_s = 2e-6});
+    const OpShape big = gemm_op(4096, 4096, 4096, 2);  // compute-bound
+    EXPECT_DOUBLE_EQ(cost.seconds(big), 2.0 * 4096 * 4096 * 4096 / (1e15 * 0.5) + 2e-6);
+    const OpShape thin = gemm_op(1, 4096, 4096, 2);  // memory-bound: weights dominate
+    EXPECT_DOUBLE_EQ(cost.seconds(thin),
+                     (4096.0 + 4096.0 * 4096 + 4096) * 2 / (1e12 * 0.5) + 2e-6);
+}
+
+TEST(CostModel, AMeasuredProfileWinsOverTheRoofline) {
+    const CostModel cost({1e15, 1e12}, {}, [](const OpShape& op) -> std::optional<double> {
+        if (op.kernel == "gemm" && op.dims.at("m") == 1) return 42e-6;
+        return std::nullopt;
+    });
+    EXPECT_EQ(cost.seconds(gemm_op(1, 8, 8, 2)), 42e-6);
+    EXPECT_EQ(cost.seconds(gemm_op(2, 8, 8, 2)), cost.roofline_seconds(gemm_op(2, 8, 8, 2)));
+}
+
+TEST(CostModel, RejectsImpossibleEfficiencies) {
+    EXPECT_THROW(CostModel({1e15, 1e12}, {.gemm = 1.5}), std::invalid_argument);
+    EXPECT_THROW(CostModel({0, 1e12}, {}), std::invalid_argument);
+}
+
+TEST(StepDag, CriticalPathIsTheLongestChain) {
+    StepDag dag;
+    const int a = dag.add("a", 1.0), b = dag.add("b", 2.0), c = dag.add("c", 5.0),
+              d = dag.add("d", 1.0);
+    dag.depends(b, a);  // a -> b -> d
+    dag.depends(d, b);
+    dag.depends(d, c);  // c -> d
+    EXPECT_EQ(dag.critical_path_s(), 6.0);  // c (5) + d (1)
+    EXPECT_EQ(dag.finish_s(b), 3.0);
+    dag.depends(a, d);
+    EXPECT_THROW(dag.critical_path_s(), std::logic_error);
+}
+
+TEST(Backbone, ParameterCountsMatchThePresetArithmetic) {
+    const auto b4 = BackboneShape::from_json(config::load("dense-4b")["backbone"]);
+    EXPECT_TRUE(b4.tied_embeddings);
+    EXPECT_EQ(b4.params(), 4'022'468'096.0);  // docs/presets.md
+    const auto b8 = BackboneShape::from_json(config::load("dense-8b")["backbone"]);
+    EXPECT_EQ(b8.params(), 8'190'735'360.0);
+    EXPECT_EQ(b8.kv_bytes_per_token(), 144.0 * 1024);
+    EXPECT_THROW(BackboneShape::from_json(config::load("moe-27b")["backbone"]),
+                 config::ConfigError);
+}
+
+TEST(Pcie, WireBytesCarryTlpAndDllpOverhead) {
+    const PcieModel pcie{24, 256, 0.04};
+    EXPECT_EQ(pcie.bulk_wire_bytes(256 * 1000), std::ceil((256000.0 + 1000 * 24) * 1.04));
+    EXPECT_EQ(pcie.bulk_wire_bytes(257), std::ceil((257.0 + 2 * 24) * 1.04));
+    EXPECT_EQ(pcie.small_wire_bytes(10, 64), std::ceil(10 * (64.0 + 24) * 1.04));
+    EXPECT_EQ(pcie.bulk_wire_bytes(0), 0);
+}
+
+TEST(Fetch, LinesPerRowAverageOverRowAlignment) {
+    EXPECT_DOUBLE_EQ(lines_per_row(160), 3.0);  // offsets 0 and 32 mod 64: 3 lines each
+    EXPECT_DOUBLE_EQ(lines_per_row(80), 2.0);   // 80 B rows: 2 lines on average
+    EXPECT_DOUBLE_EQ(lines_per_row(64), 1.0);
+}
+
+TEST(Fetch, CpuGatherClosedForm) {
+    FetchParams p;
+    p.gather_threads = 4;
+    p.outstanding_per_thread = 2;
+    p.row_access_latency_s = 200e-9;
+    p.hash_rate_per_thread = 1e9;
+    p.dram_bytes_per_s = 500e9;
+    p.link_bytes_per_s = 50e9;
+    p.dma_setup_s = 5e-6;
+    const auto m = make_fetch_mechanism("cpu-gather", p);
+    const FetchWork w = m->plan({100, 1600, 1500, 160});
+    EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9 + 1500 * 200e-9 / 8);  // latency-bound gather
+    EXPECT_EQ(w.payload_bytes, 1500 * 160.0);
+    EXPECT_EQ(w.h2d_wire_bytes, p.pcie.bulk_wire_bytes(1500 * 160.0));
+    EXPECT_EQ(w.fixed_s, 5e-6);
+    EXPECT_EQ(w.d2h_wire_bytes, 0);
+    p.hash_on_gpu = true;  // ids come back over the link first; no host hashing
+    const FetchWork g = make_fetch_mechanism("cpu-gather", p)->plan({100, 1600, 1500, 160});
+    EXPECT_EQ(g.d2h_wire_bytes, p.pcie.bulk_wire_bytes(1600 * 4.0));
+    EXPECT_DOUBLE_EQ(g.host_s, 1500 * 200e-9 / 8);
+    EXPECT_EQ(g.fixed_s, 10e-6);
+}
+
+TEST(Fetch, UvaPaysPerReadOverheadAndLittlesLaw) {
+    FetchParams p;
+    p.hash_on_gpu = true;
+    p.dram_bytes_per_s = 500e9;
+    p.link_bytes_per_s = 50e9;
+    p.link_latency_s = 1e-6;
+    p.uva_outstanding_reads = 100;
+    p.kernel_floor_s = 3e-6;
+    const FetchWork w = make_fetch_mechanism("uva", p)->plan({1000, 16000, 16000, 160});
+    const double reads = 16000 * 3.0;
+    EXPECT_EQ(w.h2d_wire_bytes, p.pcie.small_wire_bytes(reads, 64));
+    const double little = reads * 1e-6 / 100;  // 0.48 ms: concurrency-bound
+    EXPECT_DOUBLE_EQ(w.fixed_s, 3e-6 + (little - w.h2d_wire_bytes / 50e9));
+    EXPECT_EQ(w.host_s, 0);
+}
+
+TEST(Fetch, UnknownMechanismListsTheKnownOnes) {
+    FetchParams p;
+    p.dram_bytes_per_s = p.link_bytes_per_s = 1;
+    try {
+        make_fetch_mechanism("cpu-gahter", p);
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(), "unknown fetch mechanism 'cpu-gahter'; known: cpu-gather, nvme, uva");
+    }
+}
+
+TEST(Prefetch, SchedulesParseAndIssueWithinTheStep) {
+    EXPECT_EQ(PrefetchSchedule::parse("none").issue_layer(5), 5);
+    EXPECT_EQ(PrefetchSchedule::parse("layer-ahead").issue_layer(5), 0);
+    EXPECT_EQ(PrefetchSchedule::parse("layer-ahead:3").issue_layer(5), 3);
+    EXPECT_EQ(PrefetchSchedule::parse("layer-ahead:9").issue_layer(5), 5);
+    EXPECT_TRUE(PrefetchSchedule::parse("oracle").free());
+    EXPECT_EQ(PrefetchSchedule::parse("layer-ahead:3").name(), "layer-ahead:3");
+    EXPECT_THROW(PrefetchSchedule::parse("layer-ahead:-1"), std::invalid_argument);
+    try {
+        PrefetchSchedule::parse("orcale");
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(),
+                     "unknown prefetch schedule 'orcale'; known: layer-ahead:K, none, oracle");
+    }
+}
+
+TEST(Platform, RoutesAreShortestPathsOverTheTopology) {
+    const Platform p = Platform::from_hardware(config::load("h800-pcie5")["hardware"]);
+    const int gpu = p.node("gpu0"), host = p.node("host"), nvme = p.node("nvme3");
+    EXPECT_EQ(p.route(host, gpu).size(), 1u);
+    EXPECT_EQ(p.links()[size_t(p.route(host, gpu)[0])].name, "pcie0.h2d");
+    const auto r = p.route(nvme, gpu);  // NVMe -> host -> GPU
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(p.links()[size_t(r[0])].name, "nvme3.read");
+    EXPECT_EQ(p.links()[size_t(r[1])].name, "pcie0.h2d");
+    EXPECT_DOUBLE_EQ(p.transfer_s(r, 6.4e6), 80e-6 + 1e-6 + 6.4e6 / 6.4e9);
+    EXPECT_EQ(p.route(p.node("nvme0"), p.node("nvme1")).size(), 2u);  // through the host
+    Platform island = p;
+    const int lone = island.add_node({"lone", NodeKind::Host, 0, 0});
+    EXPECT_THROW(island.route(lone, gpu), std::invalid_argument);
+    EXPECT_THROW(p.node("gpu1"), std::invalid_argument);
+}
+
+TEST(Plan, KvCacheIsWhatHbmLeavesAfterWeightsAndActivations) {
+    const auto cfg = resolve_run_config(
+        {{"backbone", "dense-8b"}, {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 8}}}},
+        "test");
+    const Plan p = make_plan(cfg);
+    const double act = 16384.0 * (4096 + 2 * 1024 + 2 * 12288 + 2 * 4096) * 2 + 512.0 * 151936 * 4;
+    const double avail = 80e9 * 0.9 - 8'190'735'360.0 * 2 - act;
+    EXPECT_EQ(p.num_kv_blocks, int64_t(std::floor(avail / (256 * 144.0 * 1024))));
+    EXPECT_EQ(p.output_tokens, 8u * 0 + p.output_tokens);
+    // Every request yields its output: the last step of each is where it finished.
+    uint64_t tokens = 0;
+    for (const auto& st : p.steps) tokens += st.seqs;  // one output token per sequence per step
+    EXPECT_EQ(tokens, p.output_tokens);
+}
+
+TEST(Plan, CalibrationScalesTheBackboneOnly) {
+    auto cfg = resolve_run_config({{"backbone", "dense-4b"}, {"engram", "paper-offload-100b"},
+                                   {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 8}}}},
+                                  "test");
+    const Plan a = make_plan(cfg);
+    const Plan b = make_plan(with_key(cfg, "sim.backbone_time_scale", 2.0));
+    ASSERT_EQ(a.steps.size(), b.steps.size());
+    for (size_t i = 0; i < a.steps.size(); ++i) {
+        EXPECT_DOUBLE_EQ(b.steps[i].layer_s, 2 * a.steps[i].layer_s);
+        EXPECT_DOUBLE_EQ(b.steps[i].head_s, 2 * a.steps[i].head_s);
+        EXPECT_EQ(b.steps[i].engram_gpu_s, a.steps[i].engram_gpu_s);  // never the Engram path
+        EXPECT_EQ(b.steps[i].fetch[0].work.host_s, a.steps[i].fetch[0].work.host_s);
+    }
+}
+
+TEST(Plan, BadRunConfigsFailWithThePath) {
+    EXPECT_THROW(resolve_run_config({{"engram", "paper-offload-100b"}}, "t"), config::ConfigError);
+    try {
+        make_plan(resolve_run_config({{"backbone", "dense-4b"}, {"sim", {{"schedule", "soon"}}}},
+                                     "t"));
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("sim.schedule: unknown prefetch schedule 'soon'"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(load_run_config("h800-pcie5"), config::ConfigError);  // not a backbone
+}
+
+TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
+    FetchParams p;
+    p.dram_bytes_per_s = 500e9;
+    p.link_bytes_per_s = 50e9;
+    p.hash_rate_per_thread = 1e9;
+    p.nvme_drives = 8;
+    p.nvme_iops_per_drive = 1e6;
+    p.nvme_read_bytes_per_s = 6.4e9;
+    p.nvme_latency_s = 80e-6;
+    p.nvme_queue_depth = 64;  // 64 / 80 us = 800k IOPS: the queue binds, not the rating
+    const FetchWork w = make_fetch_mechanism("nvme", p)->plan({100, 1600, 1601, 160});
+    const double ios = 201;  // ceil(1601 / 8)
+    EXPECT_EQ(w.nvme_bytes_per_drive, ios * 4096);
+    EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6 + (ios / 800e3 - ios * 4096 / 6.4e9));
+    EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9);
+    EXPECT_EQ(w.h2d_wire_bytes, p.pcie.bulk_wire_bytes(1601 * 160.0));
+    p.nvme_drives = 0;
+    EXPECT_THROW(make_fetch_mechanism("nvme", p), std::invalid_argument);
+}
+
+TEST(Plan, TableOnNvmeNeedsTheNvmeMechanism) {
+    const nlohmann::json wl = {{"base", "nano-vllm-512"}, {"num_requests", 4}};
+    EXPECT_THROW(make_plan(resolve_run_config({{"backbone", "dense-4b"},
+                                               {"engram", "paper-offload-100b"},
+                                               {"workload", wl},
+                                               {"sim", {{"table", "nvme"}}}},
+                                              "t")),
+                 config::ConfigError);
+    const Plan p = make_plan(resolve_run_config(
+        {{"backbone", "dense-4b"}, {"engram", "paper-offload-100b"}, {"workload", wl},
+         {"sim", {{"table", "nvme"}, {"mechanism", "nvme"}}}},
+        "t"));
+    EXPECT_EQ(p.nvme.size(), 8u);  // h800-pcie5: 8 drives
+    EXPECT_GT(p.steps[0].fetch[0].work.nvme_bytes_per_drive, 0);
+}
+
+// An HBM cache in front of the table: placement replay of the run's own lookups decides the
+// hits, each step fetches only its misses, and the cache's HBM comes out of the KV cache.
+TEST(Plan, HbmCacheFetchesOnlyMisses) {
+    const nlohmann::json base = {{"backbone", "dense-4b"},
+                                 {"engram", "paper-offload-100b"},
+                                 {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 64}}}};
+    nlohmann::json with_cache = base;
+    with_cache["sim"] = {{"hbm_cache_rows", "20M"}, {"hbm_cache_policy", "lru"}};
+    const Plan plain = make_plan(resolve_run_config(base, "t"));
+    const Plan cached = make_plan(resolve_run_config(with_cache, "t"));
+    const double row = cached.engram.row_bytes();
+    EXPECT_EQ(cached.hbm_cache_rows, 20'000'000u);
+    const double cache_blocks = 20e6 * row / (256 * 144.0 * 1024);  // 3.2 GB of HBM
+    EXPECT_GE(cached.num_kv_blocks, plain.num_kv_blocks - int64_t(std::ceil(cache_blocks)));
+    EXPECT_LE(cached.num_kv_blocks, plain.num_kv_blocks - int64_t(std::floor(cache_blocks)));
+    uint64_t hits = 0;
+    for (const auto& st : cached.steps)
+        for (const auto& f : st.fetch) {
+            EXPECT_LE(f.hbm_hits, f.unique_rows);
+            EXPECT_EQ(f.work.payload_bytes, double(f.unique_rows - f.hbm_hits) * row);
+            hits += f.hbm_hits;
+        }
+    EXPECT_GT(hits, 0u);  // repeated N-grams across steps (random prompts repeat a few)
+    nlohmann::json bad = with_cache;
+    bad["sim"]["hbm_cache_policy"] = "lur";
+    EXPECT_THROW(make_plan(resolve_run_config(bad, "t")), config::ConfigError);
+}
+
+TEST(StepModel, EngramModuleKernelsAndProjectionWork) {
+    const auto b = BackboneShape::from_json(config::load("dense-4b")["backbone"]);
+    const auto e = EngramConfig::from_json(config::load("paper-offload-100b")["engram"]);
+    const EngramGpuShape shape = EngramGpuShape::from_config(e);
+    EXPECT_EQ(shape.d_mem, 1280);
+    EXPECT_EQ(shape.heads, 16);
+    const StepShape s{false, 100, 100, 50000, 0};
+    const auto ops = engram_ops(shape, b, s);
+    ASSERT_EQ(ops.size(), 12u);  // expand, W_K, W_V, 2 norms, dot, sigmoid, gate, conv path (3), add
+    EXPECT_EQ(ops[0].bytes, 2 * 100.0 * 16 * 160);
+    EXPECT_EQ(ops[1].flops, 2 * 100.0 * 2560 * 1280);
+    EXPECT_EQ(ops[2].flops, 2 * 100.0 * 2560 * 1280);
+    EngramGpuShape no_conv = shape;
+    no_conv.short_conv = false;
+    EXPECT_EQ(engram_ops(no_conv, b, s).size(), 9u);
+    // Decode attention reads every KV entry once per layer.
+    const auto layer = layer_ops(b, s);
+    EXPECT_EQ(layer[4].kernel, "attention_decode");
+    EXPECT_EQ(layer[4].bytes, 50000.0 * 2 * 1024 * 2 + 2 * 100.0 * 4096 * 2);
+}
