@@ -397,72 +397,30 @@ TraceRequest TraceReader::request(uint64_t index) {
 
 namespace {
 
-class TraceLookups final : public LookupSource {
+class TraceLookups final : public ScheduledLookups {
 public:
-    TraceLookups(const std::string& path, const SchedulerConfig& scheduler)
-        : reader_(path),
-          layout_(lookup_layout(reader_.engram())),
-          scheduler_(scheduler, reader_.prompt_lengths(), reader_.output_lengths()) {}
-
-    const LookupLayout& layout() const override { return layout_; }
-
-    bool next(StepBatch& batch) override {
-        auto step = scheduler_.next();
-        if (!step) return false;
-        batch.step = step->index;
-        batch.prefill = step->prefill;
-        batch.tokens = step->tokens;
-        batch.context_tokens = step->context_tokens;
-        batch.finished = step->finished;
-        batch.slices = std::move(step->slices);
-        const size_t heads = size_t(layout_.heads_per_layer);
-        batch.rows.resize(layout_.layer_ids.size());
-        for (auto& keys : batch.rows) keys.resize(batch.tokens * heads);
-        std::vector<uint64_t*> dst;
-        for (auto& keys : batch.rows) dst.push_back(keys.data());
-        for (const StepSlice& s : batch.slices) {
-            const TraceRequest& r = admitted(s.request);
-            for (size_t l = 0; l < dst.size(); ++l) {
-                const uint64_t base = layout_.layer_base[l];
-                const auto& offsets = layout_.head_offset[l];
-                const uint32_t* local = r.rows[l].data() + size_t(s.first) * heads;
-                for (size_t t = 0; t < s.count; ++t)
-                    for (size_t h = 0; h < heads; ++h) *dst[l]++ = base + offsets[h] + *local++;
-            }
-        }
-        // A request whose last fed token (position prompt + output - 2) went through is done.
-        for (const StepSlice& s : batch.slices) {
-            const TraceRequest& r = live_.at(s.request);
-            if (s.first + s.count + 1 >= r.prompt_len + r.output_len) live_.erase(s.request);
-        }
-        return true;
-    }
+    TraceLookups(std::unique_ptr<TraceReader> reader, const SchedulerConfig& scheduler)
+        : ScheduledLookups(lookup_layout(reader->engram()), scheduler, reader->prompt_lengths(),
+                           reader->output_lengths()),
+          reader_(std::move(reader)) {}
 
 private:
-    // Requests are admitted in file order (preempted ones are already loaded), so reading
-    // forward until the wanted one appears keeps memory to the running batch.
-    const TraceRequest& admitted(uint32_t id) {
-        while (!live_.contains(id)) {
-            TraceRequest r;
-            if (!reader_.next(r)) throw TraceError("trace ended before request " + std::to_string(id));
-            const uint32_t rid = next_id_++;
-            live_.emplace(rid, std::move(r));
-        }
-        return live_.at(id);
+    // Requests are read in file order, which is the order they are first scheduled.
+    RequestRows load(uint32_t index) override {
+        TraceRequest r;
+        if (!reader_->next(r))
+            throw TraceError("trace ended before request " + std::to_string(index));
+        return std::move(r.rows);
     }
 
-    TraceReader reader_;
-    LookupLayout layout_;
-    Scheduler scheduler_;
-    std::unordered_map<uint32_t, TraceRequest> live_;
-    uint32_t next_id_ = 0;
+    std::unique_ptr<TraceReader> reader_;
 };
 
 }  // namespace
 
 std::unique_ptr<LookupSource> trace_lookups(const std::string& path,
                                             const SchedulerConfig& scheduler) {
-    return std::make_unique<TraceLookups>(path, scheduler);
+    return std::make_unique<TraceLookups>(std::make_unique<TraceReader>(path), scheduler);
 }
 
 }  // namespace engramsim

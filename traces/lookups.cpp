@@ -25,57 +25,31 @@ LookupLayout layout_of(const NgramHasher& hasher, const EngramConfig& engram) {
     return layout;
 }
 
-class HashedLookups final : public LookupSource {
+class HashedLookups final : public ScheduledLookups {
 public:
     HashedLookups(const EngramConfig& engram, const Workload& workload,
-                  const SchedulerConfig& scheduler_config)
-        : map_(CompressMap::load(engram.compress_map)),
-          hasher_(engram, map_.canonical_vocab_size(), map_(engram.pad_id)),
-          layout_(layout_of(hasher_, engram)),
-          scheduler_(scheduler_config, prompt_lengths(workload), output_lengths(workload)) {
-        // Canonical ids of each request's whole sequence (prompt, then generated tokens).
-        for (const Request& r : workload.requests) {
-            std::vector<uint32_t> raw(r.prompt);
-            raw.insert(raw.end(), r.output.begin(), r.output.end());
-            sequences_.push_back(map_.compress(raw));
-        }
-    }
-
-    const LookupLayout& layout() const override { return layout_; }
-
-    bool next(StepBatch& batch) override {
-        auto step = scheduler_.next();
-        if (!step) return false;
-        batch.step = step->index;
-        batch.prefill = step->prefill;
-        batch.tokens = step->tokens;
-        batch.context_tokens = step->context_tokens;
-        batch.finished = step->finished;
-        batch.slices = std::move(step->slices);
-        const size_t heads = size_t(layout_.heads_per_layer);
-        const size_t history = size_t(hasher_.max_ngram_size() - 1);
-        batch.rows.resize(layout_.layer_ids.size());
-        for (size_t l = 0; l < layout_.layer_ids.size(); ++l) {
-            auto& keys = batch.rows[l];
-            keys.resize(batch.tokens * heads);
-            uint64_t* dst = keys.data();
-            for (const StepSlice& s : batch.slices) {
-                const auto& seq = sequences_[s.request];
-                const size_t h0 = s.first >= history ? s.first - history : 0;
-                local_.resize(size_t(s.count) * heads);
-                hasher_.hash_layer(l, {seq.data() + s.first, s.count}, local_,
-                                   {seq.data() + h0, s.first - h0});
-                const uint64_t base = layout_.layer_base[l];
-                const auto& offsets = layout_.head_offset[l];
-                for (size_t t = 0; t < s.count; ++t)
-                    for (size_t h = 0; h < heads; ++h)
-                        *dst++ = base + offsets[h] + local_[t * heads + h];
-            }
-        }
-        return true;
-    }
+                  const SchedulerConfig& scheduler, const CompressMap& map,
+                  const NgramHasher& hasher)
+        : ScheduledLookups(layout_of(hasher, engram), scheduler, prompt_lengths(workload),
+                           output_lengths(workload)),
+          map_(map),
+          hasher_(hasher),
+          workload_(workload) {}
 
 private:
+    RequestRows load(uint32_t index) override {
+        const Request& r = workload_.requests[index];
+        std::vector<uint32_t> raw(r.prompt);
+        raw.insert(raw.end(), r.output.begin(), r.output.end());
+        const std::vector<uint32_t> ids = map_.compress(raw);
+        RequestRows rows(hasher_.layers().size());
+        for (size_t l = 0; l < rows.size(); ++l) {
+            rows[l].resize(ids.size() * size_t(hasher_.heads_per_layer()));
+            hasher_.hash_layer(l, ids, rows[l]);
+        }
+        return rows;
+    }
+
     static std::vector<uint32_t> prompt_lengths(const Workload& w) {
         std::vector<uint32_t> out;
         for (const auto& r : w.requests) out.push_back(uint32_t(r.prompt.size()));
@@ -89,10 +63,7 @@ private:
 
     CompressMap map_;
     NgramHasher hasher_;
-    LookupLayout layout_;
-    Scheduler scheduler_;
-    std::vector<std::vector<uint32_t>> sequences_;
-    std::vector<uint32_t> local_;
+    Workload workload_;
 };
 
 }  // namespace
@@ -104,7 +75,51 @@ LookupLayout lookup_layout(const EngramConfig& engram) {
 
 std::unique_ptr<LookupSource> hashed_lookups(const EngramConfig& engram, const Workload& workload,
                                              const SchedulerConfig& scheduler) {
-    return std::make_unique<HashedLookups>(engram, workload, scheduler);
+    const CompressMap map = CompressMap::load(engram.compress_map);
+    const NgramHasher hasher(engram, map.canonical_vocab_size(), map(engram.pad_id));
+    return std::make_unique<HashedLookups>(engram, workload, scheduler, map, hasher);
+}
+
+ScheduledLookups::ScheduledLookups(LookupLayout layout, const SchedulerConfig& scheduler,
+                                   std::vector<uint32_t> prompt_len,
+                                   std::vector<uint32_t> output_len)
+    : layout_(std::move(layout)),
+      prompt_len_(prompt_len),
+      output_len_(output_len),
+      scheduler_(scheduler, std::move(prompt_len), std::move(output_len)) {}
+
+bool ScheduledLookups::next(StepBatch& batch) {
+    auto step = scheduler_.next();
+    if (!step) return false;
+    batch.step = step->index;
+    batch.prefill = step->prefill;
+    batch.tokens = step->tokens;
+    batch.context_tokens = step->context_tokens;
+    batch.finished = step->finished;
+    batch.slices = std::move(step->slices);
+    const size_t heads = size_t(layout_.heads_per_layer);
+    batch.rows.resize(layout_.layer_ids.size());
+    for (auto& keys : batch.rows) keys.resize(batch.tokens * heads);
+    std::vector<uint64_t*> dst;
+    for (auto& keys : batch.rows) dst.push_back(keys.data());
+    for (const StepSlice& s : batch.slices) {
+        while (!live_.contains(s.request)) {
+            const uint32_t index = next_to_load_++;
+            live_.emplace(index, load(index));
+        }
+        const RequestRows& rows = live_.at(s.request);
+        for (size_t l = 0; l < dst.size(); ++l) {
+            const uint64_t base = layout_.layer_base[l];
+            const auto& offsets = layout_.head_offset[l];
+            const uint32_t* local = rows[l].data() + size_t(s.first) * heads;
+            for (size_t t = 0; t < s.count; ++t)
+                for (size_t h = 0; h < heads; ++h) *dst[l]++ = base + offsets[h] + *local++;
+        }
+        // Done once its last fed token (position prompt + output - 2) went through.
+        if (s.first + s.count + 1 >= prompt_len_[s.request] + output_len_[s.request])
+            live_.erase(s.request);
+    }
+    return true;
 }
 
 std::unique_ptr<LookupSource> make_lookups(const EngramConfig& engram,

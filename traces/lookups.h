@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/engram_config.h"
@@ -50,6 +51,34 @@ public:
     virtual const LookupLayout& layout() const = 0;
     // Fills `batch` with the next step (reusing its buffers); false when the stream has ended.
     virtual bool next(StepBatch& batch) = 0;
+};
+
+// The common engine of every lookup source: runs the scheduler over the requests' lengths and,
+// step by step, turns each slice of each request into global keys. A subclass says what a
+// request's rows are; requests are materialised when first scheduled (admission is in request
+// order, preempted requests are already held) and released when their last token went through,
+// so memory stays bounded by the running batch, whatever the number of requests.
+class ScheduledLookups : public LookupSource {
+public:
+    const LookupLayout& layout() const final { return layout_; }
+    bool next(StepBatch& batch) final;
+
+protected:
+    // Local row ids of one request: rows[l][token * heads_per_layer + head] for every token of
+    // prompt + output (the last output token is never fed, its rows go unused).
+    using RequestRows = std::vector<std::vector<uint32_t>>;
+
+    ScheduledLookups(LookupLayout layout, const SchedulerConfig& scheduler,
+                     std::vector<uint32_t> prompt_len, std::vector<uint32_t> output_len);
+    // Rows of request `index` (file order); called once per request, in increasing order.
+    virtual RequestRows load(uint32_t index) = 0;
+
+private:
+    LookupLayout layout_;
+    std::vector<uint32_t> prompt_len_, output_len_;
+    Scheduler scheduler_;
+    std::unordered_map<uint32_t, RequestRows> live_;
+    uint32_t next_to_load_ = 0;
 };
 
 // Hashes a workload's tokens step by step as the scheduler feeds them (exactly the ids a trace

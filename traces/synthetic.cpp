@@ -371,63 +371,31 @@ GrowthCurve synthetic_growth(const SyntheticModel& model, const NgramHasher& tab
 
 namespace {
 
-class SyntheticLookups final : public LookupSource {
+class SyntheticLookups final : public ScheduledLookups {
 public:
     SyntheticLookups(const SyntheticModel& model, const EngramConfig& engram,
                      std::vector<uint32_t> prompt_len, std::vector<uint32_t> output_len,
                      const SchedulerConfig& scheduler, uint64_t seed)
-        : map_(CompressMap::load(engram.compress_map)),
+        : ScheduledLookups(lookup_layout(engram), scheduler, prompt_len, output_len),
+          map_(CompressMap::load(engram.compress_map)),
           tables_(engram, map_.canonical_vocab_size(), map_(engram.pad_id)),
-          layout_(lookup_layout(engram)),
           stream_(model, tables_, seed),
-          lengths_(prompt_len),
-          outputs_(output_len),
-          scheduler_(scheduler, std::move(prompt_len), std::move(output_len)) {}
-
-    const LookupLayout& layout() const override { return layout_; }
-
-    bool next(StepBatch& batch) override {
-        auto step = scheduler_.next();
-        if (!step) return false;
-        batch.step = step->index;
-        batch.prefill = step->prefill;
-        batch.tokens = step->tokens;
-        batch.context_tokens = step->context_tokens;
-        batch.finished = step->finished;
-        batch.slices = std::move(step->slices);
-        const size_t heads = size_t(layout_.heads_per_layer);
-        batch.rows.resize(layout_.layer_ids.size());
-        for (auto& keys : batch.rows) keys.resize(batch.tokens * heads);
-        std::vector<uint64_t*> dst;
-        for (auto& keys : batch.rows) dst.push_back(keys.data());
-        for (const StepSlice& s : batch.slices) {
-            // Requests are admitted in order: generate each one's rows when first needed.
-            while (!live_.contains(s.request)) {
-                const uint32_t id = next_request_++;
-                stream_.next(size_t(lengths_[id]) + outputs_[id], live_[id]);
-            }
-            const auto& rows = live_.at(s.request);
-            for (size_t l = 0; l < dst.size(); ++l) {
-                const uint32_t* local = rows[l].data() + size_t(s.first) * heads;
-                for (size_t t = 0; t < s.count; ++t)
-                    for (size_t h = 0; h < heads; ++h)
-                        *dst[l]++ = layout_.layer_base[l] + layout_.head_offset[l][h] + *local++;
-            }
-            if (s.first + s.count + 1 >= lengths_[s.request] + outputs_[s.request])
-                live_.erase(s.request);
-        }
-        return true;
+          tokens_(prompt_len) {
+        for (size_t i = 0; i < tokens_.size(); ++i) tokens_[i] += output_len[i];
     }
 
 private:
+    // Each request takes the next slice of the stream, in the order requests are first scheduled.
+    RequestRows load(uint32_t index) override {
+        RequestRows rows;
+        stream_.next(tokens_[index], rows);
+        return rows;
+    }
+
     CompressMap map_;
     NgramHasher tables_;
-    LookupLayout layout_;
     SyntheticStream stream_;
-    std::vector<uint32_t> lengths_, outputs_;
-    Scheduler scheduler_;
-    std::unordered_map<uint32_t, std::vector<std::vector<uint32_t>>> live_;
-    uint32_t next_request_ = 0;
+    std::vector<uint32_t> tokens_;  // prompt + output of each request
 };
 
 }  // namespace
