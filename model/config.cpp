@@ -259,6 +259,9 @@ Key sim_section() {
             fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
             fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),
             quantity_key("kernel_floor", Dim::Time, "3 us", "Fixed cost of one GPU kernel."),
+            text("profiles", "",
+                 "Folder of measured kernel profiles (engramsim profile -o DIR): the kernels they "
+                 "cover are timed from them (interpolated by shape), the rest by the roofline."),
             quantity_key("backbone_time_scale", Dim::Count, 1.0,
                          "Calibration: multiplies every backbone op time (never the Engram "
                          "path); study paper-table4 fits it to the paper's baseline."),

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "model/config.h"
+#include "model/kernel_profiles.h"
 #include "model/presets.h"
 #include "sim/lookup_counts.h"
 #include "sim/placement/dense_trace.h"
@@ -141,7 +142,18 @@ Plan make_plan(const json& cfg) {
         if (!(v > 0 && v <= 1) && !(std::string(k) == "pcie_dllp_overhead" && v == 0))
             throw config::ConfigError(std::string("sim.") + k + ": must be in (0, 1]");
     }
-    const CostModel cost(peaks, eff);
+    // Measured profiles, where given, win over the roofline for the kernels they cover.
+    CostModel::ProfileHook measured;
+    if (const std::string dir = simc["profiles"].get<std::string>(); !dir.empty()) {
+        std::shared_ptr<const KernelProfiles> profiles;
+        try {
+            profiles = std::make_shared<const KernelProfiles>(KernelProfiles::load_dir(dir));
+        } catch (const std::exception& e) {
+            throw config::ConfigError(std::string("sim.profiles: ") + e.what());
+        }
+        measured = [profiles](const OpShape& op) { return profiles->seconds(op); };
+    }
+    const CostModel cost(peaks, eff, measured);
     plan.backbone_time_scale = count_of(simc, "backbone_time_scale");
     if (!(plan.backbone_time_scale > 0))
         throw config::ConfigError("sim.backbone_time_scale: must be > 0");
