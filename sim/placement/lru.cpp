@@ -18,18 +18,9 @@ public:
           head_(ctx.universe),
           nodes_(size_t(ctx.universe) + 1, Node{kNoRow, kNoRow}) {
         detail::OptionReader opt("lru", ctx.options);
-        const uint64_t w = opt.integer("lookahead", UINT64_MAX, 0, UINT32_MAX - 1);
+        lookahead_ = look_.configure("lru", opt, ctx);
         opt.finish();
         nodes_[head_] = {head_, head_};
-        if (w != UINT64_MAX) {
-            if (ctx.next_use.empty())
-                throw PolicyError("policy lru: lookahead needs next-use times (HBM tier only)");
-            lookahead_ = true;
-            window_ = w;
-            next_use_ = ctx.next_use;
-            step_first_ = ctx.step_first;
-            next_.assign(ctx.universe, kNever);
-        }
     }
 
     bool access(uint32_t id, uint32_t t) override {
@@ -99,22 +90,15 @@ private:
         return false;
     }
 
-    // First position after the lookahead window of the request at t.
-    uint64_t window_end(uint32_t t) {
-        if (step_first_.empty()) return uint64_t(t) + window_ + 1;
-        while (step_ + 1 < step_first_.size() && step_first_[step_ + 1] <= t) ++step_;
-        const uint64_t last = step_ + window_ + 1;
-        return last < step_first_.size() ? step_first_[last] : UINT64_MAX;
-    }
     bool touch_lookahead(uint32_t id, uint32_t t) {
-        next_[id] = next_use_[t];
+        look_.note(id, t);
         if (nodes_[id].next != kNoRow) return touch(id);
         victim_ = kNoRow;
         if (capacity_ == 0) return false;
         if (size_ == capacity_) {
-            const uint64_t end = window_end(t);
+            const uint64_t end = look_.window_end(t);
             uint32_t v = nodes_[head_].prev;
-            while (v != head_ && next_[v] != kNever && next_[v] < end) v = nodes_[v].prev;
+            while (v != head_ && look_.needed(v, end)) v = nodes_[v].prev;
             if (v == head_) v = nodes_[head_].prev;  // every row is needed: plain LRU
             unlink(v);
             nodes_[v] = {kNoRow, kNoRow};
@@ -128,11 +112,7 @@ private:
     }
 
     bool lookahead_ = false;
-    uint64_t window_ = 0;
-    size_t step_ = 0;
-    std::span<const uint32_t> next_use_;
-    std::span<const uint64_t> step_first_;
-    std::vector<uint32_t> next_;  // next use of each row, as of its last request
+    detail::Lookahead look_;
 
     uint64_t capacity_;
     uint64_t size_ = 0;

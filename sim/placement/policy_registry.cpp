@@ -21,18 +21,25 @@ const std::vector<PolicyInfo>& policies() {
     static const std::vector<PolicyInfo> all = {
         {"belady", "Belady/MIN from exact next-use times; admission=bypass|always", true,
          make_belady},
-        {"lfu", "LFU with dynamic aging (LFU-DA), ties to LRU; aging=dynamic|none", false,
-         make_lfu},
+        {"lfu",
+         "LFU with dynamic aging (LFU-DA), ties to LRU; aging=dynamic|none, lookahead=W keeps "
+         "rows needed within W steps",
+         false, make_lfu},
         {"lru", "least recently used; lookahead=W keeps rows needed within W steps", false,
          make_lru},
-        {"s3fifo", "S3-FIFO (small, main, ghost FIFOs); small=0.1, move_threshold=1", false,
-         make_s3fifo},
+        {"s3fifo",
+         "S3-FIFO (small, main, ghost FIFOs); small=0.1, move_threshold=1, lookahead=W keeps "
+         "rows needed within W steps",
+         false, make_s3fifo},
         {"sa-lfu",
          "FBGEMM-style N-way set-associative LFU, hashed sets; ways=32, admission=frequency|always",
          false, make_sa_lfu},
         {"sa-lru", "FBGEMM-style N-way set-associative LRU, hashed sets; ways=32", false,
          make_sa_lru},
-        {"sieve", "SIEVE (FIFO with a visited bit and a moving hand)", false, make_sieve},
+        {"sieve",
+         "SIEVE (FIFO with a visited bit and a moving hand); lookahead=W keeps rows needed within "
+         "W steps",
+         false, make_sieve},
         {"static", "pins the most frequent rows of a profiling window or warm-up trace", false,
          make_static},
     };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,46 @@ inline uint64_t usable_capacity(const PolicyContext& ctx) {
     return std::min<uint64_t>(ctx.capacity_rows, ctx.universe);
 }
 
+// Option lookahead=W (needs next-use times): a row requested again within the current step or
+// the next W steps (steps from PolicyContext::step_first; without steps every request is one) is
+// needed, and eviction passes over it. Each policy that takes the option says what it evicts when
+// every resident row is needed: the victim its plain rule picks, as LRU's lookahead does.
+class Lookahead {
+public:
+    // Reads the option (so it is listed among the policy's known options); returns whether it
+    // was given. Call before OptionReader::finish().
+    bool configure(const std::string& policy, OptionReader& opt, const PolicyContext& ctx) {
+        const uint64_t w = opt.integer("lookahead", UINT64_MAX, 0, UINT32_MAX - 1);
+        if (w == UINT64_MAX) return false;
+        if (ctx.next_use.empty())
+            throw PolicyError("policy " + policy +
+                              ": lookahead needs next-use times (HBM tier only)");
+        window_ = w;
+        next_use_ = ctx.next_use;
+        step_first_ = ctx.step_first;
+        next_.assign(ctx.universe, kNever);
+        return true;
+    }
+    // The request at position t is for `id`: remember its next use.
+    void note(uint32_t id, uint32_t t) { next_[id] = next_use_[t]; }
+    // First position after the window of the request at t (t never decreases between calls).
+    uint64_t window_end(uint32_t t) {
+        if (step_first_.empty()) return uint64_t(t) + window_ + 1;
+        while (step_ + 1 < step_first_.size() && step_first_[step_ + 1] <= t) ++step_;
+        const uint64_t last = step_ + window_ + 1;
+        return last < step_first_.size() ? step_first_[last] : UINT64_MAX;
+    }
+    // Whether `id` is requested again before `end` (as of its last request).
+    bool needed(uint32_t id, uint64_t end) const { return next_[id] != kNever && next_[id] < end; }
+
+private:
+    uint64_t window_ = 0;
+    size_t step_ = 0;
+    std::span<const uint32_t> next_use_;
+    std::span<const uint64_t> step_first_;
+    std::vector<uint32_t> next_;  // next use of each row, as of its last request
+};
+
 // A binary min-heap of dense ids keyed by a uint64, with a position index so any member can be
 // re-keyed or removed in O(log n). Keys live in the heap entries, so sifting compares adjacent
 // memory instead of chasing per-row arrays.
@@ -46,6 +87,9 @@ public:
     uint32_t top() const { return heap_.front().id; }
     uint64_t top_key() const { return heap_.front().key; }
     uint64_t key_of(uint32_t id) const { return heap_[pos_[id]].key; }
+    // The entry at heap index i (children of i: 2i+1, 2i+2), for searches that prune by key.
+    uint64_t key_at(size_t i) const { return heap_[i].key; }
+    uint32_t id_at(size_t i) const { return heap_[i].id; }
 
     void push(uint32_t id, uint64_t key) {
         heap_.push_back({key, id});

@@ -1,6 +1,8 @@
 // Every cache policy against a brute-force reference written from its definition (lists and
 // linear scans, O(n * capacity)): identical hit/miss sequences on random small traces, at many
 // capacities. Belady has no more misses than any policy on every trace (property test).
+// The references of lru, lfu, s3fifo and sieve also take the lookahead=W rule (Window): with and
+// without steps, at several W and capacities, they match the policies request by request.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,6 +39,37 @@ Trace random_trace(uint64_t seed, size_t n, uint32_t universe, double skew) {
     return t;
 }
 
+// ---- Lookahead window, by brute force -----------------------------------------------------------
+
+// The rows needed at request t under lookahead=W: those requested at positions t+1 .. end-1,
+// where end is the first position of the step W+1 steps after t's (without steps, every request
+// is one: end = t + W + 1). Off (seq null): no row is needed.
+struct Window {
+    const std::vector<uint32_t>* seq = nullptr;
+    std::vector<uint64_t> step_first;  // empty: every request is a step
+    uint64_t w = 0;
+    uint32_t universe = 0;
+    bool on() const { return seq != nullptr; }
+    uint64_t end(size_t t) const {
+        if (step_first.empty()) return t + w + 1;
+        size_t s = 0;
+        while (s + 1 < step_first.size() && step_first[s + 1] <= t) ++s;
+        return s + w + 1 < step_first.size() ? step_first[s + w + 1] : UINT64_MAX;
+    }
+    struct Needed {
+        std::vector<bool> rows;  // empty: lookahead off
+        bool operator[](uint32_t r) const { return !rows.empty() && rows[r]; }
+    };
+    Needed needed_at(size_t t) const {
+        Needed need;
+        if (!seq) return need;
+        need.rows.assign(universe, false);
+        const uint64_t e = end(t);
+        for (size_t k = t + 1; k < seq->size() && k < e; ++k) need.rows[(*seq)[k]] = true;
+        return need;
+    }
+};
+
 // ---- Brute-force references -------------------------------------------------------------------
 
 struct Reference {
@@ -44,11 +77,13 @@ struct Reference {
     virtual bool access(uint32_t id, size_t t) = 0;
 };
 
+// Lookahead: the least recently used row not needed; when all are needed, the LRU row.
 struct RefLru : Reference {
     size_t cap;
+    Window win;
     std::list<uint32_t> l;  // front = most recent
-    explicit RefLru(size_t c) : cap(c) {}
-    bool access(uint32_t id, size_t) override {
+    explicit RefLru(size_t c, Window w = {}) : cap(c), win(std::move(w)) {}
+    bool access(uint32_t id, size_t t) override {
         auto it = std::find(l.begin(), l.end(), id);
         if (it != l.end()) {
             l.erase(it);
@@ -56,7 +91,16 @@ struct RefLru : Reference {
             return true;
         }
         if (cap == 0) return false;
-        if (l.size() == cap) l.pop_back();
+        if (l.size() == cap) {
+            const auto need = win.needed_at(t);
+            auto v = std::prev(l.end());
+            for (auto r = l.rbegin(); r != l.rend(); ++r)
+                if (!need[*r]) {
+                    v = std::prev(r.base());
+                    break;
+                }
+            l.erase(v);
+        }
         l.push_front(id);
         return false;
     }
@@ -70,9 +114,10 @@ struct RefLfuDa : Reference {
     };
     size_t cap;
     bool aging;
+    Window win;
     uint64_t L = 0;
     std::vector<E> v;
-    RefLfuDa(size_t c, bool a) : cap(c), aging(a) {}
+    RefLfuDa(size_t c, bool a, Window w = {}) : cap(c), aging(a), win(std::move(w)) {}
     bool access(uint32_t id, size_t t) override {
         for (auto& e : v)
             if (e.id == id) {
@@ -83,10 +128,17 @@ struct RefLfuDa : Reference {
             }
         if (cap == 0) return false;
         if (v.size() == cap) {
-            size_t m = 0;
-            for (size_t i = 1; i < v.size(); ++i)
-                if (v[i].prio < v[m].prio || (v[i].prio == v[m].prio && v[i].last < v[m].last))
+            // lookahead: the lowest (prio, last) among rows not needed; when all are, among all
+            const auto need = win.needed_at(t);
+            const bool any_free =
+                std::any_of(v.begin(), v.end(), [&](const E& e) { return !need[e.id]; });
+            size_t m = SIZE_MAX;
+            for (size_t i = 0; i < v.size(); ++i) {
+                if (any_free && need[v[i].id]) continue;
+                if (m == SIZE_MAX || v[i].prio < v[m].prio ||
+                    (v[i].prio == v[m].prio && v[i].last < v[m].last))
                     m = i;
+            }
             if (aging) L = v[m].prio;
             v.erase(v.begin() + ptrdiff_t(m));
         }
@@ -148,11 +200,12 @@ struct RefSieve : Reference {
         bool visited;
     };
     size_t cap;
+    Window win;
     std::list<E> l;  // front = head (newest)
     std::list<E>::iterator hand;
     bool hand_set = false;
-    explicit RefSieve(size_t c) : cap(c) {}
-    bool access(uint32_t id, size_t) override {
+    explicit RefSieve(size_t c, Window w = {}) : cap(c), win(std::move(w)) {}
+    bool access(uint32_t id, size_t t) override {
         for (auto& e : l)
             if (e.id == id) {
                 e.visited = true;
@@ -161,7 +214,12 @@ struct RefSieve : Reference {
         if (cap == 0) return false;
         if (l.size() == cap) {
             auto o = hand_set ? hand : std::prev(l.end());
-            while (o->visited) {
+            // lookahead: the hand also passes needed rows (clearing bits as it goes), unless
+            // every row is needed: then plain SIEVE
+            const auto need = win.needed_at(t);
+            const bool any_free =
+                std::any_of(l.begin(), l.end(), [&](const E& e) { return !need[e.id]; });
+            while (o->visited || (any_free && need[o->id])) {
                 o->visited = false;
                 o = o == l.begin() ? std::prev(l.end()) : std::prev(o);
             }
@@ -175,25 +233,36 @@ struct RefSieve : Reference {
 };
 
 // S3-FIFO as specified in sim/placement/s3fifo.cpp, with plain lists.
+// Lookahead (when some resident row is not needed): a needed row S would evict moves to M
+// (counter 0), a needed row M would evict goes back to M (counter 0), and S is evicted from also
+// when every row of M is needed with counter 0. When every resident row is needed: plain.
 struct RefS3Fifo : Reference {
     size_t cap, small_cap, ghost_cap;
     unsigned threshold;
+    Window win;
     std::list<uint32_t> S, M, G;  // back = newest, front = oldest
     std::vector<unsigned> freq;
-    RefS3Fifo(size_t c, double small, unsigned th, uint32_t universe)
-        : cap(c), threshold(th), freq(universe, 0) {
+    RefS3Fifo(size_t c, double small, unsigned th, uint32_t universe, Window w = {})
+        : cap(c), threshold(th), win(std::move(w)), freq(universe, 0) {
         small_cap = std::max<size_t>(1, size_t(std::floor(small * double(c))));
         ghost_cap = c - std::min(c, small_cap);
     }
     static bool has(const std::list<uint32_t>& l, uint32_t id) {
         return std::find(l.begin(), l.end(), id) != l.end();
     }
-    void evict() {
+    void evict(size_t now) {
+        const auto need = win.needed_at(now);
+        auto free = [&](uint32_t r) { return !need[r]; };
+        const bool la = win.on() && (std::any_of(S.begin(), S.end(), free) ||
+                                     std::any_of(M.begin(), M.end(), free));
         while (true) {
-            if (S.size() >= small_cap || M.empty()) {
+            const bool m_stuck = la && std::all_of(M.begin(), M.end(), [&](uint32_t r) {
+                                     return need[r] && freq[r] == 0;
+                                 });
+            if (S.size() >= small_cap || M.empty() || m_stuck) {
                 uint32_t t = S.front();
                 S.pop_front();
-                if (freq[t] >= threshold) {
+                if (freq[t] >= threshold || (la && need[t])) {
                     freq[t] = 0;
                     M.push_back(t);
                     continue;
@@ -211,16 +280,20 @@ struct RefS3Fifo : Reference {
                 M.push_back(t);
                 continue;
             }
+            if (la && need[t]) {
+                M.push_back(t);
+                continue;
+            }
             return;
         }
     }
-    bool access(uint32_t id, size_t) override {
+    bool access(uint32_t id, size_t t) override {
         if (has(S, id) || has(M, id)) {
             freq[id] = std::min(3u, freq[id] + 1);
             return true;
         }
         if (cap == 0) return false;
-        if (S.size() + M.size() == cap) evict();
+        if (S.size() + M.size() == cap) evict(t);
         freq[id] = 0;
         if (has(G, id)) {
             G.remove(id);
@@ -295,23 +368,24 @@ struct Case {
     std::map<std::string, std::string> options;
 };
 
+// `win`: the lookahead window when the case has lookahead=W (lru, lfu, s3fifo, sieve).
 std::unique_ptr<Reference> reference(const Case& c, size_t cap, const Trace& tr,
-                                     const std::vector<uint64_t>& profile) {
+                                     const std::vector<uint64_t>& profile, const Window& win = {}) {
     auto opt = [&](const std::string& k, const std::string& def) {
         auto it = c.options.find(k);
         return it == c.options.end() ? def : it->second;
     };
-    if (c.policy == "lru") return std::make_unique<RefLru>(cap);
+    if (c.policy == "lru") return std::make_unique<RefLru>(cap, win);
     if (c.policy == "lfu")
-        return std::make_unique<RefLfuDa>(cap, opt("aging", "dynamic") == "dynamic");
+        return std::make_unique<RefLfuDa>(cap, opt("aging", "dynamic") == "dynamic", win);
     if (c.policy == "belady")
         return std::make_unique<RefBelady>(cap, opt("admission", "bypass") == "bypass", tr.ids);
     if (c.policy == "static") return std::make_unique<RefStatic>(cap, profile, tr.keys);
-    if (c.policy == "sieve") return std::make_unique<RefSieve>(cap);
+    if (c.policy == "sieve") return std::make_unique<RefSieve>(cap, win);
     if (c.policy == "s3fifo")
         return std::make_unique<RefS3Fifo>(cap, std::stod(opt("small", "0.1")),
                                            unsigned(std::stoul(opt("move_threshold", "1"))),
-                                           tr.universe);
+                                           tr.universe, win);
     if (c.policy == "sa-lru" || c.policy == "sa-lfu")
         return std::make_unique<RefSetAssoc>(
             c.policy == "sa-lfu", opt("admission", "frequency") == "frequency",
@@ -412,8 +486,9 @@ TEST(PlacementPolicies, BeladyHasNoMoreMissesThanAnyPolicyOnEveryTrace) {
             const uint64_t opt = misses({"belady", {}});
             for (const Case& c : cases())
                 EXPECT_LE(opt, misses(c)) << label(c) << " capacity " << cap << " seed " << seed;
-            for (const char* w : {"0", "2", "50"})
-                EXPECT_LE(opt, misses({"lru", {{"lookahead", w}}})) << "lookahead " << w;
+            for (const char* p : {"lru", "lfu", "s3fifo", "sieve"})
+                for (const char* w : {"0", "2", "50"})
+                    EXPECT_LE(opt, misses({p, {{"lookahead", w}}})) << p << " lookahead " << w;
         }
     }
 }
@@ -470,6 +545,72 @@ TEST(PlacementPolicies, LookaheadLruMatchesItsReference) {
                     }
                 }
     }
+}
+
+// lookahead=W for lru, lfu, s3fifo and sieve against the references with the same window rule,
+// request by request: 4 traces x steps or none x W = 0, 1, 3, 10 x 5 capacities.
+TEST(PlacementPolicies, LookaheadMatchesTheReferencesRequestByRequest) {
+    const std::vector<Case> lookahead_cases = {
+        {"lru", {}},
+        {"lfu", {}},
+        {"lfu", {{"aging", "none"}}},
+        {"s3fifo", {}},
+        {"s3fifo", {{"small", "0.25"}, {"move_threshold", "2"}}},
+        {"sieve", {}},
+    };
+    const std::vector<uint64_t> capacities = {1, 2, 4, 20, 60};
+    const std::vector<uint64_t> windows = {0, 1, 3, 10};
+    uint64_t compared = 0, differs_from_plain = 0;
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+        const Trace tr = random_trace(seed + 60, 2000, 120 + 20 * uint32_t(seed), 1.5);
+        const auto next = next_uses(tr.ids, tr.universe);
+        std::vector<uint64_t> step_first;  // steps of 1..12 requests
+        std::mt19937_64 rng(seed);
+        for (uint64_t p = 0; p < tr.ids.size(); p += 1 + rng() % 12) step_first.push_back(p);
+        for (const bool steps : {true, false})
+            for (uint64_t w : windows)
+                for (Case c : lookahead_cases) {
+                    c.options["lookahead"] = std::to_string(w);
+                    for (uint64_t cap : capacities) {
+                        PolicyContext ctx{.capacity_rows = cap,
+                                          .universe = tr.universe,
+                                          .keys = tr.keys,
+                                          .next_use = next,
+                                          .step_first = steps
+                                                            ? std::span<const uint64_t>(step_first)
+                                                            : std::span<const uint64_t>(),
+                                          .options = c.options};
+                        Window win{.seq = &tr.ids,
+                                   .step_first = steps ? step_first : std::vector<uint64_t>(),
+                                   .w = w,
+                                   .universe = tr.universe};
+                        auto fast = make_policy(c.policy, ctx);
+                        auto ref = reference(c, cap, tr, {}, win);
+                        Case plain_case = c;
+                        plain_case.options.erase("lookahead");
+                        auto plain = reference(plain_case, cap, tr, {});
+                        uint64_t fast_misses = 0, ref_misses = 0, plain_misses = 0;
+                        for (size_t t = 0; t < tr.ids.size(); ++t) {
+                            const bool a = fast->access(tr.ids[t], uint32_t(t));
+                            const bool b = ref->access(tr.ids[t], t);
+                            ASSERT_EQ(a, b) << label(c) << " capacity " << cap << " seed " << seed
+                                            << " steps " << steps << " request " << t;
+                            fast_misses += !a;
+                            ref_misses += !b;
+                            plain_misses += !plain->access(tr.ids[t], t);
+                        }
+                        EXPECT_EQ(fast_misses, ref_misses);
+                        differs_from_plain += fast_misses != plain_misses;
+                        auto batch = make_policy(c.policy, ctx);
+                        EXPECT_EQ(batch->run(tr.ids, 0), fast_misses)
+                            << label(c) << " capacity " << cap;
+                        ++compared;
+                    }
+                }
+    }
+    EXPECT_EQ(compared, 4u * 2 * windows.size() * lookahead_cases.size() * capacities.size());
+    // the option changes what the policies do (the comparison is not of plain policies)
+    EXPECT_GT(differs_from_plain, compared / 2);
 }
 
 TEST(PlacementPolicies, HandWorkedSequences) {
@@ -543,7 +684,8 @@ TEST(PlacementPolicies, UnknownNamesAndOptionsListTheKnownOnes) {
         make_policy("lfu", ctx);
         FAIL();
     } catch (const PolicyError& e) {
-        EXPECT_EQ(std::string(e.what()), "policy lfu: unknown option 'agin'; known: aging");
+        EXPECT_EQ(std::string(e.what()),
+                  "policy lfu: unknown option 'agin'; known: aging, lookahead");
     }
     ctx.options = {};
     EXPECT_THROW(make_policy("belady", ctx), PolicyError);  // no next-use times
