@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdio>
@@ -13,29 +12,15 @@
 
 #include "sim/placement/cache_policy.h"
 #include "sim/placement/dense_trace.h"
+#include "tests/cli_runner.h"
 
 using namespace engramsim::placement;
 
 namespace {
 
-struct Result {
-    int status = -1;
-    std::string out, err;
-};
+using Result = engramsim::test::CliResult;
 
-Result run(const std::string& args) {
-    const std::string err_path = ::testing::TempDir() + "engramsim_placement_stderr.txt";
-    const std::string cmd = std::string(ENGRAMSIM_BINARY) + " " + args + " 2>" + err_path;
-    Result r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    char buf[65536];
-    while (size_t n = fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
-    const int status = pclose(pipe);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream in(err_path);
-    r.err.assign(std::istreambuf_iterator<char>(in), {});
-    return r;
-}
+Result run(const std::string& args) { return engramsim::test::run_engramsim(args); }
 
 std::string write_ids(const std::string& name, const std::vector<uint64_t>& ids) {
     const std::string path = ::testing::TempDir() + name;

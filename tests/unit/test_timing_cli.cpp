@@ -2,35 +2,19 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "tests/cli_runner.h"
+
 namespace {
 
-struct Result {
-    int status = -1;
-    std::string out, err;
-};
+using Result = engramsim::test::CliResult;
 
-Result run(const std::string& args) {
-    // One file per test process: CTest runs these tests in parallel.
-    const std::string err_path = ::testing::TempDir() + "engramsim_timing_stderr_" +
-                                 std::to_string(getpid()) + ".txt";
-    const std::string cmd = std::string(ENGRAMSIM_BINARY) + " " + args + " 2>" + err_path;
-    Result r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    char buf[65536];
-    while (size_t n = fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
-    const int status = pclose(pipe);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream in(err_path);
-    r.err.assign(std::istreambuf_iterator<char>(in), {});
-    return r;
-}
+Result run(const std::string& args) { return engramsim::test::run_engramsim(args); }
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
