@@ -18,35 +18,12 @@
 #include "kernels/cuda/engram_kernels_cuda.h"
 #include "model/config.h"
 #include "traces/tokens.h"
+#include "tests/device/device_test_util.h"
 
 using namespace engramsim;
 using cuda::DeviceBuffer;
-
-namespace {
-
-#define REQUIRE_GPU()                                                   \
-    do {                                                                \
-        std::string why;                                                \
-        if (!cuda::device_available(&why)) GTEST_SKIP() << "no GPU here: " << why; \
-    } while (0)
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
-                  double rel_tol, const char* what) {
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i)
-        ASSERT_LE(std::fabs(double(got[i]) - want[i]), abs_tol + rel_tol * std::fabs(want[i]))
-            << what << " [" << i << "]";
-}
-
-}  // namespace
+using test::expect_close;
+using test::random_floats;
 
 TEST(DeviceEngram, HashAllLayersBitExact) {
     REQUIRE_GPU();
