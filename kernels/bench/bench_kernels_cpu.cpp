@@ -24,6 +24,7 @@
 #include "kernels/cpu/moe_kernels.h"
 #include "model/config.h"
 #include "traces/tokens.h"
+#include "kernels/cpu/random_inputs.h"
 
 namespace {
 
@@ -150,14 +151,6 @@ void BM_GatherTrace(benchmark::State& state, Dtype dt) {
     state.SetItemsProcessed(int64_t(state.iterations()) * rows);
     state.SetBytesProcessed(int64_t(state.iterations()) * rows * int64_t(2 * row_bytes + 4));
     state.counters["table_MiB"] = double(f.view.total_rows * row_bytes) / double(kMiB);
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(-1, 1);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
 }
 
 void BM_Gate(benchmark::State& state) {

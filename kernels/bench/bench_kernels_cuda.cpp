@@ -21,35 +21,21 @@
 #include "kernels/cuda/engram_kernels_cuda.h"
 #include "kernels/cuda/moe_kernels_cuda.h"
 #include "kernels/profiler/work.h"
+#include "kernels/cpu/random_inputs.h"
 
 namespace {
 
 using namespace engramsim;
 using cuda::check_cuda;
 using cuda::DeviceBuffer;
+using cuda::device_filled;
+using kernels::random_floats;
 
 bool need_gpu(benchmark::State& state) {
     std::string why;
     if (cuda::device_available(&why)) return true;
     state.SkipWithError(("no GPU: " + why).c_str());
     return false;
-}
-
-// A large operand filled on the device (every byte 0x3c: each float is 0.0115, finite and
-// normal): timing does not depend on the values, and generating gigabytes on the host would
-// dominate the run.
-DeviceBuffer<float> device_filled(size_t n) {
-    DeviceBuffer<float> b(n);
-    check_cuda(cudaMemset(b.get(), 0x3c, b.size_bytes()), "fill");
-    return b;
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(-1, 1);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
 }
 
 // Flushes L2, then times `call` with events; reports manual time, bytes and FLOPs.

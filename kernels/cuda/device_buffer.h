@@ -91,4 +91,13 @@ private:
     size_t count_ = 0;
 };
 
+// A large float operand filled on the device (every byte 0x3c: each float is 0.0115, finite
+// and normal), for timing: the values do not matter, and generating gigabytes on the host would
+// dominate the run.
+inline DeviceBuffer<float> device_filled(size_t n) {
+    DeviceBuffer<float> b(n);
+    check_cuda(cudaMemset(b.get(), 0x3c, b.size_bytes()), "fill");
+    return b;
+}
+
 }  // namespace engramsim::cuda

@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "model/engram_config.h"
 #include "traces/tokens.h"
+#include "kernels/cpu/random_inputs.h"
 
 namespace engramsim::profiler {
 
@@ -51,14 +52,6 @@ private:
     HugePageBuffer flush_;
     int round_ = 0;
 };
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(-1, 1);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
 
 // memcpy of 256 MiB, bytes read + written: the bandwidth ceiling stored with every CPU profile.
 double memcpy_bytes_per_s(Timer& timer) {

@@ -21,6 +21,7 @@
 #include "model/config.h"
 #include "model/engram_config.h"
 #include "traces/tokens.h"
+#include "kernels/cpu/random_inputs.h"
 
 namespace engramsim::profiler {
 
@@ -28,6 +29,8 @@ namespace {
 
 using cuda::check_cuda;
 using cuda::DeviceBuffer;
+using cuda::device_filled;
+using kernels::random_floats;
 using kernels::Dtype;
 
 using cuda::NvtxRange;  // domain `engramsim`, shared with the kernel entry points
@@ -180,23 +183,6 @@ Provenance device_provenance() {
     pv.notes.push_back("compute capability " + std::to_string(prop.major) + "." +
                        std::to_string(prop.minor));
     return pv;
-}
-
-// A large operand filled on the device (every byte 0x3c: each float is 0.0115, finite and
-// normal): timing does not depend on the values, and generating gigabytes on the host would
-// dominate the run.
-DeviceBuffer<float> device_filled(size_t n) {
-    DeviceBuffer<float> b(n);
-    check_cuda(cudaMemset(b.get(), 0x3c, b.size_bytes()), "fill");
-    return b;
-}
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(-1, 1);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
 }
 
 bool wanted(const ProfileOptions& o, const std::string& k) {

@@ -1,5 +1,4 @@
-// What the device tests share: skipping (with the reason) where no GPU is, random inputs, and
-// element-wise comparison with a stated absolute + relative tolerance.
+// What the device tests share: skipping (with the reason) where no GPU is, and element-wise comparison with a stated absolute + relative tolerance.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/random_inputs.h"
 #include "kernels/cuda/engram_hash_cuda.h"
 
 // Skips the calling test, saying why, when no CUDA device can be used.
@@ -20,13 +20,7 @@
 
 namespace engramsim::test {
 
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
+using kernels::random_floats;
 
 // |got - want| <= abs_tol + rel_tol |want| for every element.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want,

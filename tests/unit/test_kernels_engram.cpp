@@ -16,19 +16,12 @@
 #include "kernels/cpu/engram_kernels.h"
 #include "model/config.h"
 #include "traces/tokens.h"
+#include "kernels/cpu/random_inputs.h"
 
 using namespace engramsim;
 using namespace engramsim::kernels;
 
 namespace {
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
 
 // Closed-form decodes in double, written independently of dtypes.h.
 double fp8_value(uint8_t b) {

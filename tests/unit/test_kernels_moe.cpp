@@ -10,20 +10,9 @@
 #include <vector>
 
 #include "kernels/cpu/moe_kernels.h"
+#include "kernels/cpu/random_inputs.h"
 
 using namespace engramsim::kernels;
-
-namespace {
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
-
-}  // namespace
 
 TEST(KernelRouter, TopKSoftmaxMatchesStableSortInFloat64) {
     const size_t T = 50;
