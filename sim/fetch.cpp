@@ -19,6 +19,26 @@ double lines_per_row(double row_bytes, double line_bytes) {
 
 namespace {
 
+// The step's row ids (uint32 each) where the host reads the rows (cpu-gather, nvme): hashed by
+// host threads, or hashed on the GPU at the step start and copied down.
+void row_ids_on_host(const FetchParams& p, const FetchInput& in, FetchWork& w) {
+    if (p.hash_on_gpu) {
+        w.d2h_wire_bytes += p.pcie.bulk_wire_bytes(in.lookups * 4);
+        w.fixed_s += p.dma_setup_s;
+    } else {
+        w.host_s += in.lookups / (p.hash_rate_per_thread * p.hash_threads);
+    }
+}
+
+// The same where the GPU reads the rows (uva): free when hashed on the GPU, else hashed by host
+// threads and copied up.
+void row_ids_on_gpu(const FetchParams& p, const FetchInput& in, FetchWork& w) {
+    if (p.hash_on_gpu) return;
+    w.host_s += in.lookups / (p.hash_rate_per_thread * p.hash_threads);
+    w.h2d_wire_bytes += p.pcie.bulk_wire_bytes(in.lookups * 4);
+    w.fixed_s += p.dma_setup_s;
+}
+
 class CpuGather final : public FetchMechanism {
 public:
     explicit CpuGather(FetchParams p) : p_(p) {}
@@ -26,12 +46,7 @@ public:
     FetchWork plan(const FetchInput& in) const override {
         FetchWork w;
         if (in.unique_rows <= 0) return w;
-        if (p_.hash_on_gpu) {
-            w.d2h_wire_bytes = p_.pcie.bulk_wire_bytes(in.lookups * 4);  // uint32 row ids
-            w.fixed_s += p_.dma_setup_s;
-        } else {
-            w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
-        }
+        row_ids_on_host(p_, in, w);
         // Random row reads: latency-bound (each thread keeps `outstanding` reads in flight)
         // or DRAM-bound (touched lines read, staging written).
         const double latency_bound = in.unique_rows * p_.row_access_latency_s /
@@ -55,11 +70,7 @@ public:
     FetchWork plan(const FetchInput& in) const override {
         FetchWork w;
         if (in.unique_rows <= 0) return w;
-        if (!p_.hash_on_gpu) {  // ids hashed on the host reach the GPU by one small copy
-            w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
-            w.h2d_wire_bytes += p_.pcie.bulk_wire_bytes(in.lookups * 4);
-            w.fixed_s += p_.dma_setup_s;
-        }
+        row_ids_on_gpu(p_, in, w);
         const double reads = in.unique_rows * lines_per_row(in.row_bytes, p_.uva_read_granularity);
         const double row_wire = p_.pcie.small_wire_bytes(reads, p_.uva_read_granularity);
         w.payload_bytes = in.unique_rows * in.row_bytes;
@@ -82,12 +93,7 @@ public:
     FetchWork plan(const FetchInput& in) const override {
         FetchWork w;
         if (in.unique_rows <= 0) return w;
-        if (p_.hash_on_gpu) {
-            w.d2h_wire_bytes = p_.pcie.bulk_wire_bytes(in.lookups * 4);
-            w.fixed_s += p_.dma_setup_s;
-        } else {
-            w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
-        }
+        row_ids_on_host(p_, in, w);
         // The busiest drive reads ceil(rows / drives) I/Os; its link moves their bytes, and the
         // I/O rate is the lower of the rated IOPS and queue depth / latency.
         const double ios = std::ceil(in.unique_rows / p_.nvme_drives);
