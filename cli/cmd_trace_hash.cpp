@@ -142,12 +142,7 @@ void print_summary(const HashOptions& opt, const HashRun& run) {
         for (int order = 2; order <= c.max_ngram_size; ++order) {
             std::unordered_set<uint64_t> ngrams;
             for (size_t t = 0; t < n; ++t) {
-                uint64_t key = 0;
-                for (int k = 0; k < order; ++k) {
-                    uint64_t x = t >= size_t(k) ? run.ids[t - k] : run.canonical_pad;
-                    key = key * 0x9E3779B97F4A7C15ull ^ (x + 1);
-                }
-                ngrams.insert(key);
+                ngrams.insert(ngram_fingerprint(run.ids, t, order, run.canonical_pad));
             }
             double unique_sum = 0, top_share_sum = 0;
             for (int h = 0; h < c.n_head_per_ngram; ++h) {

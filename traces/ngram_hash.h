@@ -27,6 +27,17 @@ struct LayerHashParams {
     uint64_t table_rows = 0;                    // sum of the layer's primes
 };
 
+// A 64-bit fingerprint of the n-gram ending at position t (canonical ids, `pad` before the
+// start), for counting distinct n-grams; unlike the row hash it is not reduced to a table.
+inline uint64_t ngram_fingerprint(std::span<const uint32_t> ids, size_t t, int n, uint32_t pad) {
+    uint64_t key = 0;
+    for (int k = 0; k < n; ++k) {
+        const uint64_t x = t >= size_t(k) ? ids[t - size_t(k)] : pad;
+        key = key * 0x9E3779B97F4A7C15ull ^ (x + 1);
+    }
+    return key;
+}
+
 class NgramHasher {
 public:
     // `canonical_vocab_size` sets the multiplier bound; `canonical_pad_id` fills positions

@@ -27,16 +27,6 @@ double unit(uint64_t& state) {
     return double(state >> 11) * 0x1.0p-53;
 }
 
-// Fingerprint of the n-gram ending at position t (canonical ids, pad before the start).
-uint64_t ngram_key(const std::vector<uint32_t>& ids, size_t t, int n, uint32_t pad) {
-    uint64_t key = 0;
-    for (int k = 0; k < n; ++k) {
-        const uint64_t x = t >= size_t(k) ? ids[t - size_t(k)] : pad;
-        key = key * 0x9E3779B97F4A7C15ull ^ (x + 1);
-    }
-    return key;
-}
-
 std::vector<uint64_t> log_checkpoints(uint64_t from, uint64_t to) {
     std::vector<uint64_t> out;
     for (double t = double(from); t < double(to); t *= 1.2) {
@@ -140,7 +130,7 @@ SyntheticModel fit_synthetic(const std::vector<uint32_t>& ids, uint64_t fit_toke
         std::vector<double> lx, ly;
         size_t next_cp = 0;
         for (uint64_t t = 0; t < fit_tokens; ++t) {
-            const uint64_t key = ngram_key(ids, size_t(t), n, pad);
+            const uint64_t key = ngram_fingerprint(ids, size_t(t), n, pad);
             ++count[key];
             reuse.see(key, t, om.reuse_window);
             if (next_cp < checkpoints.size() && t + 1 == checkpoints[next_cp]) {
