@@ -4,6 +4,7 @@
 #include <atomic>
 #include <bit>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -72,7 +73,8 @@ uint64_t stack_distance_pass(std::span<const uint32_t> requests, uint32_t univer
     std::vector<Line> lines(supers, Line{});  // byte count of each closed word
     uint8_t* wcount = lines.front().c;
     std::vector<uint32_t> tree(supers + 1, 0);  // Fenwick over superblocks, 1-based
-    std::vector<uint32_t> at(size);             // position -> row marked there (if still live)
+    // position -> row marked there (if still live); written before it is read
+    const auto at = std::make_unique_for_overwrite<uint32_t[]>(size);
     std::vector<uint32_t> last(universe, kNoRow);
     uint32_t live = 0;
     size_t next = 0;
@@ -107,7 +109,7 @@ uint64_t stack_distance_pass(std::span<const uint32_t> requests, uint32_t univer
         }
     };
     const size_t n = requests.size();
-    constexpr size_t kAhead = 16;
+    constexpr size_t kAhead = 32;
     for (size_t i = 0; i < n; ++i) {
         if (i + kAhead < n) __builtin_prefetch(&last[requests[i + kAhead]]);
         if (i + kAhead / 2 < n) {
@@ -162,28 +164,41 @@ StackDistances lru_stack_distances(std::span<const uint32_t> requests, uint32_t 
 
 std::vector<MrcPoint> lru_mrc(std::span<const uint32_t> requests, uint32_t universe,
                               std::span<const uint64_t> capacities) {
-    // Distinct capacities, ascending, padded to a power of two for a branchless search; a
-    // request of distance d misses in every cache smaller than d: bucket[i] counts requests with
-    // sorted[i - 1] < d <= sorted[i] (a miss below sorted[i], a hit from it on).
+    // Distinct capacities, ascending; a request of distance d misses in every cache smaller than
+    // d: bucket[i] counts requests with sorted[i - 1] < d <= sorted[i] (a miss below sorted[i], a
+    // hit from it on), bucket[sorted.size()] those beyond the largest size.
     std::vector<uint64_t> sorted(capacities.begin(), capacities.end());
     std::sort(sorted.begin(), sorted.end());
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-    size_t width = 1;
-    while (width < sorted.size() + 1) width *= 2;
-    std::vector<uint64_t> padded(width, UINT64_MAX);
-    std::copy(sorted.begin(), sorted.end(), padded.begin());
-    std::vector<uint64_t> bucket(width + 1, 0);
-    const uint64_t* base = padded.data();
+    const uint32_t n_sizes = uint32_t(sorted.size());
+    // The bracket of d comes from a table over d >> shift (at most 2^16 cells, so it stays in
+    // L1/L2): cell c holds the first bracket whose size reaches the cell's smallest distance, and
+    // a short scan moves past the sizes inside the cell (none, for sizes wider apart than a
+    // cell). Distances beyond the largest size land in the last bucket without the table.
+    const uint64_t top = sorted.empty() ? 0 : std::min<uint64_t>(sorted.back(), universe);
+    const int shift = std::max(0, int(std::bit_width(top)) - 16);
+    std::vector<uint32_t> cell((top >> shift) + 1);
+    for (uint64_t c = 0, i = 0; c < cell.size(); ++c) {
+        while (i < n_sizes && sorted[i] < (c << shift)) ++i;
+        cell[c] = uint32_t(i);
+    }
+    std::vector<uint64_t> bounds(sorted);
+    bounds.push_back(UINT64_MAX);  // a sentinel: the scan stops at the last bucket
+    std::vector<uint64_t> bucket(n_sizes + 1, 0);
+    const uint64_t* bound = bounds.data();
+    const uint32_t* cells = cell.data();
     const uint64_t cold = stack_distance_pass(requests, universe, [&](uint32_t d) {
-        // first index i with padded[i] >= d
-        size_t lo = 0;
-        for (size_t half = width / 2; half > 0; half /= 2)
-            lo = base[lo + half - 1] < d ? lo + half : lo;
-        ++bucket[lo];
+        if (d > top) {
+            ++bucket[n_sizes];
+            return;
+        }
+        uint32_t i = cells[d >> shift];
+        while (bound[i] < d) ++i;
+        ++bucket[i];
     });
     // misses at sorted[i] = cold + requests with d > sorted[i] = cold + buckets after i
-    std::vector<uint64_t> after(width + 1, 0);
-    for (size_t i = width; i-- > 0;) after[i] = after[i + 1] + bucket[i + 1];
+    std::vector<uint64_t> after(n_sizes + 1, 0);
+    for (size_t i = n_sizes; i-- > 0;) after[i] = after[i + 1] + bucket[i + 1];
     std::vector<MrcPoint> out;
     for (uint64_t c : capacities) {
         const size_t i = size_t(std::lower_bound(sorted.begin(), sorted.end(), c) - sorted.begin());

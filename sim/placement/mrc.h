@@ -35,9 +35,10 @@ struct StackDistances {
 StackDistances lru_stack_distances(std::span<const uint32_t> requests, uint32_t universe);
 
 // The LRU curve at the given capacities only, in the same single pass: each distance is counted
-// in its capacity bracket (a search over at most a few hundred sorted sizes) instead of a
-// histogram over every distance, which is what makes the pass cache-friendly. Exact; same
-// numbers as lru_stack_distances(...).curve(capacities_rows). Points in the given order.
+// in its capacity bracket (a table over distances, at most 2^16 cells, then a scan past the sizes
+// within the cell) instead of a histogram over every distance, which is what makes the pass
+// cache-friendly. Exact, for any set of sizes; same numbers as
+// lru_stack_distances(...).curve(capacities_rows). Points in the given order.
 std::vector<MrcPoint> lru_mrc(std::span<const uint32_t> requests, uint32_t universe,
                               std::span<const uint64_t> capacities_rows);
 

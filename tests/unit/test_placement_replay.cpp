@@ -301,6 +301,36 @@ TEST(PlacementReplay, StackDistancesSurviveCompaction) {
     for (size_t i = 0; i < caps.size(); ++i) EXPECT_EQ(brackets[i].misses, curve[i].misses);
 }
 
+TEST(PlacementReplay, BracketedCurveIsExactWhenManySizesShareATableCell) {
+    // More than 2^16 distinct rows, so the bracket table covers several distances per cell:
+    // every size of a dense run shares a cell with its neighbours; also sizes at the cell edges,
+    // beyond the universe, and zero.
+    std::mt19937_64 rng(11);
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 600000; ++i) {
+        const uint64_t r = rng();
+        ids.push_back(r % 2 == 0 ? (r >> 2) % 1000000 : (r >> 8) % 2000);  // a long tail, a hot set
+    }
+    const DenseTrace tr = densify_ids(ids);
+    ASSERT_GT(tr.universe(), 1u << 17);
+    const StackDistances sd = lru_stack_distances(tr.requests, tr.universe());
+    std::vector<uint64_t> caps = {0, 1, 2, 3, 4, tr.universe() - 1, tr.universe(),
+                                  uint64_t(tr.universe()) + 5, 1u << 40};
+    for (uint64_t c = 1990; c <= 2010; ++c) caps.push_back(c);
+    for (uint64_t c = 65530; c <= 65542; ++c) caps.push_back(c);  // around a cell edge
+    for (int k = 0; k < 200; ++k) caps.push_back(rng() % (tr.universe() + 1));
+    const auto brackets = lru_mrc(tr.requests, tr.universe(), caps);
+    const auto curve = sd.curve(caps);
+    for (size_t i = 0; i < caps.size(); ++i)
+        ASSERT_EQ(brackets[i].misses, curve[i].misses) << "capacity " << caps[i];
+    for (uint64_t c : {uint64_t(2000), uint64_t(65536), uint64_t(150000)}) {
+        PolicyContext ctx{.capacity_rows = c, .universe = tr.universe()};
+        EXPECT_EQ(lru_mrc(tr.requests, tr.universe(), std::vector<uint64_t>{c})[0].misses,
+                  make_policy("lru", ctx)->run(tr.requests, 0))
+            << "capacity " << c;
+    }
+}
+
 TEST(PlacementReplay, HashedWorkloadReplaysDeterministically) {
     const auto engram = EngramConfig::from_json(config::load("demo-v1")["engram"]);
     const Workload w = nano_vllm_workload(6, 3, 20, 60, 40);
