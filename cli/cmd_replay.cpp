@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/plots.h"
 #include "cli/text_table.h"
 #include "model/config.h"
 #include "model/engram_config.h"
@@ -155,6 +156,17 @@ void write_steps_csv(const std::string& path, const std::vector<ReplayResult>& r
     if (!out) throw std::runtime_error(path + ": write failed");
 }
 
+// One line per curve point, units in the header.
+void write_mrc_csv(const std::string& path, const json& mrc) {
+    std::ofstream out(path);
+    out << "policy,capacity_rows,capacity_bytes_B,requests,misses,miss_ratio\n";
+    for (const auto& p : mrc["points"])
+        out << mrc["policy"].get<std::string>() << ',' << p["capacity_rows"].get<uint64_t>() << ','
+            << p["capacity_bytes"].dump() << ',' << mrc["requests"].get<uint64_t>() << ','
+            << p["misses"].get<uint64_t>() << ',' << p["miss_ratio"].dump() << '\n';
+    if (!out) throw std::runtime_error(path + ": write failed");
+}
+
 void replay_command(CLI::App& app) {
     struct Options {
         InputOptions input;
@@ -163,7 +175,7 @@ void replay_command(CLI::App& app) {
         std::string inclusion = "inclusive";
         double profile_fraction = 1.0;
         std::string warmup_trace;
-        std::string steps_csv;
+        std::string steps_csv, plot;
         bool json = false, mrc = false;
         int mrc_points = 100;
         unsigned threads = 0;
@@ -198,6 +210,9 @@ void replay_command(CLI::App& app) {
     cmd->add_option("--steps-csv", opt.steps_csv,
                     "Write every (step, layer) record to this CSV file");
     cmd->add_flag("--json", opt.json, "Print versioned JSON results instead of tables");
+    cmd->add_option("--plot", opt.plot,
+                    "Also write replay.json, mrc.csv (with --mrc) and PNG figures (miss-ratio "
+                    "curve, HBM hit ratio per layer) into this folder");
     cmd->add_flag("--mrc", opt.mrc,
                   "Miss-ratio curve of the HBM cache alone: lru in one pass (stack distances), "
                   "other policies one replay per size on a thread pool; sizes from --capacity "
@@ -332,6 +347,10 @@ void replay_command(CLI::App& app) {
                           {"points", pts}};
         }
 
+        if (!opt.plot.empty()) {
+            write_and_plot(out, opt.plot, "replay.json", "sim/placement/plot_replay.py");
+            if (out.contains("mrc")) write_mrc_csv(opt.plot + "/mrc.csv", out["mrc"]);
+        }
         if (opt.json) {
             std::cout << out.dump(1) << '\n';
             return;

@@ -2,15 +2,14 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/plots.h"
 #include "cli/text_table.h"
 #include "model/config.h"
-#include "model/embedded.h"
 #include "traces/trace_make.h"
 #include "traces/trace_stats.h"
 
@@ -71,18 +70,6 @@ void make_command(CLI::App& trace) {
     });
 }
 
-void write_plots(const nlohmann::json& stats, const std::string& dir) {
-    std::filesystem::create_directories(dir);
-    const std::string json_path = dir + "/trace_stats.json";
-    std::ofstream(json_path) << stats.dump(1) << '\n';
-    // The plot script travels inside the binary; it is left beside the figures to edit and rerun.
-    const std::string script = dir + "/plot_trace_stats.py";
-    std::ofstream(script) << *embedded::find("traces/plot_trace_stats.py");
-    const std::string cmd = "/usr/bin/python3 '" + script + "' '" + json_path + "' '" + dir + "'";
-    if (std::system(cmd.c_str()) != 0)
-        throw std::runtime_error("plotting failed (needs python3-matplotlib): " + cmd);
-}
-
 void stats_command(CLI::App& trace) {
     static std::string path, plot_dir;
     static bool json = false;
@@ -94,7 +81,8 @@ void stats_command(CLI::App& trace) {
     cmd->callback([] {
         const TraceStats st = compute_trace_stats(path);
         const auto j = to_json(st);
-        if (!plot_dir.empty()) write_plots(j, plot_dir);
+        if (!plot_dir.empty())
+            write_and_plot(j, plot_dir, "trace_stats.json", "traces/plot_trace_stats.py");
         if (json) {
             std::cout << j.dump(1) << '\n';
             return;

@@ -1,14 +1,13 @@
 // engramsim trace fit: fit the synthetic lookup generator to a corpus and validate it on the
 // held-out rest of the corpus.
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/plots.h"
 #include "cli/text_table.h"
 #include "model/config.h"
-#include "model/embedded.h"
 #include "traces/synthetic.h"
 
 namespace engramsim::cli {
@@ -76,14 +75,7 @@ void add_trace_fit_command(CLI::App& trace) {
                            {"checkpoints", "tokens"}};
         if (!opt.out.empty()) std::ofstream(opt.out) << to_json(model).dump(1) << '\n';
         if (!opt.plot.empty()) {
-            std::filesystem::create_directories(opt.plot);
-            std::ofstream(opt.plot + "/synthetic_fit.json") << report.dump(1) << '\n';
-            const std::string script = opt.plot + "/plot_synthetic_fit.py";
-            std::ofstream(script) << *embedded::find("traces/plot_synthetic_fit.py");
-            const std::string cmdline = "/usr/bin/python3 '" + script + "' '" + opt.plot +
-                                        "/synthetic_fit.json' '" + opt.plot + "'";
-            if (std::system(cmdline.c_str()) != 0)
-                throw std::runtime_error("plotting failed (needs python3-matplotlib): " + cmdline);
+            write_and_plot(report, opt.plot, "synthetic_fit.json", "traces/plot_synthetic_fit.py");
         }
         if (opt.json) {
             std::cout << report.dump(1) << '\n';

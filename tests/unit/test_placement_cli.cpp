@@ -87,6 +87,38 @@ TEST(PlacementCli, MrcPrintsTheOnePassCurve) {
               make_policy("sieve", ctx)->run(tr.requests, 0));
 }
 
+TEST(PlacementCli, PlotWritesTheJsonTheCurveAsCsvAndFigures) {
+    const auto ids = random_ids(6, 5000);
+    const std::string path = write_ids("placement_plot.u64", ids);
+    const std::string dir = ::testing::TempDir() + "placement_plot_" + std::to_string(getpid());
+    Result r = run("replay --ids " + path + " --mrc --mrc-points 7 --plot " + dir + " --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto printed = nlohmann::json::parse(r.out);
+    std::ifstream in(dir + "/replay.json");
+    ASSERT_TRUE(in) << "no replay.json";
+    EXPECT_EQ(nlohmann::json::parse(in), printed);
+    for (const char* png : {"/mrc.png"}) {
+        std::ifstream f(dir + png, std::ios::binary);
+        char magic[8] = {};
+        f.read(magic, 8);
+        EXPECT_EQ(std::string(magic + 1, 3), "PNG") << png;
+    }
+    std::ifstream csv(dir + "/mrc.csv");
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line, "policy,capacity_rows,capacity_bytes_B,requests,misses,miss_ratio");
+    size_t i = 0;
+    for (; std::getline(csv, line); ++i) {
+        ASSERT_LT(i, printed["mrc"]["points"].size());
+        const auto& p = printed["mrc"]["points"][i];
+        EXPECT_EQ(line, "lru," + std::to_string(p["capacity_rows"].get<uint64_t>()) + "," +
+                            p["capacity_bytes"].dump() + "," + std::to_string(ids.size()) + "," +
+                            std::to_string(p["misses"].get<uint64_t>()) + "," +
+                            p["miss_ratio"].dump());
+    }
+    EXPECT_EQ(i, 7u);
+}
+
 TEST(PlacementCli, ExportedSequenceReplaysToTheSameCounts) {
     const std::string wl = ::testing::TempDir() + "placement_workload.json";
     std::ofstream(wl) << R"({"workload": {"kind": "nano-vllm", "num_requests": 4, "seed": 1,

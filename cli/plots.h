@@ -1,0 +1,16 @@
+// PNG figures of a command's results: the JSON is written into the folder, then the command's
+// plot script (embedded in the binary, left beside the figures to edit and rerun) reads it by key.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace engramsim::cli {
+
+// Writes `data` to DIR/json_name and runs the embedded `script` (an embedded file name such as
+// "traces/plot_trace_stats.py") on it with Debian's python3 + matplotlib; throws when it fails.
+void write_and_plot(const nlohmann::json& data, const std::string& dir,
+                    const std::string& json_name, const std::string& script);
+
+}  // namespace engramsim::cli
