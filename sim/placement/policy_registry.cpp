@@ -32,10 +32,13 @@ const std::vector<PolicyInfo>& policies() {
          "rows needed within W steps",
          false, make_s3fifo},
         {"sa-lfu",
-         "FBGEMM-style N-way set-associative LFU, hashed sets; ways=32, admission=frequency|always",
+         "FBGEMM-style N-way set-associative LFU, hashed sets; ways=32, "
+         "admission=frequency|always, lookahead=W keeps rows needed within W steps (per set)",
          false, make_sa_lfu},
-        {"sa-lru", "FBGEMM-style N-way set-associative LRU, hashed sets; ways=32", false,
-         make_sa_lru},
+        {"sa-lru",
+         "FBGEMM-style N-way set-associative LRU, hashed sets; ways=32, lookahead=W keeps rows "
+         "needed within W steps (per set)",
+         false, make_sa_lru},
         {"sieve",
          "SIEVE (FIFO with a visited bit and a moving hand); lookahead=W keeps rows needed within "
          "W steps",

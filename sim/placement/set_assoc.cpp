@@ -8,12 +8,21 @@
 //           kept for every row ever requested, resident or not (FBGEMM's lfu_state). With
 //           admission=frequency (default, as FBGEMM's LFU insert) the row replaces it only when
 //           its own count, this request included, is higher; otherwise it bypasses the cache.
+//
+// Option lookahead=W (needs next-use times): rows requested again within the current step or
+// the next W steps are not evicted while a way of the same set holds a row that is not needed:
+// the victim is the set's least recently used (sa-lru) or lowest-count, ties LRU (sa-lfu) way
+// whose row is not needed; when every way of the set is needed, the plain rule's victim. With
+// admission=frequency the new row is compared with that victim. Lookahead is a separate
+// instantiation: the plain policy's path is unchanged.
+#include <stdexcept>
+
 #include "sim/placement/policy_util.h"
 
 namespace engramsim::placement {
 namespace {
 
-template <bool kLfu>
+template <bool kLfu, bool kLookahead>
 class SetAssoc final : public CachePolicy {
 public:
     explicit SetAssoc(const PolicyContext& ctx, const char* name) : slot_of_(ctx.universe, kNoRow) {
@@ -21,7 +30,10 @@ public:
         ways_ = uint32_t(opt.integer("ways", 32, 1, 1u << 16));
         if constexpr (kLfu)
             admit_by_count_ = opt.choice("admission", {"frequency", "always"}) == "frequency";
+        const bool lookahead = look_.configure(name, opt, ctx);
         opt.finish();
+        if (lookahead != kLookahead)
+            throw std::logic_error(std::string(name) + ": lookahead instantiation");
         const uint64_t cap = ctx.capacity_rows;
         if (cap == 0) {
             sets_ = 0;
@@ -46,6 +58,7 @@ public:
     }
 
     bool access(uint32_t id, uint32_t t) override {
+        if constexpr (kLookahead) look_.note(id, t);
         if constexpr (kLfu) ++count_[id];
         const uint32_t slot = slot_of_[id];
         if (slot != kNoRow) {
@@ -64,6 +77,8 @@ public:
             }
             if (replace_before(w, pick)) pick = w;
         }
+        if constexpr (kLookahead)
+            if (slots_[pick] != kNoRow) pick = unneeded_pick(base, pick, look_.window_end(t));
         if (slots_[pick] != kNoRow) {
             if constexpr (kLfu)
                 if (admit_by_count_ && count_[id] <= slot_count_[pick]) return false;
@@ -101,6 +116,17 @@ private:
         return stamp_[a] < stamp_[b];
     }
 
+    // The set (every way occupied) starting at `base`: the best victim among the ways whose row
+    // is not needed before `end`, or `plain` (the plain rule's victim) when every one is needed.
+    uint64_t unneeded_pick(uint64_t base, uint64_t plain, uint64_t end) const {
+        if (!look_.needed(slots_[plain], end)) return plain;
+        uint64_t pick = UINT64_MAX;
+        for (uint64_t w = base; w < base + ways_; ++w)
+            if (!look_.needed(slots_[w], end) && (pick == UINT64_MAX || replace_before(w, pick)))
+                pick = w;
+        return pick == UINT64_MAX ? plain : pick;
+    }
+
     uint32_t ways_ = 32;
     uint64_t sets_ = 0;
     bool admit_by_count_ = true;
@@ -111,15 +137,20 @@ private:
     std::vector<uint64_t> count_;       // sa-lfu: requests per row, all time
     std::vector<uint64_t> slot_count_;  // sa-lfu: count_ of each slot's row, beside the slot
     std::vector<uint32_t> set_of_;      // row -> set
+    detail::Lookahead look_;            // lookahead only
 };
 
 }  // namespace
 
 std::unique_ptr<CachePolicy> make_sa_lru(const PolicyContext& ctx) {
-    return std::make_unique<SetAssoc<false>>(ctx, "sa-lru");
+    if (ctx.options.count("lookahead"))
+        return std::make_unique<SetAssoc<false, true>>(ctx, "sa-lru");
+    return std::make_unique<SetAssoc<false, false>>(ctx, "sa-lru");
 }
 std::unique_ptr<CachePolicy> make_sa_lfu(const PolicyContext& ctx) {
-    return std::make_unique<SetAssoc<true>>(ctx, "sa-lfu");
+    if (ctx.options.count("lookahead"))
+        return std::make_unique<SetAssoc<true, true>>(ctx, "sa-lfu");
+    return std::make_unique<SetAssoc<true, false>>(ctx, "sa-lfu");
 }
 
 }  // namespace engramsim::placement

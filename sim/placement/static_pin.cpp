@@ -2,6 +2,9 @@
 // separate warm-up trace) are pinned before replay starts and never change. Ranking is by count,
 // descending, ties to the smaller row key; rows never seen in the profile are not pinned. A miss
 // is served from the tier below without admission.
+//
+// It never evicts, so lookahead=W (keep rows needed soon) does not apply: the option is rejected
+// with an error saying so rather than listed as unknown.
 #include <algorithm>
 #include <numeric>
 
@@ -13,6 +16,9 @@ namespace {
 class StaticPin final : public CachePolicy {
 public:
     explicit StaticPin(const PolicyContext& ctx) : pinned_(ctx.universe, false) {
+        if (ctx.options.count("lookahead"))
+            throw PolicyError("policy static: lookahead does not apply: static pins a fixed set "
+                              "of rows and never evicts");
         detail::OptionReader("static", ctx.options).finish();
         if (!ctx.profile_rank.empty()) {
             if (ctx.profile_rank.size() != ctx.universe)

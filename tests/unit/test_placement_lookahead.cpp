@@ -1,9 +1,11 @@
-// Properties of the lookahead=W option of lru, lfu, s3fifo and sieve (the exact comparisons
-// against brute-force references are in test_placement_policies.cpp):
+// Properties of the lookahead=W option of lru, lfu, s3fifo, sieve, sa-lru and sa-lfu (the exact
+// comparisons against brute-force references are in test_placement_policies.cpp):
 //   - no policy evicts a row requested again within the window while a resident row outside it
-//     exists, on random traces with and without steps, with rows erased now and then;
+//     exists (for sa-lru and sa-lfu: a resident row of the same set), on random traces with and
+//     without steps, with rows erased now and then;
 //   - when every resident row is needed, each evicts what the plain policy evicts;
-//   - the option needs next-use times, takes an integer, and is listed among the known options.
+//   - the option needs next-use times, takes an integer, and is listed among the known options;
+//     static (which never evicts) rejects it, saying so.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,8 +32,34 @@ const std::vector<Case>& lookahead_cases() {
         {"s3fifo", {}},
         {"s3fifo", {{"small", "0.25"}, {"move_threshold", "2"}}},
         {"sieve", {}},
+        {"sa-lru", {{"ways", "4"}}},
+        {"sa-lru", {}},
+        {"sa-lfu", {{"ways", "4"}}},
+        {"sa-lfu", {{"ways", "8"}, {"admission", "always"}}},
     };
     return all;
+}
+
+uint64_t fmix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
+// The set each row may live in: for sa-lru and sa-lfu, fmix64(key) mod sets with sets =
+// capacity / ways (one set of `capacity` ways when capacity < ways); every other policy is one
+// set (the whole cache).
+std::vector<uint64_t> sets_of(const Case& c, uint64_t cap, const std::vector<uint64_t>& keys) {
+    std::vector<uint64_t> set(keys.size(), 0);
+    if (c.policy != "sa-lru" && c.policy != "sa-lfu") return set;
+    const auto it = c.options.find("ways");
+    const uint64_t ways = it == c.options.end() ? 32 : std::stoull(it->second);
+    const uint64_t sets = cap < ways ? 1 : cap / ways;
+    for (size_t r = 0; r < keys.size(); ++r) set[r] = fmix64(keys[r]) % sets;
+    return set;
 }
 
 std::string label(const Case& c) {
@@ -68,8 +96,9 @@ std::vector<bool> needed_at(const std::vector<uint32_t>& ids,
 
 }  // namespace
 
-// Whenever a policy with lookahead evicts while some resident row is not needed in the window,
-// its victim is not needed either. The resident set is tracked from victim() and erase().
+// Whenever a policy with lookahead evicts while some resident row (of the requested row's set,
+// for the set-associative policies) is not needed in the window, its victim is not needed
+// either. The resident set is tracked from victim() and erase().
 TEST(PlacementLookahead, NoPolicyEvictsANeededRowWhileAnUnneededOneIsResident) {
     uint64_t evictions = 0, with_needed_rows = 0, all_needed = 0;
     for (uint64_t seed = 1; seed <= 5; ++seed) {
@@ -95,6 +124,7 @@ TEST(PlacementLookahead, NoPolicyEvictsANeededRowWhileAnUnneededOneIsResident) {
                                           .step_first = sf,
                                           .options = c.options};
                         auto p = make_policy(c.policy, ctx);
+                        const auto set = sets_of(c, cap, keys);
                         std::vector<bool> in(universe, false);
                         uint64_t n = 0;
                         for (size_t t = 0; t < ids.size(); ++t) {
@@ -102,12 +132,14 @@ TEST(PlacementLookahead, NoPolicyEvictsANeededRowWhileAnUnneededOneIsResident) {
                             const auto need = needed_at(ids, sf, w, t, universe);
                             bool free_resident = false, needed_resident = false;
                             for (uint32_t r = 0; r < universe; ++r)
-                                if (in[r]) (need[r] ? needed_resident : free_resident) = true;
+                                if (in[r] && set[r] == set[id])
+                                    (need[r] ? needed_resident : free_resident) = true;
                             const bool hit = p->access(id, uint32_t(t));
                             ASSERT_EQ(hit, bool(in[id])) << label(c) << " t " << t;
                             if (!hit && p->victim() != kNoRow) {
                                 const uint32_t v = p->victim();
                                 ASSERT_TRUE(in[v]);
+                                ASSERT_EQ(set[v], set[id]) << label(c);
                                 ++evictions;
                                 with_needed_rows += needed_resident;
                                 all_needed += !free_resident;
@@ -172,7 +204,7 @@ TEST(PlacementLookahead, WhenEveryRowIsNeededThePlainVictimIsEvicted) {
 
 TEST(PlacementLookahead, TheOptionNeedsNextUseTimesAndAnInteger) {
     const std::vector<uint32_t> next = {kNever, kNever};
-    for (const char* p : {"lru", "lfu", "s3fifo", "sieve"}) {
+    for (const char* p : {"lru", "lfu", "s3fifo", "sieve", "sa-lru", "sa-lfu"}) {
         PolicyContext ctx{.capacity_rows = 2, .universe = 2, .options = {{"lookahead", "3"}}};
         try {
             make_policy(p, ctx);
@@ -205,4 +237,32 @@ TEST(PlacementLookahead, TheOptionNeedsNextUseTimesAndAnInteger) {
                   "policy s3fifo: unknown option 'lookahed'; known: small, move_threshold, "
                   "lookahead");
     }
+    try {
+        make_policy("sa-lfu", ctx);
+        FAIL();
+    } catch (const PolicyError& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "policy sa-lfu: unknown option 'lookahed'; known: ways, admission, lookahead");
+    }
+}
+
+// static pins a fixed set and never evicts: lookahead does not apply, and it says so.
+TEST(PlacementLookahead, StaticRejectsTheOptionSayingItNeverEvicts) {
+    const std::vector<uint32_t> next = {kNever, kNever};
+    const std::vector<uint64_t> counts = {3, 1};
+    PolicyContext ctx{.capacity_rows = 1,
+                      .universe = 2,
+                      .next_use = next,
+                      .profile_counts = counts,
+                      .options = {{"lookahead", "2"}}};
+    try {
+        make_policy("static", ctx);
+        FAIL();
+    } catch (const PolicyError& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "policy static: lookahead does not apply: static pins a fixed set of rows and "
+                  "never evicts");
+    }
+    ctx.options = {};
+    EXPECT_NO_THROW(make_policy("static", ctx));
 }

@@ -1,8 +1,9 @@
 // Every cache policy against a brute-force reference written from its definition (lists and
 // linear scans, O(n * capacity)): identical hit/miss sequences on random small traces, at many
 // capacities. Belady has no more misses than any policy on every trace (property test).
-// The references of lru, lfu, s3fifo and sieve also take the lookahead=W rule (Window): with and
-// without steps, at several W and capacities, they match the policies request by request.
+// The references of lru, lfu, s3fifo, sieve, sa-lru and sa-lfu also take the lookahead=W rule
+// (Window): with and without steps, at several W and capacities, they match the policies request
+// by request.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -314,6 +315,9 @@ uint64_t ref_fmix64(uint64_t k) {
     return k;
 }
 
+// Lookahead: within the row's set, the victim is the lowest (count, last use) (sa-lfu) or the
+// least recently used (sa-lru) way whose row is not needed; when every way is needed, the plain
+// victim. sa-lfu's admission=frequency compares the new row with that victim.
 struct RefSetAssoc : Reference {
     struct E {
         uint32_t id;
@@ -324,9 +328,15 @@ struct RefSetAssoc : Reference {
     std::vector<std::vector<E>> set;
     std::vector<uint64_t> count;
     const std::vector<uint64_t>& keys;
+    Window win;
     RefSetAssoc(bool is_lfu, bool admission, size_t w, size_t cap, const std::vector<uint64_t>& k,
-                uint32_t universe)
-        : lfu(is_lfu), admit_by_count(admission), ways(w), count(universe, 0), keys(k) {
+                uint32_t universe, Window wi = {})
+        : lfu(is_lfu),
+          admit_by_count(admission),
+          ways(w),
+          count(universe, 0),
+          keys(k),
+          win(std::move(wi)) {
         if (cap == 0)
             sets = 0;
         else if (cap < ways)
@@ -348,12 +358,14 @@ struct RefSetAssoc : Reference {
             s.push_back({id, t});
             return false;
         }
-        size_t m = 0;
-        for (size_t i = 1; i < s.size(); ++i) {
-            auto key = [&](size_t j) {
-                return std::make_pair(lfu ? count[s[j].id] : 0, s[j].stamp);
-            };
-            if (key(i) < key(m)) m = i;
+        const auto need = win.needed_at(t);
+        const bool any_free =
+            std::any_of(s.begin(), s.end(), [&](const E& e) { return !need[e.id]; });
+        auto key = [&](size_t j) { return std::make_pair(lfu ? count[s[j].id] : 0, s[j].stamp); };
+        size_t m = SIZE_MAX;
+        for (size_t i = 0; i < s.size(); ++i) {
+            if (any_free && need[s[i].id]) continue;
+            if (m == SIZE_MAX || key(i) < key(m)) m = i;
         }
         if (lfu && admit_by_count && count[id] <= count[s[m].id]) return false;
         s[m] = {id, t};
@@ -368,7 +380,8 @@ struct Case {
     std::map<std::string, std::string> options;
 };
 
-// `win`: the lookahead window when the case has lookahead=W (lru, lfu, s3fifo, sieve).
+// `win`: the lookahead window when the case has lookahead=W (lru, lfu, s3fifo, sieve, sa-lru,
+// sa-lfu).
 std::unique_ptr<Reference> reference(const Case& c, size_t cap, const Trace& tr,
                                      const std::vector<uint64_t>& profile, const Window& win = {}) {
     auto opt = [&](const std::string& k, const std::string& def) {
@@ -389,7 +402,7 @@ std::unique_ptr<Reference> reference(const Case& c, size_t cap, const Trace& tr,
     if (c.policy == "sa-lru" || c.policy == "sa-lfu")
         return std::make_unique<RefSetAssoc>(
             c.policy == "sa-lfu", opt("admission", "frequency") == "frequency",
-            std::stoul(opt("ways", "32")), cap, tr.keys, tr.universe);
+            std::stoul(opt("ways", "32")), cap, tr.keys, tr.universe, win);
     throw std::logic_error("no reference for " + c.policy);
 }
 
@@ -486,7 +499,7 @@ TEST(PlacementPolicies, BeladyHasNoMoreMissesThanAnyPolicyOnEveryTrace) {
             const uint64_t opt = misses({"belady", {}});
             for (const Case& c : cases())
                 EXPECT_LE(opt, misses(c)) << label(c) << " capacity " << cap << " seed " << seed;
-            for (const char* p : {"lru", "lfu", "s3fifo", "sieve"})
+            for (const char* p : {"lru", "lfu", "s3fifo", "sieve", "sa-lru", "sa-lfu"})
                 for (const char* w : {"0", "2", "50"})
                     EXPECT_LE(opt, misses({p, {{"lookahead", w}}})) << p << " lookahead " << w;
         }
@@ -547,8 +560,9 @@ TEST(PlacementPolicies, LookaheadLruMatchesItsReference) {
     }
 }
 
-// lookahead=W for lru, lfu, s3fifo and sieve against the references with the same window rule,
-// request by request: 4 traces x steps or none x W = 0, 1, 3, 10 x 5 capacities.
+// lookahead=W for lru, lfu, s3fifo, sieve, sa-lru and sa-lfu against the references with the
+// same window rule, request by request: 4 traces x steps or none x W = 0, 1, 3, 10 x 5
+// capacities.
 TEST(PlacementPolicies, LookaheadMatchesTheReferencesRequestByRequest) {
     const std::vector<Case> lookahead_cases = {
         {"lru", {}},
@@ -557,6 +571,10 @@ TEST(PlacementPolicies, LookaheadMatchesTheReferencesRequestByRequest) {
         {"s3fifo", {}},
         {"s3fifo", {{"small", "0.25"}, {"move_threshold", "2"}}},
         {"sieve", {}},
+        {"sa-lru", {{"ways", "4"}}},
+        {"sa-lru", {}},
+        {"sa-lfu", {{"ways", "4"}}},
+        {"sa-lfu", {{"ways", "8"}, {"admission", "always"}}},
     };
     const std::vector<uint64_t> capacities = {1, 2, 4, 20, 60};
     const std::vector<uint64_t> windows = {0, 1, 3, 10};
