@@ -167,6 +167,61 @@ void write_mrc_csv(const std::string& path, const json& mrc) {
     if (!out) throw std::runtime_error(path + ": write failed");
 }
 
+// The placement a replay runs with, as a config's placement section (the keys only).
+template <class Options>
+json placement_json(const Options& o) {
+    return {{"hbm_capacity", o.capacity},
+            {"policy", o.policy},
+            {"policy_options", parse_policy_options(o.policy_options)},
+            {"dram_capacity", o.dram},
+            {"dram_policy", o.dram_policy},
+            {"dram_policy_options", parse_policy_options(o.dram_policy_options)},
+            {"tiers", o.inclusion},
+            {"profile_fraction", o.profile_fraction}};
+}
+
+// "k=v,k=v" from a config's options object (values are strings: the schema checks them).
+std::string options_text(const json& options) {
+    std::string text;
+    for (const auto& [k, v] : options.items())
+        text += (text.empty() ? "" : ",") + k + "=" + v.get<std::string>();
+    return text;
+}
+
+// --config FILE: its placement section sets every placement option not given on the command
+// line; options given explicitly win.
+template <class Options>
+void resolve_placement(const std::string& path,
+                       const std::vector<std::pair<std::string, CLI::Option*>>& flags,
+                       Options& o) {
+    if (path.empty()) return;
+    const json doc = config::load(path);
+    if (!doc.contains("placement"))
+        throw config::ConfigError(path + ": has no \"placement\" section (engramsim config "
+                                         "help placement)");
+    const json& p = doc["placement"];
+    auto given = [&](const std::string& key) {
+        for (const auto& [k, option] : flags)
+            if (k == key) return option->count() > 0;
+        return false;
+    };
+    if (!given("hbm_capacity")) o.capacity = p["hbm_capacity"].get<std::string>();
+    if (!given("policy")) o.policy = p["policy"].get<std::string>();
+    if (!given("policy_options")) o.policy_options = options_text(p["policy_options"]);
+    if (!given("dram_capacity")) o.dram = p["dram_capacity"].get<std::string>();
+    if (!given("dram_policy")) o.dram_policy = p["dram_policy"].get<std::string>();
+    if (!given("dram_policy_options"))
+        o.dram_policy_options = options_text(p["dram_policy_options"]);
+    if (!given("tiers")) o.inclusion = p["tiers"].get<std::string>();
+    if (!given("profile_fraction")) {
+        o.profile_fraction = config::quantity(p, "profile_fraction", units::Dim::Count);
+        if (!(o.profile_fraction > 0 && o.profile_fraction <= 1))
+            throw config::ConfigError(path + ": placement.profile_fraction: " +
+                                      std::to_string(o.profile_fraction) +
+                                      " is out of range; expected (0, 1]");
+    }
+}
+
 void replay_command(CLI::App& app) {
     struct Options {
         InputOptions input;
@@ -176,35 +231,61 @@ void replay_command(CLI::App& app) {
         double profile_fraction = 1.0;
         std::string warmup_trace;
         std::string steps_csv, plot;
+        std::string config;
         bool json = false, mrc = false;
         int mrc_points = 100;
         unsigned threads = 0;
+        // The options that set a placement key, by key: given explicitly, they override --config.
+        std::vector<std::pair<std::string, CLI::Option*>> placement_flags;
     };
     static Options opt;
     auto* cmd = app.add_subcommand(
         "replay", "Placement replay: serve a lookup trace from an HBM cache, host DRAM and NVMe");
     opt.input.declare(*cmd, true);
-    cmd->add_option("--policy", opt.policy, "HBM cache policy (an unknown name lists them)")
-        ->capture_default_str();
-    cmd->add_option("--policy-options", opt.policy_options,
-                    "Policy options key=value,... (e.g. ways=16, admission=always)");
-    cmd->add_option("--capacity", opt.capacity,
-                    "HBM cache capacities, comma-separated: N% of the table, bytes (10GiB), "
-                    "rows (1000000, 2.5M rows) or all; one replay each")
-        ->capture_default_str();
-    cmd->add_option("--dram", opt.dram,
-                    "Host DRAM capacity (same forms); below the table's size DRAM is a cache "
-                    "and the rest is read from NVMe")
-        ->capture_default_str();
-    cmd->add_option("--dram-policy", opt.dram_policy, "DRAM cache policy")->capture_default_str();
-    cmd->add_option("--dram-policy-options", opt.dram_policy_options, "DRAM policy options");
-    cmd->add_option("--tiers", opt.inclusion, "inclusive or exclusive (HBM and DRAM caches)")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"inclusive", "exclusive"}));
-    cmd->add_option("--profile-fraction", opt.profile_fraction,
-                    "static: rank rows by their requests in this leading fraction of the trace")
-        ->capture_default_str()
-        ->check(CLI::Range(1e-9, 1.0));
+    cmd->add_option("--config", opt.config,
+                    "JSON file with a placement section (a run config, or just "
+                    "{\"placement\": {...}}): capacities, policies, tiers; the flags below "
+                    "override its keys when given (engramsim config help placement)");
+    auto& flags = opt.placement_flags;
+    flags.emplace_back(
+        "policy",
+        cmd->add_option("--policy", opt.policy, "HBM cache policy (an unknown name lists them)")
+            ->capture_default_str());
+    flags.emplace_back("policy_options",
+                       cmd->add_option("--policy-options", opt.policy_options,
+                                       "Policy options key=value,... (e.g. ways=16, "
+                                       "admission=always)"));
+    flags.emplace_back(
+        "hbm_capacity",
+        cmd->add_option("--capacity", opt.capacity,
+                        "HBM cache capacities, comma-separated: N% of the table, bytes (10GiB), "
+                        "rows (1000000, 2.5M rows) or all; one replay each (--config: its "
+                        "placement.hbm_capacity, default 0)")
+            ->capture_default_str());
+    flags.emplace_back(
+        "dram_capacity",
+        cmd->add_option("--dram", opt.dram,
+                        "Host DRAM capacity (same forms); below the table's size DRAM is a cache "
+                        "and the rest is read from NVMe")
+            ->capture_default_str());
+    flags.emplace_back("dram_policy", cmd->add_option("--dram-policy", opt.dram_policy,
+                                                      "DRAM cache policy")
+                                          ->capture_default_str());
+    flags.emplace_back("dram_policy_options",
+                       cmd->add_option("--dram-policy-options", opt.dram_policy_options,
+                                       "DRAM policy options"));
+    flags.emplace_back(
+        "tiers", cmd->add_option("--tiers", opt.inclusion,
+                                 "inclusive or exclusive (HBM and DRAM caches)")
+                     ->capture_default_str()
+                     ->check(CLI::IsMember({"inclusive", "exclusive"})));
+    flags.emplace_back(
+        "profile_fraction",
+        cmd->add_option("--profile-fraction", opt.profile_fraction,
+                        "static: rank rows by their requests in this leading fraction of the "
+                        "trace")
+            ->capture_default_str()
+            ->check(CLI::Range(1e-9, 1.0)));
     cmd->add_option("--warmup-trace", opt.warmup_trace,
                     "static: rank rows by a separate warm-up trace (.etr) instead");
     cmd->add_option("--steps-csv", opt.steps_csv,
@@ -222,6 +303,7 @@ void replay_command(CLI::App& app) {
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--threads", opt.threads, "MRC threads (0: all cores)")->capture_default_str();
     cmd->callback([] {
+        resolve_placement(opt.config, opt.placement_flags, opt);
         const auto t0 = std::chrono::steady_clock::now();
         const DenseTrace tr = opt.input.load();
         const double load_s = seconds_since(t0);
@@ -268,7 +350,8 @@ void replay_command(CLI::App& app) {
               {"dram_rows", base.dram_rows >= tr.table_rows() ? json("all") : json(base.dram_rows)},
               {"dram_policy", opt.dram_policy},
               {"dram_policy_options", base.dram_options},
-              {"inclusion", opt.inclusion}}}};
+              {"inclusion", opt.inclusion}}},
+            {"placement", placement_json(opt)}};
 
         // Wall-clock times go to the terminal only: results files stay byte-identical.
         std::vector<ReplayResult> results;

@@ -54,6 +54,15 @@ void print_run(const sim::Compared& c, double wall_s) {
                                               thousands(m.rows_from_host_dram) + " / " +
                                               thousands(m.rows_from_nvme)});
     t.add({"host link h2d utilisation", pct(m.h2d_utilization * 100)});
+    if (m.tensor_parallel > 1) {
+        t.add({"tensor parallel (GPUs)", std::to_string(m.tensor_parallel)});
+        for (const auto& g : m.per_gpu)
+            t.add({"  " + g.gpu + " host h2d / NVLink up", pct(g.host_h2d * 100) + " / " +
+                                                            pct(g.nvlink_up * 100)});
+        for (const auto& [name, u] : m.per_link)
+            if (name.rfind("pcie_switch", 0) == 0 && name.find(".h2d") != std::string::npos)
+                t.add({"  " + name + " utilisation", pct(u * 100)});
+    }
     t.add({"KV blocks / preemptions",
            thousands(uint64_t(p.num_kv_blocks)) + " / " + thousands(p.preemptions)});
     t.add({"simulator wall time", fixed(wall_s, 3) + " s"});

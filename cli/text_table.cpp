@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 
 namespace engramsim::cli {
@@ -20,6 +21,8 @@ std::string thousands(uint64_t n) {
 std::string fixed(double x, int digits) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+    // A negative value that rounds to zero prints as 0, not -0 (a sign the digits do not show).
+    if (buf[0] == '-' && std::strspn(buf + 1, "0.") == std::strlen(buf + 1)) return buf + 1;
     return buf;
 }
 

@@ -39,6 +39,10 @@ Key choice(std::string name, std::vector<std::string> choices, std::string def, 
     return {.name = std::move(name), .type = Type::Enum, .default_value = std::move(def),
             .help = std::move(help), .choices = std::move(choices)};
 }
+Key capacity(std::string name, std::string def, std::string help) {
+    return {.name = std::move(name), .type = Type::Capacity, .default_value = std::move(def),
+            .help = std::move(help)};
+}
 Key section(std::string name, std::string help, std::vector<Key> keys) {
     return {.name = std::move(name), .type = Type::Section, .default_value = json::object(),
             .help = std::move(help), .keys = std::move(keys)};
@@ -154,6 +158,9 @@ Key hardware_section() {
                 choice("kind", {"pcie", "nvlink-c2c"}, "pcie", "Link type."),
                 integer("pcie_generation", 5, "PCIe generation (0 for NVLink-C2C).", 0, 7),
                 integer("pcie_lanes", 16, "PCIe lanes (0 for NVLink-C2C).", 0, 32),
+                integer("gpus_per_switch", 1,
+                        "GPUs behind one PCIe switch sharing its uplink to the CPU (HGX boards: "
+                        "2); 1: each GPU has its own link. PCIe only.", 1, 64),
                 quantity_key("bandwidth_per_direction", Dim::Bandwidth, json(),
                              "Raw bandwidth per direction."),
                 quantity_key("latency", Dim::Time, json(), "One small transfer's latency."),
@@ -161,6 +168,8 @@ Key hardware_section() {
             section("nvlink", "GPU-to-GPU NVLink.", {
                 quantity_key("bandwidth_per_direction", Dim::Bandwidth, json(),
                              "Per GPU, per direction."),
+                quantity_key("latency", Dim::Time, "0.5 us",
+                             "One GPU-to-NVSwitch hop (a GPU-to-GPU transfer crosses two)."),
             }),
             section("nvme", "Local NVMe SSDs.", {
                 text("model", json(), "Product name."),
@@ -218,7 +227,10 @@ Key sim_section() {
         with_common({
             choice("table", {"host-dram", "hbm", "nvme"}, "host-dram",
                    "Where the Engram table lives: host DRAM (fetched over the host link), HBM "
-                   "(no fetch; the in-HBM reference) or the NVMe drives (mechanism nvme)."),
+                   "(no fetch; the in-HBM reference) or the NVMe drives (mechanism nvme). On "
+                   "NVMe, placement.dram_capacity is what host DRAM holds of it: all (the "
+                   "default) keeps the whole table in DRAM, so nothing is read from the drives; "
+                   "0 reads every fetched row from them; in between, a DRAM cache."),
             choice("mechanism", {"cpu-gather", "uva", "nvme"}, "cpu-gather",
                    "cpu-gather: host threads gather unique rows into pinned staging, then one DMA "
                    "copy; uva: a GPU kernel reads pinned host rows through unified addressing; "
@@ -247,11 +259,6 @@ Key sim_section() {
                          "Alignment of GPU zero-copy reads of host memory."),
             integer("uva_outstanding_reads", 768,
                     "PCIe read requests a GPU keeps in flight (10-bit tags).", 1, 65536),
-            quantity_key("hbm_cache_rows", Dim::Count, 0,
-                         "Rows of an HBM cache in front of the table (0: none); hits come from "
-                         "placement replay of the run's own lookups, misses are fetched."),
-            text("hbm_cache_policy", "lru",
-                 "HBM cache policy (sim/placement: lru, lfu, s3fifo, sieve, belady, static, ...)."),
             quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
                          "One row read from NVMe: one I/O of this size (rows are not co-located)."),
             integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
@@ -273,7 +280,89 @@ Key sim_section() {
             fraction("gpu_memory_utilization", 0.9, "Engine: share of HBM it may use"),
             integer("num_kv_blocks", -1, "KV blocks; -1: (HBM x utilization - weights - "
                                          "activation peak) / block bytes, as nano-vLLM.", -1),
+            integer("tensor_parallel", 1,
+                    "GPUs serving one model replica by tensor parallelism (Megatron-style, as "
+                    "nano-vLLM); at most hardware.gpu.count.", 1, 64),
+            choice("collective_comms", {"ring-steps", "coalesced"}, "coalesced",
+                   "ring-steps: each ring step of a collective is its own comms (a barrier per "
+                   "step); coalesced: one comm per GPU per collective after a sleep of the other "
+                   "steps' latencies (equal on idle links, far fewer SimGrid activities)."),
         }));
+}
+
+Key placement_section() {
+    auto options = [](std::string name, std::string help) {
+        return Key{.name = std::move(name), .type = Type::StringMap,
+                   .default_value = json::object(), .help = std::move(help)};
+    };
+    return section("placement", "Where the Engram table's rows are served from: an HBM cache, "
+                                "host DRAM (the whole table or a cache) and NVMe, and the cache "
+                                "policies (sim/placement, docs/placement.md). Read by engramsim "
+                                "replay --config and engramsim run.",
+        with_common({
+            capacity("hbm_capacity", "0",
+                     "HBM cache in front of the table: rows (1000000, 2.5M rows), N% of the "
+                     "table's rows, bytes (10GiB; whole rows of the Engram row size) or all; "
+                     "0: no GPU cache. engramsim run replays the run's own lookups through it."),
+            text("policy", "lru",
+                 "HBM cache policy: belady, lfu, lru, s3fifo, sa-lfu, sa-lru, sieve, static "
+                 "(engramsim replay --policy)."),
+            options("policy_options",
+                    "HBM policy options, option -> value, values as strings: "
+                    "{\"ways\": \"16\", \"lookahead\": \"4\"} (engramsim replay "
+                    "--policy-options ways=16,lookahead=4)."),
+            capacity("dram_capacity", "all",
+                     "Host DRAM for the table (same forms): all holds the whole table; below "
+                     "the table's rows DRAM is a cache and the rest is read from NVMe "
+                     "(engramsim run: needs sim.table nvme)."),
+            text("dram_policy", "lru",
+                 "DRAM cache policy (not belady, and no lookahead option: DRAM's request "
+                 "sequence depends on the HBM cache's decisions, so it is not known ahead)."),
+            options("dram_policy_options", "DRAM policy options, option -> value as strings."),
+            choice("tiers", {"inclusive", "exclusive"}, "inclusive",
+                   "With a DRAM cache: inclusive (HBM a subset of DRAM, back-invalidation) or "
+                   "exclusive (a row in at most one of them, HBM victims written back)."),
+            quantity_key("profile_fraction", Dim::Count, 1.0,
+                         "static: rank rows by their requests in this leading fraction of the "
+                         "trace (1: the whole trace, an oracle ranking) (0..1]"),
+        }));
+}
+
+// Keys that moved to another section: old path -> what to write instead.
+const std::vector<std::pair<std::string, std::string>>& moved_keys() {
+    static const std::vector<std::pair<std::string, std::string>> moved = {
+        {"sim.hbm_cache_rows",
+         "placement.hbm_capacity (a capacity: \"10M rows\", \"1%\", \"10GiB\")"},
+        {"sim.hbm_cache_policy", "placement.policy (options in placement.policy_options)"},
+    };
+    return moved;
+}
+
+// Why `raw` is not a capacity, or nothing when it is one. The forms of
+// placement::parse_capacity_rows (sim/placement/replay.cpp), checked without the table.
+std::optional<std::string> capacity_problem(const std::string& raw) {
+    const size_t b = raw.find_first_not_of(' '), e = raw.find_last_not_of(' ');
+    const std::string text = b == std::string::npos ? std::string() : raw.substr(b, e - b + 1);
+    try {
+        if (text == "all") return std::nullopt;
+        if (!text.empty() && text.back() == '%') {
+            if (units::parse(text.substr(0, text.size() - 1), Dim::Count) > 100)
+                return "more than 100%";
+            return std::nullopt;
+        }
+        const std::string rows = "rows";
+        if (text.size() > rows.size() &&
+            text.compare(text.size() - rows.size(), rows.size(), rows) == 0) {
+            units::parse(text.substr(0, text.size() - rows.size()), Dim::Count);
+            return std::nullopt;
+        }
+        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
+            return std::nullopt;
+        units::parse(text, Dim::Bytes);
+        return std::nullopt;
+    } catch (const std::exception& ex) {
+        return std::string(ex.what());
+    }
 }
 
 // ---- Resolution ---------------------------------------------------------------------------
@@ -351,6 +440,19 @@ public:
                     if (!s.is_string()) fail(join_path(path, k), "expected a string");
                 return v;
             }
+            case Type::Capacity: {
+                if (v.is_number_integer()) {  // rows
+                    if (!v.is_number_unsigned() && v.get<int64_t>() < 0)
+                        fail(path, "must not be negative");
+                    return v.dump();
+                }
+                expect(v.is_string());
+                const auto text = v.get<std::string>();
+                if (auto why = capacity_problem(text))
+                    fail(path, "capacity '" + text + "': " + *why + "; expected " +
+                                   describe_type(key));
+                return v;
+            }
             case Type::Section: expect(v.is_object()); return section_value(key, v, path);
         }
         fail(path, "undeclared type");
@@ -402,6 +504,9 @@ public:
         for (const Key& k : sec.keys) declared.push_back(k.name);
         for (const auto& [name, v] : given.items()) {
             if (std::find(declared.begin(), declared.end(), name) != declared.end()) continue;
+            for (const auto& [old_path, now] : moved_keys())
+                if (old_path == join_path(path, name))
+                    fail(old_path, "this key has moved; write " + now + " instead");
             std::string msg = "unknown key";
             if (auto near = nearest(name, declared))
                 msg += "; did you mean " + *near + "?";
@@ -499,7 +604,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 const Key& schema() {
     static const Key root = section("", "A config document.",
                                     {engram_section(), backbone_section(), hardware_section(),
-                                     workload_section(), sim_section()});
+                                     workload_section(), sim_section(),
+                                     placement_section()});
     return root;
 }
 
@@ -550,6 +656,9 @@ std::string describe_type(const Key& key) {
                                          : "array of " + std::string(units::dim_name(key.dim));
         case Type::StringList: return "array of strings";
         case Type::StringMap: return "object of strings";
+        case Type::Capacity:
+            return "capacity (all, N% of the table's rows, bytes with a unit: 10GiB, or rows: "
+                   "1000000, 2.5M rows)";
         case Type::Section: return "section";
     }
     return "value";

@@ -1,11 +1,13 @@
 // Configuration documents: declared keys, strict validation, resolution.
 //
-// A config document is a JSON object with up to five sections, each describing one thing:
+// A config document is a JSON object with up to six sections, each describing one thing:
 //   "engram"   the Engram memory (the reference demo's field names),
 //   "backbone" the Transformer it is attached to,
 //   "hardware" the machine it runs on,
 //   "workload" the requests it serves,
-//   "sim"      how the timing simulator runs them (engine limits, fetch, schedule).
+//   "sim"      how the timing simulator runs them (engine limits, fetch, schedule),
+//   "placement" where the table's rows are served from (HBM cache, host DRAM, NVMe) and the
+//              cache policies (sim/placement; engramsim replay and engramsim run).
 // Every key of every section is declared once in the schema (config.cpp) with its type, unit,
 // default and help. Resolution rejects unknown keys (naming the JSON path and the nearest
 // declared key), wrong types and wrong units, fills defaults and rewrites every quantity in its
@@ -42,7 +44,10 @@ enum class Type {
     IntegerList,   // array of JSON integers
     QuantityList,  // array of quantities of dimension `dim`
     StringList,    // array of strings
-    StringMap,     // object of string -> string (citations)
+    StringMap,     // object of string -> string (citations, policy options)
+    Capacity,      // a cache capacity: "all", "N%", bytes with a unit, rows ("2.5M rows"); a
+                   // JSON integer is rows. Resolved to its text; rows are counted where the
+                   // table is known (placement::parse_capacity_rows).
     Section,       // object with declared `keys`
 };
 

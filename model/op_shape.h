@@ -11,12 +11,20 @@ namespace engramsim {
 
 struct OpShape {
     // Kernel family, one of:
-    //   "gemm"               dense matmul; dims m, n, k (tokens x out x in)
+    //   "gemm"               dense matmul; dims m, n, k (tokens x out x in); a per-head batched
+    //                        matmul (MLA's absorbed W_UK / W_UV) adds batch (heads)
     //   "attention_prefill"  causal attention over new tokens; dims tokens, context, heads, head_dim
+    //                        (MLA: head_dim is the q/k width nope + rope, plus v_head_dim)
     //   "attention_decode"   one query per sequence over its KV cache; dims seqs, context, heads,
-    //                        kv_heads, head_dim
+    //                        kv_heads, head_dim (MLA absorbed: kv_heads 1, head_dim
+    //                        kv_lora_rank + rope, v_head_dim kv_lora_rank)
     //   "moe_grouped_gemm"   experts' SwiGLU; dims tokens, experts, top_k, hidden, intermediate
     //   "router_topk"        router softmax + top-k; dims tokens, experts, top_k
+    //   "moe_align"          assignments grouped per expert; dims tokens, experts, top_k
+    //   "moe_permute"        token rows copied to their experts' segments; dims tokens, hidden,
+    //                        top_k
+    //   "moe_combine"        weighted sum of each token's top_k expert rows; dims tokens, hidden,
+    //                        top_k
     //   "engram_hash"        canonical ids -> row ids; dims tokens, heads
     //   "engram_gather"      rows -> memory vectors; dims tokens, heads, row_bytes
     //   "engram_gate"        fused RMSNorms + dot + sigmoid; dims tokens, hidden, branches

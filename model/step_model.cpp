@@ -4,6 +4,7 @@
 #include <boost/graph/topological_sort.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <stdexcept>
 
@@ -22,38 +23,140 @@ double dtype_bytes(const std::string& dtype) {
 BackboneShape BackboneShape::from_json(const nlohmann::json& sec) {
     BackboneShape b;
     b.name = sec.value("name", std::string());
-    if (sec.at("mlp").at("kind") != "dense")
-        throw config::ConfigError("backbone.mlp.kind: the timing simulator models dense "
-                                  "backbones only (Table 4); '" +
-                                  sec["mlp"]["kind"].get<std::string>() + "' is not supported");
-    if (sec.at("attention").at("kind") != "gqa")
-        throw config::ConfigError("backbone.attention.kind: the timing simulator models GQA "
-                                  "attention only; 'mla' is not supported");
+    const std::string mlp_kind = sec.at("mlp").at("kind").get<std::string>();
+    const std::string attn_kind = sec.at("attention").at("kind").get<std::string>();
+    if (mlp_kind != "dense" && mlp_kind != "moe")
+        throw config::ConfigError("backbone.mlp.kind: '" + mlp_kind +
+                                  "' is not supported (dense or moe)");
+    if (attn_kind != "gqa" && attn_kind != "mla")
+        throw config::ConfigError("backbone.attention.kind: '" + attn_kind +
+                                  "' is not supported (gqa or mla)");
+    b.mla = attn_kind == "mla";
+    b.moe = mlp_kind == "moe";
     b.layers = sec.at("layers").get<int>();
     b.hidden = sec.at("hidden_size").get<int>();
     b.vocab = sec.at("vocab_size").get<int>();
-    b.n_heads = sec["attention"].at("n_heads").get<int>();
-    b.n_kv_heads = sec["attention"].at("n_kv_heads").get<int>();
-    b.head_dim = sec["attention"].at("head_dim").get<int>();
-    b.intermediate = sec["mlp"].at("intermediate_size").get<int>();
+    const auto& at = sec["attention"];
+    b.n_heads = at.at("n_heads").get<int>();
+    b.n_kv_heads = at.at("n_kv_heads").get<int>();
+    b.head_dim = at.at("head_dim").get<int>();
+    b.q_lora_rank = at.value("q_lora_rank", 0);
+    b.kv_lora_rank = at.value("kv_lora_rank", 0);
+    b.qk_rope_head_dim = at.value("qk_rope_head_dim", 0);
+    b.v_head_dim = at.value("v_head_dim", 0);
+    const auto& mlp = sec["mlp"];
+    b.intermediate = mlp.at("intermediate_size").get<int>();
+    b.n_shared_experts = mlp.value("n_shared_experts", 0);
+    b.n_routed_experts = mlp.value("n_routed_experts", 0);
+    b.top_k = mlp.value("top_k", 0);
+    b.moe_intermediate = mlp.value("moe_intermediate_size", 0);
+    b.hc_mult = sec.value("hc_mult", 1);
     b.bytes_per_value = dtype_bytes(sec.at("dtype").get<std::string>());
-    if (b.n_kv_heads < 1 || b.intermediate < 1)
+    if (b.mla) {
+        if (b.kv_lora_rank < 1 || b.v_head_dim < 1)
+            throw config::ConfigError("backbone.attention: MLA needs kv_lora_rank >= 1 and "
+                                      "v_head_dim >= 1");
+    } else if (b.n_kv_heads < 1) {
         throw config::ConfigError("backbone: n_kv_heads and mlp.intermediate_size must be >= 1");
+    }
+    if (b.moe) {
+        if (b.n_routed_experts < 1 || b.moe_intermediate < 1)
+            throw config::ConfigError("backbone.mlp: MoE needs n_routed_experts >= 1 and "
+                                      "moe_intermediate_size >= 1");
+        if (b.top_k < 1 || b.top_k > b.n_routed_experts)
+            throw config::ConfigError("backbone.mlp.top_k: must be in [1, n_routed_experts = " +
+                                      std::to_string(b.n_routed_experts) + "]; got " +
+                                      std::to_string(b.top_k));
+        if (b.intermediate != 0)
+            throw config::ConfigError("backbone.mlp.intermediate_size: must be 0 with kind moe "
+                                      "(every layer is an MoE layer; the schema has no "
+                                      "first-dense-layers field)");
+    } else if (b.intermediate < 1) {
+        throw config::ConfigError("backbone: n_kv_heads and mlp.intermediate_size must be >= 1");
+    }
+    if (b.hc_mult < 1) throw config::ConfigError("backbone.hc_mult: must be >= 1");
     // The schema has no tie field (docs/presets.md): Qwen3-4B ties its embeddings.
     b.tied_embeddings = b.name == "dense-4b" || sec.value("base", std::string()) == "dense-4b";
     return b;
 }
 
+double BackboneShape::attention_params_per_layer() const {
+    const double h = hidden, H = n_heads;
+    if (!mla) {
+        const double q = H * head_dim, kv = double(n_kv_heads) * head_dim;
+        return h * q + 2 * h * kv + q * h + 2.0 * head_dim;  // q, k, v, o, q/k norms
+    }
+    const double qk = head_dim + qk_rope_head_dim, L = kv_lora_rank;
+    const double q_part = q_lora_rank > 0
+                              ? h * q_lora_rank + q_lora_rank + double(q_lora_rank) * H * qk
+                              : h * H * qk;
+    return q_part + h * (L + qk_rope_head_dim) + L + L * H * (head_dim + v_head_dim) +
+           H * v_head_dim * h;
+}
+
+double BackboneShape::mhc_params_per_layer() const {
+    if (hc_mult <= 1) return 0;
+    const double M = hc_mult, n = M * hidden, c = 2 * M + M * M;
+    return 2 * (n * c + c + 3 + n);  // two sublayers
+}
+
+namespace {
+double mlp_params_per_layer(const BackboneShape& b, bool active_only) {
+    if (!b.moe) return 3.0 * b.hidden * b.intermediate;
+    const double router = double(b.hidden) * b.n_routed_experts + b.n_routed_experts;
+    const double experts = b.n_shared_experts + (active_only ? b.top_k : b.n_routed_experts);
+    return router + experts * b.expert_params();
+}
+}  // namespace
+
 double BackboneShape::params() const {
-    const double h = hidden, q = double(n_heads) * head_dim, kv = double(n_kv_heads) * head_dim;
-    const double layer = h * q + 2 * h * kv + q * h + 2.0 * head_dim + 3 * h * intermediate +
-                         2 * h;
+    const double h = hidden;
+    const double layer = attention_params_per_layer() + mlp_params_per_layer(*this, false) +
+                         2 * h + mhc_params_per_layer();
     const double vocab_matrix = double(vocab) * h;
     return layers * layer + h + vocab_matrix * (tied_embeddings ? 1 : 2);
 }
 
+double BackboneShape::active_params() const {
+    const double h = hidden;
+    const double layer = attention_params_per_layer() + mlp_params_per_layer(*this, true) +
+                         2 * h + mhc_params_per_layer();
+    return layers * layer + h + double(vocab) * h;  // the LM head; the embedding is a lookup
+}
+
 double BackboneShape::kv_bytes_per_token() const {
+    if (mla) return double(layers) * (kv_lora_rank + qk_rope_head_dim) * bytes_per_value;
     return double(layers) * 2 * n_kv_heads * head_dim * bytes_per_value;
+}
+
+double BackboneShape::activation_values_per_token(double tp) const {
+    if (!mla && !moe && hc_mult == 1) {  // as sim/plan.cpp always summed it
+        const double q = double(n_heads) * head_dim, kvw = double(n_kv_heads) * head_dim;
+        return q / tp + 2 * kvw / tp + 2.0 * intermediate / tp + 2.0 * hidden;
+    }
+    // Attention: q, k, v as prefill attention reads them (MLA decompresses K and V).
+    double attn;
+    if (mla) {
+        const double qk = double(n_heads) * (head_dim + qk_rope_head_dim);
+        attn = 2 * qk + double(n_heads) * v_head_dim;
+    } else {
+        const double q = double(n_heads) * head_dim, kvw = double(n_kv_heads) * head_dim;
+        attn = q + 2 * kvw;
+    }
+    // MLP: dense gate/up; MoE: each assignment's and shared expert's gate/up, plus the
+    // permuted input and output rows of the routed experts.
+    const double mlp = moe ? 2.0 * (top_k + n_shared_experts) * moe_intermediate +
+                                 2.0 * top_k * hidden
+                           : 2.0 * intermediate;
+    return attn / tp + mlp / tp + 2.0 * hidden * hc_mult;
+}
+
+double expected_distinct_experts(double tokens, int experts, int top_k) {
+    if (experts < 1 || top_k < 0 || top_k > experts)
+        throw std::invalid_argument("expected_distinct_experts: need 0 <= top_k <= experts");
+    if (!(tokens > 0)) return 0;
+    const double E = experts;
+    return E * (1 - std::pow(1 - double(top_k) / E, tokens));
 }
 
 EngramGpuShape EngramGpuShape::from_config(const EngramConfig& e) {
@@ -65,11 +168,36 @@ EngramGpuShape EngramGpuShape::from_config(const EngramConfig& e) {
             .hc_mult = e.hc_mult};
 }
 
-std::vector<OpShape> layer_ops(const BackboneShape& b, const StepShape& s) {
+namespace {
+
+// Before a sublayer: residual add + RMSNorm (hc_mult 1), or the mHC maps: the coefficient
+// projection of the flattened M x hidden stream (its RMSNorm folds into the GEMM's output
+// scale), sigmoid + Sinkhorn-Knopp on the 2M + M^2 coefficients (fp32, 20 iterations of 2
+// normalisations), the pre-mix of the M branches into one hidden-wide input, RMSNorm.
+void sublayer_pre(const BackboneShape& b, double T, std::vector<OpShape>& ops) {
+    const double h = b.hidden, bpv = b.bytes_per_value;
+    if (b.hc_mult <= 1) {
+        ops.push_back(elementwise_op(T * h, 2, 2, bpv, 4));  // residual add + RMSNorm
+        return;
+    }
+    const double M = b.hc_mult, c = 2 * M + M * M;
+    ops.push_back(gemm_op(T, c, M * h, bpv));                 // mHC coefficients
+    ops.push_back(elementwise_op(T * c, 1, 1, 4, 2 * 20 * 2 + 4));  // sigmoid + Sinkhorn
+    ops.push_back(elementwise_op(T * M * h, 1, 1 / M, bpv, 2));     // pre-mix: M branches -> 1
+    ops.push_back(elementwise_op(T * h, 1, 1, bpv, 4));              // RMSNorm
+}
+
+// After a sublayer with hc_mult M > 1: H <- H_res H + H_post y (reads the M-wide stream and
+// y, writes the stream). With hc_mult 1 the residual add folds into the next sublayer_pre.
+void sublayer_post(const BackboneShape& b, double T, std::vector<OpShape>& ops) {
+    if (b.hc_mult <= 1) return;
+    const double M = b.hc_mult;
+    ops.push_back(elementwise_op(T * M * b.hidden, 1 + 1 / M, 1, b.bytes_per_value, 2 * M + 2));
+}
+
+void gqa_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& ops) {
     const double T = s.tokens, h = b.hidden, bpv = b.bytes_per_value;
     const double q = double(b.n_heads) * b.head_dim, kv = double(b.n_kv_heads) * b.head_dim;
-    std::vector<OpShape> ops;
-    ops.push_back(elementwise_op(T * h, 2, 2, bpv, 4));       // residual add + input RMSNorm
     ops.push_back(gemm_op(T, q + 2 * kv, h, bpv));            // fused QKV projection
     ops.push_back(elementwise_op(T * (q + kv), 1, 1, bpv, 8));  // q/k RMSNorm + RoPE
     ops.push_back(elementwise_op(T * 2 * kv, 1, 1, bpv, 0));  // store K, V into the paged cache
@@ -88,23 +216,154 @@ std::vector<OpShape> layer_ops(const BackboneShape& b, const StepShape& s) {
         attn.bytes = s.context_tokens * 2 * kv * bpv + 2 * T * q * bpv;
     }
     ops.push_back(attn);
-    ops.push_back(gemm_op(T, h, q, bpv));                          // output projection
-    ops.push_back(elementwise_op(T * h, 2, 2, bpv, 4));            // residual add + post RMSNorm
+    ops.push_back(gemm_op(T, h, q, bpv));  // output projection
+}
+
+// A per-head batched matmul (T tokens x heads, each head its own k x n weight).
+OpShape per_head_gemm(double T, double heads, double n, double k, double bpv) {
+    OpShape op;
+    op.kernel = "gemm";
+    op.dims = {{"m", T}, {"n", n}, {"k", k}, {"batch", heads}};
+    op.flops = 2 * T * heads * n * k;
+    op.bytes = (T * heads * k + heads * k * n + T * heads * n) * bpv;
+    return op;
+}
+
+// MLA as DeepSeek-V2/V3 serve it (vLLM / SGLang / FlashMLA). Prefill decompresses the new
+// tokens' latents to per-head K (nope) and V and runs causal attention with q/k width
+// head_dim + rope and v width v_head_dim. Decode uses weight absorption: W_UK folds into the
+// query (q_nope -> latent space), attention runs MQA-style over the cached latent (one shared
+// kv_lora_rank + rope "head"; the output stays in latent space), W_UV expands the output.
+void mla_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& ops) {
+    const double T = s.tokens, h = b.hidden, bpv = b.bytes_per_value, H = b.n_heads;
+    const double L = b.kv_lora_rank, R = b.qk_rope_head_dim, dn = b.head_dim,
+                 dv = b.v_head_dim, qk = dn + R;
+    if (b.q_lora_rank > 0) {
+        const double Q = b.q_lora_rank;
+        ops.push_back(gemm_op(T, Q + L + R, h, bpv));           // fused q_a + kv_a down-projection
+        ops.push_back(elementwise_op(T * (Q + L), 1, 1, bpv, 4));  // q_a_norm, kv_a_norm
+        ops.push_back(gemm_op(T, H * qk, Q, bpv));               // q_b up-projection
+    } else {
+        ops.push_back(gemm_op(T, H * qk + L + R, h, bpv));       // q_proj + kv_a
+        ops.push_back(elementwise_op(T * L, 1, 1, bpv, 4));      // kv_a_norm
+    }
+    if (R > 0) ops.push_back(elementwise_op(T * (H + 1) * R, 1, 1, bpv, 6));  // RoPE q_pe, k_pe
+    ops.push_back(elementwise_op(T * (L + R), 1, 1, bpv, 0));  // store the latent in the cache
+    OpShape attn;
+    if (s.prefill) {
+        ops.push_back(gemm_op(T, H * (dn + dv), L, bpv));  // kv_b: latent -> K nope, V
+        attn.kernel = "attention_prefill";
+        attn.dims = {{"tokens", T}, {"heads", H}, {"head_dim", qk}, {"v_head_dim", dv}};
+        attn.flops = 2 * H * (qk + dv) * s.causal_pairs;
+        attn.bytes = T * H * (2 * qk + 2 * dv) * bpv;  // q, k, v read; o written
+        ops.push_back(attn);
+    } else {
+        ops.push_back(per_head_gemm(T, H, L, dn, bpv));  // q_nope x W_UK (absorbed)
+        attn.kernel = "attention_decode";
+        attn.dims = {{"seqs", s.seqs}, {"context", s.context_tokens}, {"heads", H},
+                     {"kv_heads", 1}, {"head_dim", L + R}, {"v_head_dim", L}};
+        attn.flops = 2 * H * (L + R) * s.context_tokens + 2 * H * L * s.context_tokens;
+        attn.bytes = s.context_tokens * (L + R) * bpv + T * H * (2 * L + R) * bpv;
+        ops.push_back(attn);
+        ops.push_back(per_head_gemm(T, H, dv, L, bpv));  // latent output x W_UV
+    }
+    ops.push_back(gemm_op(T, h, H * dv, bpv));  // output projection
+}
+
+void dense_mlp_ops(const BackboneShape& b, double T, std::vector<OpShape>& ops) {
+    const double h = b.hidden, bpv = b.bytes_per_value;
     ops.push_back(gemm_op(T, 2.0 * b.intermediate, h, bpv));       // gate + up
     ops.push_back(elementwise_op(T * b.intermediate, 2, 1, bpv, 4));  // SiLU * up
     ops.push_back(gemm_op(T, h, b.intermediate, bpv));             // down
+}
+
+}  // namespace
+
+std::vector<OpShape> moe_ops(const BackboneShape& b, double T) {
+    const double h = b.hidden, bpv = b.bytes_per_value, E = b.n_routed_experts, k = b.top_k,
+                 I = b.moe_intermediate, S = double(b.n_shared_experts) * I;
+    std::vector<OpShape> ops;
+    ops.push_back(gemm_op(T, E, h, bpv));  // router logits
+    OpShape router;
+    router.kernel = "router_topk";
+    router.dims = {{"tokens", T}, {"experts", E}, {"top_k", k}};
+    router.dtype = "f32";
+    router.flops = T * E * 4;
+    router.bytes = T * (4 * E + 8 * k);  // fp32 logits in, expert ids + weights out
+    ops.push_back(router);
+    OpShape align;
+    align.kernel = "moe_align";
+    align.dims = router.dims;
+    align.dtype = "i32";
+    align.bytes = T * k * 4 * 3;
+    ops.push_back(align);
+    OpShape permute;  // each token's row copied to its k expert segments
+    permute.kernel = "moe_permute";
+    permute.dims = {{"tokens", T}, {"hidden", h}, {"top_k", k}};
+    permute.bytes = (T * h + T * k * h) * bpv + T * k * 4;
+    ops.push_back(permute);
+    if (S > 0) {  // shared experts: one dense SwiGLU of n_shared x moe_intermediate
+        ops.push_back(gemm_op(T, 2 * S, h, bpv));
+        ops.push_back(elementwise_op(T * S, 2, 1, bpv, 4));
+        ops.push_back(gemm_op(T, h, S, bpv));
+    }
+    OpShape grouped;  // fused SwiGLU per expert over its rows; only touched experts' weights
+    grouped.kernel = "moe_grouped_gemm";
+    grouped.dims = {{"tokens", T}, {"experts", E}, {"top_k", k}, {"hidden", h},
+                    {"intermediate", I}};
+    grouped.flops = T * k * 3 * 2 * h * I;
+    grouped.bytes = (expected_distinct_experts(T, b.n_routed_experts, b.top_k) *
+                         b.expert_params() +
+                     2 * T * k * h) *
+                    bpv;
+    ops.push_back(grouped);
+    OpShape combine;  // weighted sum of the k expert rows, plus the shared experts' output
+    combine.kernel = "moe_combine";
+    combine.dims = {{"tokens", T}, {"hidden", h}, {"top_k", k}};
+    combine.flops = 2 * T * k * h + (S > 0 ? T * h : 0);
+    combine.bytes = (T * k * h + (S > 0 ? 2 : 1) * T * h) * bpv + 8 * T * k;
+    ops.push_back(combine);
+    return ops;
+}
+
+std::vector<OpShape> layer_ops(const BackboneShape& b, const StepShape& s) {
+    const double T = s.tokens;
+    std::vector<OpShape> ops;
+    sublayer_pre(b, T, ops);
+    if (b.mla)
+        mla_ops(b, s, ops);
+    else
+        gqa_ops(b, s, ops);
+    sublayer_post(b, T, ops);
+    sublayer_pre(b, T, ops);
+    if (b.moe) {
+        const auto m = moe_ops(b, T);
+        ops.insert(ops.end(), m.begin(), m.end());
+    } else {
+        dense_mlp_ops(b, T, ops);
+    }
+    sublayer_post(b, T, ops);
     return ops;
 }
 
 std::vector<OpShape> embed_ops(const BackboneShape& b, const StepShape& s) {
-    return {elementwise_op(s.tokens * b.hidden, 1, 1, b.bytes_per_value, 0)};
+    // With mHC the embedding initialises all hc_mult branches of the stream.
+    return {elementwise_op(s.tokens * b.hidden, 1, double(b.hc_mult), b.bytes_per_value, 0)};
 }
 
 std::vector<OpShape> head_ops(const BackboneShape& b, const StepShape& s) {
     const double S = s.seqs, bpv = b.bytes_per_value;
-    return {elementwise_op(S * b.hidden, 2, 1, bpv, 4),   // final residual add + RMSNorm
-            gemm_op(S, b.vocab, b.hidden, bpv),            // LM head on each sequence's last token
-            elementwise_op(S * double(b.vocab), 2, 0, 4, 4)};  // fp32 logits: temperature, sample
+    std::vector<OpShape> ops;
+    if (b.hc_mult <= 1) {
+        ops.push_back(elementwise_op(S * b.hidden, 2, 1, bpv, 4));  // final residual add + RMSNorm
+    } else {
+        const double M = b.hc_mult;
+        ops.push_back(elementwise_op(S * M * b.hidden, 1, 1 / M, bpv, 1));  // merge the branches
+        ops.push_back(elementwise_op(S * b.hidden, 1, 1, bpv, 4));         // final RMSNorm
+    }
+    ops.push_back(gemm_op(S, b.vocab, b.hidden, bpv));  // LM head on each sequence's last token
+    ops.push_back(elementwise_op(S * double(b.vocab), 2, 0, 4, 4));  // fp32 logits: temperature, sample
+    return ops;
 }
 
 std::vector<OpShape> engram_ops(const EngramGpuShape& e, const BackboneShape& b,

@@ -1,5 +1,5 @@
-// One engine step of a dense Transformer with Engram layers: which operators run, in which
-// order, and how long each takes (model/cost_model.h). Plain descriptions, no simulator.
+// One engine step of a Transformer with Engram layers: which operators run, in which order,
+// and how long each takes (model/cost_model.h). Plain descriptions, no simulator.
 //
 // A step feeds `tokens` tokens of `seqs` sequences (a prefill step feeds whole prompts, a decode
 // step one token per sequence). The GPU stream runs: embedding, then every layer (at an Engram
@@ -7,6 +7,13 @@
 // then the final norm and the LM head over the sequences' last tokens (nano-vLLM computes logits
 // only for those). The operator DAG of a step (StepDag) adds the fetch chain beside the GPU
 // stream; its critical path is the step time when nothing contends.
+//
+// Backbones: attention GQA (Qwen3) or MLA (DeepSeek-V2/V3: low-rank q, a cached latent of
+// kv_lora_rank + qk_rope_head_dim values per token per layer; prefill decompresses K/V, decode
+// runs the weight-absorbed form over the latent); MLP dense SwiGLU or MoE (router, top-k,
+// permutation, shared experts, grouped routed experts, combine); hc_mult > 1 adds the mHC
+// mixing maps around every sublayer over an hc_mult x hidden residual stream. A dense GQA
+// backbone with hc_mult 1 gets exactly the ops it always had. docs/timing.md states the forms.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,25 +28,59 @@
 
 namespace engramsim {
 
-// The backbone's shape, from a resolved "backbone" section (dense GQA models; MoE and MLA are
-// rejected with a clear error).
+// The backbone's shape, from a resolved "backbone" section.
 struct BackboneShape {
     std::string name;
     int layers = 0;
     int hidden = 0;
     int n_heads = 0;
     int n_kv_heads = 0;
-    int head_dim = 0;
-    int intermediate = 0;
+    int head_dim = 0;      // GQA: q/k/v head width; MLA: the no-RoPE q/k part (qk_nope_head_dim)
+    int intermediate = 0;  // dense SwiGLU width (0 for an all-MoE backbone)
     int vocab = 0;
     double bytes_per_value = 2;
     bool tied_embeddings = false;  // the schema has no field: dense-4b (Qwen3-4B) is tied
 
+    // MLA (attention.kind "mla"), DeepSeek-V2/V3 style.
+    bool mla = false;
+    int q_lora_rank = 0;       // 0: full-rank query projection (DeepSeek-V2-Lite)
+    int kv_lora_rank = 0;      // the cached latent's width
+    int qk_rope_head_dim = 0;  // decoupled RoPE part of q/k per head (one shared k_pe)
+    int v_head_dim = 0;        // MLA value head width (GQA uses head_dim)
+
+    // MoE (mlp.kind "moe"): every layer is an MoE layer.
+    bool moe = false;
+    int n_shared_experts = 0;
+    int n_routed_experts = 0;
+    int top_k = 0;
+    int moe_intermediate = 0;  // one expert's SwiGLU width
+
+    int hc_mult = 1;  // mHC residual branches (1: a plain residual stream)
+
     static BackboneShape from_json(const nlohmann::json& backbone_section);
     double params() const;            // weights (tied vocab matrix counted once)
+    // Weights used by one token's matmuls (attention, shared + top_k experts, router, mHC maps,
+    // LM head), without the input embedding table (a lookup): docs/presets.md's "active".
+    double active_params() const;
     double weight_bytes() const { return params() * bytes_per_value; }
-    double kv_bytes_per_token() const;  // all layers, K and V
+    double kv_bytes_per_token() const;  // all layers: K and V (GQA), the latent (MLA)
+
+    // Per layer: attention weights (GQA: q, k, v, o, q/k norms; MLA: q_a, q_a_norm, q_b, kv_a,
+    // kv_a_norm, kv_b, o), one expert's weights (3 x hidden x moe_intermediate), the mHC maps
+    // (per sublayer: (M hidden) x (2M + M^2) projection, its 2M + M^2 biases, 3 gains, an
+    // M hidden norm weight; 0 when hc_mult is 1).
+    double attention_params_per_layer() const;
+    double expert_params() const { return 3.0 * hidden * moe_intermediate; }
+    double mhc_params_per_layer() const;
+    // Values per token of a full prefill's largest live tensors (KV-cache sizing, sim/plan.h),
+    // with the head- and width-sharded parts divided by `tp` (tensor parallelism).
+    double activation_values_per_token(double tp = 1) const;
 };
+
+// Expected number of distinct experts a step of `tokens` tokens routes to when each token picks
+// `top_k` distinct experts of `experts` uniformly at random, independently of other tokens
+// (balanced routing): experts x (1 - (1 - top_k / experts)^tokens).
+double expected_distinct_experts(double tokens, int experts, int top_k);
 
 // What one step feeds: from traces/schedule.h's Step.
 struct StepShape {
@@ -62,8 +103,18 @@ struct EngramGpuShape {
 };
 
 // Op lists: one Transformer layer, the head (final norm + LM head + sampling), the embedding,
-// and the Engram module at one layer.
+// and the Engram module at one layer. A layer is [pre(attention), attention, post, pre(MLP),
+// MLP, post]: with hc_mult 1, pre is residual add + RMSNorm and post is empty (the add folds
+// into the next norm); with hc_mult M > 1, pre is the mHC coefficient GEMM, their activation
+// (sigmoid, Sinkhorn), the pre-mix of the M branches and RMSNorm, post the residual / post mix.
 std::vector<OpShape> layer_ops(const BackboneShape& b, const StepShape& s);
+// The MoE block of one layer over `tokens` tokens (part of layer_ops for an MoE backbone):
+// router GEMM, router_topk (softmax + top-k), moe_align, moe_permute, the shared experts as one
+// dense SwiGLU (gate/up GEMM, SiLU x up, down GEMM; absent with no shared experts),
+// moe_grouped_gemm (fused SwiGLU of the routed experts: FLOPs tokens x top_k x 3 x 2 x hidden x
+// moe_intermediate; bytes the expected distinct experts' weights plus the permuted rows in and
+// out), moe_combine (weighted sum of the top_k rows plus the shared output).
+std::vector<OpShape> moe_ops(const BackboneShape& b, double tokens);
 std::vector<OpShape> embed_ops(const BackboneShape& b, const StepShape& s);
 std::vector<OpShape> head_ops(const BackboneShape& b, const StepShape& s);
 std::vector<OpShape> engram_ops(const EngramGpuShape& e, const BackboneShape& b,

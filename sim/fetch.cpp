@@ -39,6 +39,16 @@ void row_ids_on_gpu(const FetchParams& p, const FetchInput& in, FetchWork& w) {
     w.fixed_s += p.dma_setup_s;
 }
 
+// Host threads gathering `rows` random rows from DRAM into pinned staging: latency-bound (each
+// thread keeps `outstanding` reads in flight) or DRAM-bound (touched lines read, staging
+// written).
+double gather_seconds(const FetchParams& p, double rows, double row_bytes) {
+    const double latency_bound =
+        rows * p.row_access_latency_s / (double(p.gather_threads) * p.outstanding_per_thread);
+    const double bytes = rows * (lines_per_row(row_bytes) * 64 + row_bytes);
+    return std::max(latency_bound, bytes / p.dram_bytes_per_s);
+}
+
 class CpuGather final : public FetchMechanism {
 public:
     explicit CpuGather(FetchParams p) : p_(p) {}
@@ -47,12 +57,7 @@ public:
         FetchWork w;
         if (in.unique_rows <= 0) return w;
         row_ids_on_host(p_, in, w);
-        // Random row reads: latency-bound (each thread keeps `outstanding` reads in flight)
-        // or DRAM-bound (touched lines read, staging written).
-        const double latency_bound = in.unique_rows * p_.row_access_latency_s /
-                                     (double(p_.gather_threads) * p_.outstanding_per_thread);
-        const double bytes = in.unique_rows * (lines_per_row(in.row_bytes) * 64 + in.row_bytes);
-        w.host_s += std::max(latency_bound, bytes / p_.dram_bytes_per_s);
+        w.host_s += gather_seconds(p_, in.unique_rows, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
         w.fixed_s += p_.dma_setup_s;
@@ -94,13 +99,18 @@ public:
         FetchWork w;
         if (in.unique_rows <= 0) return w;
         row_ids_on_host(p_, in, w);
+        // Rows host DRAM holds are gathered; the rest are read from the drives.
+        const double dram = std::clamp(in.dram_rows, 0.0, in.unique_rows);
+        const double ssd = in.unique_rows - dram;
         // The busiest drive reads ceil(rows / drives) I/Os; its link moves their bytes, and the
         // I/O rate is the lower of the rated IOPS and queue depth / latency.
-        const double ios = std::ceil(in.unique_rows / p_.nvme_drives);
+        const double ios = std::ceil(ssd / p_.nvme_drives);
         w.nvme_bytes_per_drive = ios * p_.nvme_io_bytes;
+        w.nvme_read_bytes = ssd * p_.nvme_io_bytes;
         const double iops =
             std::min(p_.nvme_iops_per_drive, p_.nvme_queue_depth / p_.nvme_latency_s);
         w.fixed_s += std::max(0.0, ios / iops - w.nvme_bytes_per_drive / p_.nvme_read_bytes_per_s);
+        if (dram > 0) w.host_s += gather_seconds(p_, dram, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
         w.fixed_s += p_.dma_setup_s;

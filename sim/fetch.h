@@ -12,7 +12,9 @@
 //   nvme        the table is on the NVMe drives: each unique row is one I/O of nvme_io_size,
 //               spread evenly over the drives, bounded by each drive's IOPS and by queue depth
 //               / latency (Little's law); the rows land in pinned host staging, then one DMA
-//               copy host -> GPU.
+//               copy host -> GPU. Rows host DRAM holds (FetchInput::dram_rows: the whole table,
+//               or a DRAM cache's hits) are not read from the drives: host threads gather them
+//               into the staging as cpu-gather does, after the drives' reads (not overlapped).
 // With hashing on the GPU, cpu-gather and nvme first copy the row ids GPU -> host.
 #pragma once
 
@@ -30,6 +32,9 @@ struct FetchInput {
     double lookups = 0;      // rows read, repeats included (tokens x heads)
     double unique_rows = 0;  // rows fetched (repeats within a step fetched once)
     double row_bytes = 0;
+    // nvme: rows of unique_rows that host DRAM holds (gathered, not read from the drives).
+    // The other mechanisms read every row from DRAM and ignore it.
+    double dram_rows = 0;
 };
 
 // The work of one fetch, in the order it happens.
@@ -38,6 +43,7 @@ struct FetchWork {
     double host_s = 0;          // host CPU: hashing, gathering
     double fixed_s = 0;         // copy setup, kernel launch, latency-bound excess
     double nvme_bytes_per_drive = 0;  // read from each drive into the host (nvme)
+    double nvme_read_bytes = 0;       // read from all drives: rows read x nvme_io_size (nvme)
     double h2d_wire_bytes = 0;  // everything the host link carries to the GPU
     double payload_bytes = 0;   // rows delivered (no protocol overhead)
 };

@@ -10,6 +10,7 @@
 #include "model/config.h"
 #include "model/kernel_profiles.h"
 #include "model/presets.h"
+#include "sim/collectives.h"
 #include "sim/lookup_counts.h"
 #include "sim/placement/dense_trace.h"
 #include "sim/placement/replay.h"
@@ -30,6 +31,7 @@ json resolve_run_config(const json& doc, const std::string& origin) {
     if (!d.contains("hardware")) d["hardware"] = "h800-pcie5";
     if (!d.contains("workload")) d["workload"] = "nano-vllm-512";
     if (!d.contains("sim")) d["sim"] = json::object();
+    if (!d.contains("placement")) d["placement"] = json::object();
     return config::resolve(d, origin);
 }
 
@@ -38,8 +40,12 @@ json load_run_config(const std::string& name) {
         if (!doc->contains("backbone"))
             throw config::ConfigError("'" + name + "' is not a backbone preset; engramsim run "
                                       "takes a run config file or a backbone preset");
-        return resolve_run_config({{"backbone", name}, {"engram", "paper-offload-100b"}},
-                                  "preset " + name);
+        // The Table 4 layer, with one gate per residual branch of this backbone (mHC).
+        const json backbone = config::resolve({{"backbone", name}}, "preset " + name)["backbone"];
+        return resolve_run_config(
+            {{"backbone", name},
+             {"engram", {{"base", "paper-offload-100b"}, {"hc_mult", backbone.value("hc_mult", 1)}}}},
+            "preset " + name);
     }
     std::ifstream in(name);
     if (!in) {
@@ -92,6 +98,12 @@ Plan make_plan(const json& cfg) {
     plan.has_engram = cfg.contains("engram");
     if (plan.has_engram) {
         plan.engram = EngramConfig::from_json(cfg["engram"]);
+        if (plan.engram.hc_mult != bb.hc_mult)
+            throw config::ConfigError(
+                "engram.hc_mult: " + std::to_string(plan.engram.hc_mult) +
+                " gates, but backbone.hc_mult is " + std::to_string(bb.hc_mult) +
+                ": the Engram module gates each residual branch of the backbone; set "
+                "engram.hc_mult to " + std::to_string(bb.hc_mult));
         for (int l : plan.engram.layer_ids) {
             if (l >= bb.layers)
                 throw config::ConfigError("engram.layer_ids: layer " + std::to_string(l) +
@@ -112,18 +124,25 @@ Plan make_plan(const json& cfg) {
     } catch (const std::invalid_argument& e) {
         throw config::ConfigError(std::string("sim.schedule: ") + e.what());
     }
+    plan.tensor_parallel = simc.value("tensor_parallel", 1);
+    plan.coalesce_collectives = simc.value("collective_comms", "coalesced") == "coalesced";
+    const int tp = plan.tensor_parallel;
     plan.platform = Platform::from_hardware(
         hw, PcieModel{config::quantity(simc, "pcie_tlp_overhead", Dim::Bytes),
                       config::quantity(simc, "pcie_max_payload", Dim::Bytes),
-                      count_of(simc, "pcie_dllp_overhead")});
+                      count_of(simc, "pcie_dllp_overhead")},
+        tp);
     plan.gpu = plan.platform.node("gpu0");
     plan.host = plan.platform.node("host");
+    plan.gpus = plan.platform.gpus();
     const auto up = plan.platform.route(plan.host, plan.gpu);
     const auto down = plan.platform.route(plan.gpu, plan.host);
-    if (up.size() != 1 || down.size() != 1)
-        throw std::logic_error("platform: the host link must be one hop");
-    plan.h2d = up[0];
-    plan.d2h = down[0];
+    if (up.empty() || down.empty() || up.size() > 2 || down.size() > 2)
+        throw std::logic_error("platform: the host link must be one hop, or two via a switch");
+    plan.h2d = up.back();  // the GPU's own link (behind a PCIe switch: its leg)
+    plan.d2h = down.front();
+    plan.h2d_route = up;
+    plan.d2h_route = down;
     for (size_t i = 0; i < plan.platform.nodes().size(); ++i)
         if (plan.platform.nodes()[i].kind == NodeKind::Nvme) plan.nvme.push_back(int(i));
     const LinkDesc& link = plan.platform.links()[size_t(plan.h2d)];
@@ -159,13 +178,15 @@ Plan make_plan(const json& cfg) {
         throw config::ConfigError("sim.backbone_time_scale: must be > 0");
     const double engram_scale = simc["scale_engram_ops"].get<bool>() ? plan.backbone_time_scale : 1;
 
-    // KV cache as nano-vLLM sizes it.
+    // KV cache as nano-vLLM sizes it (per GPU under tensor parallelism).
     const EngramGpuShape eshape = plan.has_engram ? EngramGpuShape::from_config(plan.engram)
                                                   : EngramGpuShape{};
+    const TensorParallel tpar{tp, bb, eshape};
+    tpar.validate(plan.has_engram);
+    const double tpd = tp;
     const int max_seqs = simc["max_num_seqs"].get<int>();
     const int max_batched = simc["max_num_batched_tokens"].get<int>();
     const int block = simc["kv_block_size"].get<int>();
-    const double q = double(bb.n_heads) * bb.head_dim, kvw = double(bb.n_kv_heads) * bb.head_dim;
     double engram_weights = 0, engram_staging = 0;
     if (plan.has_engram) {
         engram_weights = double(plan.engram_layers.size()) * eshape.d_mem * bb.hidden *
@@ -173,17 +194,50 @@ Plan make_plan(const json& cfg) {
         // The device buffer receiving a step's unique rows (at most every lookup of a full
         // prefill); the expanded per-token rows and projections are transient and smaller than
         // the MLP's live tensors, so they do not raise the peak.
-        engram_staging = double(max_batched) * eshape.heads * eshape.row_bytes;
+        engram_staging = double(max_batched) * eshape.heads * eshape.row_bytes / tpd;
     }
-    plan.hbm_cache_rows = uint64_t(count_of(simc, "hbm_cache_rows"));
-    if (plan.hbm_cache_rows > 0 && plan.has_engram && plan.table != "hbm")
+    // Placement: the HBM cache and, for a table on NVMe, the rows host DRAM holds.
+    const json placec = cfg.contains("placement")
+                            ? cfg["placement"]
+                            : config::resolve({{"placement", json::object()}},
+                                              "placement defaults")["placement"];
+    if (plan.has_engram && plan.table != "hbm") {
+        plan.table_rows = lookup_layout(plan.engram).total_rows;
+        auto rows = [&](const std::string& key) {
+            try {
+                return placement::parse_capacity_rows(placec[key].get<std::string>(),
+                                                      plan.engram.row_bytes(), plan.table_rows);
+            } catch (const std::invalid_argument& e) {
+                throw config::ConfigError("placement." + key + ": " + e.what());
+            }
+        };
+        plan.hbm_cache_rows = rows("hbm_capacity");
+        plan.dram_cache_rows = std::min(rows("dram_capacity"), plan.table_rows);
+        if (plan.table == "host-dram" && plan.dram_cache_rows < plan.table_rows)
+            throw config::ConfigError(
+                "placement.dram_capacity: " + std::to_string(plan.dram_cache_rows) + " of the "
+                "table's " + std::to_string(plan.table_rows) + " rows, but sim.table is "
+                "host-dram (the whole table in DRAM); a DRAM cache sits in front of NVMe: "
+                "sim.table nvme with sim.mechanism nvme");
+        for (const char* key : {"policy", "dram_policy"}) {
+            try {
+                placement::policy_info(placec[key].get<std::string>());
+            } catch (const std::invalid_argument& e) {
+                throw config::ConfigError(std::string("placement.") + key + ": " + e.what());
+            }
+        }
+        const double f = count_of(placec, "profile_fraction");
+        if (!(f > 0 && f <= 1))
+            throw config::ConfigError("placement.profile_fraction: must be in (0, 1]");
+    }
+    if (plan.hbm_cache_rows > 0)
         engram_weights += double(plan.hbm_cache_rows) * plan.engram.row_bytes();
-    else
-        plan.hbm_cache_rows = 0;
-    plan.weight_bytes = bb.weight_bytes() + engram_weights;
-    plan.kv_bytes_per_token = bb.kv_bytes_per_token();
+    plan.weight_bytes = tpar.weight_bytes_per_gpu() + engram_weights;
+    plan.kv_bytes_per_token = tpar.kv_bytes_per_token_per_gpu();
+    // Under TP the column-parallel outputs are 1/TP wide; GPU 0 holds the gathered logits.
     const double activation_peak =
-        double(max_batched) * (q + 2 * kvw + 2.0 * bb.intermediate + 2.0 * bb.hidden) *
+        double(max_batched) *
+            bb.activation_values_per_token(tpd) *  // MLA / MoE / mHC aware
             bb.bytes_per_value +
         double(max_seqs) * bb.vocab * 4 + engram_staging;
     const double hbm = plan.platform.nodes()[size_t(plan.gpu)].memory_bytes;
@@ -241,22 +295,37 @@ Plan make_plan(const json& cfg) {
                     throw std::logic_error("lookup counts: step count differs from the schedule");
             }
             counts = c;
-            if (plan.hbm_cache_rows > 0) {
-                const std::string policy = simc["hbm_cache_policy"].get<std::string>();
-                auto& rr = replay_cache[sk + "|" + ekey.dump() + "|" +
-                                       std::to_string(plan.hbm_cache_rows) + "|" + policy];
+            // Replay when a cache decides anything: an HBM cache, or a DRAM cache in front of
+            // NVMe that holds some rows but not all (0 rows: every HBM miss is read from NVMe).
+            const bool dram_cache = plan.table == "nvme" && plan.dram_cache_rows > 0 &&
+                                    plan.dram_cache_rows < plan.table_rows;
+            if (plan.table != "hbm" && (plan.hbm_cache_rows > 0 || dram_cache)) {
+                placement::TierConfig tiers;
+                tiers.hbm_rows = plan.hbm_cache_rows;
+                tiers.policy = placec["policy"].get<std::string>();
+                tiers.options = placec["policy_options"].get<std::map<std::string, std::string>>();
+                if (plan.table == "nvme") {
+                    tiers.dram_rows = plan.dram_cache_rows;
+                    tiers.dram_policy = placec["dram_policy"].get<std::string>();
+                    tiers.dram_options =
+                        placec["dram_policy_options"].get<std::map<std::string, std::string>>();
+                    tiers.inclusion = placec["tiers"] == "exclusive"
+                                          ? placement::Inclusion::Exclusive
+                                          : placement::Inclusion::Inclusive;
+                }
+                tiers.profile_fraction = count_of(placec, "profile_fraction");
+                const json tkey = {tiers.hbm_rows,      tiers.policy,      tiers.options,
+                                   tiers.dram_rows,     tiers.dram_policy, tiers.dram_options,
+                                   placec["tiers"],     tiers.profile_fraction};
+                auto& rr = replay_cache[sk + "|" + ekey.dump() + "|" + tkey.dump()];
                 if (!rr) {
                     auto source = hashed_lookups(plan.engram, *wl, sc);
                     placement::DenseTrace trace = placement::densify(*source);
-                    placement::TierConfig tiers;
-                    tiers.hbm_rows = plan.hbm_cache_rows;
-                    tiers.policy = policy;
                     try {
                         rr = std::make_shared<std::vector<placement::StepRecord>>(
                             placement::replay(trace, tiers).steps);
                     } catch (const std::invalid_argument& e) {
-                        throw config::ConfigError(std::string("sim.hbm_cache_policy: ") +
-                                                  e.what());
+                        throw config::ConfigError(std::string("placement: ") + e.what());
                     }
                 }
                 records = rr;
@@ -282,17 +351,20 @@ Plan make_plan(const json& cfg) {
     fp.gather_threads = simc["gather_threads"].get<int>();
     fp.row_access_latency_s = config::quantity(simc, "row_access_latency", Dim::Time);
     fp.outstanding_per_thread = simc["outstanding_per_thread"].get<int>();
-    fp.dram_bytes_per_s = plan.platform.nodes()[size_t(plan.host)].memory_bytes_per_s;
+    // Under TP every GPU fetches its heads' rows at once: each gets 1/TP of the DRAM bandwidth
+    // and of each drive's IOPS (the links are shared inside SimGrid).
+    fp.dram_bytes_per_s = plan.platform.nodes()[size_t(plan.host)].memory_bytes_per_s / tpd;
     fp.dma_setup_s = config::quantity(simc, "dma_setup", Dim::Time);
     fp.uva_read_granularity = config::quantity(simc, "uva_read_granularity", Dim::Bytes);
     fp.uva_outstanding_reads = simc["uva_outstanding_reads"].get<int>();
     fp.link_bytes_per_s = link.bandwidth_bytes_per_s;
-    fp.link_latency_s = link.latency_s;
+    fp.link_latency_s = 0;
+    for (int l : plan.h2d_route) fp.link_latency_s += plan.platform.links()[size_t(l)].latency_s;
     fp.kernel_floor_s = eff.kernel_floor_s;
     fp.pcie = plan.platform.pcie();
     const json& nv = hw["nvme"];
     fp.nvme_drives = int(plan.nvme.size());
-    fp.nvme_iops_per_drive = config::quantity(nv, "random_read_iops", Dim::Count);
+    fp.nvme_iops_per_drive = config::quantity(nv, "random_read_iops", Dim::Count) / tpd;
     fp.nvme_read_bytes_per_s = config::quantity(nv, "read_bandwidth", Dim::Bandwidth);
     fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
     fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
@@ -325,18 +397,40 @@ Plan make_plan(const json& cfg) {
             plan.last_step[r] = uint32_t(i);  // each scheduled slice yields one token
         }
         const double s = plan.backbone_time_scale;
-        ps.embed_s = s * total_seconds(cost, embed_ops(bb, shape));
-        ps.layer_s = s * total_seconds(cost, layer_ops(bb, shape));
-        ps.head_s = s * total_seconds(cost, head_ops(bb, shape));
+        double e = 0;
+        if (tp == 1) {
+            ps.embed_s = s * total_seconds(cost, embed_ops(bb, shape));
+            ps.layer_s = s * total_seconds(cost, layer_ops(bb, shape));
+            ps.head_s = s * total_seconds(cost, head_ops(bb, shape));
+            if (plan.has_engram)
+                e = engram_scale * total_seconds(cost, engram_ops(eshape, bb, shape));
+        } else {
+            auto timed = [&](const std::vector<OpShape>& ops, OpList list, double scale,
+                             std::vector<TpSegment>& out) {
+                double sum = 0;
+                for (const TpPiece& piece : tpar.shard(ops, list, shape)) {
+                    out.push_back({scale * total_seconds(cost, piece.ops), piece.after});
+                    sum += out.back().seconds;
+                }
+                return sum;
+            };
+            ps.embed_s = timed(embed_ops(bb, shape), OpList::Embed, s, ps.tp_embed);
+            ps.layer_s = timed(layer_ops(bb, shape), OpList::Layer, s, ps.tp_layer);
+            ps.head_s = timed(head_ops(bb, shape), OpList::Head, s, ps.tp_head);
+            if (plan.has_engram)
+                e = timed(engram_ops(eshape, bb, shape), OpList::Engram, engram_scale,
+                          ps.tp_engram);
+        }
         if (plan.has_engram) {
-            const double e = engram_scale * total_seconds(cost, engram_ops(eshape, bb, shape));
             ps.engram_gpu_s.assign(plan.engram_layers.size(), e);
             if (fetching && simc["hashing"] == "gpu") {
                 OpShape h;
                 h.kernel = "engram_hash";
-                h.dims = {{"tokens", shape.tokens}, {"heads", double(eshape.heads)}};
-                h.flops = shape.tokens * eshape.heads * 8;
-                h.bytes = shape.tokens * (4.0 * plan.engram.max_ngram_size + 4.0 * eshape.heads);
+                // Under TP each GPU hashes its own heads.
+                h.dims = {{"tokens", shape.tokens}, {"heads", double(eshape.heads) / tpd}};
+                h.flops = shape.tokens * eshape.heads / tpd * 8;
+                h.bytes = shape.tokens *
+                          (4.0 * plan.engram.max_ngram_size + 4.0 * eshape.heads / tpd);
                 ps.gpu_hash_s = double(plan.engram_layers.size()) * cost.seconds(h);
             }
             if (fetching)
@@ -353,9 +447,17 @@ Plan make_plan(const json& cfg) {
                                                    "steps");
                         f.hbm_hits = rec.hbm_hits;
                     }
-                    f.work = mech->plan({shape.tokens, double(f.lookups),
-                                         double(f.unique_rows - f.hbm_hits),
-                                         plan.engram.row_bytes()});
+                    const uint64_t fetched = f.unique_rows - f.hbm_hits;
+                    if (plan.table != "nvme" || plan.dram_cache_rows >= plan.table_rows)
+                        f.dram_rows = fetched;  // the table in DRAM (or all of it cached)
+                    else if (records && plan.dram_cache_rows > 0)
+                        f.dram_rows = (*records)[i * plan.engram_layers.size() + e_i].dram_rows;
+                    f.ssd_rows = fetched - f.dram_rows;
+                    // Under TP one GPU's share: its heads' rows (rows split evenly by head).
+                    FetchInput in{shape.tokens, double(f.lookups) / tpd,
+                                  double(fetched) / tpd, plan.engram.row_bytes()};
+                    in.dram_rows = double(f.dram_rows) / tpd;
+                    f.work = mech->plan(in);
                     ps.fetch.push_back(f);
                 }
         }
@@ -375,10 +477,21 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
         }
         prog.push_back({Instr::Kind::Run, s, -1, label});
     };
+    // TP > 1: the segments with the collectives between them; else one run of `total`.
+    auto segments = [&](const std::vector<TpSegment>& segs, double total, const char* label) {
+        if (segs.empty()) return run(total, label);
+        for (const TpSegment& sg : segs) {
+            run(sg.seconds, label);
+            if (sg.after.kind == Collective::Kind::None) continue;
+            Instr c{Instr::Kind::Collective, 0, -1, "collective"};
+            c.collective = sg.after;
+            prog.push_back(c);
+        }
+    };
     if (st.gpu_hash_s > 0) run(st.gpu_hash_s, "hash");
     for (size_t f = 0; f < st.fetch.size(); ++f)
         if (st.fetch[f].issue_layer == 0) prog.push_back({Instr::Kind::Issue, 0, int(f), ""});
-    run(st.embed_s, "layers");
+    segments(st.tp_embed, st.embed_s, "layers");
     for (int l = 0; l < plan.backbone.layers; ++l) {
         for (size_t f = 0; f < st.fetch.size(); ++f)
             if (st.fetch[f].issue_layer == l && l > 0)
@@ -388,21 +501,28 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
                 for (size_t f = 0; f < st.fetch.size(); ++f)
                     if (st.fetch[f].engram_index == int(e))
                         prog.push_back({Instr::Kind::Wait, 0, int(f), ""});
-                run(st.engram_gpu_s[e], "engram");
+                segments(st.tp_engram, st.engram_gpu_s[e], "engram");
             }
-        run(st.layer_s, "layers");
+        segments(st.tp_layer, st.layer_s, "layers");
     }
-    run(st.head_s, "layers");
+    segments(st.tp_head, st.head_s, "layers");
     return prog;
 }
 
 double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
     StepDag dag;
-    const LinkDesc& up = plan.platform.links()[size_t(plan.h2d)];
-    const LinkDesc& down = plan.platform.links()[size_t(plan.d2h)];
+    // gpu0's routes to and from the host (one link, or two through a PCIe switch).
+    const std::vector<int> up = plan.h2d_route.empty() ? std::vector<int>{plan.h2d}
+                                                       : plan.h2d_route;
+    const std::vector<int> down = plan.d2h_route.empty() ? std::vector<int>{plan.d2h}
+                                                         : plan.d2h_route;
     int prev = -1;
     std::vector<int> issue(st.fetch.size(), -1), ready(st.fetch.size(), -1);
-    for (const Instr& in : step_program(plan, st)) {
+    for (Instr in : step_program(plan, st)) {
+        if (in.kind == Instr::Kind::Collective) {  // on the GPU stream, idle NVLink
+            in.kind = Instr::Kind::Run;
+            in.seconds = collective_seconds(plan.platform, plan.gpus, in.collective);
+        }
         if (in.kind == Instr::Kind::Run) {
             const int v = dag.add(in.label, in.seconds);
             if (prev >= 0) dag.depends(v, prev);
@@ -418,7 +538,7 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
                 last = v;
             };
             if (w.d2h_wire_bytes > 0)
-                chain("d2h", down.latency_s + w.d2h_wire_bytes / down.bandwidth_bytes_per_s);
+                chain("d2h", plan.platform.transfer_s(down, w.d2h_wire_bytes));
             if (w.nvme_bytes_per_drive > 0) {  // every drive reads in parallel: the slowest
                 double slowest = 0;
                 for (int d : plan.nvme) {
@@ -431,7 +551,7 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
             chain("host", w.host_s);
             chain("fixed", w.fixed_s);
             if (w.h2d_wire_bytes > 0)
-                chain("h2d", up.latency_s + w.h2d_wire_bytes / up.bandwidth_bytes_per_s);
+                chain("h2d", plan.platform.transfer_s(up, w.h2d_wire_bytes));
             ready[size_t(in.fetch)] = last;
         } else {
             issue[size_t(in.fetch)] = -2;  // the next segment depends on its ready vertex

@@ -11,9 +11,14 @@
 // prefill's largest live tensors plus max_num_seqs fp32 logits, and the Engram's device
 // buffer for one step's unique rows, and the HBM cache when there is one).
 //
-// With sim.hbm_cache_rows > 0 an HBM cache sits in front of the table: sim/placement replays the
-// run's own lookups (same steps) through it with sim.hbm_cache_policy, and each step fetches only
-// its misses.
+// The placement section says where rows are served from. With placement.hbm_capacity above 0 an
+// HBM cache sits in front of the table: sim/placement replays the run's own lookups (same steps)
+// through it with placement.policy, and each step fetches only its misses. With the table on
+// NVMe (sim.table nvme), placement.dram_capacity rows of it are held in host DRAM: all of it
+// ("all", the default: nothing is read from the drives), none ("0": every HBM miss is read from
+// the drives) or, in between, a DRAM cache replayed with placement.dram_policy and
+// placement.tiers: a step gathers its DRAM hits on the host and reads only the rest
+// (StepRecord::ssd_rows) from the drives.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -26,6 +31,7 @@
 #include "model/cost_model.h"
 #include "model/engram_config.h"
 #include "model/step_model.h"
+#include "model/tensor_parallel.h"
 #include "sim/fetch.h"
 #include "sim/platform.h"
 #include "sim/prefetch.h"
@@ -37,7 +43,17 @@ struct PlannedFetch {
     int issue_layer = 0;   // issued at this layer's start (0: the step start)
     uint64_t lookups = 0, unique_rows = 0;
     uint64_t hbm_hits = 0;  // unique rows the HBM cache served (not fetched)
+    // The fetched rows (unique_rows - hbm_hits) by the tier that served them: host DRAM (the
+    // table, or a DRAM cache in front of NVMe) and NVMe.
+    uint64_t dram_rows = 0, ssd_rows = 0;
     FetchWork work;
+};
+
+// Tensor parallelism (TP > 1): a GPU-stream segment of `seconds` (what each GPU runs), then a
+// collective among the GPUs (model/tensor_parallel.h, sim/collectives.h).
+struct TpSegment {
+    double seconds = 0;
+    Collective after;
 };
 
 struct PlannedStep {
@@ -48,15 +64,20 @@ struct PlannedStep {
     double embed_s = 0, layer_s = 0, head_s = 0;  // backbone, calibrated
     std::vector<double> engram_gpu_s;             // per Engram layer
     std::vector<PlannedFetch> fetch;              // one per Engram layer that fetches
+    // TP > 1 only: the embedding, one layer, one Engram module and the head as segments cut at
+    // collectives (embed_s, layer_s, engram_gpu_s, head_s then hold their sums). Each fetch's
+    // work is one GPU's share, fetched by every GPU at once over its own host link.
+    std::vector<TpSegment> tp_embed, tp_layer, tp_engram, tp_head;
 };
 
 // One GPU-stream instruction of a step: run `seconds` of kernels, issue fetch `fetch`, or wait
 // for it. The simulator and the analytic DAG execute the very same program.
 struct Instr {
-    enum class Kind { Run, Issue, Wait } kind = Kind::Run;
+    enum class Kind { Run, Issue, Wait, Collective } kind = Kind::Run;
     double seconds = 0;
     int fetch = -1;  // index into PlannedStep::fetch
     std::string label;
+    Collective collective;  // Kind::Collective: among Plan::gpus
 };
 
 struct Plan {
@@ -69,7 +90,11 @@ struct Plan {
     PrefetchSchedule schedule;
     Platform platform;
     int gpu = 0, host = 0;   // node indices
-    int h2d = 0, d2h = 0;    // link indices of the host link
+    int h2d = 0, d2h = 0;    // link indices of gpu0's own host link (last / first hop)
+    std::vector<int> h2d_route, d2h_route;  // host -> gpu0 and back (via a PCIe switch: 2 hops)
+    int tensor_parallel = 1;  // sim.tensor_parallel
+    bool coalesce_collectives = false;  // sim.collective_comms = coalesced (sim/collectives.h)
+    std::vector<int> gpus;    // node indices gpu0..gpu{TP-1}
     std::vector<int> nvme;   // drive node indices (table = nvme reads from each)
     std::vector<int> engram_layers;
     std::vector<PlannedStep> steps;
@@ -78,8 +103,12 @@ struct Plan {
     int64_t num_kv_blocks = 0;
     uint64_t preemptions = 0;
     double backbone_time_scale = 1;
-    double weight_bytes = 0, kv_bytes_per_token = 0;
+    double weight_bytes = 0, kv_bytes_per_token = 0;  // per GPU
     uint64_t hbm_cache_rows = 0;  // HBM cache in front of the table (rows)
+    // Table on NVMe: rows held in host DRAM (placement.dram_capacity; >= table_rows: the whole
+    // table). Unused for a table in host DRAM or HBM.
+    uint64_t dram_cache_rows = 0;
+    uint64_t table_rows = 0;  // the Engram table's rows, all layers
 };
 
 // Builds the plan. Workloads, schedules and lookup counts are cached per process by the inputs
@@ -97,8 +126,8 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& step);
 
 namespace engramsim::sim {
 // A run config from a document: missing sections default to the paper's Table 4 setting
-// (hardware h800-pcie5, workload nano-vllm-512, sim defaults); backbone is required; engram is
-// optional. A backbone preset name alone ("dense-4b") means that backbone with
+// (hardware h800-pcie5, workload nano-vllm-512, sim and placement defaults); backbone is
+// required; engram is optional. A backbone preset name alone ("dense-4b") means that backbone with
 // paper-offload-100b. Throws config::ConfigError.
 nlohmann::json resolve_run_config(const nlohmann::json& doc, const std::string& origin);
 nlohmann::json load_run_config(const std::string& preset_or_path);

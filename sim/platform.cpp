@@ -24,17 +24,18 @@ double PcieModel::small_wire_bytes(double requests, double bytes_each) const {
     return std::ceil(requests * (bytes_each + tlps_each * tlp_overhead_bytes) * (1 + dllp_overhead));
 }
 
-Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie) {
+Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie, int tp) {
     Platform p;
     p.pcie_ = pcie;
     const auto& gpu = hw.at("gpu");
-    if (gpu.at("count").get<int>() != 1)
-        throw config::ConfigError("hardware.gpu.count: the timing simulator models one GPU "
-                                  "(the shared PCIe switch uplink of 8-GPU boards is not "
-                                  "modeled)");
-    const int g = p.add_node({"gpu0", NodeKind::Gpu, config::quantity(gpu, "hbm_capacity",
-                                                                      Dim::Bytes),
-                              config::quantity(gpu, "hbm_bandwidth", Dim::Bandwidth)});
+    const int gpu_count = gpu.at("count").get<int>();
+    if (tp < 1 || tp > gpu_count)
+        throw config::ConfigError("sim.tensor_parallel: " + std::to_string(tp) +
+                                  " GPUs; must be >= 1 and <= hardware.gpu.count (" +
+                                  std::to_string(gpu_count) + ")");
+    const double hbm = config::quantity(gpu, "hbm_capacity", Dim::Bytes);
+    const double hbm_bw = config::quantity(gpu, "hbm_bandwidth", Dim::Bandwidth);
+    const int g = p.add_node({"gpu0", NodeKind::Gpu, hbm, hbm_bw});
     const auto& host = hw.at("host");
     const int h = p.add_node({"host", NodeKind::Host,
                               config::quantity(host, "dram_capacity", Dim::Bytes),
@@ -43,12 +44,20 @@ Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie) {
     const std::string kind = hl.at("kind").get<std::string>();
     const double bw = config::quantity(hl, "bandwidth_per_direction", Dim::Bandwidth);
     const double lat = config::quantity(hl, "latency", Dim::Time);
-    const std::string prefix = kind == "pcie" ? "pcie0" : "c2c0";
+    const std::string prefix = kind == "pcie" ? "pcie" : "c2c";
+    const int per_switch = hl.value("gpus_per_switch", 1);
+    if (per_switch > 1 && kind != "pcie")
+        throw config::ConfigError("hardware.host_link.gpus_per_switch: " +
+                                  std::to_string(per_switch) + " with kind '" + kind +
+                                  "'; PCIe switches apply to kind pcie only");
+    const bool switched = tp > 1 && per_switch > 1;
     // NVLink-C2C is a cache-coherent load/store fabric, not PCIe: no TLP/DLLP accounting (its
     // own flit overhead is not modeled; the payload is what crosses).
     if (kind != "pcie") p.pcie_ = PcieModel{0, pcie.max_payload_bytes, 0};
-    p.add_link({prefix + ".h2d", kind, h, g, bw, lat});
-    p.add_link({prefix + ".d2h", kind, g, h, bw, lat});
+    if (!switched) {
+        p.add_link({prefix + "0.h2d", kind, h, g, bw, lat});
+        p.add_link({prefix + "0.d2h", kind, g, h, bw, lat});
+    }
     const auto& nv = hw.at("nvme");
     const int drives = nv.at("count").get<int>();
     for (int i = 0; i < drives; ++i) {
@@ -61,7 +70,50 @@ Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie) {
                     config::quantity(nv, "write_bandwidth", Dim::Bandwidth),
                     config::quantity(nv, "read_latency", Dim::Time)});
     }
+    if (tp == 1) return p;
+
+    // Tensor parallelism: the other GPUs, their host links (direct or behind shared PCIe
+    // switches), and the NVSwitch.
+    std::vector<int> gpus = {g};
+    for (int i = 1; i < tp; ++i)
+        gpus.push_back(p.add_node({"gpu" + std::to_string(i), NodeKind::Gpu, hbm, hbm_bw}));
+    if (switched) {
+        std::vector<int> sw;
+        for (int s = 0; s * per_switch < tp; ++s) {
+            const std::string name = "pcie_switch" + std::to_string(s);
+            sw.push_back(p.add_node({name, NodeKind::PcieSwitch, 0, 0}));
+            p.add_link({name + ".h2d", kind, h, sw.back(), bw, lat});
+            p.add_link({name + ".d2h", kind, sw.back(), h, bw, lat});
+        }
+        for (int i = 0; i < tp; ++i) {  // the GPU's own x16 leg: no latency of its own
+            const int s = sw[size_t(i / per_switch)];
+            p.add_link({prefix + std::to_string(i) + ".h2d", kind, s, gpus[size_t(i)], bw, 0});
+            p.add_link({prefix + std::to_string(i) + ".d2h", kind, gpus[size_t(i)], s, bw, 0});
+        }
+    } else {
+        for (int i = 1; i < tp; ++i) {
+            p.add_link({prefix + std::to_string(i) + ".h2d", kind, h, gpus[size_t(i)], bw, lat});
+            p.add_link({prefix + std::to_string(i) + ".d2h", kind, gpus[size_t(i)], h, bw, lat});
+        }
+    }
+    const auto& nvl = hw.at("nvlink");
+    const double nv_bw = config::quantity(nvl, "bandwidth_per_direction", Dim::Bandwidth);
+    const double nv_lat = config::quantity(nvl, "latency", Dim::Time);
+    const int nvs = p.add_node({"nvswitch", NodeKind::NvSwitch, 0, 0});
+    for (int i = 0; i < tp; ++i) {
+        p.add_link({"nvlink" + std::to_string(i) + ".up", "nvlink", gpus[size_t(i)], nvs, nv_bw,
+                    nv_lat});
+        p.add_link({"nvlink" + std::to_string(i) + ".down", "nvlink", nvs, gpus[size_t(i)],
+                    nv_bw, nv_lat});
+    }
     return p;
+}
+
+std::vector<int> Platform::gpus() const {
+    std::vector<int> out;
+    for (size_t i = 0; i < nodes_.size(); ++i)
+        if (nodes_[i].kind == NodeKind::Gpu) out.push_back(int(i));
+    return out;
 }
 
 int Platform::add_node(Node n) {
@@ -92,9 +144,19 @@ std::vector<int> Platform::route(int from, int to) const {
                                         boost::no_property,
                                         boost::property<boost::edge_weight_t, double>>;
     Graph graph(nodes_.size());
-    std::vector<Graph::edge_descriptor> edges;
+    // Routes never transit a GPU; between two GPUs they never cross a PCIe switch (NVLink).
+    const bool gpu_to_gpu = nodes_[size_t(from)].kind == NodeKind::Gpu &&
+                            nodes_[size_t(to)].kind == NodeKind::Gpu;
+    auto usable = [&](const LinkDesc& l) {
+        if (nodes_[size_t(l.from)].kind == NodeKind::Gpu && l.from != from) return false;
+        if (nodes_[size_t(l.to)].kind == NodeKind::Gpu && l.to != to) return false;
+        if (gpu_to_gpu && (nodes_[size_t(l.from)].kind == NodeKind::PcieSwitch ||
+                           nodes_[size_t(l.to)].kind == NodeKind::PcieSwitch))
+            return false;
+        return true;
+    };
     for (const auto& l : links_)  // hop cost 1 ns keeps zero-latency routes shortest in hops
-        edges.push_back(boost::add_edge(l.from, l.to, l.latency_s + 1e-9, graph).first);
+        if (usable(l)) boost::add_edge(l.from, l.to, l.latency_s + 1e-9, graph);
     std::vector<Graph::vertex_descriptor> pred(nodes_.size());
     std::vector<double> dist(nodes_.size());
     boost::dijkstra_shortest_paths(graph, from,
@@ -108,7 +170,7 @@ std::vector<int> Platform::route(int from, int to) const {
         int best = -1;
         for (size_t i = 0; i < links_.size(); ++i)
             if (size_t(links_[i].from) == pred[v] && size_t(links_[i].to) == v &&
-                (best < 0 || links_[i].latency_s < links_[size_t(best)].latency_s))
+                usable(links_[i]) && (best < 0 || links_[i].latency_s < links_[size_t(best)].latency_s))
                 best = int(i);
         path.push_back(best);
     }
@@ -129,9 +191,11 @@ nlohmann::json Platform::to_json() const {
     nlohmann::json out = {{"nodes", nlohmann::json::array()}, {"links", nlohmann::json::array()}};
     for (const auto& n : nodes_)
         out["nodes"].push_back({{"name", n.name},
-                                {"kind", n.kind == NodeKind::Gpu    ? "gpu"
-                                         : n.kind == NodeKind::Host ? "host"
-                                                                    : "nvme"},
+                                {"kind", n.kind == NodeKind::Gpu          ? "gpu"
+                                         : n.kind == NodeKind::Host       ? "host"
+                                         : n.kind == NodeKind::Nvme       ? "nvme"
+                                         : n.kind == NodeKind::PcieSwitch ? "pcie-switch"
+                                                                          : "nvswitch"},
                                 {"memory_bytes", n.memory_bytes},
                                 {"memory_bytes_per_s", n.memory_bytes_per_s}});
     for (const auto& l : links_)

@@ -8,6 +8,18 @@
 // (TLP framing and headers, DLLPs) is added to its bytes by PcieModel, so small payloads pay
 // their real transaction overhead. Wire bytes are whole bytes (rounded up). An NVLink-C2C host
 // link carries the payload only (its flit overhead is not modeled).
+//
+// Tensor parallelism (sim.tensor_parallel = TP > 1, hardware.gpu.count >= TP): nodes gpu0..gpu{TP-1},
+// each with its own host link pair; with host_link.gpus_per_switch = G > 1 (HGX boards: 2) GPU i
+// sits behind PCIe switch node pcie_switch{i / G}, whose one uplink pair to the host carries the
+// preset's bandwidth and latency and is shared by its GPUs (each GPU's leg to the switch: same
+// bandwidth, zero latency, so one GPU alone on a switch sees exactly the direct link); an
+// NVSwitch node joins the GPUs, link pair nvlinkI.up / nvlinkI.down per GPU at
+// hardware.nvlink.bandwidth_per_direction and hardware.nvlink.latency per hop. TP = 1 builds
+// exactly the one-GPU platform (gpu0, host, nvme*, pcie0.* or c2c0.*, nvme*.*).
+//
+// Routes never transit a GPU, and a route between two GPUs never crosses a PCIe switch (GPU
+// traffic takes NVLink, as NCCL routes it when NVLink is present).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -18,7 +30,7 @@
 
 namespace engramsim::sim {
 
-enum class NodeKind { Gpu, Host, Nvme };
+enum class NodeKind { Gpu, Host, Nvme, PcieSwitch, NvSwitch };
 
 struct Node {
     std::string name;  // "gpu0", "host", "nvme0"
@@ -29,7 +41,7 @@ struct Node {
 
 struct LinkDesc {
     std::string name;  // "pcie0.h2d"
-    std::string kind;  // "pcie", "nvlink-c2c", "nvme"
+    std::string kind;  // "pcie", "nvlink-c2c", "nvme", "nvlink"
     int from = 0, to = 0;  // node indices
     double bandwidth_bytes_per_s = 0;
     double latency_s = 0;
@@ -52,13 +64,17 @@ class Platform {
 public:
     // From a resolved "hardware" section: gpu0 (HBM), host (all sockets' DRAM), nvme0..n-1; a
     // host link per direction (PCIe or NVLink-C2C), one link per drive to the host.
-    static Platform from_hardware(const nlohmann::json& hardware, PcieModel pcie = {});
+    // `tensor_parallel` GPUs are modeled (1 <= it <= hardware.gpu.count, else a ConfigError
+    // naming sim.tensor_parallel).
+    static Platform from_hardware(const nlohmann::json& hardware, PcieModel pcie = {},
+                                  int tensor_parallel = 1);
 
     int add_node(Node n);
     int add_link(LinkDesc l);  // a directed link
     const std::vector<Node>& nodes() const { return nodes_; }
     const std::vector<LinkDesc>& links() const { return links_; }
     int node(const std::string& name) const;  // throws naming the known nodes
+    std::vector<int> gpus() const;            // GPU node indices, gpu0 first
     // Link indices from `from` to `to` along the shortest path; throws when unreachable.
     std::vector<int> route(int from, int to) const;
     // Idle-link time of `bytes` along a route: sum of latencies + bytes / min bandwidth.

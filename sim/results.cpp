@@ -1,5 +1,7 @@
 #include "sim/results.h"
 
+#include "sim/collectives.h"
+
 #include <simgrid/s4u.hpp>
 #include <simgrid/version.h>
 #include <sys/utsname.h>
@@ -44,6 +46,10 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
             m.lookups += st.fetch[f].lookups;
             m.unique_rows += st.fetch[f].unique_rows;
             m.rows_from_hbm += st.fetch[f].hbm_hits;
+            m.rows_from_host_dram += st.fetch[f].dram_rows;
+            m.rows_from_nvme += st.fetch[f].ssd_rows;
+            // each GPU reads its share of the rows (1/TP of them)
+            m.nvme_read_bytes += st.fetch[f].work.nvme_read_bytes * plan.tensor_parallel;
             m.payload_bytes += st.fetch[f].work.payload_bytes;
             m.h2d_wire_bytes += st.fetch[f].work.h2d_wire_bytes;
             m.d2h_wire_bytes += st.fetch[f].work.d2h_wire_bytes;
@@ -51,10 +57,6 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
         m.stall_s += stall;
         m.compute_s += (des.step_end_s[i] - des.step_start_s[i]) - stall;
     }
-    if (plan.table == "nvme")
-        m.rows_from_nvme = m.unique_rows - m.rows_from_hbm;
-    else
-        m.rows_from_host_dram = m.unique_rows - m.rows_from_hbm;
     if (plan.has_engram && plan.table == "hbm") {
         // Every lookup is served from the HBM-resident table (no fetch).
         for (const auto& st : plan.steps) m.rows_from_hbm += uint64_t(st.tokens) *
@@ -67,6 +69,62 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
                             (links[size_t(plan.h2d)].bandwidth_bytes_per_s * m.makespan_s);
         m.d2h_utilization = m.d2h_wire_bytes /
                             (links[size_t(plan.d2h)].bandwidth_bytes_per_s * m.makespan_s);
+    }
+    // Per link: every GPU's fetch share over its route, and the collectives.
+    m.tensor_parallel = plan.tensor_parallel;
+    {
+        const Platform& pf = plan.platform;
+        std::vector<int> gpus = plan.gpus;
+        if (gpus.empty()) gpus.push_back(plan.gpu);
+        std::vector<double> bytes(links.size(), 0);
+        std::vector<std::vector<int>> up, down;
+        for (int g : gpus) {
+            up.push_back(gpus.size() == 1 && !plan.h2d_route.empty() ? plan.h2d_route
+                         : gpus.size() == 1 ? std::vector<int>{plan.h2d}
+                                            : pf.route(plan.host, g));
+            down.push_back(gpus.size() == 1 && !plan.d2h_route.empty() ? plan.d2h_route
+                           : gpus.size() == 1 ? std::vector<int>{plan.d2h}
+                                              : pf.route(g, plan.host));
+        }
+        for (const PlannedStep& st : plan.steps) {
+            for (const PlannedFetch& f : st.fetch)
+                for (size_t r = 0; r < gpus.size(); ++r) {
+                    for (int l : up[r]) bytes[size_t(l)] += f.work.h2d_wire_bytes;
+                    for (int l : down[r]) bytes[size_t(l)] += f.work.d2h_wire_bytes;
+                }
+            if (gpus.size() > 1)
+                for (const Instr& in : step_program(plan, st))
+                    if (in.kind == Instr::Kind::Collective)
+                        add_collective_link_bytes(pf, gpus, in.collective, bytes);
+        }
+        auto util = [&](int l) {
+            return m.makespan_s > 0 ? bytes[size_t(l)] / (links[size_t(l)].bandwidth_bytes_per_s *
+                                                          m.makespan_s)
+                                    : 0.0;
+        };
+        auto find = [&](const std::string& name) {
+            for (size_t l = 0; l < links.size(); ++l)
+                if (links[l].name == name) return int(l);
+            return -1;
+        };
+        for (size_t r = 0; r < gpus.size(); ++r) {
+            RunMetrics::GpuLinks g;
+            g.gpu = pf.nodes()[size_t(gpus[r])].name;
+            g.host_h2d = util(up[r].back());
+            g.host_d2h = util(down[r].front());
+            if (const int u = find("nvlink" + std::to_string(r) + ".up"); u >= 0)
+                g.nvlink_up = util(u);
+            if (const int d = find("nvlink" + std::to_string(r) + ".down"); d >= 0)
+                g.nvlink_down = util(d);
+            m.per_gpu.push_back(g);
+        }
+        for (size_t l = 0; l < links.size(); ++l)
+            if (links[l].kind != "nvme") m.per_link.emplace_back(links[l].name, util(int(l)));
+        if (gpus.size() > 1) {  // the wire bytes of every GPU's share
+            m.h2d_wire_bytes *= double(gpus.size());
+            m.d2h_wire_bytes *= double(gpus.size());
+            m.payload_bytes *= double(gpus.size());
+        }
     }
     std::vector<double> ttft, tpot;
     for (size_t r = 0; r < plan.first_step.size(); ++r) {
@@ -84,6 +142,12 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
 }
 
 nlohmann::json metrics_json(const RunMetrics& m) {
+    nlohmann::json per_gpu = nlohmann::json::array(), per_link = nlohmann::json::object();
+    for (const auto& g : m.per_gpu)
+        per_gpu.push_back({{"gpu", g.gpu}, {"host_link.h2d", g.host_h2d},
+                           {"host_link.d2h", g.host_d2h}, {"nvlink.up", g.nvlink_up},
+                           {"nvlink.down", g.nvlink_down}});
+    for (const auto& [name, u] : m.per_link) per_link[name] = u;
     return {{"makespan_s", m.makespan_s},
             {"throughput_tok_per_s", m.throughput_tok_per_s},
             {"ttft_s", {{"mean", m.ttft_mean_s}, {"p50", m.ttft_p50_s}, {"p99", m.ttft_p99_s}}},
@@ -95,9 +159,13 @@ nlohmann::json metrics_json(const RunMetrics& m) {
                        {"decode", m.steps - m.prefill_steps}}},
             {"fetch", {{"lookups", m.lookups}, {"unique_rows", m.unique_rows},
                        {"payload_bytes", m.payload_bytes}, {"h2d_wire_bytes", m.h2d_wire_bytes},
-                       {"d2h_wire_bytes", m.d2h_wire_bytes}}},
+                       {"d2h_wire_bytes", m.d2h_wire_bytes},
+                       {"nvme_read_bytes", m.nvme_read_bytes}}},
             {"link_utilization", {{"host_link.h2d", m.h2d_utilization},
                                   {"host_link.d2h", m.d2h_utilization}}},
+            {"tensor_parallel", m.tensor_parallel},
+            {"link_utilization_per_gpu", per_gpu},
+            {"link_utilization_per_link", per_link},
             {"rows_by_tier", {{"hbm", m.rows_from_hbm}, {"host-dram", m.rows_from_host_dram},
                               {"nvme", m.rows_from_nvme}}}};
 }
@@ -133,7 +201,8 @@ nlohmann::json results_json(const Plan& plan, const RunMetrics& m, const nlohman
                       {"output_tokens", plan.output_tokens},
                       {"prefetch_schedule", plan.schedule.name()},
                       {"fetch_mechanism", plan.mechanism},
-                      {"engram", plan.has_engram}};
+                      {"engram", plan.has_engram},
+                      {"tensor_parallel", plan.tensor_parallel}};
     j["metrics"] = metrics_json(m);
     for (const auto& [k, v] : extra.items()) j[k] = v;
     j["config"] = plan.config;

@@ -9,6 +9,8 @@
 
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sim/plan.h"
 #include "sim/serving.h"
@@ -29,8 +31,20 @@ struct RunMetrics {
     uint64_t steps = 0, prefill_steps = 0;
     uint64_t lookups = 0, unique_rows = 0;
     double payload_bytes = 0, h2d_wire_bytes = 0, d2h_wire_bytes = 0;
+    double nvme_read_bytes = 0;  // read from the drives (rows x sim.nvme_io_size), all GPUs
     double h2d_utilization = 0, d2h_utilization = 0;  // wire bytes / (bandwidth x makespan)
     uint64_t rows_from_hbm = 0, rows_from_host_dram = 0, rows_from_nvme = 0;
+    // Tensor parallelism: the degree, each GPU's links (wire bytes / (bandwidth x makespan)):
+    // its own host link leg per direction and its NVLink pair to the NVSwitch; and every
+    // non-drive link by name (PCIe switch uplinks included). h2d/d2h_utilization above are
+    // gpu0's; h2d/d2h_wire_bytes are summed over the GPUs.
+    int tensor_parallel = 1;
+    struct GpuLinks {
+        std::string gpu;
+        double host_h2d = 0, host_d2h = 0, nvlink_up = 0, nvlink_down = 0;
+    };
+    std::vector<GpuLinks> per_gpu;
+    std::vector<std::pair<std::string, double>> per_link;  // platform link order
 };
 
 RunMetrics compute_metrics(const Plan& plan, const DesResult& des);

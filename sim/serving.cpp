@@ -5,10 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
+#include "sim/collectives.h"
 #include "sim/link_probe.h"
 
 namespace sg4 = simgrid::s4u;
@@ -31,6 +33,10 @@ DesResult simulate(const Plan& plan) {
     const Platform& pf = plan.platform;
     std::vector<sg4::Host*> hosts;
     for (const auto& n : pf.nodes()) hosts.push_back(zone->create_host(n.name, 1.0));
+    // Under TP every GPU's fetch has its own host threads: one core per GPU, so concurrent
+    // host work of different GPUs does not share a core (fetches of one GPU still do).
+    const int tp = std::max(1, int(plan.gpus.size()));
+    if (tp > 1) hosts[size_t(plan.host)]->set_core_count(tp);
     std::vector<sg4::Link*> links;
     for (const auto& l : pf.links())
         links.push_back(zone->create_link(l.name, l.bandwidth_bytes_per_s)
@@ -59,17 +65,20 @@ DesResult simulate(const Plan& plan) {
     res.fetch.resize(n);
     sg4::Host* gpu = hosts[size_t(plan.gpu)];
     sg4::Host* host = hosts[size_t(plan.host)];
+    std::vector<sg4::Host*> gpus;  // gpu0..gpu{TP-1}
+    for (int g : plan.gpus) gpus.push_back(hosts[size_t(g)]);
+    if (gpus.empty()) gpus.push_back(gpu);
     std::vector<sg4::Host*> drives;
     for (int d : plan.nvme) drives.push_back(hosts[size_t(d)]);
     uint64_t activities = 0;
 
     sg4::Actor::create("engine", gpu, [&] {
-        std::vector<sg4::ActorPtr> inflight;
+        std::vector<std::vector<sg4::ActorPtr>> inflight;  // [fetch][gpu]
         for (size_t i = 0; i < n; ++i) {
             const PlannedStep& st = plan.steps[i];
             res.step_start_s[i] = sg4::Engine::get_clock();
             res.fetch[i].assign(st.fetch.size(), {});
-            inflight.assign(st.fetch.size(), nullptr);
+            inflight.assign(st.fetch.size(), {});
             for (const Instr& in : step_program(plan, st)) {
                 switch (in.kind) {
                     case Instr::Kind::Run:
@@ -80,8 +89,11 @@ DesResult simulate(const Plan& plan) {
                         FetchRecord* rec = &res.fetch[i][size_t(in.fetch)];
                         rec->issue_s = sg4::Engine::get_clock();
                         const FetchWork w = st.fetch[size_t(in.fetch)].work;
-                        inflight[size_t(in.fetch)] = sg4::Actor::create(
-                            "fetch", host, [w, rec, gpu, host, &drives, &activities] {
+                        // One actor per GPU, each moving its share to its GPU; the fetch is
+                        // ready when the last one is.
+                        for (sg4::Host* dst : gpus)
+                        inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
+                            "fetch", host, [w, rec, gpu = dst, host, &drives, &activities] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
@@ -101,14 +113,18 @@ DesResult simulate(const Plan& plan) {
                                     sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
                                     ++activities;
                                 }
-                                rec->ready_s = sg4::Engine::get_clock();
-                            });
+                                rec->ready_s = std::max(rec->ready_s, sg4::Engine::get_clock());
+                            }));
                         break;
                     }
                     case Instr::Kind::Wait:
                         res.fetch[i][size_t(in.fetch)].needed_s = sg4::Engine::get_clock();
-                        inflight[size_t(in.fetch)]->join();
-                        inflight[size_t(in.fetch)] = nullptr;
+                        for (auto& a : inflight[size_t(in.fetch)]) a->join();
+                        inflight[size_t(in.fetch)].clear();
+                        break;
+                    case Instr::Kind::Collective:
+                        activities +=
+                            run_collective(gpus, in.collective, plan.coalesce_collectives);
                         break;
                 }
             }

@@ -3,6 +3,9 @@
 // on the host that moves its bytes over the platform's links (sim/platform.h) and does its host
 // work there; the engine waits for a fetch at its Engram layer. SimGrid (S4U, CM02 with exact
 // link semantics) decides when everything happens and how contending transfers share links.
+// Under tensor parallelism (Plan::tensor_parallel > 1) the one engine actor drives every GPU in
+// lockstep: segments are one GPU's time, collectives run as comms between the GPU hosts
+// (sim/collectives.h), and each issue starts one fetch actor per GPU, ready when the last is.
 //
 // SimGrid allows one engine per process, so simulate() may run once per process;
 // simulate_forked() runs it in a forked child and returns its result, so a study can run any

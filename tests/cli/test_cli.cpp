@@ -70,6 +70,17 @@ TEST(Cli, ConfigHelpPrintsDeclarations) {
     r = run("config help engram.sed");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("did you mean engram.seed?"), std::string::npos) << r.err;
+    r = run("config help placement");
+    EXPECT_EQ(r.status, 0) << r.err;
+    for (const char* key : {"hbm_capacity", "policy", "policy_options", "dram_capacity",
+                            "dram_policy", "dram_policy_options", "tiers", "profile_fraction"})
+        EXPECT_NE(r.out.find(std::string("placement.") + key + "  ["), std::string::npos) << key;
+    r = run("config help placement.hbm_capacity");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("default \"0\""), std::string::npos) << r.out;
+    r = run("config help placement.hbm_capcity");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("did you mean placement.hbm_capacity?"), std::string::npos) << r.err;
 }
 
 TEST(Cli, TraceHashSummaryAndErrors) {

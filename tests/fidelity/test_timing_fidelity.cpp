@@ -1,6 +1,7 @@
 // The serving simulator on SimGrid against closed forms: a step whose fetch is fully hidden,
 // partly hidden and not hidden; two fetches sharing the host link; the DES against each step's
-// operator-DAG critical path on a real workload; causality of decode lookups; determinism.
+// operator-DAG critical path on a real workload; causality of decode lookups; determinism; a DRAM
+// cache in front of NVMe reading exactly placement replay's SSD rows.
 // SimGrid allows one engine per process: every simulation runs in a forked child
 // (simulate_forked).
 #include <gtest/gtest.h>
@@ -8,10 +9,14 @@
 #include "model/config.h"
 #include "sim/experiment.h"
 #include "sim/plan.h"
+#include "sim/placement/replay.h"
 #include "sim/serving.h"
+#include "traces/lookups.h"
+#include "traces/workload.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;
+using nlohmann::json;
 
 namespace {
 
@@ -162,7 +167,9 @@ TEST(TimingFidelity, DecodeLookupsAreNeverIssuedBeforeTheirTokenExists) {
         ASSERT_EQ(des.fetch[i].size(), 1u);
         const FetchRecord& f = des.fetch[i][0];
         EXPECT_EQ(f.issue_s, des.step_start_s[i]);  // layer-ahead:0 = the step start
-        if (i > 0) EXPECT_GE(f.issue_s, des.step_end_s[i - 1]);
+        if (i > 0) {
+            EXPECT_GE(f.issue_s, des.step_end_s[i - 1]);
+        }
         EXPECT_GE(f.needed_s, f.issue_s);
         EXPECT_GE(des.step_end_s[i], f.ready_s);
         decode_fetches += !p.steps[i].prefill;
@@ -212,4 +219,63 @@ TEST(TimingFidelity, NvmeFetchReadsAllDrivesThenCopies) {
     EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, ready);
     EXPECT_DOUBLE_EQ(r.step_end_s[0], ready + 5e-6 + 3 * 100e-6 + 20e-6);
     EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), r.step_end_s[0]);
+}
+
+// A table on NVMe with host DRAM holding all of it, none of it, or a cache of some rows (with an
+// HBM cache in front): the drives read nothing, every fetched row, or exactly the SSD rows of a
+// separate placement replay of the same lookups (same steps), x nvme_io_size.
+TEST(TimingFidelity, DramCacheInFrontOfNvmeReadsOnlyPlacementReplaysSsdRows) {
+    auto config = [](const json& placement) {
+        return resolve_run_config({{"backbone", "dense-4b"},
+                                   {"engram", "paper-offload-100b"},
+                                   {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 16}}},
+                                   {"sim", {{"table", "nvme"}, {"mechanism", "nvme"}}},
+                                   {"placement", placement}},
+                                  "test");
+    };
+    const double io = 4096;  // sim.nvme_io_size default
+
+    const RunOutcome all = run_config(config({{"dram_capacity", "all"}}));
+    EXPECT_GT(all.metrics.unique_rows, 0u);
+    EXPECT_EQ(all.metrics.nvme_read_bytes, 0);
+    EXPECT_EQ(all.metrics.rows_from_nvme, 0u);
+    EXPECT_EQ(all.metrics.rows_from_host_dram, all.metrics.unique_rows);
+    for (const auto& st : all.plan.steps)
+        for (const auto& f : st.fetch) ASSERT_EQ(f.work.nvme_bytes_per_drive, 0);
+
+    const RunOutcome none = run_config(config({{"dram_capacity", "0"}}));
+    EXPECT_EQ(none.metrics.unique_rows, all.metrics.unique_rows);
+    EXPECT_EQ(none.metrics.rows_from_nvme, none.metrics.unique_rows);
+    EXPECT_EQ(none.metrics.nvme_read_bytes, double(none.metrics.unique_rows) * io);
+    EXPECT_GT(none.metrics.makespan_s, all.metrics.makespan_s);
+
+    // The same lookups replayed on their own, with the steps of a run's scheduler.
+    auto trace_of = [](const Plan& p) {
+        const json& c = p.config;
+        const SchedulerConfig sc{c["sim"]["max_num_seqs"].get<int>(),
+                                 c["sim"]["max_num_batched_tokens"].get<int>(),
+                                 c["sim"]["kv_block_size"].get<int>(), p.num_kv_blocks};
+        const Workload wl = make_workload(c["workload"]);
+        return placement::densify(*hashed_lookups(p.engram, wl, sc));
+    };
+    const uint32_t distinct = trace_of(none.plan).universe();
+    const uint64_t hbm = distinct / 4, dram = distinct / 2;
+    const RunOutcome mid = run_config(config({{"hbm_capacity", std::to_string(hbm) + " rows"},
+                                              {"dram_capacity", std::to_string(dram)},
+                                              {"dram_policy", "s3fifo"}}));
+    placement::TierConfig tiers;
+    tiers.hbm_rows = hbm;
+    tiers.dram_rows = dram;
+    tiers.dram_policy = "s3fifo";
+    const placement::ReplayResult ref = placement::replay(trace_of(mid.plan), tiers);
+    ASSERT_GT(ref.total.ssd_rows, 0u);
+    ASSERT_GT(ref.total.dram_rows, 0u);
+    ASSERT_GT(ref.total.hbm_hits, 0u) << ref.total.dram_rows << " " << ref.total.ssd_rows;
+    EXPECT_EQ(mid.metrics.rows_from_hbm, ref.total.hbm_hits);
+    EXPECT_EQ(mid.metrics.rows_from_host_dram, ref.total.dram_rows);
+    EXPECT_EQ(mid.metrics.rows_from_nvme, ref.total.ssd_rows);
+    EXPECT_EQ(mid.metrics.nvme_read_bytes, double(ref.total.ssd_rows) * io);
+    EXPECT_EQ(metrics_json(mid.metrics)["fetch"]["nvme_read_bytes"].get<double>(),
+              double(ref.total.ssd_rows) * io);
+    EXPECT_LT(mid.metrics.nvme_read_bytes, none.metrics.nvme_read_bytes);
 }

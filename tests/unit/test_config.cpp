@@ -208,3 +208,62 @@ TEST(Config, SimSectionHasTypedDefaults) {
     EXPECT_NE(error_of({{"sim", {{"dma_setup", 5}}}}).find("a bare number needs a unit"),
               std::string::npos);
 }
+
+// The placement section: typed defaults, capacities checked by form (rows are counted where the
+// table is known), strict keys with the nearest one, and the moved sim keys named.
+TEST(Config, PlacementSectionHasTypedDefaults) {
+    const json p = config::resolve({{"placement", json::object()}}, "test.json")["placement"];
+    EXPECT_EQ(p["hbm_capacity"], "0");
+    EXPECT_EQ(p["policy"], "lru");
+    EXPECT_EQ(p["policy_options"], json::object());
+    EXPECT_EQ(p["dram_capacity"], "all");
+    EXPECT_EQ(p["dram_policy"], "lru");
+    EXPECT_EQ(p["dram_policy_options"], json::object());
+    EXPECT_EQ(p["tiers"], "inclusive");
+    EXPECT_EQ(config::quantity(p, "profile_fraction", units::Dim::Count), 1.0);
+    // every capacity form replay --capacity takes; a JSON integer is rows
+    for (const char* c : {"0", "1%", "0.5 %", "10GiB", "1.5 TB", "2.5M rows", "1000000", "all"})
+        EXPECT_EQ(config::resolve({{"placement", {{"hbm_capacity", c}}}}, "t")["placement"]
+                                 ["hbm_capacity"],
+                  c);
+    EXPECT_EQ(config::resolve({{"placement", {{"dram_capacity", 123456}}}}, "t")["placement"]
+                             ["dram_capacity"],
+              "123456");
+    const json opts = config::resolve(
+        {{"placement", {{"policy", "sa-lru"}, {"policy_options", {{"ways", "16"}}}}}},
+        "t")["placement"];
+    EXPECT_EQ(opts["policy_options"], json({{"ways", "16"}}));
+    ASSERT_NE(config::find_key("placement.hbm_capacity"), nullptr);
+    EXPECT_NE(config::describe_type(*config::find_key("placement.dram_capacity")).find("2.5M rows"),
+              std::string::npos);
+}
+
+TEST(Config, PlacementErrorsNameThePath) {
+    EXPECT_EQ(error_of({{"placement", {{"hbm_capacty", "1%"}}}}),
+              "test.json: placement.hbm_capacty: unknown key; did you mean hbm_capacity?");
+    EXPECT_EQ(error_of({{"placement", {{"dram_polcy", "lru"}}}}),
+              "test.json: placement.dram_polcy: unknown key; did you mean dram_policy?");
+    EXPECT_EQ(error_of({{"placement", {{"hbm_capacity", "10 GiBs"}}}}).rfind(
+                  "test.json: placement.hbm_capacity: capacity '10 GiBs': ", 0),
+              0u);
+    EXPECT_NE(error_of({{"placement", {{"hbm_capacity", "120%"}}}}).find("more than 100%"),
+              std::string::npos);
+    EXPECT_NE(error_of({{"placement", {{"dram_capacity", "many rows"}}}})
+                  .find("test.json: placement.dram_capacity: capacity 'many rows'"),
+              std::string::npos);
+    EXPECT_EQ(error_of({{"placement", {{"hbm_capacity", -3}}}}),
+              "test.json: placement.hbm_capacity: must not be negative");
+    EXPECT_NE(error_of({{"placement", {{"hbm_capacity", 1.5}}}}).find("expected capacity"),
+              std::string::npos);
+    EXPECT_EQ(error_of({{"placement", {{"policy_options", {{"ways", 16}}}}}}),
+              "test.json: placement.policy_options.ways: expected a string");
+    EXPECT_NE(error_of({{"placement", {{"tiers", "exclusve"}}}}).find("did you mean exclusive?"),
+              std::string::npos);
+    // the HBM cache keys left the sim section: the error says where they went
+    EXPECT_EQ(error_of({{"sim", {{"hbm_cache_rows", "10M"}}}}),
+              "test.json: sim.hbm_cache_rows: this key has moved; write placement.hbm_capacity "
+              "(a capacity: \"10M rows\", \"1%\", \"10GiB\") instead");
+    EXPECT_EQ(error_of({{"sim", {{"hbm_cache_policy", "lru"}}}}),
+              "test.json: sim.hbm_cache_policy: this key has moved; write placement.policy "
+              "(options in placement.policy_options) instead");
+}

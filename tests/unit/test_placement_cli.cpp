@@ -180,3 +180,88 @@ TEST(PlacementCli, ErrorsNameWhatIsWrong) {
     EXPECT_EQ(d.status, 1);
     EXPECT_NE(d.err.find("cannot manage DRAM"), std::string::npos) << d.err;
 }
+
+// replay --config takes the placement section of a run config (or a file with only that
+// section); the same settings given as flags print the same bytes, and flags given explicitly
+// override the file's keys.
+TEST(PlacementCli, ConfigFileEqualsTheSameFlagsAndFlagsOverrideIt) {
+    const std::string wl = ::testing::TempDir() + "placement_config_workload.json";
+    std::ofstream(wl) << R"({"workload": {"kind": "nano-vllm", "num_requests": 4, "seed": 2,
+        "prompt_len": {"dist": "uniform", "min": 20, "max": 40},
+        "output_len": {"dist": "uniform", "min": 20, "max": 30}}})";
+    const std::string cfg = ::testing::TempDir() + "placement_config_run.json";
+    std::ofstream(cfg) << R"({"backbone": "dense-4b",
+        "sim": {"table": "nvme", "mechanism": "nvme"},
+        "placement": {"hbm_capacity": "300", "policy": "sa-lru",
+                      "policy_options": {"ways": "4", "lookahead": "2"},
+                      "dram_capacity": "2000 rows", "dram_policy": "s3fifo",
+                      "tiers": "exclusive"}})";
+    const std::string input = "replay --engram demo-v1 --workload " + wl + " --json ";
+    Result a = run(input + "--config " + cfg);
+    Result b = run(input +
+                   "--capacity 300 --policy sa-lru --policy-options ways=4,lookahead=2 "
+                   "--dram '2000 rows' --dram-policy s3fifo --tiers exclusive");
+    ASSERT_EQ(a.status, 0) << a.err;
+    ASSERT_EQ(b.status, 0) << b.err;
+    EXPECT_EQ(a.out, b.out);
+    const auto j = nlohmann::json::parse(a.out);
+    EXPECT_EQ(j["placement"],
+              nlohmann::json({{"hbm_capacity", "300"},
+                              {"policy", "sa-lru"},
+                              {"policy_options", {{"ways", "4"}, {"lookahead", "2"}}},
+                              {"dram_capacity", "2000 rows"},
+                              {"dram_policy", "s3fifo"},
+                              {"dram_policy_options", nlohmann::json::object()},
+                              {"tiers", "exclusive"},
+                              {"profile_fraction", 1.0}}));
+    EXPECT_EQ(j["runs"][0]["hbm_capacity_rows"], 300);
+    EXPECT_GT(j["runs"][0]["total"]["ssd_rows"].get<uint64_t>(), 0u);  // the DRAM cache is used
+    EXPECT_GT(j["runs"][0]["total"]["demoted_rows"].get<uint64_t>(), 0u);  // exclusive
+
+    // a file with only the placement section; explicit flags win over its keys
+    const std::string only = ::testing::TempDir() + "placement_config_only.json";
+    std::ofstream(only) << R"({"placement": {"hbm_capacity": "1%", "policy": "sa-lfu",
+        "policy_options": {"ways": "8"}, "dram_capacity": "2000 rows", "tiers": "exclusive"}})";
+    Result c = run(input + "--config " + only + " --capacity 120 --policy lru --policy-options "
+                           "lookahead=1 --tiers inclusive");
+    Result d = run(input + "--capacity 120 --policy lru --policy-options lookahead=1 "
+                           "--dram '2000 rows' --tiers inclusive");
+    ASSERT_EQ(c.status, 0) << c.err;
+    ASSERT_EQ(d.status, 0) << d.err;
+    EXPECT_EQ(c.out, d.out);
+
+    // the default capacity of a placement section is 0 (no HBM cache), not replay's 1%
+    const std::string empty = ::testing::TempDir() + "placement_config_empty.json";
+    std::ofstream(empty) << R"({"placement": {}})";
+    Result e = run(input + "--config " + empty);
+    ASSERT_EQ(e.status, 0) << e.err;
+    EXPECT_EQ(nlohmann::json::parse(e.out)["runs"][0]["hbm_capacity_rows"], 0);
+}
+
+TEST(PlacementCli, ConfigErrorsNameTheFileAndThePath) {
+    const std::string ids = write_ids("placement_config_err.u64", random_ids(6, 100));
+    auto with = [&](const std::string& name, const std::string& text) {
+        const std::string path = ::testing::TempDir() + name;
+        std::ofstream(path) << text;
+        return run("replay --ids " + ids + " --config " + path);
+    };
+    Result k = with("pc_key.json", R"({"placement": {"hbm_capcity": "10"}})");
+    EXPECT_EQ(k.status, 1);
+    EXPECT_NE(k.err.find("pc_key.json: placement.hbm_capcity: unknown key; did you mean "
+                         "hbm_capacity?"),
+              std::string::npos)
+        << k.err;
+    Result c = with("pc_cap.json", R"({"placement": {"dram_capacity": "2 GiBs"}})");
+    EXPECT_EQ(c.status, 1);
+    EXPECT_NE(c.err.find("pc_cap.json: placement.dram_capacity: capacity '2 GiBs'"),
+              std::string::npos)
+        << c.err;
+    Result n = with("pc_none.json", R"({"sim": {}})");
+    EXPECT_EQ(n.status, 1);
+    EXPECT_NE(n.err.find("pc_none.json: has no \"placement\" section"), std::string::npos)
+        << n.err;
+    Result s = with("pc_static.json",
+                    R"({"placement": {"policy": "static", "policy_options": {"lookahead": "1"}}})");
+    EXPECT_EQ(s.status, 1);
+    EXPECT_NE(s.err.find("lookahead does not apply"), std::string::npos) << s.err;
+}

@@ -49,6 +49,9 @@ TEST(TimingCli, RunWritesResultsConfigAndTimeline) {
     EXPECT_TRUE(res["comparison"].contains("overhead_vs_no_engram_pct"));
     const auto cfg = nlohmann::json::parse(slurp(dir + "/resolved_config.json"));
     EXPECT_EQ(cfg["sim"]["schedule"], "layer-ahead:0");
+    EXPECT_EQ(cfg["placement"]["hbm_capacity"], "0");  // the placement defaults, resolved
+    EXPECT_EQ(m["rows_by_tier"]["host-dram"], m["fetch"]["unique_rows"]);
+    EXPECT_EQ(m["fetch"]["nvme_read_bytes"], 0);
     const auto tl = nlohmann::json::parse(slurp(dir + "/timeline.json"));
     EXPECT_GT(tl["traceEvents"].size(), 2 * m["steps"]["total"].get<size_t>());
 
@@ -70,6 +73,13 @@ TEST(TimingCli, RunErrorsGoToStderr) {
     r = run("run " + bad);
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("unknown prefetch schedule 'later'; known: layer-ahead:K, none, oracle"),
+              std::string::npos)
+        << r.err;
+    // the HBM cache keys moved to the placement section: the error names the new keys
+    std::ofstream(bad) << R"({"backbone": "dense-4b", "sim": {"hbm_cache_policy": "lru"}})";
+    r = run("run " + bad);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("sim.hbm_cache_policy: this key has moved; write placement.policy"),
               std::string::npos)
         << r.err;
     r = run("study run paper-table5");

@@ -59,8 +59,9 @@ TEST(Backbone, ParameterCountsMatchThePresetArithmetic) {
     const auto b8 = BackboneShape::from_json(config::load("dense-8b")["backbone"]);
     EXPECT_EQ(b8.params(), 8'190'735'360.0);
     EXPECT_EQ(b8.kv_bytes_per_token(), 144.0 * 1024);
-    EXPECT_THROW(BackboneShape::from_json(config::load("moe-27b")["backbone"]),
-                 config::ConfigError);
+    auto moe_bad = config::load("moe-27b")["backbone"];  // MoE / MLA: tests/unit/test_timing_moe
+    moe_bad["mlp"]["top_k"] = 0;
+    EXPECT_THROW(BackboneShape::from_json(moe_bad), config::ConfigError);
 }
 
 TEST(Pcie, WireBytesCarryTlpAndDllpOverhead) {
@@ -203,6 +204,19 @@ TEST(Plan, BadRunConfigsFailWithThePath) {
             << e.what();
     }
     EXPECT_THROW(load_run_config("h800-pcie5"), config::ConfigError);  // not a backbone
+    // The Engram module gates every residual branch of the backbone: the counts must agree.
+    try {
+        make_plan(resolve_run_config({{"backbone", "moe-27b"}, {"engram", "paper-offload-100b"}},
+                                     "t"));
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("engram.hc_mult: 1 gates, but backbone.hc_mult is 4"),
+                  std::string::npos)
+            << e.what();
+    }
+    // A bare backbone preset gets the Table 4 layer with its own branch count.
+    EXPECT_EQ(load_run_config("moe-27b")["engram"]["hc_mult"], 4);
+    EXPECT_EQ(load_run_config("dense-8b")["engram"]["hc_mult"], 1);
 }
 
 TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
@@ -221,8 +235,47 @@ TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
     EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6 + (ios / 800e3 - ios * 4096 / 6.4e9));
     EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9);
     EXPECT_EQ(w.h2d_wire_bytes, p.pcie.bulk_wire_bytes(1601 * 160.0));
+    EXPECT_EQ(w.nvme_read_bytes, 1601 * 4096.0);
     p.nvme_drives = 0;
     EXPECT_THROW(make_fetch_mechanism("nvme", p), std::invalid_argument);
+}
+
+// Rows host DRAM holds (a DRAM cache's hits, or the whole table) are gathered on the host as
+// cpu-gather gathers them; only the rest are read from the drives.
+TEST(Fetch, NvmeGathersTheRowsDramHoldsAndReadsTheRest) {
+    FetchParams p;
+    p.dram_bytes_per_s = 500e9;
+    p.link_bytes_per_s = 50e9;
+    p.hash_rate_per_thread = 1e9;
+    p.gather_threads = 4;
+    p.outstanding_per_thread = 2;
+    p.row_access_latency_s = 250e-9;
+    p.nvme_drives = 8;
+    p.nvme_iops_per_drive = 1e6;
+    p.nvme_read_bytes_per_s = 6.4e9;
+    p.nvme_latency_s = 80e-6;
+    p.nvme_queue_depth = 64;
+    const auto nvme = make_fetch_mechanism("nvme", p);
+    const auto gather = make_fetch_mechanism("cpu-gather", p);
+    FetchInput in{100, 1600, 1601, 160};
+    in.dram_rows = 601;  // 1000 rows from the drives
+    const FetchWork w = nvme->plan(in);
+    const double ios = 125;  // ceil(1000 / 8)
+    EXPECT_EQ(w.nvme_bytes_per_drive, ios * 4096);
+    EXPECT_EQ(w.nvme_read_bytes, 1000 * 4096.0);
+    EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6 + (ios / 800e3 - ios * 4096 / 6.4e9));
+    // hashing, then the gather of the 601 DRAM rows (as cpu-gather would gather them)
+    const double gather_s = gather->plan({100, 0, 601, 160}).host_s;
+    EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9 + gather_s);
+    EXPECT_DOUBLE_EQ(gather_s, 601 * 250e-9 / 8);  // latency-bound
+    EXPECT_EQ(w.h2d_wire_bytes, p.pcie.bulk_wire_bytes(1601 * 160.0));  // every row to the GPU
+    // DRAM holds them all: no drive reads; none: every row from the drives
+    in.dram_rows = 1601;
+    EXPECT_EQ(nvme->plan(in).nvme_bytes_per_drive, 0);
+    EXPECT_EQ(nvme->plan(in).nvme_read_bytes, 0);
+    in.dram_rows = 0;
+    EXPECT_EQ(nvme->plan(in).nvme_read_bytes, 1601 * 4096.0);
+    EXPECT_DOUBLE_EQ(nvme->plan(in).host_s, 1600 / 1e9);
 }
 
 TEST(Plan, TableOnNvmeNeedsTheNvmeMechanism) {
@@ -233,12 +286,35 @@ TEST(Plan, TableOnNvmeNeedsTheNvmeMechanism) {
                                                {"sim", {{"table", "nvme"}}}},
                                               "t")),
                  config::ConfigError);
+    // placement.dram_capacity 0: host DRAM holds none of the table, every row is read from
+    // the drives
     const Plan p = make_plan(resolve_run_config(
         {{"backbone", "dense-4b"}, {"engram", "paper-offload-100b"}, {"workload", wl},
-         {"sim", {{"table", "nvme"}, {"mechanism", "nvme"}}}},
+         {"sim", {{"table", "nvme"}, {"mechanism", "nvme"}}},
+         {"placement", {{"dram_capacity", "0"}}}},
         "t"));
     EXPECT_EQ(p.nvme.size(), 8u);  // h800-pcie5: 8 drives
     EXPECT_GT(p.steps[0].fetch[0].work.nvme_bytes_per_drive, 0);
+    EXPECT_EQ(p.steps[0].fetch[0].ssd_rows, p.steps[0].fetch[0].unique_rows);
+    // the default (all): the whole table in DRAM, nothing read from the drives
+    const Plan all = make_plan(resolve_run_config(
+        {{"backbone", "dense-4b"}, {"engram", "paper-offload-100b"}, {"workload", wl},
+         {"sim", {{"table", "nvme"}, {"mechanism", "nvme"}}}},
+        "t"));
+    EXPECT_EQ(all.steps[0].fetch[0].work.nvme_bytes_per_drive, 0);
+    EXPECT_EQ(all.steps[0].fetch[0].dram_rows, all.steps[0].fetch[0].unique_rows);
+    // a DRAM cache in front of a table in DRAM makes no sense: the error says what to set
+    try {
+        make_plan(resolve_run_config({{"backbone", "dense-4b"},
+                                      {"engram", "paper-offload-100b"},
+                                      {"workload", wl},
+                                      {"placement", {{"dram_capacity", "1%"}}}},
+                                     "t"));
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("placement.dram_capacity: "), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("sim.table nvme"), std::string::npos);
+    }
 }
 
 // An HBM cache in front of the table: placement replay of the run's own lookups decides the
@@ -248,7 +324,7 @@ TEST(Plan, HbmCacheFetchesOnlyMisses) {
                                  {"engram", "paper-offload-100b"},
                                  {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 64}}}};
     nlohmann::json with_cache = base;
-    with_cache["sim"] = {{"hbm_cache_rows", "20M"}, {"hbm_cache_policy", "lru"}};
+    with_cache["placement"] = {{"hbm_capacity", "20M rows"}, {"policy", "lru"}};
     const Plan plain = make_plan(resolve_run_config(base, "t"));
     const Plan cached = make_plan(resolve_run_config(with_cache, "t"));
     const double row = cached.engram.row_bytes();
@@ -265,8 +341,35 @@ TEST(Plan, HbmCacheFetchesOnlyMisses) {
         }
     EXPECT_GT(hits, 0u);  // repeated N-grams across steps (random prompts repeat a few)
     nlohmann::json bad = with_cache;
-    bad["sim"]["hbm_cache_policy"] = "lur";
-    EXPECT_THROW(make_plan(resolve_run_config(bad, "t")), config::ConfigError);
+    bad["placement"]["policy"] = "lur";
+    try {
+        make_plan(resolve_run_config(bad, "t"));
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "placement.policy: unknown policy 'lur'; known: belady, lfu, lru, s3fifo, "
+                  "sa-lfu, sa-lru, sieve, static");
+    }
+    // the same cache in bytes (whole rows of the row size) and as a share of the table
+    nlohmann::json bytes = with_cache;
+    bytes["placement"]["hbm_capacity"] = std::to_string(20'000'000 * uint64_t(row)) + " B";
+    EXPECT_EQ(make_plan(resolve_run_config(bytes, "t")).hbm_cache_rows, 20'000'000u);
+    nlohmann::json pct = with_cache;
+    pct["placement"]["hbm_capacity"] = "1%";
+    const Plan p1 = make_plan(resolve_run_config(pct, "t"));
+    EXPECT_EQ(p1.hbm_cache_rows, uint64_t(std::floor(0.01 * double(p1.table_rows))));
+    // the old sim keys fail, naming the placement keys that replace them
+    nlohmann::json old = base;
+    old["sim"] = {{"hbm_cache_rows", "20M"}};
+    try {
+        resolve_run_config(old, "old.json");
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("old.json: sim.hbm_cache_rows: this key has moved; "
+                                             "write placement.hbm_capacity"),
+                  std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(StepModel, EngramModuleKernelsAndProjectionWork) {

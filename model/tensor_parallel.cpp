@@ -1,0 +1,234 @@
+#include "model/tensor_parallel.h"
+
+#include "model/config.h"
+
+namespace engramsim {
+
+std::string collective_name(Collective::Kind k) {
+    switch (k) {
+        case Collective::Kind::AllReduce: return "all-reduce";
+        case Collective::Kind::AllGather: return "all-gather";
+        case Collective::Kind::Gather: return "gather";
+        default: return "none";
+    }
+}
+
+void TensorParallel::validate(bool has_engram) const {
+    auto need = [&](int n, const std::string& what) {
+        if (n % tp != 0)
+            throw config::ConfigError("sim.tensor_parallel: " + std::to_string(tp) +
+                                      " does not divide " + what + " (" + std::to_string(n) +
+                                      "); each GPU takes an equal share");
+    };
+    if (tp < 1) throw config::ConfigError("sim.tensor_parallel: must be >= 1");
+    if (tp == 1) return;
+    need(backbone.n_heads, "backbone.attention.n_heads");
+    if (!backbone.mla) need(backbone.n_kv_heads, "backbone.attention.n_kv_heads");
+    if (backbone.moe) need(backbone.n_routed_experts, "backbone.mlp.n_routed_experts");
+    if (has_engram) need(engram.heads, "the Engram heads per layer");
+}
+
+namespace {
+double dim(const OpShape& op, const char* name) {
+    const auto it = op.dims.find(name);
+    return it == op.dims.end() ? 0 : it->second;
+}
+// A GEMM's bytes per value, from its compulsory traffic (model/cost_model.h: gemm_op).
+double gemm_bpv(const OpShape& op) {
+    const double m = dim(op, "m"), n = dim(op, "n"), k = dim(op, "k");
+    const double values = m * k + k * n + m * n;
+    return values > 0 ? op.bytes / values : 0;
+}
+OpShape gemm_like(const OpShape& op, double m, double n, double k) {
+    OpShape out = op;
+    const double bpv = gemm_bpv(op);
+    out.dims["m"] = m, out.dims["n"] = n, out.dims["k"] = k;
+    out.flops = 2 * m * n * k;
+    out.bytes = (m * k + k * n + m * n) * bpv;
+    return out;
+}
+}  // namespace
+
+TensorParallel::GemmRole TensorParallel::gemm_role(const OpShape& g) const {
+    const BackboneShape& b = backbone;
+    const double m = dim(g, "m"), n = dim(g, "n"), k = dim(g, "k");
+    (void)m;
+    if (dim(g, "batch") > 0) return GemmRole::Heads;  // one small GEMM per head (MLA absorbed)
+    const double h = b.hidden, q = double(b.n_heads) * b.head_dim,
+                 kv = double(b.n_kv_heads) * b.head_dim,
+                 shared = double(b.n_shared_experts) * b.moe_intermediate;
+    auto any = [](double x, std::initializer_list<double> ys) {
+        for (double y : ys)
+            if (y > 0 && x == y) return true;
+        return false;
+    };
+    if (b.mla) {
+        const double H = b.n_heads, qk = H * (b.head_dim + b.qk_rope_head_dim);
+        const double L = b.kv_lora_rank, R = b.qk_rope_head_dim;
+        if (k == h && b.q_lora_rank == 0 && n == qk + L + R) return GemmRole::MlaQkv;
+        if (k == b.q_lora_rank && n == qk) return GemmRole::Column;      // q_b
+        if (k == L && n == H * (b.head_dim + b.v_head_dim)) return GemmRole::Column;  // kv_b
+        if (n == h && k == H * b.v_head_dim) return GemmRole::Row;        // o_proj
+    } else {
+        if (k == h && n == q + 2 * kv) return GemmRole::Column;  // fused QKV
+        if (n == h && k == q) return GemmRole::Row;              // o_proj
+    }
+    if (k == h && any(n, {2.0 * b.intermediate, 2 * shared})) return GemmRole::Column;  // gate/up
+    if (n == h && any(k, {double(b.intermediate), shared})) return GemmRole::Row;      // down
+    return GemmRole::Replicated;  // router logits, mHC maps, MLA q_a / kv_a, unknown
+}
+
+bool TensorParallel::mla_latent(const OpShape& op, const StepShape& s) const {
+    return backbone.mla &&
+           dim(op, "elements") == s.tokens * (backbone.kv_lora_rank + backbone.qk_rope_head_dim);
+}
+
+OpShape TensorParallel::column_parallel(const OpShape& g, int tp) {
+    return gemm_like(g, dim(g, "m"), dim(g, "n") / tp, dim(g, "k"));
+}
+
+OpShape TensorParallel::row_parallel(const OpShape& g, int tp) {
+    return gemm_like(g, dim(g, "m"), dim(g, "n"), dim(g, "k") / tp);
+}
+
+OpShape TensorParallel::divided(const OpShape& op, int tp, const std::string& divided_dim) {
+    OpShape out = op;
+    out.flops = op.flops / tp;
+    out.bytes = op.bytes / tp;
+    if (auto it = out.dims.find(divided_dim); it != out.dims.end()) it->second /= tp;
+    return out;
+}
+
+std::vector<TpPiece> TensorParallel::shard(const std::vector<OpShape>& ops, OpList list,
+                                           const StepShape& s) const {
+    std::vector<TpPiece> pieces(1);
+    if (tp == 1) {
+        pieces[0].ops = ops;
+        return pieces;
+    }
+    const double bpv = backbone.bytes_per_value;
+    auto cut = [&](Collective::Kind kind, double bytes) {
+        pieces.back().after = {kind, bytes};
+        pieces.emplace_back();
+    };
+    auto put = [&](OpShape op) { pieces.back().ops.push_back(std::move(op)); };
+    const double hidden_bytes = s.tokens * backbone.hidden * bpv;
+
+    switch (list) {
+        case OpList::Embed:
+            for (const auto& op : ops) put(op);
+            cut(Collective::Kind::AllReduce, hidden_bytes);
+            break;
+        case OpList::Layer: {
+            // `sharded`: the activation is split over the GPUs (by head or width); `partial`:
+            // a row-parallel or expert output waits for its all-reduce.
+            bool sharded = false, partial = false;
+            for (const auto& op : ops) {
+                if (op.kernel == "gemm") {
+                    switch (gemm_role(op)) {
+                        case GemmRole::Column: put(column_parallel(op, tp)); sharded = true; break;
+                        case GemmRole::MlaQkv: {  // only the query heads split
+                            const BackboneShape& b = backbone;
+                            const double qk = double(b.n_heads) * (b.head_dim + b.qk_rope_head_dim);
+                            OpShape g = gemm_like(op, dim(op, "m"), qk / tp + b.kv_lora_rank +
+                                                                       b.qk_rope_head_dim,
+                                                  dim(op, "k"));
+                            put(std::move(g));
+                            sharded = true;
+                            break;
+                        }
+                        case GemmRole::Row:
+                            put(row_parallel(op, tp));
+                            sharded = false, partial = true;
+                            break;
+                        case GemmRole::Heads: put(divided(op, tp, "batch")); sharded = true; break;
+                        case GemmRole::Replicated: put(op); sharded = false; break;
+                    }
+                } else if (op.kernel == "attention_prefill" || op.kernel == "attention_decode") {
+                    OpShape a = divided(op, tp, "heads");
+                    if (backbone.mla && dim(op, "kv_heads") == 1) {
+                        // MLA decode: every GPU reads the whole latent cache
+                        const double kv = dim(op, "context") * dim(op, "head_dim") *
+                                          backbone.bytes_per_value;
+                        a.bytes = kv + (op.bytes - kv) / tp;
+                    } else if (auto it = a.dims.find("kv_heads"); it != a.dims.end()) {
+                        it->second /= tp;
+                    }
+                    put(std::move(a));
+                    sharded = true;
+                } else if (op.kernel == "moe_grouped_gemm" || op.kernel == "moe_permute" ||
+                           op.kernel == "moe_combine") {
+                    // Experts divided: each GPU handles its experts' share of the routed rows.
+                    put(divided(op, tp, "experts"));
+                    if (op.kernel != "moe_permute") partial = true;
+                } else if (op.kernel == "elementwise" && sharded && !mla_latent(op, s)) {
+                    put(divided(op, tp, "elements"));
+                } else if (op.kernel == "elementwise" && !sharded && partial) {
+                    // the residual update needs the whole sublayer output
+                    cut(Collective::Kind::AllReduce, hidden_bytes);
+                    partial = false;
+                    put(op);
+                } else {  // replicated: router_topk, moe_align, norms, unknown kinds
+                    // an unknown kind may read the hidden state: reduce first
+                    if (partial && op.kernel != "router_topk" && op.kernel != "moe_align" &&
+                        op.kernel != "gemm")
+                        cut(Collective::Kind::AllReduce, hidden_bytes), partial = false;
+                    put(op);
+                }
+            }
+            if (partial) cut(Collective::Kind::AllReduce, hidden_bytes);
+            break;
+        }
+        case OpList::Head: {
+            bool sharded = false;
+            for (const auto& op : ops) {
+                if (op.kernel == "gemm" && !sharded) {  // LM head, vocab-parallel
+                    put(column_parallel(op, tp));
+                    sharded = true;
+                } else if (sharded) {  // logits gathered to GPU 0, which samples
+                    cut(Collective::Kind::Gather, s.seqs * backbone.vocab * bpv);
+                    sharded = false;
+                    put(op);
+                } else {
+                    put(op);
+                }
+            }
+            if (sharded) cut(Collective::Kind::Gather, s.seqs * backbone.vocab * bpv);
+            break;
+        }
+        case OpList::Engram: {
+            bool gathered = true;
+            for (const auto& op : ops) {
+                if (op.kernel == "engram_gather") {  // this GPU's heads only
+                    put(divided(op, tp, "heads"));
+                    gathered = false;
+                } else {
+                    if (!gathered) {
+                        cut(Collective::Kind::AllGather, s.tokens * engram.d_mem * bpv);
+                        gathered = true;
+                    }
+                    put(op);
+                }
+            }
+            if (!gathered) cut(Collective::Kind::AllGather, s.tokens * engram.d_mem * bpv);
+            break;
+        }
+    }
+    if (pieces.size() > 1 && pieces.back().ops.empty()) pieces.pop_back();
+    return pieces;
+}
+
+double TensorParallel::weight_bytes_per_gpu() const {
+    if (tp == 1) return backbone.weight_bytes();
+    const BackboneShape& b = backbone;
+    // Norm vectors (replicated): 2 RMSNorms and the q/k norms per layer, the final norm.
+    const double norms = double(b.layers) * (2.0 * b.hidden + 2.0 * b.head_dim) + b.hidden;
+    return ((b.params() - norms) / tp + norms) * b.bytes_per_value;
+}
+
+double TensorParallel::kv_bytes_per_token_per_gpu() const {
+    // MLA caches one latent per token that every GPU's heads read: not divided.
+    return backbone.mla ? backbone.kv_bytes_per_token() : backbone.kv_bytes_per_token() / tp;
+}
+
+}  // namespace engramsim
