@@ -51,8 +51,7 @@ OpShape gemm_like(const OpShape& op, double m, double n, double k) {
 
 TensorParallel::GemmRole TensorParallel::gemm_role(const OpShape& g) const {
     const BackboneShape& b = backbone;
-    const double m = dim(g, "m"), n = dim(g, "n"), k = dim(g, "k");
-    (void)m;
+    const double n = dim(g, "n"), k = dim(g, "k");
     if (dim(g, "batch") > 0) return GemmRole::Heads;  // one small GEMM per head (MLA absorbed)
     const double h = b.hidden, q = double(b.n_heads) * b.head_dim,
                  kv = double(b.n_kv_heads) * b.head_dim,
