@@ -117,6 +117,7 @@ std::vector<int> Platform::gpus() const {
 }
 
 int Platform::add_node(Node n) {
+    routes_ = std::make_shared<RouteCache>();
     nodes_.push_back(std::move(n));
     return int(nodes_.size() - 1);
 }
@@ -127,6 +128,7 @@ int Platform::add_link(LinkDesc l) {
         throw std::invalid_argument("platform: link " + l.name + " joins unknown nodes");
     if (!(l.bandwidth_bytes_per_s > 0) || l.latency_s < 0)
         throw std::invalid_argument("platform: link " + l.name + " needs bandwidth > 0");
+    routes_ = std::make_shared<RouteCache>();
     links_.push_back(std::move(l));
     return int(links_.size() - 1);
 }
@@ -140,6 +142,13 @@ int Platform::node(const std::string& name) const {
 }
 
 std::vector<int> Platform::route(int from, int to) const {
+    std::lock_guard lock(routes_->mutex);
+    const auto key = std::make_pair(from, to);
+    if (auto it = routes_->routes.find(key); it != routes_->routes.end()) return it->second;
+    return routes_->routes[key] = shortest_path(from, to);
+}
+
+std::vector<int> Platform::shortest_path(int from, int to) const {
     using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS,
                                         boost::no_property,
                                         boost::property<boost::edge_weight_t, double>>;

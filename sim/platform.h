@@ -25,7 +25,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace engramsim::sim {
@@ -76,6 +80,8 @@ public:
     int node(const std::string& name) const;  // throws naming the known nodes
     std::vector<int> gpus() const;            // GPU node indices, gpu0 first
     // Link indices from `from` to `to` along the shortest path; throws when unreachable.
+    // Computed once per pair and kept (the cache is shared by copies, safe across threads, and
+    // dropped when a node or link is added).
     std::vector<int> route(int from, int to) const;
     // Idle-link time of `bytes` along a route: sum of latencies + bytes / min bandwidth.
     double transfer_s(const std::vector<int>& route, double bytes) const;
@@ -87,6 +93,12 @@ private:
     std::vector<Node> nodes_;
     std::vector<LinkDesc> links_;
     PcieModel pcie_;
+    struct RouteCache {
+        std::mutex mutex;
+        std::map<std::pair<int, int>, std::vector<int>> routes;
+    };
+    std::shared_ptr<RouteCache> routes_ = std::make_shared<RouteCache>();
+    std::vector<int> shortest_path(int from, int to) const;
 };
 
 }  // namespace engramsim::sim
