@@ -230,8 +230,10 @@ Plan make_plan(const json& cfg) {
         if (!(f > 0 && f <= 1))
             throw config::ConfigError("placement.profile_fraction: must be in (0, 1]");
     }
+    // placement.hbm_capacity is the TP group's: each GPU caches rows of its own Engram heads,
+    // so each holds 1/TP of them (one replay over the whole group decides the hits).
     if (plan.hbm_cache_rows > 0)
-        engram_weights += double(plan.hbm_cache_rows) * plan.engram.row_bytes();
+        engram_weights += double(plan.hbm_cache_rows) * plan.engram.row_bytes() / tpd;
     plan.weight_bytes = tpar.weight_bytes_per_gpu() + engram_weights;
     plan.kv_bytes_per_token = tpar.kv_bytes_per_token_per_gpu();
     // Under TP the column-parallel outputs are 1/TP wide; GPU 0 holds the gathered logits.

@@ -197,6 +197,19 @@ TEST(TensorParallel, KvCapacityGrowsWithTp) {
     EXPECT_DOUBLE_EQ(two.kv_bytes_per_token_per_gpu(), b.kv_bytes_per_token() / 2);
 }
 
+// placement.hbm_capacity is the TP group's: each GPU holds the rows of its own Engram heads.
+TEST(TensorParallel, EachGpuHoldsItsShareOfTheHbmCache) {
+    for (int tp : {1, 2, 4}) {
+        nlohmann::json doc = run_doc(tp);
+        doc["engram"] = "paper-offload-100b";
+        const Plan none = make_plan(resolve_run_config(doc, "test"));
+        doc["placement"] = {{"hbm_capacity", "4M rows"}};
+        const Plan cached = make_plan(resolve_run_config(doc, "test"));
+        EXPECT_EQ(cached.hbm_cache_rows, 4'000'000u);
+        EXPECT_DOUBLE_EQ(cached.weight_bytes - none.weight_bytes, 4e6 * 160 / tp) << tp;
+    }
+}
+
 TEST(TensorParallel, PlatformHasAGpuLinkPairEachSharedSwitchesAndAnNvswitch) {
     const auto hw = config::resolve({{"hardware", {{"base", "h100-sxm"},
                                                    {"gpu", {{"count", 8}}}}}},
