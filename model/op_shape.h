@@ -35,6 +35,19 @@ struct OpShape {
     double flops = 0;  // floating-point operations
     double bytes = 0;  // bytes read + written from device memory (compulsory traffic)
     std::string dtype = "bf16";
+
+    // How tensor parallelism splits a GEMM (model/tensor_parallel.h), set by the step model
+    // where it builds the op: None replicates it; Column divides n (outputs); Row divides k (a
+    // partial sum, all-reduced); Heads divides batch (one small GEMM per head); QueryHeads
+    // divides only the query part of n (MLA's fused q + kv_a projection without q_lora_rank).
+    enum class Split { None, Column, Row, Heads, QueryHeads };
+    Split split = Split::None;
 };
+
+// `op` with its tensor-parallel split.
+inline OpShape split_as(OpShape op, OpShape::Split split) {
+    op.split = split;
+    return op;
+}
 
 }  // namespace engramsim

@@ -12,6 +12,8 @@
 
 namespace engramsim {
 
+using Split = OpShape::Split;
+
 namespace {
 double dtype_bytes(const std::string& dtype) {
     if (dtype == "fp32") return 4;
@@ -198,7 +200,7 @@ void sublayer_post(const BackboneShape& b, double T, std::vector<OpShape>& ops) 
 void gqa_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& ops) {
     const double T = s.tokens, h = b.hidden, bpv = b.bytes_per_value;
     const double q = double(b.n_heads) * b.head_dim, kv = double(b.n_kv_heads) * b.head_dim;
-    ops.push_back(gemm_op(T, q + 2 * kv, h, bpv));            // fused QKV projection
+    ops.push_back(split_as(gemm_op(T, q + 2 * kv, h, bpv), Split::Column));  // fused QKV
     ops.push_back(elementwise_op(T * (q + kv), 1, 1, bpv, 8));  // q/k RMSNorm + RoPE
     ops.push_back(elementwise_op(T * 2 * kv, 1, 1, bpv, 0));  // store K, V into the paged cache
     OpShape attn;
@@ -216,7 +218,7 @@ void gqa_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& o
         attn.bytes = s.context_tokens * 2 * kv * bpv + 2 * T * q * bpv;
     }
     ops.push_back(attn);
-    ops.push_back(gemm_op(T, h, q, bpv));  // output projection
+    ops.push_back(split_as(gemm_op(T, h, q, bpv), Split::Row));  // output projection
 }
 
 // A per-head batched matmul (T tokens x heads, each head its own k x n weight).
@@ -226,6 +228,7 @@ OpShape per_head_gemm(double T, double heads, double n, double k, double bpv) {
     op.dims = {{"m", T}, {"n", n}, {"k", k}, {"batch", heads}};
     op.flops = 2 * T * heads * n * k;
     op.bytes = (T * heads * k + heads * k * n + T * heads * n) * bpv;
+    op.split = Split::Heads;
     return op;
 }
 
@@ -242,16 +245,16 @@ void mla_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& o
         const double Q = b.q_lora_rank;
         ops.push_back(gemm_op(T, Q + L + R, h, bpv));           // fused q_a + kv_a down-projection
         ops.push_back(elementwise_op(T * (Q + L), 1, 1, bpv, 4));  // q_a_norm, kv_a_norm
-        ops.push_back(gemm_op(T, H * qk, Q, bpv));               // q_b up-projection
+        ops.push_back(split_as(gemm_op(T, H * qk, Q, bpv), Split::Column));  // q_b up-projection
     } else {
-        ops.push_back(gemm_op(T, H * qk + L + R, h, bpv));       // q_proj + kv_a
+        ops.push_back(split_as(gemm_op(T, H * qk + L + R, h, bpv), Split::QueryHeads));  // q + kv_a
         ops.push_back(elementwise_op(T * L, 1, 1, bpv, 4));      // kv_a_norm
     }
     if (R > 0) ops.push_back(elementwise_op(T * (H + 1) * R, 1, 1, bpv, 6));  // RoPE q_pe, k_pe
     ops.push_back(elementwise_op(T * (L + R), 1, 1, bpv, 0));  // store the latent in the cache
     OpShape attn;
     if (s.prefill) {
-        ops.push_back(gemm_op(T, H * (dn + dv), L, bpv));  // kv_b: latent -> K nope, V
+        ops.push_back(split_as(gemm_op(T, H * (dn + dv), L, bpv), Split::Column));  // kv_b
         attn.kernel = "attention_prefill";
         attn.dims = {{"tokens", T}, {"heads", H}, {"head_dim", qk}, {"v_head_dim", dv}};
         attn.flops = 2 * H * (qk + dv) * s.causal_pairs;
@@ -267,14 +270,14 @@ void mla_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& o
         ops.push_back(attn);
         ops.push_back(per_head_gemm(T, H, dv, L, bpv));  // latent output x W_UV
     }
-    ops.push_back(gemm_op(T, h, H * dv, bpv));  // output projection
+    ops.push_back(split_as(gemm_op(T, h, H * dv, bpv), Split::Row));  // output projection
 }
 
 void dense_mlp_ops(const BackboneShape& b, double T, std::vector<OpShape>& ops) {
     const double h = b.hidden, bpv = b.bytes_per_value;
-    ops.push_back(gemm_op(T, 2.0 * b.intermediate, h, bpv));       // gate + up
+    ops.push_back(split_as(gemm_op(T, 2.0 * b.intermediate, h, bpv), Split::Column));  // gate, up
     ops.push_back(elementwise_op(T * b.intermediate, 2, 1, bpv, 4));  // SiLU * up
-    ops.push_back(gemm_op(T, h, b.intermediate, bpv));             // down
+    ops.push_back(split_as(gemm_op(T, h, b.intermediate, bpv), Split::Row));  // down
 }
 
 }  // namespace
@@ -303,9 +306,9 @@ std::vector<OpShape> moe_ops(const BackboneShape& b, double T) {
     permute.bytes = (T * h + T * k * h) * bpv + T * k * 4;
     ops.push_back(permute);
     if (S > 0) {  // shared experts: one dense SwiGLU of n_shared x moe_intermediate
-        ops.push_back(gemm_op(T, 2 * S, h, bpv));
+        ops.push_back(split_as(gemm_op(T, 2 * S, h, bpv), Split::Column));
         ops.push_back(elementwise_op(T * S, 2, 1, bpv, 4));
-        ops.push_back(gemm_op(T, h, S, bpv));
+        ops.push_back(split_as(gemm_op(T, h, S, bpv), Split::Row));
     }
     OpShape grouped;  // fused SwiGLU per expert over its rows; only touched experts' weights
     grouped.kernel = "moe_grouped_gemm";
@@ -361,7 +364,7 @@ std::vector<OpShape> head_ops(const BackboneShape& b, const StepShape& s) {
         ops.push_back(elementwise_op(S * M * b.hidden, 1, 1 / M, bpv, 1));  // merge the branches
         ops.push_back(elementwise_op(S * b.hidden, 1, 1, bpv, 4));         // final RMSNorm
     }
-    ops.push_back(gemm_op(S, b.vocab, b.hidden, bpv));  // LM head on each sequence's last token
+    ops.push_back(split_as(gemm_op(S, b.vocab, b.hidden, bpv), Split::Column));  // LM head, last tokens
     ops.push_back(elementwise_op(S * double(b.vocab), 2, 0, 4, 4));  // fp32 logits: temperature, sample
     return ops;
 }

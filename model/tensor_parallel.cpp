@@ -49,34 +49,6 @@ OpShape gemm_like(const OpShape& op, double m, double n, double k) {
 }
 }  // namespace
 
-TensorParallel::GemmRole TensorParallel::gemm_role(const OpShape& g) const {
-    const BackboneShape& b = backbone;
-    const double n = dim(g, "n"), k = dim(g, "k");
-    if (dim(g, "batch") > 0) return GemmRole::Heads;  // one small GEMM per head (MLA absorbed)
-    const double h = b.hidden, q = double(b.n_heads) * b.head_dim,
-                 kv = double(b.n_kv_heads) * b.head_dim,
-                 shared = double(b.n_shared_experts) * b.moe_intermediate;
-    auto any = [](double x, std::initializer_list<double> ys) {
-        for (double y : ys)
-            if (y > 0 && x == y) return true;
-        return false;
-    };
-    if (b.mla) {
-        const double H = b.n_heads, qk = H * (b.head_dim + b.qk_rope_head_dim);
-        const double L = b.kv_lora_rank, R = b.qk_rope_head_dim;
-        if (k == h && b.q_lora_rank == 0 && n == qk + L + R) return GemmRole::MlaQkv;
-        if (k == b.q_lora_rank && n == qk) return GemmRole::Column;      // q_b
-        if (k == L && n == H * (b.head_dim + b.v_head_dim)) return GemmRole::Column;  // kv_b
-        if (n == h && k == H * b.v_head_dim) return GemmRole::Row;        // o_proj
-    } else {
-        if (k == h && n == q + 2 * kv) return GemmRole::Column;  // fused QKV
-        if (n == h && k == q) return GemmRole::Row;              // o_proj
-    }
-    if (k == h && any(n, {2.0 * b.intermediate, 2 * shared})) return GemmRole::Column;  // gate/up
-    if (n == h && any(k, {double(b.intermediate), shared})) return GemmRole::Row;      // down
-    return GemmRole::Replicated;  // router logits, mHC maps, MLA q_a / kv_a, unknown
-}
-
 bool TensorParallel::mla_latent(const OpShape& op, const StepShape& s) const {
     return backbone.mla &&
            dim(op, "elements") == s.tokens * (backbone.kv_lora_rank + backbone.qk_rope_head_dim);
@@ -124,24 +96,28 @@ std::vector<TpPiece> TensorParallel::shard(const std::vector<OpShape>& ops, OpLi
             bool sharded = false, partial = false;
             for (const auto& op : ops) {
                 if (op.kernel == "gemm") {
-                    switch (gemm_role(op)) {
-                        case GemmRole::Column: put(column_parallel(op, tp)); sharded = true; break;
-                        case GemmRole::MlaQkv: {  // only the query heads split
+                    switch (op.split) {
+                        case OpShape::Split::Column:
+                            put(column_parallel(op, tp));
+                            sharded = true;
+                            break;
+                        case OpShape::Split::QueryHeads: {  // only the query heads split
                             const BackboneShape& b = backbone;
                             const double qk = double(b.n_heads) * (b.head_dim + b.qk_rope_head_dim);
-                            OpShape g = gemm_like(op, dim(op, "m"), qk / tp + b.kv_lora_rank +
-                                                                       b.qk_rope_head_dim,
-                                                  dim(op, "k"));
-                            put(std::move(g));
+                            put(gemm_like(op, dim(op, "m"), dim(op, "n") - qk + qk / tp,
+                                          dim(op, "k")));
                             sharded = true;
                             break;
                         }
-                        case GemmRole::Row:
+                        case OpShape::Split::Row:
                             put(row_parallel(op, tp));
                             sharded = false, partial = true;
                             break;
-                        case GemmRole::Heads: put(divided(op, tp, "batch")); sharded = true; break;
-                        case GemmRole::Replicated: put(op); sharded = false; break;
+                        case OpShape::Split::Heads:
+                            put(divided(op, tp, "batch"));
+                            sharded = true;
+                            break;
+                        case OpShape::Split::None: put(op); sharded = false; break;
                     }
                 } else if (op.kernel == "attention_prefill" || op.kernel == "attention_decode") {
                     OpShape a = divided(op, tp, "heads");
@@ -181,7 +157,7 @@ std::vector<TpPiece> TensorParallel::shard(const std::vector<OpShape>& ops, OpLi
         case OpList::Head: {
             bool sharded = false;
             for (const auto& op : ops) {
-                if (op.kernel == "gemm" && !sharded) {  // LM head, vocab-parallel
+                if (op.kernel == "gemm" && op.split == OpShape::Split::Column) {  // LM head
                     put(column_parallel(op, tp));
                     sharded = true;
                 } else if (sharded) {  // logits gathered to GPU 0, which samples

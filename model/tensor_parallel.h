@@ -5,14 +5,15 @@
 //
 // A transformer layer (list Layer), read in order with the activation's state:
 //   replicated (every GPU holds the whole hidden state) or sharded (each holds 1/TP of it).
-//   GEMMs by role (gemm_role: the shape against the backbone's):
+//   GEMMs by the split the step model gives them (OpShape::split):
 //   column-parallel          n / TP (fused QKV, gate/up, shared experts' gate/up, MLA q_b and
 //                            kv_b); output sharded
 //   row-parallel             k / TP (output projection, down, shared experts' down); output a
 //                            partial sum, all-reduced (T x hidden x bytes) before the next
 //                            elementwise op on the whole hidden state (or at the list's end)
 //   per head                 MLA's absorbed W_UK / W_UV: batch (heads) / TP
-//   replicated               router logits, mHC maps, MLA q_a / kv_a, any other shape
+//   query heads              MLA's fused q_proj + kv_a (no q_lora_rank): only the query part / TP
+//   replicated (no split)    router logits, mHC maps, MLA q_a / kv_a, the Engram W_K / W_V
 //   attention_*              heads / TP and KV heads / TP: flops and bytes / TP (MLA decode:
 //                            every GPU reads the whole latent cache, the rest / TP)
 //   elementwise, sharded     elements / TP (q/k norm + RoPE, KV store, SiLU x up); MLA's
@@ -90,13 +91,6 @@ struct TensorParallel {
     static OpShape row_parallel(const OpShape& gemm, int tp);
     static OpShape divided(const OpShape& op, int tp, const std::string& divided_dim);
 
-    // A layer GEMM's role, from its shape against the backbone's: column-parallel (fused QKV,
-    // gate/up of the dense MLP or shared experts, MLA q_b and kv_b), row-parallel (output
-    // projection, down), per-head (a "batch" dim: MLA's absorbed W_UK / W_UV, batch / TP), MLA's
-    // fused q_proj + kv_a without q_lora (only the query part split), or replicated (router
-    // logits, mHC maps, MLA q_a / kv_a, any other shape).
-    enum class GemmRole { Column, Row, Heads, MlaQkv, Replicated };
-    GemmRole gemm_role(const OpShape& gemm) const;
     // MLA's latent store (T x (kv_lora_rank + rope) elements): replicated on every GPU.
     bool mla_latent(const OpShape& op, const StepShape& s) const;
 
