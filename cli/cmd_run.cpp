@@ -54,6 +54,13 @@ void print_run(const sim::Compared& c, double wall_s) {
                                               thousands(m.rows_from_host_dram) + " / " +
                                               thousands(m.rows_from_nvme)});
     t.add({"host link h2d utilisation", pct(m.h2d_utilization * 100)});
+    if (!p.memory_nodes.empty()) {  // sim.table remote-dram: the network links
+        t.add({"memory nodes", std::to_string(p.memory_nodes.size())});
+        for (const auto& [name, u] : m.per_link)
+            if (name == "nic0.rx" || name == "nic0.tx" ||
+                (name.rfind("mem", 0) == 0 && name.find(".up") != std::string::npos))
+                t.add({"  " + name + " utilisation", pct(u * 100)});
+    }
     if (m.tensor_parallel > 1) {
         t.add({"tensor parallel (GPUs)", std::to_string(m.tensor_parallel)});
         for (const auto& g : m.per_gpu)

@@ -171,6 +171,14 @@ Key hardware_section() {
                 quantity_key("latency", Dim::Time, "0.5 us",
                              "One GPU-to-NVSwitch hop (a GPU-to-GPU transfer crosses two)."),
             }),
+            section("network", "The node's network interface (RDMA) and the fabric to remote "
+                               "memory servers (sim.table remote-dram).", {
+                quantity_key("bandwidth_per_direction", Dim::Bandwidth, "400 Gbps",
+                             "One NIC per node, per direction (every node: the GPU node and "
+                             "each memory server)."),
+                quantity_key("latency", Dim::Time, "2 us",
+                             "One-way NIC to NIC through one switch (half on each side's link)."),
+            }),
             section("nvme", "Local NVMe SSDs.", {
                 text("model", json(), "Product name."),
                 integer("count", 1, "Drives in the node.", 0),
@@ -225,16 +233,23 @@ Key sim_section() {
     return section("sim", "The timing simulator: serving engine, fetch mechanism, prefetch "
                           "schedule, cost-model efficiencies (docs/timing.md).",
         with_common({
-            choice("table", {"host-dram", "hbm", "nvme"}, "host-dram",
+            choice("table", {"host-dram", "hbm", "nvme", "remote-dram"}, "host-dram",
                    "Where the Engram table lives: host DRAM (fetched over the host link), HBM "
-                   "(no fetch; the in-HBM reference) or the NVMe drives (mechanism nvme). On "
+                   "(no fetch; the in-HBM reference), the NVMe drives (mechanism nvme) or the "
+                   "DRAM of memory_nodes remote memory servers, fetched over the network "
+                   "(mechanism remote-gather). On "
                    "NVMe, placement.dram_capacity is what host DRAM holds of it: all (the "
                    "default) keeps the whole table in DRAM, so nothing is read from the drives; "
                    "0 reads every fetched row from them; in between, a DRAM cache."),
-            choice("mechanism", {"cpu-gather", "uva", "nvme"}, "cpu-gather",
+            choice("mechanism", {"cpu-gather", "uva", "nvme", "remote-gather"}, "cpu-gather",
                    "cpu-gather: host threads gather unique rows into pinned staging, then one DMA "
                    "copy; uva: a GPU kernel reads pinned host rows through unified addressing; "
-                   "nvme: rows read from the drives into host staging, then one DMA copy."),
+                   "nvme: rows read from the drives into host staging, then one DMA copy; "
+                   "remote-gather: each memory server's threads gather its share of the rows, "
+                   "then one RDMA write to the GPU (table remote-dram)."),
+            integer("memory_nodes", 1,
+                    "sim.table remote-dram: memory servers the table is sharded over evenly, "
+                    "each with the hardware preset host's DRAM and gather model.", 1, 4096),
             text("schedule", "layer-ahead:0",
                  "Prefetch schedule: none, layer-ahead:K (issue at layer K of the step), oracle."),
             choice("hashing", {"host", "gpu"}, "host",

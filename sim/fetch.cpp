@@ -121,12 +121,39 @@ private:
     FetchParams p_;
 };
 
+class RemoteGather final : public FetchMechanism {
+public:
+    explicit RemoteGather(FetchParams p) : p_(p) {}
+    std::string name() const override { return "remote-gather"; }
+    FetchWork plan(const FetchInput& in) const override {
+        FetchWork w;
+        if (in.unique_rows <= 0) return w;
+        const double m = p_.memory_nodes;
+        // Row ids: hashed on the GPU node (host threads, or the GPU kernel at the step start),
+        // each memory node getting its shard's ids; repeats are dropped where they are gathered.
+        if (!p_.hash_on_gpu) w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
+        w.remote_ids_from_gpu = p_.hash_on_gpu;
+        w.remote_ids_bytes_per_node = std::ceil(in.lookups / m * 4);  // whole bytes
+        // Each memory node gathers its share with its own threads and DRAM.
+        FetchParams node = p_;
+        node.dram_bytes_per_s = p_.memory_node_dram_bytes_per_s;
+        w.remote_gather_s = gather_seconds(node, in.unique_rows / m, in.row_bytes);
+        w.payload_bytes = in.unique_rows * in.row_bytes;
+        w.net_bytes_per_node = std::ceil(w.payload_bytes / m);
+        return w;
+    }
+
+private:
+    FetchParams p_;
+};
+
 using Factory = std::function<std::unique_ptr<FetchMechanism>(const FetchParams&)>;
 const std::map<std::string, Factory>& registry() {
     static const std::map<std::string, Factory> r = {
         {"cpu-gather", [](const FetchParams& p) { return std::make_unique<CpuGather>(p); }},
         {"uva", [](const FetchParams& p) { return std::make_unique<Uva>(p); }},
         {"nvme", [](const FetchParams& p) { return std::make_unique<Nvme>(p); }},
+        {"remote-gather", [](const FetchParams& p) { return std::make_unique<RemoteGather>(p); }},
     };
     return r;
 }
@@ -153,6 +180,10 @@ std::unique_ptr<FetchMechanism> make_fetch_mechanism(const std::string& name,
                            !(params.nvme_read_bytes_per_s > 0) || !(params.nvme_latency_s > 0)))
         throw std::invalid_argument("fetch mechanism nvme: needs at least one drive with "
                                     "positive IOPS, bandwidth and latency");
+    if (name == "remote-gather" &&
+        (params.memory_nodes < 1 || !(params.memory_node_dram_bytes_per_s > 0)))
+        throw std::invalid_argument("fetch mechanism remote-gather: needs at least one memory "
+                                    "node with positive DRAM bandwidth");
     return it->second(params);
 }
 

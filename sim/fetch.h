@@ -15,6 +15,15 @@
 //               copy host -> GPU. Rows host DRAM holds (FetchInput::dram_rows: the whole table,
 //               or a DRAM cache's hits) are not read from the drives: host threads gather them
 //               into the staging as cpu-gather does, after the drives' reads (not overlapped).
+//   remote-gather  the table is sharded evenly over M remote memory servers (sim.table
+//               remote-dram): the row ids are hashed on the GPU node (host threads, or the GPU
+//               with sim.hashing gpu) and each memory node receives its share, lookups / M ids of
+//               4 B (one message each, all at once; bytes per node rounded up); each memory
+//               node's gather threads gather its unique_rows / M rows into a send buffer (as
+//               cpu-gather, with that node's DRAM bandwidth); each then RDMA-writes them straight into HBM (GPUDirect RDMA:
+//               one message of the payload, memI -> netswitch -> host NIC -> GPU link), all
+//               memory nodes at once, sharing the GPU node's NIC and host link. Messages carry the
+//               payload only (no RDMA, InfiniBand/RoCE or PCIe TLP overhead, no per-message setup).
 // With hashing on the GPU, cpu-gather and nvme first copy the row ids GPU -> host.
 #pragma once
 
@@ -46,6 +55,13 @@ struct FetchWork {
     double nvme_read_bytes = 0;       // read from all drives: rows read x nvme_io_size (nvme)
     double h2d_wire_bytes = 0;  // everything the host link carries to the GPU
     double payload_bytes = 0;   // rows delivered (no protocol overhead)
+    // remote-gather: per memory node, all nodes at once and alike: the row ids it receives
+    // (from the GPU with hashing on the GPU, else from the host), its gather, the rows it sends
+    // to the GPU.
+    double remote_ids_bytes_per_node = 0;
+    bool remote_ids_from_gpu = false;
+    double remote_gather_s = 0;
+    double net_bytes_per_node = 0;
 };
 
 struct FetchParams {
@@ -69,6 +85,8 @@ struct FetchParams {
     double nvme_latency_s = 0;
     double nvme_io_bytes = 4096;
     int nvme_queue_depth = 128;
+    int memory_nodes = 0;              // remote-gather: memory servers holding the table
+    double memory_node_dram_bytes_per_s = 0;  // each one's DRAM bandwidth
 };
 
 class FetchMechanism {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -119,6 +120,17 @@ Plan make_plan(const json& cfg) {
         throw config::ConfigError("sim.mechanism: '" + plan.mechanism + "' with table '" +
                                   plan.table + "'; the nvme mechanism reads a table on NVMe, "
                                   "and a table on NVMe needs mechanism nvme");
+    if ((plan.table == "remote-dram") != (plan.mechanism == "remote-gather") &&
+        plan.table != "hbm")
+        throw config::ConfigError("sim.mechanism: '" + plan.mechanism + "' with table '" +
+                                  plan.table + "'; a table on remote memory servers (sim.table "
+                                  "remote-dram) needs mechanism remote-gather, and remote-gather "
+                                  "reads only such a table");
+    const bool remote = plan.table == "remote-dram";
+    const int memory_nodes = simc.value("memory_nodes", 1);
+    if (memory_nodes < 1)
+        throw config::ConfigError("sim.memory_nodes: " + std::to_string(memory_nodes) +
+                                  "; must be >= 1");
     try {
         plan.schedule = PrefetchSchedule::parse(simc["schedule"].get<std::string>());
     } catch (const std::invalid_argument& e) {
@@ -127,11 +139,15 @@ Plan make_plan(const json& cfg) {
     plan.tensor_parallel = simc.value("tensor_parallel", 1);
     plan.coalesce_collectives = simc.value("collective_comms", "coalesced") == "coalesced";
     const int tp = plan.tensor_parallel;
+    if (remote && tp > 1)
+        throw config::ConfigError("sim.tensor_parallel: " + std::to_string(tp) +
+                                  " GPUs with sim.table remote-dram; remote memory is modeled "
+                                  "for one GPU only (sim.tensor_parallel 1)");
     plan.platform = Platform::from_hardware(
         hw, PcieModel{config::quantity(simc, "pcie_tlp_overhead", Dim::Bytes),
                       config::quantity(simc, "pcie_max_payload", Dim::Bytes),
                       count_of(simc, "pcie_dllp_overhead")},
-        tp);
+        tp, remote ? memory_nodes : 0);
     plan.gpu = plan.platform.node("gpu0");
     plan.host = plan.platform.node("host");
     plan.gpus = plan.platform.gpus();
@@ -145,6 +161,7 @@ Plan make_plan(const json& cfg) {
     plan.d2h_route = down;
     for (size_t i = 0; i < plan.platform.nodes().size(); ++i)
         if (plan.platform.nodes()[i].kind == NodeKind::Nvme) plan.nvme.push_back(int(i));
+    plan.memory_nodes = plan.platform.memory_nodes();
     const LinkDesc& link = plan.platform.links()[size_t(plan.h2d)];
 
     // Cost model.
@@ -213,12 +230,26 @@ Plan make_plan(const json& cfg) {
         };
         plan.hbm_cache_rows = rows("hbm_capacity");
         plan.dram_cache_rows = std::min(rows("dram_capacity"), plan.table_rows);
-        if (plan.table == "host-dram" && plan.dram_cache_rows < plan.table_rows)
+        if (plan.table != "nvme" && plan.dram_cache_rows < plan.table_rows)
             throw config::ConfigError(
                 "placement.dram_capacity: " + std::to_string(plan.dram_cache_rows) + " of the "
-                "table's " + std::to_string(plan.table_rows) + " rows, but sim.table is "
-                "host-dram (the whole table in DRAM); a DRAM cache sits in front of NVMe: "
+                "table's " + std::to_string(plan.table_rows) + " rows, but sim.table is " +
+                plan.table + " (the whole table in DRAM); a DRAM cache sits in front of NVMe: "
                 "sim.table nvme with sim.mechanism nvme");
+        if (remote) {  // each memory node holds 1/M of the table in its DRAM
+            const double per_node =
+                double(plan.table_rows) * plan.engram.row_bytes() / memory_nodes;
+            const double dram = config::quantity(hw["host"], "dram_capacity", Dim::Bytes);
+            if (per_node > dram) {
+                char msg[256];
+                std::snprintf(msg, sizeof msg,
+                              "sim.memory_nodes: %d memory node(s) hold %.1f GB of the table "
+                              "each, more than hardware.host.dram_capacity (%.1f GB); use more "
+                              "memory nodes",
+                              memory_nodes, per_node / 1e9, dram / 1e9);
+                throw config::ConfigError(msg);
+            }
+        }
         for (const char* key : {"policy", "dram_policy"}) {
             try {
                 placement::policy_info(placec[key].get<std::string>());
@@ -371,6 +402,11 @@ Plan make_plan(const json& cfg) {
     fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
     fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
     fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
+    // remote-gather: each memory node is the preset's host (its DRAM bandwidth, the same gather
+    // threads and row access latency).
+    fp.memory_nodes = memory_nodes;
+    fp.memory_node_dram_bytes_per_s =
+        config::quantity(hw["host"], "dram_bandwidth", Dim::Bandwidth);
     if (!(fp.hash_rate_per_thread > 0)) throw config::ConfigError("sim.hash_rate_per_thread: > 0");
     std::unique_ptr<FetchMechanism> mech;
     try {
@@ -554,6 +590,22 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
             chain("fixed", w.fixed_s);
             if (w.h2d_wire_bytes > 0)
                 chain("h2d", plan.platform.transfer_s(up, w.h2d_wire_bytes));
+            if (w.net_bytes_per_node > 0) {
+                // remote-gather: every memory node alike, each alone on idle links (the shared
+                // NIC and host link are the DES's to contend for): the slowest.
+                double ids = 0, rows = 0;
+                const int src = w.remote_ids_from_gpu ? plan.gpu : plan.host;
+                for (int m : plan.memory_nodes) {
+                    ids = std::max(ids, plan.platform.transfer_s(plan.platform.route(src, m),
+                                                                 w.remote_ids_bytes_per_node));
+                    rows = std::max(rows, plan.platform.transfer_s(
+                                              plan.platform.route(m, plan.gpu),
+                                              w.net_bytes_per_node));
+                }
+                if (w.remote_ids_bytes_per_node > 0) chain("ids", ids);
+                chain("remote_gather", w.remote_gather_s);
+                chain("rdma", rows);
+            }
             ready[size_t(in.fetch)] = last;
         } else {
             issue[size_t(in.fetch)] = -2;  // the next segment depends on its ready vertex

@@ -96,6 +96,7 @@ struct Plan {
     bool coalesce_collectives = false;  // sim.collective_comms = coalesced (sim/collectives.h)
     std::vector<int> gpus;    // node indices gpu0..gpu{TP-1}
     std::vector<int> nvme;   // drive node indices (table = nvme reads from each)
+    std::vector<int> memory_nodes;  // remote memory servers (table = remote-dram), mem0 first
     std::vector<int> engram_layers;
     std::vector<PlannedStep> steps;
     std::vector<uint32_t> output_len, first_step, last_step;  // per request

@@ -24,7 +24,29 @@ double PcieModel::small_wire_bytes(double requests, double bytes_each) const {
     return std::ceil(requests * (bytes_each + tlps_each * tlp_overhead_bytes) * (1 + dllp_overhead));
 }
 
-Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie, int tp) {
+namespace {
+// Remote memory servers behind one network switch; the GPU node's NIC joins the host.
+void add_network(Platform& p, const nlohmann::json& hw, int host, int memory_nodes) {
+    const auto& net = hw.at("network");
+    const double bw = config::quantity(net, "bandwidth_per_direction", Dim::Bandwidth);
+    const double half = config::quantity(net, "latency", Dim::Time) / 2;  // per NIC-switch link
+    const auto& h = hw.at("host");
+    const double dram = config::quantity(h, "dram_capacity", Dim::Bytes);
+    const double dram_bw = config::quantity(h, "dram_bandwidth", Dim::Bandwidth);
+    const int sw = p.add_node({"netswitch", NodeKind::NetSwitch, 0, 0});
+    p.add_link({"nic0.tx", "network", host, sw, bw, half});
+    p.add_link({"nic0.rx", "network", sw, host, bw, half});
+    for (int i = 0; i < memory_nodes; ++i) {
+        const std::string name = "mem" + std::to_string(i);
+        const int m = p.add_node({name, NodeKind::MemoryNode, dram, dram_bw});
+        p.add_link({name + ".up", "network", m, sw, bw, half});
+        p.add_link({name + ".down", "network", sw, m, bw, half});
+    }
+}
+}  // namespace
+
+Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie, int tp,
+                                 int memory_nodes) {
     Platform p;
     p.pcie_ = pcie;
     const auto& gpu = hw.at("gpu");
@@ -70,7 +92,14 @@ Platform Platform::from_hardware(const nlohmann::json& hw, PcieModel pcie, int t
                     config::quantity(nv, "write_bandwidth", Dim::Bandwidth),
                     config::quantity(nv, "read_latency", Dim::Time)});
     }
-    if (tp == 1) return p;
+    if (tp == 1) {
+        if (memory_nodes > 0) add_network(p, hw, h, memory_nodes);
+        return p;
+    }
+    if (memory_nodes > 0)
+        throw config::ConfigError("sim.tensor_parallel: " + std::to_string(tp) +
+                                  " GPUs with sim.table remote-dram; remote memory is modeled "
+                                  "for one GPU only (sim.tensor_parallel 1)");
 
     // Tensor parallelism: the other GPUs, their host links (direct or behind shared PCIe
     // switches), and the NVSwitch.
@@ -113,6 +142,13 @@ std::vector<int> Platform::gpus() const {
     std::vector<int> out;
     for (size_t i = 0; i < nodes_.size(); ++i)
         if (nodes_[i].kind == NodeKind::Gpu) out.push_back(int(i));
+    return out;
+}
+
+std::vector<int> Platform::memory_nodes() const {
+    std::vector<int> out;
+    for (size_t i = 0; i < nodes_.size(); ++i)
+        if (nodes_[i].kind == NodeKind::MemoryNode) out.push_back(int(i));
     return out;
 }
 
@@ -204,7 +240,9 @@ nlohmann::json Platform::to_json() const {
                                          : n.kind == NodeKind::Host       ? "host"
                                          : n.kind == NodeKind::Nvme       ? "nvme"
                                          : n.kind == NodeKind::PcieSwitch ? "pcie-switch"
-                                                                          : "nvswitch"},
+                                         : n.kind == NodeKind::NvSwitch   ? "nvswitch"
+                                         : n.kind == NodeKind::MemoryNode ? "memory-node"
+                                                                          : "network-switch"},
                                 {"memory_bytes", n.memory_bytes},
                                 {"memory_bytes_per_s", n.memory_bytes_per_s}});
     for (const auto& l : links_)

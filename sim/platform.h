@@ -18,6 +18,14 @@
 // hardware.nvlink.bandwidth_per_direction and hardware.nvlink.latency per hop. TP = 1 builds
 // exactly the one-GPU platform (gpu0, host, nvme*, pcie0.* or c2c0.*, nvme*.*).
 //
+// Remote memory (sim.table remote-dram, memory_nodes = M >= 1): nodes mem0..mem{M-1} (each with
+// the host's DRAM capacity and bandwidth) and a node netswitch; link pairs memI.up / memI.down
+// (memI <-> netswitch) and nic0.tx / nic0.rx (host <-> netswitch: the GPU node's NIC) at
+// hardware.network.bandwidth_per_direction, each with half of hardware.network.latency (NIC to NIC
+// through the switch). GPUDirect RDMA: the NIC sits on the GPU's PCIe, so a memory node's bytes
+// take memI.up, nic0.rx, then the GPU's own host link (pcie0.h2d): the route memI -> netswitch ->
+// host -> gpu0. Without remote memory none of this is built (the platform is as before).
+//
 // Routes never transit a GPU, and a route between two GPUs never crosses a PCIe switch (GPU
 // traffic takes NVLink, as NCCL routes it when NVLink is present).
 #pragma once
@@ -34,7 +42,7 @@
 
 namespace engramsim::sim {
 
-enum class NodeKind { Gpu, Host, Nvme, PcieSwitch, NvSwitch };
+enum class NodeKind { Gpu, Host, Nvme, PcieSwitch, NvSwitch, MemoryNode, NetSwitch };
 
 struct Node {
     std::string name;  // "gpu0", "host", "nvme0"
@@ -45,7 +53,7 @@ struct Node {
 
 struct LinkDesc {
     std::string name;  // "pcie0.h2d"
-    std::string kind;  // "pcie", "nvlink-c2c", "nvme", "nvlink"
+    std::string kind;  // "pcie", "nvlink-c2c", "nvme", "nvlink", "network"
     int from = 0, to = 0;  // node indices
     double bandwidth_bytes_per_s = 0;
     double latency_s = 0;
@@ -70,8 +78,10 @@ public:
     // host link per direction (PCIe or NVLink-C2C), one link per drive to the host.
     // `tensor_parallel` GPUs are modeled (1 <= it <= hardware.gpu.count, else a ConfigError
     // naming sim.tensor_parallel).
+    // `memory_nodes` > 0 adds that many remote memory servers behind a network switch (see
+    // above); 0 builds no network.
     static Platform from_hardware(const nlohmann::json& hardware, PcieModel pcie = {},
-                                  int tensor_parallel = 1);
+                                  int tensor_parallel = 1, int memory_nodes = 0);
 
     int add_node(Node n);
     int add_link(LinkDesc l);  // a directed link
@@ -79,6 +89,7 @@ public:
     const std::vector<LinkDesc>& links() const { return links_; }
     int node(const std::string& name) const;  // throws naming the known nodes
     std::vector<int> gpus() const;            // GPU node indices, gpu0 first
+    std::vector<int> memory_nodes() const;    // remote memory servers, mem0 first
     // Link indices from `from` to `to` along the shortest path; throws when unreachable.
     // Computed once per pair and kept (the cache is shared by copies, safe across threads, and
     // dropped when a node or link is added).

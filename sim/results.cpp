@@ -53,6 +53,12 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
             m.payload_bytes += st.fetch[f].work.payload_bytes;
             m.h2d_wire_bytes += st.fetch[f].work.h2d_wire_bytes;
             m.d2h_wire_bytes += st.fetch[f].work.d2h_wire_bytes;
+            // remote-gather: the rows reach the GPU over its host link too (GPUDirect RDMA),
+            // and with hashing on the GPU the ids leave over it.
+            const double nodes = double(plan.memory_nodes.size());
+            m.h2d_wire_bytes += nodes * st.fetch[f].work.net_bytes_per_node;
+            if (st.fetch[f].work.remote_ids_from_gpu)
+                m.d2h_wire_bytes += nodes * st.fetch[f].work.remote_ids_bytes_per_node;
         }
         m.stall_s += stall;
         m.compute_s += (des.step_end_s[i] - des.step_start_s[i]) - stall;
@@ -86,12 +92,27 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
                            : gpus.size() == 1 ? std::vector<int>{plan.d2h}
                                               : pf.route(g, plan.host));
         }
+        // remote-gather: each memory node's routes from the ids' source and to gpu0.
+        std::vector<std::vector<int>> ids_from_host, ids_from_gpu, rows_to_gpu;
+        for (int mem : plan.memory_nodes) {
+            ids_from_host.push_back(pf.route(plan.host, mem));
+            ids_from_gpu.push_back(pf.route(plan.gpu, mem));
+            rows_to_gpu.push_back(pf.route(mem, plan.gpu));
+        }
         for (const PlannedStep& st : plan.steps) {
-            for (const PlannedFetch& f : st.fetch)
+            for (const PlannedFetch& f : st.fetch) {
                 for (size_t r = 0; r < gpus.size(); ++r) {
                     for (int l : up[r]) bytes[size_t(l)] += f.work.h2d_wire_bytes;
                     for (int l : down[r]) bytes[size_t(l)] += f.work.d2h_wire_bytes;
                 }
+                if (f.work.net_bytes_per_node > 0)
+                    for (size_t k = 0; k < rows_to_gpu.size(); ++k) {
+                        for (int l : f.work.remote_ids_from_gpu ? ids_from_gpu[k]
+                                                                : ids_from_host[k])
+                            bytes[size_t(l)] += f.work.remote_ids_bytes_per_node;
+                        for (int l : rows_to_gpu[k]) bytes[size_t(l)] += f.work.net_bytes_per_node;
+                    }
+            }
             if (gpus.size() > 1)
                 for (const Instr& in : step_program(plan, st))
                     if (in.kind == Instr::Kind::Collective)
@@ -228,7 +249,10 @@ void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
                 << "\", \"ph\": \"X\", \"pid\": 2, \"tid\": " << (f + 1)
                 << ", \"ts\": " << r.issue_s * 1e6 << ", \"dur\": " << (r.ready_s - r.issue_s) * 1e6
                 << ", \"args\": {\"unique_rows\": " << st.fetch[f].unique_rows
-                << ", \"wire_bytes\": " << st.fetch[f].work.h2d_wire_bytes << "}}";
+                << ", \"wire_bytes\": "
+                << st.fetch[f].work.h2d_wire_bytes +
+                       double(plan.memory_nodes.size()) * st.fetch[f].work.net_bytes_per_node
+                << "}}";
             if (r.ready_s > r.needed_s)
                 out << ",\n{\"name\": \"stall\", \"ph\": \"X\", \"pid\": 1, \"tid\": 2, \"ts\": "
                     << r.needed_s * 1e6 << ", \"dur\": " << (r.ready_s - r.needed_s) * 1e6 << "}";

@@ -70,6 +70,8 @@ DesResult simulate(const Plan& plan) {
     if (gpus.empty()) gpus.push_back(gpu);
     std::vector<sg4::Host*> drives;
     for (int d : plan.nvme) drives.push_back(hosts[size_t(d)]);
+    std::vector<sg4::Host*> mems;  // remote memory servers (table remote-dram)
+    for (int m : plan.memory_nodes) mems.push_back(hosts[size_t(m)]);
     uint64_t activities = 0;
 
     sg4::Actor::create("engine", gpu, [&] {
@@ -93,7 +95,8 @@ DesResult simulate(const Plan& plan) {
                         // ready when the last one is.
                         for (sg4::Host* dst : gpus)
                         inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
-                            "fetch", host, [w, rec, gpu = dst, host, &drives, &activities] {
+                            "fetch", host,
+                            [w, rec, gpu = dst, host, &drives, &mems, &activities] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
@@ -112,6 +115,25 @@ DesResult simulate(const Plan& plan) {
                                 if (w.h2d_wire_bytes > 0) {
                                     sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
                                     ++activities;
+                                }
+                                if (w.net_bytes_per_node > 0) {  // remote-gather
+                                    // Every memory node at once: receive its ids, gather on
+                                    // its own CPU, RDMA-write its rows into the GPU.
+                                    sg4::Host* ids_from = w.remote_ids_from_gpu ? gpu : host;
+                                    std::vector<sg4::ActorPtr> nodes;
+                                    for (sg4::Host* m : mems)
+                                        nodes.push_back(sg4::Actor::create(
+                                            "remote", m, [w, m, gpu, ids_from] {
+                                                if (w.remote_ids_bytes_per_node > 0)
+                                                    sg4::Comm::sendto(
+                                                        ids_from, m,
+                                                        uint64_t(w.remote_ids_bytes_per_node));
+                                                sg4::this_actor::execute(w.remote_gather_s);
+                                                sg4::Comm::sendto(
+                                                    m, gpu, uint64_t(w.net_bytes_per_node));
+                                            }));
+                                    for (auto& a : nodes) a->join();
+                                    activities += 3 * mems.size();
                                 }
                                 rec->ready_s = std::max(rec->ready_s, sg4::Engine::get_clock());
                             }));

@@ -148,7 +148,7 @@ TEST(Config, HardwarePresetsCiteEveryNumber) {
     for (const auto& name : presets::names("hardware")) {
         SCOPED_TRACE(name);
         const json hw = config::load(name)["hardware"];
-        for (const char* sec : {"gpu", "host", "host_link", "nvlink", "nvme"})
+        for (const char* sec : {"gpu", "host", "host_link", "nvlink", "network", "nvme"})
             for (const auto& [key, value] : hw[sec].items()) {
                 if (key == "model" || key == "cpu" || key == "kind") continue;  // names, not numbers
                 EXPECT_TRUE(hw["sources"].contains(std::string(sec) + "." + key))

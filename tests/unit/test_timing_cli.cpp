@@ -87,6 +87,50 @@ TEST(TimingCli, RunErrorsGoToStderr) {
     EXPECT_NE(r.err.find("known: paper-table4"), std::string::npos) << r.err;
 }
 
+// The table on remote memory servers: engramsim run prints the network links' utilisation, and
+// bad combinations fail naming the key.
+TEST(TimingCli, RunRemoteDramPrintsNetworkLinks) {
+    const std::string path =
+        ::testing::TempDir() + "timing_remote_" + std::to_string(getpid()) + ".json";
+    std::ofstream(path) << R"({"backbone": "dense-4b", "engram": "paper-offload-100b",
+        "workload": {"base": "nano-vllm-512", "num_requests": 16},
+        "sim": {"table": "remote-dram", "mechanism": "remote-gather", "memory_nodes": 4}})";
+    const std::string dir = ::testing::TempDir() + "timing_remote_" + std::to_string(getpid());
+    Result r = run("run " + path + " -o " + dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const char* line : {"memory nodes", "nic0.rx utilisation", "mem0.up utilisation",
+                             "mem3.up utilisation", "overhead vs table in HBM"})
+        EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+    const auto res = nlohmann::json::parse(slurp(dir + "/results.json"));
+    const auto& links = res["metrics"]["link_utilization_per_link"];
+    EXPECT_GT(links["nic0.rx"].get<double>(), 0);
+    EXPECT_GT(links["nic0.tx"].get<double>(), 0);  // the row ids
+    EXPECT_NEAR(links["nic0.rx"].get<double>(), 4 * links["mem2.up"].get<double>(), 1e-9);
+    EXPECT_GT(res["metrics"]["link_utilization"]["host_link.h2d"].get<double>(), 0);
+    EXPECT_EQ(res["simulated"]["fetch_mechanism"], "remote-gather");
+
+    // The preset form of the brief's example.
+    std::ofstream(path) << R"({"backbone":"dense-4b","engram":"paper-offload-100b",
+        "sim":{"table":"remote-dram","mechanism":"remote-gather","memory_nodes":0}})";
+    r = run("run " + path);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("sim.memory_nodes"), std::string::npos) << r.err;
+    std::ofstream(path) << R"({"backbone":"dense-4b","engram":"paper-offload-100b",
+        "sim":{"table":"remote-dram","mechanism":"cpu-gather"}})";
+    r = run("run " + path);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("sim.mechanism: 'cpu-gather' with table 'remote-dram'"),
+              std::string::npos)
+        << r.err;
+    std::ofstream(path) << R"({"backbone":"dense-4b","engram":"paper-offload-100b",
+        "sim":{"table":"host-dram","mechanism":"remote-gather"}})";
+    r = run("run " + path);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("sim.mechanism: 'remote-gather' with table 'host-dram'"),
+              std::string::npos)
+        << r.err;
+}
+
 // The reproduction's JSON: calibrated baselines equal the paper's, overheads predicted.
 TEST(TimingCli, StudyPaperTable4Json) {
     Result r = run("study run paper-table4 --json --no-sensitivity");

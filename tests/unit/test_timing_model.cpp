@@ -3,6 +3,9 @@
 // platform routes, the backbone shapes and the KV-cache sizing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "model/config.h"
 #include "model/cost_model.h"
 #include "model/step_model.h"
@@ -124,7 +127,8 @@ TEST(Fetch, UnknownMechanismListsTheKnownOnes) {
         make_fetch_mechanism("cpu-gahter", p);
         FAIL();
     } catch (const std::invalid_argument& e) {
-        EXPECT_STREQ(e.what(), "unknown fetch mechanism 'cpu-gahter'; known: cpu-gather, nvme, uva");
+        EXPECT_STREQ(e.what(), "unknown fetch mechanism 'cpu-gahter'; known: cpu-gather, nvme, "
+                               "remote-gather, uva");
     }
 }
 
@@ -315,6 +319,109 @@ TEST(Plan, TableOnNvmeNeedsTheNvmeMechanism) {
         EXPECT_NE(std::string(e.what()).find("placement.dram_capacity: "), std::string::npos);
         EXPECT_NE(std::string(e.what()).find("sim.table nvme"), std::string::npos);
     }
+}
+
+// remote-gather: each memory node gets 4 B per lookup of its shard, gathers its share of the
+// unique rows with its own DRAM bandwidth, and sends its share of the payload (whole bytes).
+TEST(Fetch, RemoteGatherShardsIdsGatherAndBytesOverMemoryNodes) {
+    FetchParams p;
+    p.gather_threads = 4;
+    p.outstanding_per_thread = 2;
+    p.row_access_latency_s = 200e-9;
+    p.hash_rate_per_thread = 1e9;
+    p.dram_bytes_per_s = 1;  // the GPU node's DRAM: not used
+    p.link_bytes_per_s = 50e9;
+    p.memory_nodes = 4;
+    p.memory_node_dram_bytes_per_s = 500e9;
+    const auto m = make_fetch_mechanism("remote-gather", p);
+    const FetchWork w = m->plan({100, 1600, 1500, 160});
+    EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9);  // hashing on the GPU node's host
+    EXPECT_FALSE(w.remote_ids_from_gpu);
+    EXPECT_EQ(w.remote_ids_bytes_per_node, 1600 / 4 * 4.0);
+    EXPECT_DOUBLE_EQ(w.remote_gather_s, 375 * 200e-9 / 8);  // latency-bound, 375 rows each
+    EXPECT_EQ(w.payload_bytes, 1500 * 160.0);
+    EXPECT_EQ(w.net_bytes_per_node, 375 * 160.0);
+    EXPECT_EQ(w.h2d_wire_bytes, 0);  // nothing leaves the GPU node's host
+    EXPECT_EQ(w.d2h_wire_bytes, 0);
+    EXPECT_EQ(w.fixed_s, 0);
+    // DRAM-bound: one thread with 64 reads in flight: (lines + staging) / memory node DRAM.
+    p.gather_threads = 1, p.outstanding_per_thread = 64, p.memory_nodes = 3;
+    p.hash_on_gpu = true;
+    const FetchWork d = make_fetch_mechanism("remote-gather", p)->plan({100, 1601, 1501, 160});
+    EXPECT_EQ(d.host_s, 0);
+    EXPECT_TRUE(d.remote_ids_from_gpu);
+    EXPECT_EQ(d.remote_ids_bytes_per_node, std::ceil(1601 * 4.0 / 3));
+    EXPECT_EQ(d.net_bytes_per_node, std::ceil(1501 * 160.0 / 3));
+    EXPECT_DOUBLE_EQ(d.remote_gather_s,
+                     std::max(1501.0 / 3 * 200e-9 / 64,
+                              1501.0 / 3 * (lines_per_row(160) * 64 + 160) / 500e9));
+    EXPECT_EQ(make_fetch_mechanism("remote-gather", p)->plan({1, 16, 0, 160}).net_bytes_per_node,
+              0);
+    p.memory_nodes = 0;
+    EXPECT_THROW(make_fetch_mechanism("remote-gather", p), std::invalid_argument);
+}
+
+// sim.table remote-dram: the plan's platform has the memory nodes, every fetch is remote, and
+// bad combinations fail naming the key.
+TEST(Plan, RemoteDramNeedsRemoteGatherAndOneGpu) {
+    const nlohmann::json wl = {{"base", "nano-vllm-512"}, {"num_requests", 4}};
+    auto plan = [&](const nlohmann::json& sim) {
+        return make_plan(resolve_run_config({{"backbone", "dense-4b"},
+                                             {"engram", "paper-offload-100b"},
+                                             {"workload", wl},
+                                             {"sim", sim}},
+                                            "t"));
+    };
+    const Plan p = plan({{"table", "remote-dram"}, {"mechanism", "remote-gather"},
+                         {"memory_nodes", 4}});
+    ASSERT_EQ(p.memory_nodes.size(), 4u);
+    EXPECT_EQ(p.platform.nodes()[size_t(p.memory_nodes[3])].name, "mem3");
+    EXPECT_EQ(p.platform.nodes()[size_t(p.memory_nodes[3])].memory_bytes_per_s, 563.2e9);
+    const FetchWork& w = p.steps[0].fetch[0].work;
+    EXPECT_EQ(w.net_bytes_per_node,
+              std::ceil(double(p.steps[0].fetch[0].unique_rows) * 160 / 4));
+    EXPECT_EQ(p.steps[0].fetch[0].dram_rows, p.steps[0].fetch[0].unique_rows);
+    // Every other table builds no network.
+    EXPECT_TRUE(plan(nlohmann::json::object()).memory_nodes.empty());
+    auto error = [&](const nlohmann::json& sim) {
+        try {
+            plan(sim);
+        } catch (const config::ConfigError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_NE(error({{"table", "remote-dram"}}).find("sim.mechanism: 'cpu-gather' with table "
+                                                     "'remote-dram'"),
+              std::string::npos);
+    EXPECT_NE(error({{"mechanism", "remote-gather"}}).find("sim.mechanism: 'remote-gather'"),
+              std::string::npos);
+    EXPECT_NE(error({{"table", "remote-dram"}, {"mechanism", "remote-gather"},
+                     {"memory_nodes", 0}})
+                  .find("sim.memory_nodes"),
+              std::string::npos);
+    // Each memory node holds 1/M of the table in DRAM of the preset host's size (2 TiB): a
+    // 4 TB table needs two.
+    try {
+        make_plan(resolve_run_config(
+            {{"backbone", "dense-4b"},
+             {"engram", {{"base", "paper-offload-100b"},
+                         {"engram_vocab_size", {1562500000, 1562500000}}}},
+             {"workload", wl},
+             {"sim", {{"table", "remote-dram"}, {"mechanism", "remote-gather"}}}},
+            "t"));
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("sim.memory_nodes: 1 memory node(s) hold 4000.0 GB "
+                                             "of the table each, more than "
+                                             "hardware.host.dram_capacity (2199.0 GB)"),
+                  std::string::npos)
+            << e.what();
+    }
+    const std::string tp = error({{"table", "remote-dram"}, {"mechanism", "remote-gather"},
+                                  {"tensor_parallel", 2}});
+    EXPECT_NE(tp.find("sim.tensor_parallel: 2"), std::string::npos) << tp;
+    EXPECT_NE(tp.find("sim.table remote-dram"), std::string::npos) << tp;
 }
 
 // An HBM cache in front of the table: placement replay of the run's own lookups decides the
