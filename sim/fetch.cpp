@@ -19,6 +19,11 @@ double lines_per_row(double row_bytes, double line_bytes) {
 
 namespace {
 
+// Host threads hashing a step's lookups into row ids.
+double host_hash_seconds(const FetchParams& p, double lookups) {
+    return lookups / (p.hash_rate_per_thread * p.hash_threads);
+}
+
 // The step's row ids (uint32 each) where the host reads the rows (cpu-gather, nvme): hashed by
 // host threads, or hashed on the GPU at the step start and copied down.
 void row_ids_on_host(const FetchParams& p, const FetchInput& in, FetchWork& w) {
@@ -26,7 +31,7 @@ void row_ids_on_host(const FetchParams& p, const FetchInput& in, FetchWork& w) {
         w.d2h_wire_bytes += p.pcie.bulk_wire_bytes(in.lookups * 4);
         w.fixed_s += p.dma_setup_s;
     } else {
-        w.host_s += in.lookups / (p.hash_rate_per_thread * p.hash_threads);
+        w.host_s += host_hash_seconds(p, in.lookups);
     }
 }
 
@@ -34,7 +39,7 @@ void row_ids_on_host(const FetchParams& p, const FetchInput& in, FetchWork& w) {
 // threads and copied up.
 void row_ids_on_gpu(const FetchParams& p, const FetchInput& in, FetchWork& w) {
     if (p.hash_on_gpu) return;
-    w.host_s += in.lookups / (p.hash_rate_per_thread * p.hash_threads);
+    w.host_s += host_hash_seconds(p, in.lookups);
     w.h2d_wire_bytes += p.pcie.bulk_wire_bytes(in.lookups * 4);
     w.fixed_s += p.dma_setup_s;
 }
@@ -131,7 +136,7 @@ public:
         const double m = p_.memory_nodes;
         // Row ids: hashed on the GPU node (host threads, or the GPU kernel at the step start),
         // each memory node getting its shard's ids; repeats are dropped where they are gathered.
-        if (!p_.hash_on_gpu) w.host_s += in.lookups / (p_.hash_rate_per_thread * p_.hash_threads);
+        if (!p_.hash_on_gpu) w.host_s += host_hash_seconds(p_, in.lookups);
         w.remote_ids_from_gpu = p_.hash_on_gpu;
         w.remote_ids_bytes_per_node = std::ceil(in.lookups / m * 4);  // whole bytes
         // Each memory node gathers its share with its own threads and DRAM.
