@@ -223,16 +223,25 @@ TEST(Plan, BadRunConfigsFailWithThePath) {
     EXPECT_EQ(load_run_config("dense-8b")["engram"]["hc_mult"], 1);
 }
 
-TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
+// Eight drives whose queue depth binds: 64 / 80 us = 800k IOPS, below the 1M rating.
+FetchParams nvme_params() {
     FetchParams p;
     p.dram_bytes_per_s = 500e9;
     p.link_bytes_per_s = 50e9;
     p.hash_rate_per_thread = 1e9;
+    p.gather_threads = 4;
+    p.outstanding_per_thread = 2;
+    p.row_access_latency_s = 250e-9;
     p.nvme_drives = 8;
     p.nvme_iops_per_drive = 1e6;
     p.nvme_read_bytes_per_s = 6.4e9;
     p.nvme_latency_s = 80e-6;
-    p.nvme_queue_depth = 64;  // 64 / 80 us = 800k IOPS: the queue binds, not the rating
+    p.nvme_queue_depth = 64;
+    return p;
+}
+
+TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
+    FetchParams p = nvme_params();
     const FetchWork w = make_fetch_mechanism("nvme", p)->plan({100, 1600, 1601, 160});
     const double ios = 201;  // ceil(1601 / 8)
     EXPECT_EQ(w.nvme_bytes_per_drive, ios * 4096);
@@ -247,18 +256,7 @@ TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
 // Rows host DRAM holds (a DRAM cache's hits, or the whole table) are gathered on the host as
 // cpu-gather gathers them; only the rest are read from the drives.
 TEST(Fetch, NvmeGathersTheRowsDramHoldsAndReadsTheRest) {
-    FetchParams p;
-    p.dram_bytes_per_s = 500e9;
-    p.link_bytes_per_s = 50e9;
-    p.hash_rate_per_thread = 1e9;
-    p.gather_threads = 4;
-    p.outstanding_per_thread = 2;
-    p.row_access_latency_s = 250e-9;
-    p.nvme_drives = 8;
-    p.nvme_iops_per_drive = 1e6;
-    p.nvme_read_bytes_per_s = 6.4e9;
-    p.nvme_latency_s = 80e-6;
-    p.nvme_queue_depth = 64;
+    const FetchParams p = nvme_params();
     const auto nvme = make_fetch_mechanism("nvme", p);
     const auto gather = make_fetch_mechanism("cpu-gather", p);
     FetchInput in{100, 1600, 1601, 160};
