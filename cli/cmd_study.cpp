@@ -3,14 +3,39 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/sweep_command.h"
 #include "cli/text_table.h"
+#include "model/config.h"
+#include "model/embedded.h"
 #include "sim/experiment.h"
 
 namespace engramsim::cli {
 
 namespace {
 
-const std::vector<std::string> kStudies = {"paper-table4"};
+// The studies: paper-table4 (its own code) and every studies/<name>/study.json, a sweep file
+// embedded in the binary.
+std::vector<std::string> study_names() {
+    std::vector<std::string> names = {"paper-table4"};
+    for (std::string_view f : embedded::names("studies/")) {
+        const std::string path(f);
+        const size_t slash = path.find('/', 8);
+        if (slash != std::string::npos && path.substr(slash) == "/study.json")
+            names.push_back(path.substr(8, slash - 8));
+    }
+    return names;
+}
+
+sim::SweepSpec study_spec(const std::string& name) {
+    const auto text = embedded::find("studies/" + name + "/study.json");
+    if (!text) {
+        std::string msg = "unknown study '" + name + "'";
+        if (auto near = config::nearest(name, study_names())) msg += "; did you mean " + *near + "?";
+        msg += " (engramsim study list)";
+        throw config::ConfigError(msg);
+    }
+    return sim::parse_sweep_spec(nlohmann::json::parse(*text), "study " + name);
+}
 
 void print_table4(const sim::Table4& t) {
     std::cout << "Engram paper, Table 4: nano-vLLM on one H800, 512 sequences, one 100B Engram "
@@ -67,18 +92,26 @@ void add_study_command(CLI::App& app) {
     study->require_subcommand(1);
     auto* run = study->add_subcommand("run", "Run a study and print its table (or JSON).");
     auto name = std::make_shared<std::string>();
-    auto json = std::make_shared<bool>(false);
+    auto opt = std::make_shared<SweepCommandOptions>();
     auto no_sens = std::make_shared<bool>(false);
-    run->add_option("name", *name, "Study: paper-table4")->required();
-    run->add_flag("--json", *json, "Print the results as JSON");
-    run->add_flag("--no-sensitivity", *no_sens, "Skip the sensitivity rows");
-    run->callback([name, json, no_sens] {
-        if (*name != "paper-table4")
-            throw std::invalid_argument("unknown study '" + *name + "'; known: paper-table4");
-        run_paper_table4(*json, !*no_sens);
+    run->add_option("name", *name, "Study (engramsim study list)")->required();
+    add_sweep_options(run, *opt);
+    run->add_flag("--no-sensitivity", *no_sens, "paper-table4: skip the sensitivity rows");
+    run->callback([name, opt, no_sens] {
+        if (*name == "paper-table4") {
+            run_paper_table4(opt->json, !*no_sens);
+            return;
+        }
+        SweepCommandOptions o = *opt;
+        if (o.out_dir.empty()) o.out_dir = "study-" + *name;
+        if (const int rc = run_sweep_and_report(study_spec(*name), o); rc != 0) std::exit(rc);
     });
     study->add_subcommand("list", "List the studies.")->callback([] {
-        for (const auto& s : kStudies) std::cout << s << '\n';
+        TextTable t({"<study", "<question"});
+        t.add({"paper-table4", "the Engram paper's Table 4: a 100B table in host DRAM, predicted"});
+        for (const auto& n : study_names())
+            if (n != "paper-table4") t.add({n, study_spec(n).description});
+        t.print(std::cout);
     });
 }
 

@@ -22,6 +22,8 @@ void add_trace_export(CLI::App& trace);
 
 // run: one serving run on the timing simulator (cli/cmd_run.cpp).
 void add_run_command(CLI::App& app);
+// sweep: a run config varied along axes (cli/cmd_sweep.cpp).
+void add_sweep_command(CLI::App& app);
 // study run paper-table4 (cli/cmd_study.cpp).
 void add_study_command(CLI::App& app);
 // The main job (engramsim with no arguments): the paper's Table 4 reproduction, printed.

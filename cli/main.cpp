@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     engramsim::cli::add_profile_command(app);
     engramsim::cli::add_replay_command(app);
     engramsim::cli::add_run_command(app);
+    engramsim::cli::add_sweep_command(app);
     engramsim::cli::add_study_command(app);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,201 @@
+// engramsim sweep SPEC|CONFIG|PRESET [--axis KEY=V1,V2 ...]: a run config varied along axes,
+// every point simulated with its references, written point by point into a folder (sim/sweep.h)
+// and summarised as results.json, results.csv, a terminal table and optionally a figure.
+// Also the engine of the spec-file studies (studies/<name>/study.json, embedded in the binary).
+#include "cli/sweep_command.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/plots.h"
+#include "cli/text_table.h"
+#include "model/config.h"
+#include "model/embedded.h"
+#include "sim/plan.h"
+
+namespace engramsim::cli {
+
+namespace {
+
+std::string value_cell(const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+std::string num_cell(const nlohmann::json& s, const char* key, int digits, const char* suffix = "") {
+    return s.contains(key) ? fixed(s[key].get<double>(), digits) + suffix : "-";
+}
+
+void print_sweep(const sim::SweepSpec& spec, const std::vector<nlohmann::json>& records) {
+    std::cout << "engramsim sweep " << spec.name << ": " << records.size() << " points";
+    if (!spec.description.empty()) std::cout << "\n" << spec.description;
+    std::cout << "\n\n";
+    std::vector<std::string> head;
+    for (const auto& a : spec.axes) head.push_back("<" + a.key);
+    for (const char* h : {"tok/s", "vs no Engram", "vs in HBM", "stall s", "rows HBM", "rows DRAM",
+                          "rows NVMe"})
+        head.push_back(h);
+    TextTable t(head);
+    std::vector<std::string> errors;
+    for (const auto& r : records) {
+        std::vector<std::string> row;
+        for (const auto& a : spec.axes) row.push_back(value_cell(r["axes"][a.key]));
+        if (r.contains("error")) {
+            errors.push_back("point " + std::to_string(r["index"].get<size_t>()) + ": " +
+                             r["error"].get<std::string>());
+            row.push_back("error " + std::to_string(errors.size()));
+            while (row.size() < head.size()) row.push_back("");
+        } else {
+            const auto& s = r["summary"];
+            row.push_back(num_cell(s, "throughput_tok_per_s", 2));
+            row.push_back(num_cell(s, "overhead_vs_no_engram_pct", 2, "%"));
+            row.push_back(num_cell(s, "overhead_vs_table_in_hbm_pct", 2, "%"));
+            row.push_back(num_cell(s, "stall_s", 4));
+            for (const char* k : {"rows_from_hbm", "rows_from_host_dram", "rows_from_nvme"})
+                row.push_back(thousands(s.value(k, uint64_t(0))));
+        }
+        t.add(row);
+    }
+    t.print(std::cout, "  ");
+    if (!errors.empty()) std::cout << "\nErrors:\n";
+    for (size_t i = 0; i < errors.size(); ++i)
+        std::cout << "  " << i + 1 << ". " << errors[i] << '\n';
+}
+
+void progress_line(const sim::SweepProgress& p, int jobs) {
+    static double total_wall = 0;
+    static size_t ran = 0;
+    total_wall += p.wall_s;
+    ++ran;
+    const size_t left = p.total - p.done;
+    std::string status;
+    if (p.record->contains("error")) {
+        status = "error: " + (*p.record)["error"].get<std::string>();
+    } else {
+        const auto& s = (*p.record)["summary"];
+        status = fixed(s["throughput_tok_per_s"].get<double>(), 2) + " tok/s";
+        if (s.contains("overhead_vs_no_engram_pct"))
+            status += ", " + fixed(s["overhead_vs_no_engram_pct"].get<double>(), 2) +
+                      "% vs no Engram";
+    }
+    std::cerr << "[" << p.done << "/" << p.total << "] " << p.point->label() << ": " << status
+              << " (" << fixed(p.wall_s, 1) << " s";
+    if (left > 0)
+        std::cerr << ", about " << fixed(total_wall / double(ran) * double(left) / jobs, 0)
+                  << " s left";
+    std::cerr << ")" << std::endl;
+}
+
+}  // namespace
+
+int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& opt) {
+    if (opt.list) {
+        const auto points = sim::expand_sweep(spec);
+        std::cout << spec.name << ": " << points.size() << " points\n";
+        for (const auto& p : points) std::cout << "  " << p.index << "  " << p.label() << '\n';
+        return 0;
+    }
+    const std::string dir = opt.out_dir.empty() ? "sweep-" + spec.name : opt.out_dir;
+    sim::SweepOptions so;
+    so.dir = dir;
+    so.jobs = opt.jobs;
+    so.resume = opt.resume;
+    so.progress = [&](const sim::SweepProgress& p) { progress_line(p, std::max(1, opt.jobs)); };
+    const size_t total = sim::expand_sweep(spec).size();
+    std::cerr << "engramsim sweep " << spec.name << ": " << total << " points into " << dir << "/"
+              << (opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time" : "") << std::endl;
+    const auto records = sim::run_sweep(spec, so, sim::simulator_evaluator(spec.references, dir + "/references"));
+    const nlohmann::json results = sim::sweep_results_json(spec, records);
+    if (!(std::ofstream(dir + "/results.json") << results.dump(1) << '\n') ||
+        !(std::ofstream(dir + "/results.csv") << sim::sweep_csv(spec, records)))
+        throw std::runtime_error(dir + ": cannot write the results");
+    if (opt.plot) write_and_plot(results, dir, "results.json", "sim/plot_sweep.py");
+    if (opt.json)
+        std::cout << results.dump(1) << '\n';
+    else
+        print_sweep(spec, records);
+    size_t failed = 0;
+    for (const auto& r : records) failed += r.contains("error");
+    std::cerr << "engramsim sweep " << spec.name << ": results in " << dir
+              << "/results.json, results.csv" << (opt.plot ? ", sweep.png" : "") << std::endl;
+    if (failed) {
+        std::cerr << "engramsim: " << failed << " of " << records.size()
+                  << " points failed (their errors are in the table and in results.json)"
+                  << std::endl;
+        return 1;
+    }
+    return 0;
+}
+
+sim::SweepSpec load_sweep(const std::string& spec_or_config, const std::vector<std::string>& axes) {
+    sim::SweepSpec spec;
+    nlohmann::json doc;
+    bool have_doc = false;
+    if (std::filesystem::is_regular_file(spec_or_config)) {
+        std::ifstream in(spec_or_config);
+        try {
+            doc = nlohmann::json::parse(in);
+            have_doc = true;
+        } catch (const nlohmann::json::parse_error& e) {
+            throw config::ConfigError(spec_or_config + ": not valid JSON: " + e.what());
+        }
+    }
+    if (have_doc && sim::is_sweep_spec(doc)) {
+        const auto dir = std::filesystem::path(spec_or_config).parent_path().string();
+        spec = sim::parse_sweep_spec(doc, spec_or_config, dir.empty() ? "." : dir);
+    } else {
+        spec.base = sim::load_run_config(spec_or_config);
+        spec.name = std::filesystem::path(spec_or_config).stem().string();
+        if (axes.empty())
+            throw config::ConfigError("sweep: '" + spec_or_config +
+                                      "' is a run config; give at least one --axis KEY=V1,V2");
+    }
+    for (const auto& text : axes) {
+        sim::SweepAxis a = sim::parse_axis(text);
+        for (const auto& b : spec.axes)
+            if (b.key == a.key) throw config::ConfigError("--axis " + a.key + ": already an axis");
+        spec.axes.push_back(std::move(a));
+    }
+    return spec;
+}
+
+void add_sweep_options(CLI::App* cmd, SweepCommandOptions& opt) {
+    cmd->add_option("-o,--out", opt.out_dir,
+                    "Folder for spec.json, points/, results.json, results.csv (default: "
+                    "sweep-NAME)");
+    cmd->add_option("-j,--jobs", opt.jobs, "Points simulated at a time (forked workers)")
+        ->check(CLI::Range(1, 256));
+    cmd->add_flag("--resume", opt.resume,
+                  "Finish an interrupted sweep in the same folder: run only the missing points");
+    cmd->add_flag("--json", opt.json, "Print results.json instead of the table");
+    cmd->add_flag("--plot", opt.plot, "Also write sweep.png (needs python3-matplotlib)");
+    cmd->add_flag("--list", opt.list, "Print the points and exit (nothing runs)");
+}
+
+void add_sweep_command(CLI::App& app) {
+    auto opt = std::make_shared<SweepCommandOptions>();
+    auto spec = std::make_shared<std::string>();
+    auto axes = std::make_shared<std::vector<std::string>>();
+    auto no_refs = std::make_shared<bool>(false);
+    auto* cmd = app.add_subcommand(
+        "sweep", "Vary a run config along axes and simulate every point with its references "
+                 "(crash-safe: each point is saved as it finishes; --resume finishes a sweep)");
+    cmd->add_option("spec", *spec,
+                    "Sweep file ({\"base\", \"axes\": [{\"key\", \"values\"}]}), run config "
+                    "file or backbone preset")
+        ->required();
+    cmd->add_option("--axis", *axes,
+                    "KEY=V1,V2,...: one axis (repeatable), e.g. placement.hbm_capacity=0,1%,10%; "
+                    "KEY=[...] for JSON values");
+    cmd->add_flag("--no-references", *no_refs,
+                  "Skip the table-in-HBM and no-Engram runs of every point");
+    add_sweep_options(cmd, *opt);
+    cmd->callback([opt, spec, axes, no_refs] {
+        sim::SweepSpec s = load_sweep(*spec, *axes);
+        if (*no_refs) s.references = false;
+        if (const int rc = run_sweep_and_report(s, *opt); rc != 0) std::exit(rc);
+    });
+}
+
+}  // namespace engramsim::cli

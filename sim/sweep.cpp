@@ -1,0 +1,483 @@
+#include "sim/sweep.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "model/config.h"
+#include "sim/experiment.h"
+#include "sim/plan.h"
+#include "sim/results.h"
+
+namespace engramsim::sim {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void spec_error(const std::string& origin, const std::string& path,
+                             const std::string& what) {
+    throw config::ConfigError(origin + ": " + path + ": " + what);
+}
+
+// Rejects keys of `obj` outside `allowed`, naming the nearest.
+void check_keys(const json& obj, const std::vector<std::string>& allowed, const std::string& origin,
+                const std::string& path) {
+    if (!obj.is_object()) spec_error(origin, path.empty() ? "(document)" : path, "must be an object");
+    for (const auto& [k, v] : obj.items()) {
+        if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+        std::string msg = "unknown key";
+        if (auto near = config::nearest(k, allowed)) msg += "; did you mean " + *near + "?";
+        spec_error(origin, path.empty() ? k : path + "." + k, msg);
+    }
+}
+
+json value_from_text(const std::string& text) {
+    if (text.empty()) return text;
+    try {
+        json v = json::parse(text);
+        if (!v.is_object()) return v;
+    } catch (const json::parse_error&) {
+    }
+    return text;
+}
+
+std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+std::string point_file(const std::string& dir, size_t index) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%05zu.json", index);
+    return dir + "/points/" + name;
+}
+
+// Writes `text` to `path` whole or not at all: a temporary file, flushed to the disk, renamed.
+void write_atomically(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp." + std::to_string(getpid());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw std::runtime_error(tmp + ": cannot write");
+    size_t at = 0;
+    while (at < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
+        if (n <= 0) {
+            ::close(fd);
+            throw std::runtime_error(tmp + ": write failed");
+        }
+        at += size_t(n);
+    }
+    ::fsync(fd);
+    ::close(fd);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        throw std::runtime_error(path + ": cannot rename " + tmp);
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A finished point's record from its file, or null when the file is missing, unreadable, or
+// belongs to another point (then the point runs again).
+json read_record(const std::string& path, const SweepPoint& p, std::string* why,
+                 bool accept_error = false) {
+    if (!fs::exists(path)) return nullptr;
+    try {
+        json r = json::parse(slurp(path));
+        if (r.value("index", size_t(-1)) != p.index || r.value("axes", json()) != p.values()) {
+            *why = "it holds another point";
+            return nullptr;
+        }
+        if (r.contains("error") && !accept_error) {
+            *why = "it failed before (" + r["error"].get<std::string>() + ")";
+            return nullptr;
+        }
+        if (!r.contains("summary") && !r.contains("error")) {
+            *why = "it has no results";
+            return nullptr;
+        }
+        return r;
+    } catch (const json::exception& e) {
+        *why = std::string("it is not valid JSON (") + e.what() + ")";
+        return nullptr;
+    }
+}
+
+}  // namespace
+
+json SweepSpec::to_json() const {
+    json axes_j = json::array();
+    for (const auto& a : axes) axes_j.push_back({{"key", a.key}, {"values", a.values}});
+    return {{"schema_version", kSweepSchemaVersion},
+            {"name", name},
+            {"description", description},
+            {"references", references},
+            {"axes", axes_j},
+            {"base", base}};
+}
+
+bool is_sweep_spec(const json& doc) { return doc.is_object() && doc.contains("axes"); }
+
+SweepSpec parse_sweep_spec(const json& doc, const std::string& origin, const std::string& dir) {
+    check_keys(doc, {"schema_version", "name", "description", "base", "axes", "references"}, origin,
+               "");
+    SweepSpec s;
+    if (doc.contains("schema_version") && doc["schema_version"] != kSweepSchemaVersion)
+        spec_error(origin, "schema_version", "this build reads version " +
+                                                 std::to_string(kSweepSchemaVersion));
+    if (doc.contains("name")) {
+        if (!doc["name"].is_string()) spec_error(origin, "name", "must be a string");
+        s.name = doc["name"];
+    }
+    if (doc.contains("description")) {
+        if (!doc["description"].is_string()) spec_error(origin, "description", "must be a string");
+        s.description = doc["description"];
+    }
+    if (doc.contains("references")) {
+        if (!doc["references"].is_boolean()) spec_error(origin, "references", "must be true or false");
+        s.references = doc["references"];
+    }
+    if (!doc.contains("base"))
+        spec_error(origin, "base", "missing: a backbone preset, a run config file or an object");
+    const json& base = doc["base"];
+    if (base.is_string()) {
+        const std::string name = base;
+        const fs::path p = fs::path(name).is_absolute() ? fs::path(name) : fs::path(dir) / name;
+        s.base = load_run_config(fs::exists(p) ? p.string() : name);
+    } else if (base.is_object()) {
+        s.base = resolve_run_config(base, origin + ": base");
+    } else {
+        spec_error(origin, "base", "must be a preset name, a file name or an object");
+    }
+    if (!doc["axes"].is_array() || doc["axes"].empty())
+        spec_error(origin, "axes", "must be a non-empty array of {\"key\", \"values\"}");
+    for (size_t i = 0; i < doc["axes"].size(); ++i) {
+        const std::string path = "axes[" + std::to_string(i) + "]";
+        const json& a = doc["axes"][i];
+        check_keys(a, {"key", "values"}, origin, path);
+        if (!a.contains("key") || !a["key"].is_string())
+            spec_error(origin, path + ".key", "must be a dotted config key such as sim.table");
+        if (!a.contains("values") || !a["values"].is_array() || a["values"].empty())
+            spec_error(origin, path + ".values", "must be a non-empty array");
+        s.axes.push_back({a["key"], a["values"].get<std::vector<json>>()});
+    }
+    for (size_t i = 0; i < s.axes.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (s.axes[i].key == s.axes[j].key)
+                spec_error(origin, "axes[" + std::to_string(i) + "].key",
+                           "'" + s.axes[i].key + "' is already axis " + std::to_string(j));
+    return s;
+}
+
+SweepAxis parse_axis(const std::string& text) {
+    const size_t eq = text.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+        throw config::ConfigError("--axis '" + text + "': expected KEY=V1,V2,... (e.g. "
+                                  "sim.table=host-dram,nvme)");
+    SweepAxis a{text.substr(0, eq), {}};
+    const std::string rest = text.substr(eq + 1);
+    if (rest.front() == '[') {
+        json arr;
+        try {
+            arr = json::parse(rest);
+        } catch (const json::parse_error& e) {
+            throw config::ConfigError("--axis " + a.key + ": the values are not a JSON array: " +
+                                      e.what());
+        }
+        if (!arr.is_array() || arr.empty())
+            throw config::ConfigError("--axis " + a.key + ": expected a non-empty JSON array");
+        a.values = arr.get<std::vector<json>>();
+        return a;
+    }
+    std::stringstream ss(rest);
+    std::string v;
+    while (std::getline(ss, v, ',')) a.values.push_back(value_from_text(v));
+    return a;
+}
+
+json SweepPoint::values() const {
+    json v = json::object();
+    for (const auto& [k, x] : settings) v[k] = x;
+    return v;
+}
+
+std::string SweepPoint::label() const {
+    std::string s;
+    for (const auto& [k, v] : settings) s += (s.empty() ? "" : ", ") + k + "=" + value_text(v);
+    return s;
+}
+
+std::vector<SweepPoint> expand_sweep(const SweepSpec& spec) {
+    size_t total = 1;
+    for (const auto& a : spec.axes) total *= a.values.size();
+    std::vector<SweepPoint> points;
+    points.reserve(total);
+    std::vector<size_t> at(spec.axes.size(), 0);  // odometer, last axis fastest
+    for (size_t i = 0; i < total; ++i) {
+        SweepPoint p;
+        p.index = i;
+        p.config = spec.base;
+        for (size_t a = 0; a < spec.axes.size(); ++a)
+            p.settings.emplace_back(spec.axes[a].key, spec.axes[a].values[at[a]]);
+        try {
+            for (const auto& [k, v] : p.settings) p.config = with_key(p.config, k, v);
+        } catch (const std::exception& e) {
+            throw config::ConfigError("sweep point " + std::to_string(i) + " (" + p.label() +
+                                      "): " + e.what());
+        }
+        points.push_back(std::move(p));
+        for (size_t a = spec.axes.size(); a-- > 0;) {
+            if (++at[a] < spec.axes[a].values.size()) break;
+            at[a] = 0;
+        }
+    }
+    return points;
+}
+
+const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns() {
+    static const std::vector<std::pair<std::string, std::string>> cols = {
+        {"throughput_tok_per_s", "output tokens/s"},
+        {"table_in_hbm_tok_per_s", "output tokens/s"},
+        {"no_engram_tok_per_s", "output tokens/s"},
+        {"overhead_vs_table_in_hbm_pct", "%"},
+        {"overhead_vs_no_engram_pct", "%"},
+        {"makespan_s", "s"},
+        {"ttft_mean_s", "s"},
+        {"tpot_mean_s", "s"},
+        {"compute_s", "s"},
+        {"stall_s", "s"},
+        {"hidden_fetch_s", "s"},
+        {"lookups", "lookups"},
+        {"unique_rows", "rows"},
+        {"rows_from_hbm", "rows"},
+        {"rows_from_host_dram", "rows"},
+        {"rows_from_nvme", "rows"},
+        {"h2d_utilization", "fraction"},
+    };
+    return cols;
+}
+
+namespace {
+
+// A reference run's throughput, kept in `cache_dir` (one file per resolved config, named by its
+// FNV-1a hash and holding the config, checked on read) so that the points of a sweep that
+// share a reference (most of them: the no-Engram run rarely varies) simulate it once.
+double reference_tps(const json& cfg, const std::string& cache_dir) {
+    if (cache_dir.empty()) return run_config(cfg).metrics.throughput_tok_per_s;
+    const std::string text = cfg.dump();
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
+    char name[24];
+    std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(h));
+    const std::string path = cache_dir + "/" + name + ".json";
+    if (fs::exists(path)) {
+        try {
+            const json j = json::parse(slurp(path));
+            if (j.at("config") == cfg) return j.at("throughput_tok_per_s").get<double>();
+        } catch (const json::exception&) {  // unreadable: simulate it again
+        }
+    }
+    const double tps = run_config(cfg).metrics.throughput_tok_per_s;
+    fs::create_directories(cache_dir);
+    write_atomically(path, json{{"config", cfg}, {"throughput_tok_per_s", tps}}.dump() + "\n");
+    return tps;
+}
+
+}  // namespace
+
+PointEvaluator simulator_evaluator(bool references, const std::string& reference_cache_dir) {
+    return [references, reference_cache_dir](const json& resolved) {
+        // The references of run_compared, their throughputs cached across the sweep's points.
+        // The placement section cannot change either reference (no table, or all of it in
+        // HBM), so it is reset to its defaults: points that differ only in placement share them.
+        Compared c{run_config(resolved), std::nullopt, std::nullopt};
+        if (references && c.run.plan.has_engram) {
+            const json ref = with_key(resolved, "placement", json::object());
+            if (c.run.plan.table != "hbm") {
+                c.table_in_hbm = RunMetrics{};
+                c.table_in_hbm->throughput_tok_per_s =
+                    reference_tps(with_key(ref, "sim.table", "hbm"), reference_cache_dir);
+            }
+            c.no_engram = RunMetrics{};
+            c.no_engram->throughput_tok_per_s =
+                reference_tps(without_engram(ref), reference_cache_dir);
+        }
+        const RunMetrics& m = c.run.metrics;
+        json cmp = c.comparison_json();
+        json summary = {{"throughput_tok_per_s", m.throughput_tok_per_s},
+                        {"makespan_s", m.makespan_s},
+                        {"ttft_mean_s", m.ttft_mean_s},
+                        {"tpot_mean_s", m.tpot_mean_s},
+                        {"compute_s", m.compute_s},
+                        {"stall_s", m.stall_s},
+                        {"hidden_fetch_s", m.hidden_fetch_s},
+                        {"lookups", m.lookups},
+                        {"unique_rows", m.unique_rows},
+                        {"rows_from_hbm", m.rows_from_hbm},
+                        {"rows_from_host_dram", m.rows_from_host_dram},
+                        {"rows_from_nvme", m.rows_from_nvme},
+                        {"h2d_utilization", m.h2d_utilization}};
+        for (const char* k : {"table_in_hbm_tok_per_s", "no_engram_tok_per_s",
+                              "overhead_vs_table_in_hbm_pct", "overhead_vs_no_engram_pct"})
+            if (cmp.contains(k)) summary[k] = cmp[k];
+        return json{{"summary", summary}, {"metrics", metrics_json(m)}};
+    };
+}
+
+namespace {
+
+// Makes (or checks) the sweep's folder; returns the records already finished there.
+std::vector<json> prepare_dir(const SweepSpec& spec, const SweepOptions& opt,
+                              const std::vector<SweepPoint>& points) {
+    const std::string spec_path = opt.dir + "/spec.json";
+    const std::string spec_text = spec.to_json().dump(2) + "\n";
+    std::vector<json> done(points.size());
+    if (fs::exists(spec_path)) {
+        if (!opt.resume)
+            throw std::runtime_error(opt.dir + " already holds a sweep; pass --resume to finish it, "
+                                     "or choose another output folder");
+        if (slurp(spec_path) != spec_text)
+            throw std::runtime_error(opt.dir + " holds a different sweep (its spec.json differs "
+                                     "from this one); choose another output folder");
+        for (const auto& p : points) {
+            std::string why;
+            done[p.index] = read_record(point_file(opt.dir, p.index), p, &why);
+            if (!why.empty())
+                std::fprintf(stderr, "engramsim: %s: %s; running that point again\n",
+                             point_file(opt.dir, p.index).c_str(), why.c_str());
+        }
+    } else {
+        fs::create_directories(opt.dir + "/points");
+        write_atomically(spec_path, spec_text);
+    }
+    fs::create_directories(opt.dir + "/points");
+    return done;
+}
+
+// One point in a forked worker: evaluate, write its file, exit. The parent reads the file.
+pid_t start_worker(const SweepPoint& p, const std::string& path, const PointEvaluator& evaluate) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("sweep: fork failed");
+    if (pid > 0) return pid;
+    int code = 0;
+    try {
+        json rec = {{"index", p.index}, {"axes", p.values()}};
+        try {
+            json r = evaluate(p.config);
+            for (auto& [k, v] : r.items()) rec[k] = v;
+        } catch (const std::exception& e) {
+            rec["error"] = e.what();
+        }
+        write_atomically(path, rec.dump(1) + "\n");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "engramsim: sweep point %zu: %s\n", p.index, e.what());
+        code = 2;
+    }
+    std::fflush(stderr);
+    _exit(code);
+}
+
+}  // namespace
+
+std::vector<json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
+                            const PointEvaluator& evaluate) {
+    if (opt.dir.empty()) throw std::invalid_argument("sweep: no output folder");
+    const std::vector<SweepPoint> points = expand_sweep(spec);
+    std::vector<json> records = prepare_dir(spec, opt, points);
+    SweepProgress prog;
+    prog.total = points.size();
+    for (const auto& r : records)
+        if (!r.is_null()) ++prog.reused;
+    prog.done = prog.reused;
+
+    using clock = std::chrono::steady_clock;
+    std::map<pid_t, std::pair<size_t, clock::time_point>> running;
+    size_t next = 0;
+    const size_t jobs = size_t(std::max(1, opt.jobs));
+    auto launch = [&] {
+        while (running.size() < jobs && next < points.size()) {
+            const SweepPoint& p = points[next++];
+            if (!records[p.index].is_null()) continue;
+            running[start_worker(p, point_file(opt.dir, p.index), evaluate)] = {p.index,
+                                                                                clock::now()};
+        }
+    };
+    launch();
+    while (!running.empty()) {
+        int status = 0;
+        const pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) throw std::runtime_error("sweep: waitpid failed");
+        auto it = running.find(pid);
+        if (it == running.end()) continue;
+        const auto [index, started] = it->second;
+        running.erase(it);
+        const SweepPoint& p = points[index];
+        std::string why;
+        json rec = read_record(point_file(opt.dir, index), p, &why, /*accept_error=*/true);
+        if (rec.is_null()) {  // the worker died: nothing written; a resume runs it again
+            std::string what = "its worker ";
+            what += WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                        : "exited with status " + std::to_string(WEXITSTATUS(status));
+            rec = {{"index", index}, {"axes", p.values()}, {"error", what}};
+        }
+        records[index] = rec;
+        ++prog.done;
+        prog.point = &p;
+        prog.record = &records[index];
+        prog.wall_s = std::chrono::duration<double>(clock::now() - started).count();
+        if (opt.progress) opt.progress(prog);
+        launch();
+    }
+    return records;
+}
+
+json sweep_results_json(const SweepSpec& spec, const std::vector<json>& records) {
+    json units = {{"time", "s"}, {"throughput", "output tokens/s"}, {"overhead", "%"},
+                  {"bytes", "B"}, {"utilization", "fraction of raw link bandwidth"}};
+    json cols = json::object();
+    for (const auto& [k, u] : sweep_summary_columns()) cols[k] = u;
+    units["summary"] = cols;
+    return {{"schema_version", kSweepSchemaVersion},
+            {"units", units},
+            {"machine", machine_json()},
+            {"sweep", spec.to_json()},
+            {"points", records}};
+}
+
+std::string sweep_csv(const SweepSpec& spec, const std::vector<json>& records) {
+    auto quote = [](const std::string& s) {
+        if (s.find_first_of(",\"\n") == std::string::npos) return s;
+        std::string q = "\"";
+        for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return q + "\"";
+    };
+    std::ostringstream out;
+    out << "index";
+    for (const auto& a : spec.axes) out << ',' << quote(a.key);
+    for (const auto& [k, u] : sweep_summary_columns()) out << ',' << quote(k + " [" + u + "]");
+    out << ",error\n";
+    for (const auto& r : records) {
+        out << r.value("index", size_t(0));
+        for (const auto& a : spec.axes) out << ',' << quote(value_text(r["axes"][a.key]));
+        const json& s = r.contains("summary") ? r["summary"] : json::object();
+        for (const auto& [k, u] : sweep_summary_columns()) {
+            out << ',';
+            if (s.contains(k)) out << s[k].dump();
+        }
+        out << ',' << quote(r.value("error", std::string())) << '\n';
+    }
+    return out.str();
+}
+
+}  // namespace engramsim::sim
