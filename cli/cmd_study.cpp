@@ -31,7 +31,9 @@ sim::SweepSpec study_spec(const std::string& name) {
     if (!text) {
         std::string msg = "unknown study '" + name + "'";
         if (auto near = config::nearest(name, study_names())) msg += "; did you mean " + *near + "?";
-        msg += " (engramsim study list)";
+        std::string known;
+        for (const auto& n : study_names()) known += (known.empty() ? "" : ", ") + n;
+        msg += " (known: " + known + ")";
         throw config::ConfigError(msg);
     }
     return sim::parse_sweep_spec(nlohmann::json::parse(*text), "study " + name);
