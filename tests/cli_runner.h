@@ -40,4 +40,10 @@ inline CliResult run_engramsim(const std::string& args) {
     return r;
 }
 
+// A file's bytes ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 }  // namespace engramsim::test

@@ -27,12 +27,7 @@ std::string tmp(const std::string& tag) {
     return p;
 }
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const std::string& path) { return engramsim::test::read_file(path); }
 
 // 16 requests of the paper's workload with the paper's 100B layer.
 std::string small_config() {
