@@ -447,7 +447,8 @@ Plan make_plan(const json& cfg) {
                              std::vector<TpSegment>& out) {
                 double sum = 0;
                 for (const TpPiece& piece : tpar.shard(ops, list, shape)) {
-                    out.push_back({scale * total_seconds(cost, piece.ops), piece.after});
+                    out.push_back({scale * total_seconds(cost, piece.ops), piece.after,
+                                   piece.ops.empty() ? std::string() : piece.ops.back().kernel});
                     sum += out.back().seconds;
                 }
                 return sum;
@@ -516,20 +517,24 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
         prog.push_back({Instr::Kind::Run, s, -1, label});
     };
     // TP > 1: the segments with the collectives between them; else one run of `total`.
-    auto segments = [&](const std::vector<TpSegment>& segs, double total, const char* label) {
+    auto segments = [&](const std::vector<TpSegment>& segs, double total, const char* label,
+                        const char* op, int layer) {
         if (segs.empty()) return run(total, label);
         for (const TpSegment& sg : segs) {
             run(sg.seconds, label);
             if (sg.after.kind == Collective::Kind::None) continue;
             Instr c{Instr::Kind::Collective, 0, -1, "collective"};
             c.collective = sg.after;
+            c.op = op;
+            c.layer = layer;
+            c.segment = &sg;
             prog.push_back(c);
         }
     };
     if (st.gpu_hash_s > 0) run(st.gpu_hash_s, "hash");
     for (size_t f = 0; f < st.fetch.size(); ++f)
         if (st.fetch[f].issue_layer == 0) prog.push_back({Instr::Kind::Issue, 0, int(f), ""});
-    segments(st.tp_embed, st.embed_s, "layers");
+    segments(st.tp_embed, st.embed_s, "layers", "embed", -1);
     for (int l = 0; l < plan.backbone.layers; ++l) {
         for (size_t f = 0; f < st.fetch.size(); ++f)
             if (st.fetch[f].issue_layer == l && l > 0)
@@ -539,11 +544,11 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
                 for (size_t f = 0; f < st.fetch.size(); ++f)
                     if (st.fetch[f].engram_index == int(e))
                         prog.push_back({Instr::Kind::Wait, 0, int(f), ""});
-                segments(st.tp_engram, st.engram_gpu_s[e], "engram");
+                segments(st.tp_engram, st.engram_gpu_s[e], "engram", "engram", l);
             }
-        segments(st.tp_layer, st.layer_s, "layers");
+        segments(st.tp_layer, st.layer_s, "layers", "layer", l);
     }
-    segments(st.tp_head, st.head_s, "layers");
+    segments(st.tp_head, st.head_s, "layers", "head", -1);
     return prog;
 }
 

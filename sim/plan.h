@@ -54,6 +54,7 @@ struct PlannedFetch {
 struct TpSegment {
     double seconds = 0;
     Collective after;
+    std::string after_kernel;  // the kernel the collective follows (the timeline's label)
 };
 
 struct PlannedStep {
@@ -78,6 +79,11 @@ struct Instr {
     int fetch = -1;  // index into PlannedStep::fetch
     std::string label;
     Collective collective;  // Kind::Collective: among Plan::gpus
+    // Kind::Collective, for the timeline: the op list it ends a segment of ("embed", "layer",
+    // "engram", "head"), its layer (-1: embedding, head) and the segment it follows.
+    const char* op = nullptr;
+    int layer = -1;
+    const TpSegment* segment = nullptr;
 };
 
 struct Plan {

@@ -236,6 +236,15 @@ void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
     out << R"({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "gpu0 stream"}},)"
         << "\n"
         << R"x({"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "Engram fetch: host and link"}})x";
+    // TP > 1: the TP group's collectives (one engine drives every GPU in lockstep, so one
+    // track for the group), from the simulator's records, matched to the step programs.
+    const bool collectives = plan.tensor_parallel > 1 && !des.collectives.empty();
+    if (collectives)
+        out << ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 3, "
+               "\"args\": {\"name\": \"collectives gpu0..gpu"
+            << plan.tensor_parallel - 1 << " (NVLink, "
+            << (plan.coalesce_collectives ? "coalesced" : "ring-steps") << ")\"}}";
+    size_t next = 0;  // into des.collectives
     for (size_t i = 0; i < plan.steps.size(); ++i) {
         const PlannedStep& st = plan.steps[i];
         const double t0 = des.step_start_s[i] * 1e6, t1 = des.step_end_s[i] * 1e6;
@@ -256,6 +265,31 @@ void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
             if (r.ready_s > r.needed_s)
                 out << ",\n{\"name\": \"stall\", \"ph\": \"X\", \"pid\": 1, \"tid\": 2, \"ts\": "
                     << r.needed_s * 1e6 << ", \"dur\": " << (r.ready_s - r.needed_s) * 1e6 << "}";
+        }
+        if (!collectives) continue;
+        uint32_t index = 0;
+        for (const Instr& in : step_program(plan, st)) {
+            if (in.kind != Instr::Kind::Collective) continue;
+            const uint32_t k = index++;
+            while (next < des.collectives.size() &&
+                   (des.collectives[next].step < i ||
+                    (des.collectives[next].step == i && des.collectives[next].index < k)))
+                ++next;
+            if (next == des.collectives.size()) break;
+            const CollectiveRecord& c = des.collectives[next];
+            if (c.step != i || c.index != k) continue;  // not run (nothing to move)
+            out << ",\n{\"name\": \"" << collective_name(in.collective.kind)
+                << "\", \"ph\": \"X\", \"pid\": 1, \"tid\": 3, \"ts\": " << c.start_s * 1e6
+                << ", \"dur\": " << (c.end_s - c.start_s) * 1e6 << ", \"args\": {\"step\": " << i
+                << ", \"op\": \"" << (in.op ? in.op : "") << "\"";
+            if (in.layer >= 0) out << ", \"layer\": " << in.layer;
+            out << ", \"index\": " << k;
+            if (in.segment && !in.segment->after_kernel.empty())
+                out << ", \"after_kernel\": \"" << in.segment->after_kernel << "\"";
+            out << ", \"bytes\": " << in.collective.bytes
+                << ", \"chunk_bytes\": " << collective_chunk_bytes(in.collective, plan.tensor_parallel)
+                << ", \"tp\": " << plan.tensor_parallel << "}}";
+            ++next;
         }
     }
     out << "\n]}\n";

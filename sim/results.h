@@ -57,7 +57,11 @@ nlohmann::json results_json(const Plan& plan, const RunMetrics& m,
 nlohmann::json metrics_json(const RunMetrics& m);
 
 // Chrome trace format (chrome://tracing, ui.perfetto.dev): one track for the GPU stream (steps,
-// stalls), one per fetch for the host and link.
+// stalls), one per fetch for the host and link. Under tensor parallelism (TP > 1) a third GPU
+// track, "collectives", holds one slice per collective the engine ran (DesResult::collectives,
+// SimGrid clock at its start and completion), named by kind (all-reduce, all-gather, gather),
+// args: step, op list (embed, layer, engram, head), layer, index in the step, the kernel it
+// follows, bytes (whole tensor), chunk_bytes, tp. TP = 1 writes the same bytes as before.
 void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out);
 
 // The simulator host, for results' "machine" section: OS, CPU model, SimGrid version.

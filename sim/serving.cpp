@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "sim/collectives.h"
 #include "sim/link_probe.h"
@@ -81,6 +82,7 @@ DesResult simulate(const Plan& plan) {
             res.step_start_s[i] = sg4::Engine::get_clock();
             res.fetch[i].assign(st.fetch.size(), {});
             inflight.assign(st.fetch.size(), {});
+            uint32_t collective_index = 0;
             for (const Instr& in : step_program(plan, st)) {
                 switch (in.kind) {
                     case Instr::Kind::Run:
@@ -144,10 +146,14 @@ DesResult simulate(const Plan& plan) {
                         for (auto& a : inflight[size_t(in.fetch)]) a->join();
                         inflight[size_t(in.fetch)].clear();
                         break;
-                    case Instr::Kind::Collective:
+                    case Instr::Kind::Collective: {
+                        const double start = sg4::Engine::get_clock();
                         activities +=
                             run_collective(gpus, in.collective, plan.coalesce_collectives);
+                        res.collectives.push_back({uint32_t(i), collective_index++, start,
+                                                   sg4::Engine::get_clock()});
                         break;
+                    }
                 }
             }
             res.step_end_s[i] = sg4::Engine::get_clock();
@@ -175,6 +181,7 @@ DesResult analytic(const Plan& plan) {
 // ---- Running in a forked child ------------------------------------------------------------
 
 namespace {
+static_assert(std::is_trivially_copyable_v<CollectiveRecord>);
 void put(std::string& buf, const void* p, size_t n) { buf.append(static_cast<const char*>(p), n); }
 template <class T>
 void put(std::string& buf, T v) { put(buf, &v, sizeof v); }
@@ -208,6 +215,8 @@ DesResult simulate_forked(const Plan& plan) {
             }
             put(buf, r.makespan_s);
             put(buf, r.activities);
+            put(buf, uint64_t(r.collectives.size()));
+            put(buf, r.collectives.data(), r.collectives.size() * sizeof(CollectiveRecord));
         } catch (const std::exception& e) {
             buf = std::string("E") + e.what();
             code = 2;
@@ -251,6 +260,11 @@ DesResult simulate_forked(const Plan& plan) {
     }
     r.makespan_s = take<double>(buf, at);
     r.activities = take<uint64_t>(buf, at);
+    r.collectives.resize(take<uint64_t>(buf, at));
+    const size_t bytes = r.collectives.size() * sizeof(CollectiveRecord);
+    if (at + bytes > buf.size()) throw std::runtime_error("simulate_forked: short result");
+    if (bytes) std::memcpy(r.collectives.data(), buf.data() + at, bytes);
+    at += bytes;
     return r;
 }
 

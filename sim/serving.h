@@ -26,9 +26,18 @@ struct FetchRecord {
     double needed_s = 0;  // GPU reached the Engram layer
 };
 
+// One collective as the engine ran it (TP > 1 only): its step, its place among that step's
+// collectives (program order, step_program) and the SimGrid clock when the engine started it
+// and when its last comm arrived.
+struct CollectiveRecord {
+    uint32_t step = 0, index = 0;
+    double start_s = 0, end_s = 0;
+};
+
 struct DesResult {
     std::vector<double> step_start_s, step_end_s;
     std::vector<std::vector<FetchRecord>> fetch;  // [step][fetch]
+    std::vector<CollectiveRecord> collectives;    // every collective run, in order (simulate)
     double makespan_s = 0;
     uint64_t activities = 0;  // SimGrid activities started (execs, sleeps, comms)
 };
