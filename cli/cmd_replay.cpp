@@ -205,6 +205,11 @@ void resolve_placement(const std::string& path,
             if (k == key) return option->count() > 0;
         return false;
     };
+    if (p["warmup_requests"].get<uint64_t>() > 0)
+        throw config::ConfigError(path + ": placement.warmup_requests is read by engramsim run "
+                                         "(which draws the warm-up from the run's workload); a "
+                                         "replay of a trace warms the static policy with "
+                                         "--warmup-trace");
     if (!given("hbm_capacity")) o.capacity = p["hbm_capacity"].get<std::string>();
     if (!given("policy")) o.policy = p["policy"].get<std::string>();
     if (!given("policy_options")) o.policy_options = options_text(p["policy_options"]);

@@ -340,6 +340,15 @@ Key placement_section() {
             quantity_key("profile_fraction", Dim::Count, 1.0,
                          "static: rank rows by their requests in this leading fraction of the "
                          "trace (1: the whole trace, an oracle ranking) (0..1]"),
+            integer("warmup_requests", 0,
+                    "engramsim run: warm the caches first with this many requests of the run's "
+                    "workload drawn with warmup_seed (other prompts, other document windows: "
+                    "earlier traffic of the same kind), served through the HBM and DRAM caches "
+                    "and not timed; 0: the caches start empty. static then ranks rows by the "
+                    "warm-up (no oracle).",
+                    0),
+            integer("warmup_seed", 1000003,
+                    "Workload seed of the warm-up requests; must differ from workload.seed.", 0),
         }));
 }
 

@@ -86,6 +86,48 @@ double count_of(const json& sec, const std::string& key) {
 
 }  // namespace
 
+namespace {
+
+// Placement replay after a warm-up: `warm_requests` requests of the run's workload drawn with
+// `warm_seed` go through the caches first (one replay over the warm-up's steps then the run's),
+// and only the run's step records are kept, renumbered from 0. The static policy then ranks rows
+// by the warm-up's requests instead of the run's own (no oracle).
+std::vector<placement::StepRecord> warm_replay(const EngramConfig& engram, const json& workload,
+                                               uint64_t warm_requests, uint64_t warm_seed,
+                                               const SchedulerConfig& sc,
+                                               std::unique_ptr<LookupSource> run,
+                                               placement::TierConfig tiers) {
+    if (warm_seed == workload.at("seed").get<uint64_t>())
+        throw config::ConfigError("placement.warmup_seed: " + std::to_string(warm_seed) +
+                                  " is workload.seed: the warm-up would be the run itself");
+    json warm = workload;
+    warm["num_requests"] = warm_requests;
+    warm["seed"] = warm_seed;
+    std::unique_ptr<LookupSource> warm_source;
+    try {
+        warm_source = make_lookups(engram, warm, sc);
+    } catch (const std::exception& e) {
+        throw config::ConfigError(std::string("placement.warmup_requests: the warm-up workload: ") +
+                                  e.what());
+    }
+    ChainedLookups chain(std::move(warm_source), std::move(run));
+    const placement::DenseTrace trace = placement::densify(chain);
+    const uint64_t warm_steps = chain.first_steps();
+    if (tiers.policy == "static") {
+        auto ranks_from = make_lookups(engram, warm, sc);
+        tiers.profile_ranks = placement::profile_ranks_for(trace, *ranks_from);
+    }
+    std::vector<placement::StepRecord> steps = placement::replay(trace, tiers).steps;
+    const auto first_run = std::find_if(steps.begin(), steps.end(), [&](const auto& r) {
+        return r.step >= warm_steps;
+    });
+    steps.erase(steps.begin(), first_run);
+    for (auto& r : steps) r.step -= warm_steps;
+    return steps;
+}
+
+}  // namespace
+
 Plan make_plan(const json& cfg) {
     for (const char* s : {"backbone", "hardware", "workload", "sim"})
         if (!cfg.contains(s)) throw config::ConfigError(std::string("run config: ") + s +
@@ -347,16 +389,25 @@ Plan make_plan(const json& cfg) {
                                           : placement::Inclusion::Inclusive;
                 }
                 tiers.profile_fraction = count_of(placec, "profile_fraction");
+                const uint64_t warm_requests = placec["warmup_requests"].get<uint64_t>();
+                const uint64_t warm_seed = placec["warmup_seed"].get<uint64_t>();
                 const json tkey = {tiers.hbm_rows,      tiers.policy,      tiers.options,
                                    tiers.dram_rows,     tiers.dram_policy, tiers.dram_options,
-                                   placec["tiers"],     tiers.profile_fraction};
+                                   placec["tiers"],     tiers.profile_fraction,
+                                   warm_requests,       warm_seed};
                 auto& rr = replay_cache[sk + "|" + ekey.dump() + "|" + tkey.dump()];
                 if (!rr) {
                     auto source = hashed_lookups(plan.engram, *wl, sc);
-                    placement::DenseTrace trace = placement::densify(*source);
                     try {
-                        rr = std::make_shared<std::vector<placement::StepRecord>>(
-                            placement::replay(trace, tiers).steps);
+                        if (warm_requests == 0) {
+                            placement::DenseTrace trace = placement::densify(*source);
+                            rr = std::make_shared<std::vector<placement::StepRecord>>(
+                                placement::replay(trace, tiers).steps);
+                        } else {
+                            rr = std::make_shared<std::vector<placement::StepRecord>>(
+                                warm_replay(plan.engram, cfg["workload"], warm_requests,
+                                            warm_seed, sc, std::move(source), tiers));
+                        }
                     } catch (const std::invalid_argument& e) {
                         throw config::ConfigError(std::string("placement: ") + e.what());
                     }

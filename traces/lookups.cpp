@@ -1,6 +1,7 @@
 #include "traces/lookups.h"
 
 #include <fstream>
+#include <stdexcept>
 
 #include "model/config.h"
 #include "traces/ngram_hash.h"
@@ -137,6 +138,28 @@ std::unique_ptr<LookupSource> make_lookups(const EngramConfig& engram,
     workload_lengths(workload, prompt_len, output_len);
     return synthetic_lookups(model, engram, std::move(prompt_len), std::move(output_len),
                              scheduler, workload.at("seed").get<uint64_t>());
+}
+
+ChainedLookups::ChainedLookups(std::unique_ptr<LookupSource> first,
+                               std::unique_ptr<LookupSource> second)
+    : first_(std::move(first)), second_(std::move(second)) {
+    const LookupLayout &a = first_->layout(), &b = second_->layout();
+    if (a.layer_base != b.layer_base || a.head_offset != b.head_offset ||
+        a.layer_rows != b.layer_rows || a.row_bytes != b.row_bytes)
+        throw std::invalid_argument("chained lookups: the two sources read different tables");
+}
+
+bool ChainedLookups::next(StepBatch& batch) {
+    if (in_first_) {
+        if (first_->next(batch)) {
+            first_steps_ = batch.step + 1;
+            return true;
+        }
+        in_first_ = false;
+    }
+    if (!second_->next(batch)) return false;
+    batch.step += first_steps_;
+    return true;
 }
 
 }  // namespace engramsim

@@ -92,6 +92,22 @@ std::unique_ptr<LookupSource> make_lookups(const EngramConfig& engram,
                                            const nlohmann::json& workload_section,
                                            const SchedulerConfig& scheduler);
 
+// `first`'s steps, then `second`'s, numbered on (second's step k becomes first_steps() + k):
+// a warm-up ahead of a run, through one replay. The layouts must be the same Engram memory.
+class ChainedLookups : public LookupSource {
+public:
+    ChainedLookups(std::unique_ptr<LookupSource> first, std::unique_ptr<LookupSource> second);
+    const LookupLayout& layout() const override { return first_->layout(); }
+    bool next(StepBatch& batch) override;
+    // Steps `first` yielded (all of them once `second` has started).
+    uint64_t first_steps() const { return first_steps_; }
+
+private:
+    std::unique_ptr<LookupSource> first_, second_;
+    bool in_first_ = true;
+    uint64_t first_steps_ = 0;
+};
+
 // The layout implied by an Engram config (primes computed as NgramHasher does).
 LookupLayout lookup_layout(const EngramConfig& engram);
 

@@ -185,12 +185,12 @@ TEST(SweepCli, SweepFilesAndStudies) {
     EXPECT_NE(r.out.find("zipf-hierarchy"), std::string::npos);
     r = run("study run zipf-hierarchy --list");
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.out.find("zipf-hierarchy: 40 points"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("zipf-hierarchy: 80 points"), std::string::npos) << r.out;
     r = run("study run zipf-hierarchi");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("did you mean zipf-hierarchy?"), std::string::npos) << r.err;
     // The study the binary carries is the file in studies/.
     EXPECT_EQ(json::parse(slurp(std::string(ENGRAMSIM_SOURCE_DIR) +
                                 "/studies/zipf-hierarchy/study.json"))["axes"].size(),
-              3u);
+              4u);
 }

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <list>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "model/config.h"
 #include "model/cost_model.h"
@@ -14,6 +17,7 @@
 #include "sim/plan.h"
 #include "sim/platform.h"
 #include "sim/prefetch.h"
+#include "traces/lookups.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;
@@ -496,4 +500,82 @@ TEST(StepModel, EngramModuleKernelsAndProjectionWork) {
     const auto layer = layer_ops(b, s);
     EXPECT_EQ(layer[4].kernel, "attention_decode");
     EXPECT_EQ(layer[4].bytes, 50000.0 * 2 * 1024 * 2 + 2 * 100.0 * 4096 * 2);
+}
+
+// Warm caches (placement.warmup_requests): the run's HBM hits equal a brute-force LRU (a list
+// and a hash map, written here) fed first the warm-up's lookups, then the run's: each step's
+// distinct rows of each Engram layer in order of first occurrence, hits counted in the run only.
+TEST(Plan, WarmUpFillsTheCachesBeforeTheRunAsABruteForceLruSays) {
+    nlohmann::json cfg = {{"backbone", "dense-4b"},
+                          {"engram", "paper-offload-100b"},
+                          {"workload", {{"base", "handbook-en"}, {"num_requests", 12}}},
+                          {"placement", {{"hbm_capacity", "30000"}, {"warmup_requests", 20}}}};
+    const nlohmann::json resolved = resolve_run_config(cfg, "t");
+    const Plan warm = make_plan(resolved);
+
+    auto source_of = [&](uint64_t requests, uint64_t seed) {
+        nlohmann::json w = resolved["workload"];
+        w["num_requests"] = requests;
+        w["seed"] = seed;
+        const SchedulerConfig sc{resolved["sim"]["max_num_seqs"].get<int>(),
+                                 resolved["sim"]["max_num_batched_tokens"].get<int>(),
+                                 resolved["sim"]["kv_block_size"].get<int>(), warm.num_kv_blocks};
+        return make_lookups(warm.engram, w, sc);
+    };
+    const uint64_t capacity = 30000;
+    std::list<uint64_t> lru;  // front: most recent
+    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> where;
+    auto serve = [&](const StepBatch& b, std::vector<uint64_t>* hits_per_layer) {
+        for (size_t l = 0; l < b.rows.size(); ++l) {
+            std::unordered_set<uint64_t> seen;
+            for (uint64_t key : b.rows[l]) {
+                if (!seen.insert(key).second) continue;
+                if (auto it = where.find(key); it != where.end()) {
+                    lru.splice(lru.begin(), lru, it->second);
+                    if (hits_per_layer) ++(*hits_per_layer)[l];
+                    continue;
+                }
+                if (lru.size() == capacity) {
+                    where.erase(lru.back());
+                    lru.pop_back();
+                }
+                lru.push_front(key);
+                where[key] = lru.begin();
+            }
+        }
+    };
+    StepBatch b;
+    auto warm_up = source_of(20, 1000003);
+    while (warm_up->next(b)) serve(b, nullptr);
+    auto run = source_of(12, 0);
+    size_t step = 0;
+    uint64_t total_hits = 0;
+    while (run->next(b)) {
+        std::vector<uint64_t> hits(b.rows.size(), 0);
+        serve(b, &hits);
+        ASSERT_LT(step, warm.steps.size());
+        for (size_t l = 0; l < hits.size(); ++l) {
+            ASSERT_EQ(warm.steps[step].fetch[l].hbm_hits, hits[l]) << "step " << step;
+            total_hits += hits[l];
+        }
+        ++step;
+    }
+    EXPECT_EQ(step, warm.steps.size());
+    // The warm-up matters: the cold run hits less.
+    nlohmann::json cold_cfg = cfg;
+    cold_cfg["placement"].erase("warmup_requests");
+    uint64_t cold_hits = 0;
+    for (const auto& st : make_plan(resolve_run_config(cold_cfg, "t")).steps)
+        for (const auto& f : st.fetch) cold_hits += f.hbm_hits;
+    EXPECT_GT(total_hits, cold_hits);
+    // A warm-up drawn with the run's own seed is the run itself: refused.
+    cfg["placement"]["warmup_seed"] = 0;
+    try {
+        make_plan(resolve_run_config(cfg, "t"));
+        FAIL();
+    } catch (const config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("placement.warmup_seed: 0 is workload.seed"),
+                  std::string::npos)
+            << e.what();
+    }
 }
