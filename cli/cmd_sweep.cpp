@@ -187,7 +187,8 @@ void add_sweep_command(CLI::App& app) {
         ->required();
     cmd->add_option("--axis", *axes,
                     "KEY=V1,V2,...: one axis (repeatable), e.g. placement.hbm_capacity=0,1%,10%; "
-                    "KEY=[...] for JSON values");
+                    "KEY=[...] for JSON values")
+        ->allow_extra_args(false);
     cmd->add_flag("--no-references", *no_refs,
                   "Skip the table-in-HBM and no-Engram runs of every point");
     add_sweep_options(cmd, *opt);
