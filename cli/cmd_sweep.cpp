@@ -4,6 +4,7 @@
 // Also the engine of the spec-file studies (studies/<name>/study.json, embedded in the binary).
 #include "cli/sweep_command.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -32,7 +33,7 @@ void print_sweep(const sim::SweepSpec& spec, const std::vector<nlohmann::json>& 
     if (!spec.description.empty()) std::cout << "\n" << spec.description;
     std::cout << "\n\n";
     std::vector<std::string> head;
-    for (const auto& a : spec.axes) head.push_back("<" + a.key);
+    for (const auto& k : spec.columns()) head.push_back("<" + k);
     for (const char* h : {"tok/s", "vs no Engram", "vs in HBM", "stall s", "rows HBM", "rows DRAM",
                           "rows NVMe"})
         head.push_back(h);
@@ -40,7 +41,7 @@ void print_sweep(const sim::SweepSpec& spec, const std::vector<nlohmann::json>& 
     std::vector<std::string> errors;
     for (const auto& r : records) {
         std::vector<std::string> row;
-        for (const auto& a : spec.axes) row.push_back(value_cell(r["axes"][a.key]));
+        for (const auto& k : spec.columns()) row.push_back(value_cell(r["axes"][k]));
         if (r.contains("error")) {
             errors.push_back("point " + std::to_string(r["index"].get<size_t>()) + ": " +
                              r["error"].get<std::string>());
@@ -153,8 +154,10 @@ sim::SweepSpec load_sweep(const std::string& spec_or_config, const std::vector<s
     }
     for (const auto& text : axes) {
         sim::SweepAxis a = sim::parse_axis(text);
-        for (const auto& b : spec.axes)
-            if (b.key == a.key) throw config::ConfigError("--axis " + a.key + ": already an axis");
+        const auto taken = spec.columns();
+        for (const auto& k : a.keys)
+            if (std::find(taken.begin(), taken.end(), k) != taken.end())
+                throw config::ConfigError("--axis " + a.name() + ": " + k + " is already varied");
         spec.axes.push_back(std::move(a));
     }
     return spec;

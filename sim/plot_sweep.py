@@ -21,6 +21,24 @@ def short(key):
     return key.split(".")[-1]
 
 
+def keys_of(axis):
+    return axis["keys"] if "keys" in axis else [axis["key"]]
+
+
+def setting(axis, value):
+    """{key: value} of one value of an axis (several keys when they are varied together)."""
+    ks = keys_of(axis)
+    return dict(zip(ks, value)) if len(ks) > 1 else {ks[0]: value}
+
+
+def label(axis, value):
+    return "/".join(text(v) for v in setting(axis, value).values())
+
+
+def name(axis):
+    return "+".join(keys_of(axis))
+
+
 def main(path, out_dir):
     with open(path) as f:
         res = json.load(f)
@@ -38,23 +56,25 @@ def main(path, out_dir):
                               squeeze=False)
     combos = list(itertools.product(*[a["values"] for a in line_axes])) or [()]
     for r, row_value in enumerate(rows):
-        for ax, (key, label) in zip(plots[r], panels):
+        for ax, (key, ylabel) in zip(plots[r], panels):
             for combo in combos:
-                want = {a["key"]: c for a, c in zip(line_axes, combo)}
+                want = {}
+                for a, c in zip(line_axes, combo):
+                    want.update(setting(a, c))
                 if row_axis:
-                    want[row_axis["key"]] = row_value
+                    want.update(setting(row_axis, row_value))
                 ys = []
                 for v in x_axis["values"]:
-                    want[x_axis["key"]] = v
+                    want.update(setting(x_axis, v))
                     hit = [p for p in points if all(p["axes"][k] == w for k, w in want.items())]
                     ys.append(hit[0]["summary"].get(key) if hit else None)
-                name = ", ".join(f"{short(a['key'])}={text(c)}" for a, c in zip(line_axes, combo))
-                ax.plot(xs, [float("nan") if y is None else y for y in ys], "o-", label=name or None)
-            ax.set_xticks(xs, [text(v) for v in x_axis["values"]])
-            ax.set_xlabel(x_axis["key"])
-            ax.set_ylabel(label)
+                line = ", ".join(f"{short(name(a))}={label(a, c)}" for a, c in zip(line_axes, combo))
+                ax.plot(xs, [float("nan") if y is None else y for y in ys], "o-", label=line or None)
+            ax.set_xticks(xs, [label(x_axis, v) for v in x_axis["values"]])
+            ax.set_xlabel(name(x_axis))
+            ax.set_ylabel(ylabel)
             if row_axis:
-                ax.set_title(f"{row_axis['key']} = {text(row_value)}", fontsize=9)
+                ax.set_title(f"{name(row_axis)} = {label(row_axis, row_value)}", fontsize=9)
             ax.grid(True, alpha=0.3)
             if line_axes:
                 ax.legend(fontsize=7)

@@ -112,11 +112,64 @@ json read_record(const std::string& path, const SweepPoint& p, std::string* why,
     }
 }
 
+// One entry of "axes": {"key", "values"} or {"keys", "values": [[...], ...]}.
+SweepAxis axis_from_json(const json& a, const std::string& origin, const std::string& path) {
+    check_keys(a, {"key", "keys", "values"}, origin, path);
+    SweepAxis axis;
+    if (a.contains("key") == a.contains("keys"))
+        spec_error(origin, path, "needs \"key\" (one config key) or \"keys\" (several, "
+                                 "varied together), not both");
+    if (a.contains("key")) {
+        if (!a["key"].is_string())
+            spec_error(origin, path + ".key", "must be a dotted config key such as sim.table");
+        axis.keys = {a["key"].get<std::string>()};
+    } else {
+        if (!a["keys"].is_array() || a["keys"].size() < 2)
+            spec_error(origin, path + ".keys", "must be an array of two or more config keys");
+        for (const auto& k : a["keys"]) {
+            if (!k.is_string())
+                spec_error(origin, path + ".keys", "must be an array of dotted config keys");
+            axis.keys.push_back(k);
+        }
+    }
+    if (!a.contains("values") || !a["values"].is_array() || a["values"].empty())
+        spec_error(origin, path + ".values", "must be a non-empty array");
+    axis.values = a["values"].get<std::vector<json>>();
+    if (axis.keys.size() > 1)
+        for (size_t v = 0; v < axis.values.size(); ++v)
+            if (!axis.values[v].is_array() || axis.values[v].size() != axis.keys.size())
+                spec_error(origin, path + ".values[" + std::to_string(v) + "]",
+                           "must be an array of " + std::to_string(axis.keys.size()) +
+                               " values, one per key");
+    return axis;
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, json>> SweepAxis::settings(size_t i) const {
+    if (keys.size() == 1) return {{keys[0], values[i]}};
+    std::vector<std::pair<std::string, json>> out;
+    for (size_t k = 0; k < keys.size(); ++k) out.emplace_back(keys[k], values[i][k]);
+    return out;
+}
+
+std::string SweepAxis::name() const {
+    std::string n;
+    for (const auto& k : keys) n += (n.empty() ? "" : "+") + k;
+    return n;
+}
+
+std::vector<std::string> SweepSpec::columns() const {
+    std::vector<std::string> c;
+    for (const auto& a : axes) c.insert(c.end(), a.keys.begin(), a.keys.end());
+    return c;
+}
 
 json SweepSpec::to_json() const {
     json axes_j = json::array();
-    for (const auto& a : axes) axes_j.push_back({{"key", a.key}, {"values", a.values}});
+    for (const auto& a : axes)
+        axes_j.push_back(a.keys.size() == 1 ? json{{"key", a.keys[0]}, {"values", a.values}}
+                                            : json{{"keys", a.keys}, {"values", a.values}});
     return {{"schema_version", kSweepSchemaVersion},
             {"name", name},
             {"description", description},
@@ -160,21 +213,18 @@ SweepSpec parse_sweep_spec(const json& doc, const std::string& origin, const std
     }
     if (!doc["axes"].is_array() || doc["axes"].empty())
         spec_error(origin, "axes", "must be a non-empty array of {\"key\", \"values\"}");
+    std::map<std::string, size_t> axis_of;  // key -> the axis that varies it
     for (size_t i = 0; i < doc["axes"].size(); ++i) {
         const std::string path = "axes[" + std::to_string(i) + "]";
         const json& a = doc["axes"][i];
-        check_keys(a, {"key", "values"}, origin, path);
-        if (!a.contains("key") || !a["key"].is_string())
-            spec_error(origin, path + ".key", "must be a dotted config key such as sim.table");
-        if (!a.contains("values") || !a["values"].is_array() || a["values"].empty())
-            spec_error(origin, path + ".values", "must be a non-empty array");
-        s.axes.push_back({a["key"], a["values"].get<std::vector<json>>()});
+        SweepAxis axis = axis_from_json(a, origin, path);
+        for (const auto& k : axis.keys) {
+            if (auto [it, fresh] = axis_of.emplace(k, i); !fresh)
+                spec_error(origin, path,
+                           "'" + k + "' is already varied by axis " + std::to_string(it->second));
+        }
+        s.axes.push_back(std::move(axis));
     }
-    for (size_t i = 0; i < s.axes.size(); ++i)
-        for (size_t j = 0; j < i; ++j)
-            if (s.axes[i].key == s.axes[j].key)
-                spec_error(origin, "axes[" + std::to_string(i) + "].key",
-                           "'" + s.axes[i].key + "' is already axis " + std::to_string(j));
     return s;
 }
 
@@ -183,18 +233,33 @@ SweepAxis parse_axis(const std::string& text) {
     if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
         throw config::ConfigError("--axis '" + text + "': expected KEY=V1,V2,... (e.g. "
                                   "sim.table=host-dram,nvme)");
-    SweepAxis a{text.substr(0, eq), {}};
+    SweepAxis a;
+    {
+        std::stringstream keys(text.substr(0, eq));
+        for (std::string k; std::getline(keys, k, ',');) a.keys.push_back(k);
+    }
     const std::string rest = text.substr(eq + 1);
+    if (a.keys.size() > 1) {  // zipped: one JSON array of arrays
+        json arr;
+        try {
+            arr = json::parse(rest);
+        } catch (const json::parse_error& e) {
+            throw config::ConfigError("--axis " + a.name() + ": keys varied together take one "
+                                      "JSON array of arrays, e.g. [[\"dense-4b\", 1], "
+                                      "[\"moe-27b\", 4]]: " + e.what());
+        }
+        return axis_from_json({{"keys", a.keys}, {"values", arr}}, "--axis " + a.name(), "axis");
+    }
     if (rest.front() == '[') {
         json arr;
         try {
             arr = json::parse(rest);
         } catch (const json::parse_error& e) {
-            throw config::ConfigError("--axis " + a.key + ": the values are not a JSON array: " +
+            throw config::ConfigError("--axis " + a.name() + ": the values are not a JSON array: " +
                                       e.what());
         }
         if (!arr.is_array() || arr.empty())
-            throw config::ConfigError("--axis " + a.key + ": expected a non-empty JSON array");
+            throw config::ConfigError("--axis " + a.name() + ": expected a non-empty JSON array");
         a.values = arr.get<std::vector<json>>();
         return a;
     }
@@ -227,7 +292,7 @@ std::vector<SweepPoint> expand_sweep(const SweepSpec& spec) {
         p.index = i;
         p.config = spec.base;
         for (size_t a = 0; a < spec.axes.size(); ++a)
-            p.settings.emplace_back(spec.axes[a].key, spec.axes[a].values[at[a]]);
+            for (auto& kv : spec.axes[a].settings(at[a])) p.settings.push_back(std::move(kv));
         try {
             for (const auto& [k, v] : p.settings) p.config = with_key(p.config, k, v);
         } catch (const std::exception& e) {
@@ -464,12 +529,12 @@ std::string sweep_csv(const SweepSpec& spec, const std::vector<json>& records) {
     };
     std::ostringstream out;
     out << "index";
-    for (const auto& a : spec.axes) out << ',' << quote(a.key);
+    for (const auto& k : spec.columns()) out << ',' << quote(k);
     for (const auto& [k, u] : sweep_summary_columns()) out << ',' << quote(k + " [" + u + "]");
     out << ",error\n";
     for (const auto& r : records) {
         out << r.value("index", size_t(0));
-        for (const auto& a : spec.axes) out << ',' << quote(value_text(r["axes"][a.key]));
+        for (const auto& k : spec.columns()) out << ',' << quote(value_text(r["axes"][k]));
         const json& s = r.contains("summary") ? r["summary"] : json::object();
         for (const auto& [k, u] : sweep_summary_columns()) {
             out << ',';

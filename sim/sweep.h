@@ -24,9 +24,15 @@ namespace engramsim::sim {
 
 inline constexpr int kSweepSchemaVersion = 1;
 
+// One axis: a dotted config path and its values, or several paths varied together (zipped):
+// then each value is an array with one entry per path, e.g. keys {"backbone", "engram.hc_mult"}
+// with values [["dense-4b", 1], ["moe-27b", 4]].
 struct SweepAxis {
-    std::string key;                   // dotted config path, e.g. "placement.hbm_capacity"
+    std::vector<std::string> keys;  // e.g. {"placement.hbm_capacity"}
     std::vector<nlohmann::json> values;
+    // The (key, value) pairs of value i.
+    std::vector<std::pair<std::string, nlohmann::json>> settings(size_t i) const;
+    std::string name() const;  // the keys joined by "+"
 };
 
 struct SweepSpec {
@@ -35,10 +41,11 @@ struct SweepSpec {
     std::vector<SweepAxis> axes;
     bool references = true;  // also simulate the table in HBM and no Engram for every point
     nlohmann::json to_json() const;
+    std::vector<std::string> columns() const;  // every axis key, in axis order
 };
 
 // A sweep file: {"name", "description", "base": PRESET | FILE | {config}, "axes": [{"key",
-// "values": [...]}, ...], "references": true}. Keys are strict: an unknown one is named with
+// "values": [...]} or {"keys": [...], "values": [[...], ...]}, ...], "references": true}. Keys are strict: an unknown one is named with
 // its JSON path and the nearest valid key. A relative FILE is read from `dir`.
 SweepSpec parse_sweep_spec(const nlohmann::json& doc, const std::string& origin,
                            const std::string& dir = ".");
@@ -46,7 +53,7 @@ SweepSpec parse_sweep_spec(const nlohmann::json& doc, const std::string& origin,
 bool is_sweep_spec(const nlohmann::json& doc);
 // "--axis KEY=V1,V2,...": values split on commas, each read as JSON when it is JSON (numbers,
 // true/false, quoted strings) and as a plain string otherwise; "KEY=[...]" is one JSON array
-// of values (for values holding commas, such as arrays).
+// of values (for values holding commas, such as arrays); "KEY1,KEY2=[[v1, v2], ...]" zips keys.
 SweepAxis parse_axis(const std::string& text);
 
 struct SweepPoint {

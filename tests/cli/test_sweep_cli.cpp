@@ -194,3 +194,26 @@ TEST(SweepCli, SweepFilesAndStudies) {
                                 "/studies/zipf-hierarchy/study.json"))["axes"].size(),
               4u);
 }
+
+TEST(SweepCli, ZippedAxesVaryKeysTogether) {
+    // moe-27b has four residual branches, so its Engram layer needs hc_mult 4: the two keys must
+    // move together, which a zipped axis does (two separate axes would make invalid points).
+    const std::string dir = tmp("zip");
+    Result r = run("sweep " + small_config() +
+                   R"( --axis 'backbone,engram.hc_mult=[["dense-4b",1],["moe-27b",4]]')" +
+                   " --no-references --plot -o " + dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json res = json::parse(slurp(dir + "/results.json"));
+    ASSERT_EQ(res["points"].size(), 2u);
+    EXPECT_EQ(res["points"][1]["axes"]["backbone"], "moe-27b");
+    EXPECT_EQ(res["points"][1]["axes"]["engram.hc_mult"], 4);
+    EXPECT_GT(res["points"][1]["summary"]["throughput_tok_per_s"].get<double>(), 0);
+    EXPECT_TRUE(fs::exists(dir + "/sweep.png"));
+    const std::string csv = slurp(dir + "/results.csv");
+    EXPECT_EQ(csv.substr(0, csv.find(",throughput")), "index,backbone,engram.hc_mult");
+    r = run("sweep " + small_config() +
+            R"( --axis 'backbone,engram.hc_mult=[["dense-4b",1],["moe-27b",4]]' --axis backbone=dense-8b -o )" +
+            tmp("zip2"));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("backbone is already varied"), std::string::npos) << r.err;
+}

@@ -63,7 +63,7 @@ size_t lines(const std::string& path) {
 
 TEST(Sweep, AxisValuesAreJsonWhenTheyParse) {
     const auto a = engramsim::sim::parse_axis("placement.hbm_capacity=0,10%,2GiB,true,\"7\"");
-    EXPECT_EQ(a.key, "placement.hbm_capacity");
+    EXPECT_EQ(a.keys, std::vector<std::string>{"placement.hbm_capacity"});
     ASSERT_EQ(a.values.size(), 5u);
     EXPECT_EQ(a.values[0], json(0));
     EXPECT_EQ(a.values[1], json("10%"));
@@ -75,6 +75,45 @@ TEST(Sweep, AxisValuesAreJsonWhenTheyParse) {
     EXPECT_EQ(b.values[1], json::parse("[11,13]"));
     EXPECT_THROW(engramsim::sim::parse_axis("sim.table"), engramsim::config::ConfigError);
     EXPECT_THROW(engramsim::sim::parse_axis("sim.table=[1,"), engramsim::config::ConfigError);
+}
+
+TEST(Sweep, ZippedKeysVaryTogether) {
+    const auto a = engramsim::sim::parse_axis(
+        R"(backbone,engram.hc_mult=[["dense-4b", 1], ["moe-27b", 4]])");
+    ASSERT_EQ(a.keys, (std::vector<std::string>{"backbone", "engram.hc_mult"}));
+    ASSERT_EQ(a.values.size(), 2u);
+    EXPECT_EQ(a.name(), "backbone+engram.hc_mult");
+    const auto s1 = a.settings(1);
+    ASSERT_EQ(s1.size(), 2u);
+    EXPECT_EQ(s1[0].second, "moe-27b");
+    EXPECT_EQ(s1[1].second, 4);
+    // A value with the wrong number of entries names its place.
+    try {
+        engramsim::sim::parse_axis(R"(backbone,engram.hc_mult=[["dense-4b", 1], ["moe-27b"]])");
+        ADD_FAILURE() << "accepted";
+    } catch (const engramsim::config::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("values[1]: must be an array of 2 values, one per key"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(engramsim::sim::parse_axis("backbone,engram.hc_mult=dense-4b,1"),
+                 engramsim::config::ConfigError);
+    // Expanded with another axis: 2 x 2 points, the zipped keys moving together.
+    const SweepSpec spec = engramsim::sim::parse_sweep_spec(
+        json::parse(R"({"base": {"backbone": "dense-4b", "engram": "paper-offload-100b"},
+                        "axes": [{"keys": ["backbone", "engram.hc_mult"],
+                                  "values": [["dense-4b", 1], ["moe-27b", 4]]},
+                                 {"key": "sim.schedule", "values": ["none", "oracle"]}]})"),
+        "test");
+    EXPECT_EQ(spec.columns(), (std::vector<std::string>{"backbone", "engram.hc_mult", "sim.schedule"}));
+    const auto points = engramsim::sim::expand_sweep(spec);
+    ASSERT_EQ(points.size(), 4u);
+    EXPECT_EQ(points[2].label(), "backbone=moe-27b, engram.hc_mult=4, sim.schedule=none");
+    EXPECT_EQ(points[2].config["engram"]["hc_mult"], 4);
+    EXPECT_EQ(points[2].config["backbone"]["hc_mult"], 4);
+    EXPECT_EQ(points[1].config["engram"]["hc_mult"], 1);
+    EXPECT_EQ(engramsim::sim::sweep_csv(spec, {}).substr(0, 45),
+              "index,backbone,engram.hc_mult,sim.schedule,th");
 }
 
 TEST(Sweep, PointsVaryTheLastAxisFastest) {
@@ -112,7 +151,7 @@ TEST(Sweep, SpecErrorsNameTheJsonPathAndTheNearestKey) {
               std::string::npos);
     EXPECT_NE(message(R"({"base": "dense-4b", "axes": [{"key": "sim.table", "values": ["hbm"]},
                                                        {"key": "sim.table", "values": ["nvme"]}]})")
-                  .find("axes[1].key: 'sim.table' is already axis 0"),
+                  .find("axes[1]: 'sim.table' is already varied by axis 0"),
               std::string::npos);
 }
 
