@@ -70,7 +70,21 @@ void print_run(const sim::Compared& c, double wall_s) {
             if (name.rfind("pcie_switch", 0) == 0 && name.find(".h2d") != std::string::npos)
                 t.add({"  " + name + " utilisation", pct(u * 100)});
     }
-    t.add({"KV blocks / preemptions",
+    if (m.data_parallel > 1) {  // replicas on one node, sharing the host and its links
+        t.add({"data parallel (replicas)", std::to_string(m.data_parallel) + " (host: " +
+                                               std::to_string(p.host_cores) +
+                                               " gather slots)"});
+        for (const auto& r : m.replicas)
+            t.add({"  " + r.gpu + " makespan / steps / stall",
+                   fixed(r.makespan_s, 3) + " s / " + thousands(r.steps) + " / " +
+                       fixed(r.stall_s, 4) + " s"});
+        for (const auto& g : m.per_gpu)
+            t.add({"  " + g.gpu + " host h2d utilisation", pct(g.host_h2d * 100)});
+        for (const auto& [name, u] : m.per_link)
+            if (name.rfind("pcie_switch", 0) == 0 && name.find(".h2d") != std::string::npos)
+                t.add({"  " + name + " utilisation", pct(u * 100)});
+    }
+    t.add({m.data_parallel > 1 ? "KV blocks per GPU / preemptions" : "KV blocks / preemptions",
            thousands(uint64_t(p.num_kv_blocks)) + " / " + thousands(p.preemptions)});
     t.add({"simulator wall time", fixed(wall_s, 3) + " s"});
     t.print(std::cout, "  ");

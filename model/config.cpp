@@ -298,6 +298,11 @@ Key sim_section() {
             integer("tensor_parallel", 1,
                     "GPUs serving one model replica by tensor parallelism (Megatron-style, as "
                     "nano-vLLM); at most hardware.gpu.count.", 1, 64),
+            integer("data_parallel", 1,
+                    "Engine replicas on one node, each on its own GPU (data parallelism): request "
+                    "r goes to replica r mod data_parallel; the replicas share the host (its "
+                    "cores, DRAM table), the PCIe switches and the drives. At most "
+                    "hardware.gpu.count; > 1 needs tensor_parallel 1.", 1, 64),
             choice("collective_comms", {"ring-steps", "coalesced"}, "coalesced",
                    "ring-steps: each ring step of a collective is its own comms (a barrier per "
                    "step); coalesced: one comm per GPU per collective after a sleep of the other "

@@ -128,7 +128,11 @@ std::vector<placement::StepRecord> warm_replay(const EngramConfig& engram, const
 
 }  // namespace
 
-Plan make_plan(const json& cfg) {
+// One engine's plan. `shard` of `shards`: the requests r = shard mod shards of the workload
+// (shards 1: all of them). `platform_gpus` GPUs are built (0: sim.tensor_parallel's) and the
+// engine runs on gpu `gpu_index`; with platform_gpus > 0 (a data-parallel replica) the plan's
+// gpus are that one GPU.
+static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_gpus, int gpu_index) {
     for (const char* s : {"backbone", "hardware", "workload", "sim"})
         if (!cfg.contains(s)) throw config::ConfigError(std::string("run config: ") + s +
                                                         ": required section is missing");
@@ -189,10 +193,10 @@ Plan make_plan(const json& cfg) {
         hw, PcieModel{config::quantity(simc, "pcie_tlp_overhead", Dim::Bytes),
                       config::quantity(simc, "pcie_max_payload", Dim::Bytes),
                       count_of(simc, "pcie_dllp_overhead")},
-        tp, remote ? memory_nodes : 0);
-    plan.gpu = plan.platform.node("gpu0");
+        platform_gpus > 0 ? platform_gpus : tp, remote ? memory_nodes : 0);
+    plan.gpu = plan.platform.node("gpu" + std::to_string(gpu_index));
     plan.host = plan.platform.node("host");
-    plan.gpus = plan.platform.gpus();
+    plan.gpus = platform_gpus > 0 ? std::vector<int>{plan.gpu} : plan.platform.gpus();
     const auto up = plan.platform.route(plan.host, plan.gpu);
     const auto down = plan.platform.route(plan.gpu, plan.host);
     if (up.empty() || down.empty() || up.size() > 2 || down.size() > 2)
@@ -334,10 +338,28 @@ Plan make_plan(const json& cfg) {
         std::lock_guard lock(cache_mutex);
         json wkey = cfg["workload"];
         wkey.erase("sources"), wkey.erase("assumptions"), wkey.erase("description");
-        const std::string wk = wkey.dump();
+        std::string wk = wkey.dump();
         auto& w = workload_cache[wk];
         if (!w) w = std::make_shared<Workload>(make_workload(cfg["workload"]));
         wl = w;
+        if (shards > 1) {  // data parallelism: requests r = shard mod shards, in order
+            wk += "|shard " + std::to_string(shard) + "/" + std::to_string(shards);
+            auto& part = workload_cache[wk];
+            if (!part) {
+                auto p = std::make_shared<Workload>();
+                p->description = wl->description;
+                p->seed = wl->seed;
+                for (size_t r = size_t(shard); r < wl->requests.size(); r += size_t(shards))
+                    p->requests.push_back(wl->requests[r]);
+                if (p->requests.empty())
+                    throw config::ConfigError(
+                        "sim.data_parallel: " + std::to_string(shards) + " replicas, but "
+                        "replica " + std::to_string(shard) + " gets no request (the workload "
+                        "has " + std::to_string(wl->requests.size()) + ")");
+                part = p;
+            }
+            wl = part;
+        }
         SchedulerConfig sc{max_seqs, max_batched, block, plan.num_kv_blocks};
         const std::string sk = wk + "|" + std::to_string(max_seqs) + "," +
                                std::to_string(max_batched) + "," + std::to_string(block) + "," +
@@ -668,6 +690,70 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
         }
     }
     return dag.critical_path_s();
+}
+
+}  // namespace engramsim::sim
+
+namespace engramsim::sim {
+
+Plan make_shard_plan(const json& cfg, int shard, int shards) {
+    if (shards < 1 || shard < 0 || shard >= shards)
+        throw std::invalid_argument("make_shard_plan: shard " + std::to_string(shard) + " of " +
+                                    std::to_string(shards));
+    return make_plan_impl(cfg, shard, shards, 0, 0);
+}
+
+Plan make_plan(const json& cfg) {
+    const int dp = cfg.contains("sim") ? cfg["sim"].value("data_parallel", 1) : 1;
+    if (dp == 1) return make_plan_impl(cfg, 0, 1, 0, 0);
+    const std::string d = std::to_string(dp);
+    if (dp < 1) throw config::ConfigError("sim.data_parallel: " + d + "; must be >= 1");
+    const json& simc = cfg["sim"];
+    const json& hw = cfg["hardware"];
+    const int gpu_count = hw["gpu"]["count"].get<int>();
+    if (dp > gpu_count)
+        throw config::ConfigError("sim.data_parallel: " + d + " replicas, one GPU each, but "
+                                  "hardware.gpu.count is " + std::to_string(gpu_count) +
+                                  "; must be <= hardware.gpu.count");
+    if (const int tp = simc.value("tensor_parallel", 1); tp > 1)
+        throw config::ConfigError("sim.data_parallel: " + d + " replicas with "
+                                  "sim.tensor_parallel " + std::to_string(tp) + "; data "
+                                  "parallelism is modeled for one-GPU replicas only (set "
+                                  "sim.tensor_parallel 1 or sim.data_parallel 1)");
+    if (simc.value("table", std::string()) == "remote-dram")
+        throw config::ConfigError("sim.data_parallel: " + d + " replicas with sim.table "
+                                  "remote-dram; remote memory is modeled for one GPU only (set "
+                                  "sim.data_parallel 1)");
+    const json& host = hw["host"];
+    if (!host.contains("cores_per_socket") || !host["cores_per_socket"].is_number_integer())
+        throw config::ConfigError("hardware.host.cores_per_socket: needed for sim.data_parallel "
+                                  "> 1 (the replicas' gathers share the host's cores)");
+    const int64_t cores =
+        int64_t(host.value("sockets", 1)) * host["cores_per_socket"].get<int64_t>();
+    const int64_t threads = simc.value("gather_threads", 16);
+    std::vector<Plan> replicas;
+    for (int k = 0; k < dp; ++k) {
+        replicas.push_back(make_plan_impl(cfg, k, dp, dp, k));
+    }
+    Plan top = replicas.front();
+    top.steps.clear();
+    top.output_len.clear(), top.first_step.clear(), top.last_step.clear();
+    top.prompt_tokens = top.output_tokens = top.preemptions = 0;
+    for (const Plan& r : replicas) {
+        top.prompt_tokens += r.prompt_tokens;
+        top.output_tokens += r.output_tokens;
+        top.preemptions += r.preemptions;
+    }
+    top.gpu = top.platform.node("gpu0");
+    top.gpus = top.platform.gpus();
+    top.h2d_route = top.platform.route(top.host, top.gpu);
+    top.d2h_route = top.platform.route(top.gpu, top.host);
+    top.h2d = top.h2d_route.back();
+    top.d2h = top.d2h_route.front();
+    top.data_parallel = dp;
+    top.host_cores = int(std::max<int64_t>(1, cores / std::max<int64_t>(1, threads)));
+    top.replicas = std::move(replicas);
+    return top;
 }
 
 }  // namespace engramsim::sim

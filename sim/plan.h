@@ -116,11 +116,28 @@ struct Plan {
     // table). Unused for a table in host DRAM or HBM.
     uint64_t dram_cache_rows = 0;
     uint64_t table_rows = 0;  // the Engram table's rows, all layers
+
+    // Data parallelism (sim.data_parallel = D > 1): D engine replicas on one node, replica k on
+    // gpu k, serving requests r = k mod D of the workload. `replicas` holds one plan per replica
+    // (each a one-GPU plan of its shard: its own steps, KV cache, lookups and cache replay; its
+    // gpu / gpus / routes name gpu k of the shared platform). This plan then has no steps: it
+    // holds the shared platform (D GPUs, PCIe switches, drives), gpus = gpu0..gpu{D-1}, the
+    // sums over the replicas (prompt / output tokens, preemptions) and the per-GPU sizes (KV
+    // blocks, weights), and `host_cores`: the SimGrid core count of the shared host,
+    // max(1, floor(host cores / sim.gather_threads)). D = 1: replicas is empty (one engine).
+    int data_parallel = 1;
+    int host_cores = 1;
+    std::vector<Plan> replicas;
 };
 
 // Builds the plan. Workloads, schedules and lookup counts are cached per process by the inputs
 // that decide them, so runs that differ only in timing parameters share them.
 Plan make_plan(const nlohmann::json& resolved);
+
+// Shard `shard` of `shards` of the workload (requests r = shard mod shards, in workload order)
+// planned as a one-GPU run on its own (a one-GPU platform, whatever sim.data_parallel says):
+// what replica `shard` of a sim.data_parallel = `shards` run would be alone on the node.
+Plan make_shard_plan(const nlohmann::json& resolved, int shard, int shards);
 
 // The GPU-stream program of a step (see Instr).
 std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step);

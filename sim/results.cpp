@@ -26,9 +26,83 @@ double mean(const std::vector<double>& v) {
     for (double x : v) s += x;
     return v.empty() ? 0 : s / double(v.size());
 }
+// Every request's TTFT and TPOT (all arrive at t = 0).
+void add_latencies(const Plan& plan, const DesResult& des, std::vector<double>& ttft,
+                   std::vector<double>& tpot) {
+    for (size_t r = 0; r < plan.first_step.size(); ++r) {
+        if (plan.first_step[r] == UINT32_MAX) continue;
+        const double first = des.step_end_s[plan.first_step[r]];
+        const double last = des.step_end_s[plan.last_step[r]];
+        ttft.push_back(first);  // every request arrives at t = 0 (offline benchmark)
+        if (plan.output_len[r] > 1) tpot.push_back((last - first) / (plan.output_len[r] - 1));
+    }
+}
+
+void set_latencies(RunMetrics& m, const std::vector<double>& ttft,
+                   const std::vector<double>& tpot) {
+    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = quantile(ttft, 0.5),
+    m.ttft_p99_s = quantile(ttft, 0.99);
+    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = quantile(tpot, 0.5),
+    m.tpot_p99_s = quantile(tpot, 0.99);
+}
+
+// Data parallelism: each replica's metrics alone, summed; throughput and utilisations over the
+// run's makespan (the latest replica's end); TTFT / TPOT over every request of every replica.
+RunMetrics data_parallel_metrics(const Plan& plan, const DesResult& des) {
+    RunMetrics m;
+    m.makespan_s = des.makespan_s;
+    m.throughput_tok_per_s = des.makespan_s > 0 ? double(plan.output_tokens) / des.makespan_s : 0;
+    m.data_parallel = plan.data_parallel;
+    const Platform& pf = plan.platform;
+    const auto& links = pf.links();
+    std::vector<double> bytes(links.size(), 0);
+    std::vector<double> ttft, tpot;
+    for (size_t k = 0; k < plan.replicas.size(); ++k) {
+        const Plan& rp = plan.replicas[k];
+        const DesResult& rd = des.replicas.at(k);
+        const RunMetrics r = compute_metrics(rp, rd);
+        m.compute_s += r.compute_s, m.stall_s += r.stall_s;
+        m.hidden_fetch_s += r.hidden_fetch_s, m.fetch_s += r.fetch_s;
+        m.steps += r.steps, m.prefill_steps += r.prefill_steps;
+        m.lookups += r.lookups, m.unique_rows += r.unique_rows;
+        m.payload_bytes += r.payload_bytes, m.h2d_wire_bytes += r.h2d_wire_bytes;
+        m.d2h_wire_bytes += r.d2h_wire_bytes, m.nvme_read_bytes += r.nvme_read_bytes;
+        m.rows_from_hbm += r.rows_from_hbm, m.rows_from_host_dram += r.rows_from_host_dram;
+        m.rows_from_nvme += r.rows_from_nvme;
+        m.replicas.push_back({pf.nodes()[size_t(rp.gpu)].name, r.makespan_s, r.stall_s, r.steps,
+                              r.prefill_steps, uint64_t(rp.output_len.size()), rp.output_tokens,
+                              rp.preemptions});
+        for (const PlannedStep& st : rp.steps)
+            for (const PlannedFetch& f : st.fetch) {
+                for (int l : rp.h2d_route) bytes[size_t(l)] += f.work.h2d_wire_bytes;
+                for (int l : rp.d2h_route) bytes[size_t(l)] += f.work.d2h_wire_bytes;
+            }
+        add_latencies(rp, rd, ttft, tpot);
+    }
+    auto util = [&](int l) {
+        return m.makespan_s > 0
+                   ? bytes[size_t(l)] / (links[size_t(l)].bandwidth_bytes_per_s * m.makespan_s)
+                   : 0.0;
+    };
+    for (const Plan& rp : plan.replicas) {
+        RunMetrics::GpuLinks g;
+        g.gpu = pf.nodes()[size_t(rp.gpu)].name;
+        g.host_h2d = util(rp.h2d_route.back());
+        g.host_d2h = util(rp.d2h_route.front());
+        m.per_gpu.push_back(g);  // no NVLink traffic: replicas do not talk to each other
+    }
+    for (size_t l = 0; l < links.size(); ++l)
+        if (links[l].kind != "nvme") m.per_link.emplace_back(links[l].name, util(int(l)));
+    m.h2d_utilization = m.per_gpu.front().host_h2d;  // gpu0's, as under tensor parallelism
+    m.d2h_utilization = m.per_gpu.front().host_d2h;
+    set_latencies(m, ttft, tpot);
+    return m;
+}
+
 }  // namespace
 
 RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
+    if (!plan.replicas.empty()) return data_parallel_metrics(plan, des);
     RunMetrics m;
     m.makespan_s = des.makespan_s;
     m.throughput_tok_per_s = des.makespan_s > 0 ? double(plan.output_tokens) / des.makespan_s : 0;
@@ -148,17 +222,8 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
         }
     }
     std::vector<double> ttft, tpot;
-    for (size_t r = 0; r < plan.first_step.size(); ++r) {
-        if (plan.first_step[r] == UINT32_MAX) continue;
-        const double first = des.step_end_s[plan.first_step[r]];
-        const double last = des.step_end_s[plan.last_step[r]];
-        ttft.push_back(first);  // every request arrives at t = 0 (offline benchmark)
-        if (plan.output_len[r] > 1) tpot.push_back((last - first) / (plan.output_len[r] - 1));
-    }
-    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = quantile(ttft, 0.5),
-    m.ttft_p99_s = quantile(ttft, 0.99);
-    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = quantile(tpot, 0.5),
-    m.tpot_p99_s = quantile(tpot, 0.99);
+    add_latencies(plan, des, ttft, tpot);
+    set_latencies(m, ttft, tpot);
     return m;
 }
 
@@ -169,7 +234,7 @@ nlohmann::json metrics_json(const RunMetrics& m) {
                            {"host_link.d2h", g.host_d2h}, {"nvlink.up", g.nvlink_up},
                            {"nvlink.down", g.nvlink_down}});
     for (const auto& [name, u] : m.per_link) per_link[name] = u;
-    return {{"makespan_s", m.makespan_s},
+    nlohmann::json j = {{"makespan_s", m.makespan_s},
             {"throughput_tok_per_s", m.throughput_tok_per_s},
             {"ttft_s", {{"mean", m.ttft_mean_s}, {"p50", m.ttft_p50_s}, {"p99", m.ttft_p99_s}}},
             {"tpot_s", {{"mean", m.tpot_mean_s}, {"p50", m.tpot_p50_s}, {"p99", m.tpot_p99_s}}},
@@ -189,6 +254,21 @@ nlohmann::json metrics_json(const RunMetrics& m) {
             {"link_utilization_per_link", per_link},
             {"rows_by_tier", {{"hbm", m.rows_from_hbm}, {"host-dram", m.rows_from_host_dram},
                               {"nvme", m.rows_from_nvme}}}};
+    if (m.data_parallel > 1) {  // absent at D = 1 (results.json as before)
+        j["data_parallel"] = m.data_parallel;
+        j["replicas"] = nlohmann::json::array();
+        for (const auto& r : m.replicas)
+            j["replicas"].push_back(
+                {{"gpu", r.gpu},
+                 {"makespan_s", r.makespan_s},
+                 {"exposed_fetch_stall_s", r.stall_s},
+                 {"steps", {{"total", r.steps}, {"prefill", r.prefill_steps},
+                            {"decode", r.steps - r.prefill_steps}}},
+                 {"requests", r.requests},
+                 {"output_tokens", r.output_tokens},
+                 {"preemptions", r.preemptions}});
+    }
+    return j;
 }
 
 nlohmann::json machine_json() {
@@ -224,13 +304,70 @@ nlohmann::json results_json(const Plan& plan, const RunMetrics& m, const nlohman
                       {"fetch_mechanism", plan.mechanism},
                       {"engram", plan.has_engram},
                       {"tensor_parallel", plan.tensor_parallel}};
+    if (plan.data_parallel > 1) {
+        j["simulated"]["data_parallel"] = plan.data_parallel;
+        j["simulated"]["host_cores_for_gathers"] = plan.host_cores;
+    }
     j["metrics"] = metrics_json(m);
     for (const auto& [k, v] : extra.items()) j[k] = v;
     j["config"] = plan.config;
     return j;
 }
 
+namespace {
+
+// Data parallelism: per replica k, process 2k + 1 (its GPU stream: steps, stalls) and 2k + 2
+// (its fetches), SimGrid times of the one shared engine.
+void write_data_parallel_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
+    out << std::setprecision(17) << "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n";
+    bool first = true;
+    auto sep = [&] {
+        if (!first) out << ",\n";
+        first = false;
+    };
+    for (size_t k = 0; k < plan.replicas.size(); ++k) {
+        const std::string gpu = plan.platform.nodes()[size_t(plan.replicas[k].gpu)].name;
+        sep();
+        out << "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": " << 2 * k + 1
+            << ", \"args\": {\"name\": \"" << gpu << " stream (replica " << k << ")\"}},\n"
+            << "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": " << 2 * k + 2
+            << ", \"args\": {\"name\": \"Engram fetch: host and link, " << gpu << "\"}}";
+    }
+    for (size_t k = 0; k < plan.replicas.size(); ++k) {
+        const Plan& rp = plan.replicas[k];
+        const DesResult& rd = des.replicas.at(k);
+        const size_t gpu_pid = 2 * k + 1, fetch_pid = 2 * k + 2;
+        for (size_t i = 0; i < rp.steps.size(); ++i) {
+            const PlannedStep& st = rp.steps[i];
+            const double t0 = rd.step_start_s[i] * 1e6, t1 = rd.step_end_s[i] * 1e6;
+            sep();
+            out << "{\"name\": \"" << (st.prefill ? "prefill" : "decode") << " step " << i
+                << "\", \"ph\": \"X\", \"pid\": " << gpu_pid << ", \"tid\": 1, \"ts\": " << t0
+                << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << st.tokens
+                << ", \"seqs\": " << st.seqs << ", \"replica\": " << k << "}}";
+            for (size_t f = 0; f < st.fetch.size(); ++f) {
+                const FetchRecord& r = rd.fetch[i][f];
+                out << ",\n{\"name\": \"fetch L"
+                    << rp.engram_layers[size_t(st.fetch[f].engram_index)]
+                    << "\", \"ph\": \"X\", \"pid\": " << fetch_pid << ", \"tid\": " << (f + 1)
+                    << ", \"ts\": " << r.issue_s * 1e6
+                    << ", \"dur\": " << (r.ready_s - r.issue_s) * 1e6
+                    << ", \"args\": {\"unique_rows\": " << st.fetch[f].unique_rows
+                    << ", \"wire_bytes\": " << st.fetch[f].work.h2d_wire_bytes << "}}";
+                if (r.ready_s > r.needed_s)
+                    out << ",\n{\"name\": \"stall\", \"ph\": \"X\", \"pid\": " << gpu_pid
+                        << ", \"tid\": 2, \"ts\": " << r.needed_s * 1e6
+                        << ", \"dur\": " << (r.ready_s - r.needed_s) * 1e6 << "}";
+            }
+        }
+    }
+    out << "\n]}\n";
+}
+
+}  // namespace
+
 void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
+    if (!plan.replicas.empty()) return write_data_parallel_timeline(plan, des, out);
     // Microseconds, as the Chrome trace format wants; pid 1 = GPU, pid 2 = host / link.
     out << std::setprecision(17) << "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n";
     out << R"({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "gpu0 stream"}},)"

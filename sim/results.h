@@ -45,6 +45,17 @@ struct RunMetrics {
     };
     std::vector<GpuLinks> per_gpu;
     std::vector<std::pair<std::string, double>> per_link;  // platform link order
+    // Data parallelism (sim.data_parallel = D > 1): D replicas, each on its own GPU (per_gpu
+    // then has gpu0..gpu{D-1}'s links; per_link sums every replica's bytes; utilisations are
+    // over the run's makespan, the latest replica's end). Each replica's own makespan, steps
+    // and requests. D = 1: data_parallel 1 and no replicas (results.json unchanged).
+    int data_parallel = 1;
+    struct Replica {
+        std::string gpu;
+        double makespan_s = 0, stall_s = 0;
+        uint64_t steps = 0, prefill_steps = 0, requests = 0, output_tokens = 0, preemptions = 0;
+    };
+    std::vector<Replica> replicas;
 };
 
 RunMetrics compute_metrics(const Plan& plan, const DesResult& des);
@@ -62,6 +73,8 @@ nlohmann::json metrics_json(const RunMetrics& m);
 // SimGrid clock at its start and completion), named by kind (all-reduce, all-gather, gather),
 // args: step, op list (embed, layer, engram, head), layer, index in the step, the kernel it
 // follows, bytes (whole tensor), chunk_bytes, tp. TP = 1 writes the same bytes as before.
+// Under data parallelism each replica k gets its own pair of processes: "gpuk stream" (steps,
+// stalls) and "Engram fetch: host and link, gpuk".
 void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out);
 
 // The simulator host, for results' "machine" section: OS, CPU model, SimGrid version.

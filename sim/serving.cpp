@@ -18,6 +18,100 @@ namespace sg4 = simgrid::s4u;
 
 namespace engramsim::sim {
 
+namespace {
+
+// One engine's step loop (nano-vLLM's engine loop), run by its actor on its GPU: each step's
+// program; fetch actors on `host` move each issue's bytes to every GPU of `gpus`.
+void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
+                 const std::vector<sg4::Host*>& gpus, const std::vector<sg4::Host*>& drives,
+                 const std::vector<sg4::Host*>& mems, uint64_t& activities) {
+    const size_t n = plan.steps.size();
+    std::vector<std::vector<sg4::ActorPtr>> inflight;  // [fetch][gpu]
+    for (size_t i = 0; i < n; ++i) {
+        const PlannedStep& st = plan.steps[i];
+        res.step_start_s[i] = sg4::Engine::get_clock();
+        res.fetch[i].assign(st.fetch.size(), {});
+        inflight.assign(st.fetch.size(), {});
+        uint32_t collective_index = 0;
+        for (const Instr& in : step_program(plan, st)) {
+            switch (in.kind) {
+                case Instr::Kind::Run:
+                    sg4::this_actor::execute(in.seconds);
+                    ++activities;
+                    break;
+                case Instr::Kind::Issue: {
+                    FetchRecord* rec = &res.fetch[i][size_t(in.fetch)];
+                    rec->issue_s = sg4::Engine::get_clock();
+                    const FetchWork w = st.fetch[size_t(in.fetch)].work;
+                    // One actor per GPU, each moving its share to its GPU; the fetch is
+                    // ready when the last one is.
+                    for (sg4::Host* dst : gpus)
+                    inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
+                        "fetch", host,
+                        [w, rec, gpu = dst, host, &drives, &mems, &activities] {
+                            if (w.d2h_wire_bytes > 0) {
+                                sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
+                                ++activities;
+                            }
+                            if (w.nvme_bytes_per_drive > 0) {  // all drives at once
+                                std::vector<sg4::CommPtr> reads;
+                                for (sg4::Host* d : drives)
+                                    reads.push_back(sg4::Comm::sendto_async(
+                                        d, host, uint64_t(w.nvme_bytes_per_drive)));
+                                sg4::Comm::wait_all(reads);
+                                activities += drives.size();
+                            }
+                            sg4::this_actor::execute(w.host_s);
+                            sg4::this_actor::sleep_for(w.fixed_s);
+                            activities += 2;
+                            if (w.h2d_wire_bytes > 0) {
+                                sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
+                                ++activities;
+                            }
+                            if (w.net_bytes_per_node > 0) {  // remote-gather
+                                // Every memory node at once: receive its ids, gather on
+                                // its own CPU, RDMA-write its rows into the GPU.
+                                sg4::Host* ids_from = w.remote_ids_from_gpu ? gpu : host;
+                                std::vector<sg4::ActorPtr> nodes;
+                                for (sg4::Host* m : mems)
+                                    nodes.push_back(sg4::Actor::create(
+                                        "remote", m, [w, m, gpu, ids_from] {
+                                            if (w.remote_ids_bytes_per_node > 0)
+                                                sg4::Comm::sendto(
+                                                    ids_from, m,
+                                                    uint64_t(w.remote_ids_bytes_per_node));
+                                            sg4::this_actor::execute(w.remote_gather_s);
+                                            sg4::Comm::sendto(
+                                                m, gpu, uint64_t(w.net_bytes_per_node));
+                                        }));
+                                for (auto& a : nodes) a->join();
+                                activities += 3 * mems.size();
+                            }
+                            rec->ready_s = std::max(rec->ready_s, sg4::Engine::get_clock());
+                        }));
+                    break;
+                }
+                case Instr::Kind::Wait:
+                    res.fetch[i][size_t(in.fetch)].needed_s = sg4::Engine::get_clock();
+                    for (auto& a : inflight[size_t(in.fetch)]) a->join();
+                    inflight[size_t(in.fetch)].clear();
+                    break;
+                case Instr::Kind::Collective: {
+                    const double start = sg4::Engine::get_clock();
+                    activities +=
+                        run_collective(gpus, in.collective, plan.coalesce_collectives);
+                    res.collectives.push_back({uint32_t(i), collective_index++, start,
+                                               sg4::Engine::get_clock()});
+                    break;
+                }
+            }
+        }
+        res.step_end_s[i] = sg4::Engine::get_clock();
+    }
+}
+
+}  // namespace
+
 DesResult simulate(const Plan& plan) {
     if (sg4::Engine::is_initialized())
         throw std::logic_error("simulate: SimGrid allows one engine per process "
@@ -37,7 +131,11 @@ DesResult simulate(const Plan& plan) {
     // Under TP every GPU's fetch has its own host threads: one core per GPU, so concurrent
     // host work of different GPUs does not share a core (fetches of one GPU still do).
     const int tp = std::max(1, int(plan.gpus.size()));
-    if (tp > 1) hosts[size_t(plan.host)]->set_core_count(tp);
+    if (tp > 1 && plan.replicas.empty()) hosts[size_t(plan.host)]->set_core_count(tp);
+    // Data parallelism: the replicas' fetches share the host's cores. Each fetch's host work
+    // (one gather of sim.gather_threads threads) runs at speed 1 on one SimGrid core; the host
+    // has floor(host cores / gather_threads) of them, so more concurrent gathers share them.
+    if (!plan.replicas.empty()) hosts[size_t(plan.host)]->set_core_count(plan.host_cores);
     std::vector<sg4::Link*> links;
     for (const auto& l : pf.links())
         links.push_back(zone->create_link(l.name, l.bandwidth_bytes_per_s)
@@ -75,98 +173,44 @@ DesResult simulate(const Plan& plan) {
     for (int m : plan.memory_nodes) mems.push_back(hosts[size_t(m)]);
     uint64_t activities = 0;
 
-    sg4::Actor::create("engine", gpu, [&] {
-        std::vector<std::vector<sg4::ActorPtr>> inflight;  // [fetch][gpu]
-        for (size_t i = 0; i < n; ++i) {
-            const PlannedStep& st = plan.steps[i];
-            res.step_start_s[i] = sg4::Engine::get_clock();
-            res.fetch[i].assign(st.fetch.size(), {});
-            inflight.assign(st.fetch.size(), {});
-            uint32_t collective_index = 0;
-            for (const Instr& in : step_program(plan, st)) {
-                switch (in.kind) {
-                    case Instr::Kind::Run:
-                        sg4::this_actor::execute(in.seconds);
-                        ++activities;
-                        break;
-                    case Instr::Kind::Issue: {
-                        FetchRecord* rec = &res.fetch[i][size_t(in.fetch)];
-                        rec->issue_s = sg4::Engine::get_clock();
-                        const FetchWork w = st.fetch[size_t(in.fetch)].work;
-                        // One actor per GPU, each moving its share to its GPU; the fetch is
-                        // ready when the last one is.
-                        for (sg4::Host* dst : gpus)
-                        inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
-                            "fetch", host,
-                            [w, rec, gpu = dst, host, &drives, &mems, &activities] {
-                                if (w.d2h_wire_bytes > 0) {
-                                    sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
-                                    ++activities;
-                                }
-                                if (w.nvme_bytes_per_drive > 0) {  // all drives at once
-                                    std::vector<sg4::CommPtr> reads;
-                                    for (sg4::Host* d : drives)
-                                        reads.push_back(sg4::Comm::sendto_async(
-                                            d, host, uint64_t(w.nvme_bytes_per_drive)));
-                                    sg4::Comm::wait_all(reads);
-                                    activities += drives.size();
-                                }
-                                sg4::this_actor::execute(w.host_s);
-                                sg4::this_actor::sleep_for(w.fixed_s);
-                                activities += 2;
-                                if (w.h2d_wire_bytes > 0) {
-                                    sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
-                                    ++activities;
-                                }
-                                if (w.net_bytes_per_node > 0) {  // remote-gather
-                                    // Every memory node at once: receive its ids, gather on
-                                    // its own CPU, RDMA-write its rows into the GPU.
-                                    sg4::Host* ids_from = w.remote_ids_from_gpu ? gpu : host;
-                                    std::vector<sg4::ActorPtr> nodes;
-                                    for (sg4::Host* m : mems)
-                                        nodes.push_back(sg4::Actor::create(
-                                            "remote", m, [w, m, gpu, ids_from] {
-                                                if (w.remote_ids_bytes_per_node > 0)
-                                                    sg4::Comm::sendto(
-                                                        ids_from, m,
-                                                        uint64_t(w.remote_ids_bytes_per_node));
-                                                sg4::this_actor::execute(w.remote_gather_s);
-                                                sg4::Comm::sendto(
-                                                    m, gpu, uint64_t(w.net_bytes_per_node));
-                                            }));
-                                    for (auto& a : nodes) a->join();
-                                    activities += 3 * mems.size();
-                                }
-                                rec->ready_s = std::max(rec->ready_s, sg4::Engine::get_clock());
-                            }));
-                        break;
-                    }
-                    case Instr::Kind::Wait:
-                        res.fetch[i][size_t(in.fetch)].needed_s = sg4::Engine::get_clock();
-                        for (auto& a : inflight[size_t(in.fetch)]) a->join();
-                        inflight[size_t(in.fetch)].clear();
-                        break;
-                    case Instr::Kind::Collective: {
-                        const double start = sg4::Engine::get_clock();
-                        activities +=
-                            run_collective(gpus, in.collective, plan.coalesce_collectives);
-                        res.collectives.push_back({uint32_t(i), collective_index++, start,
-                                                   sg4::Engine::get_clock()});
-                        break;
-                    }
-                }
-            }
-            res.step_end_s[i] = sg4::Engine::get_clock();
+    if (plan.replicas.empty()) {
+        sg4::Actor::create("engine", gpu, [&] {
+            engine_loop(plan, res, host, gpus, drives, mems, activities);
+        });
+    } else {
+        // Data parallelism: one engine actor per replica on its own GPU, all sharing the
+        // host (its cores: plan.host_cores), the links and the drives.
+        res.replicas.resize(plan.replicas.size());
+        for (size_t k = 0; k < plan.replicas.size(); ++k) {
+            const Plan& rp = plan.replicas[k];
+            DesResult& rr = res.replicas[k];
+            rr.step_start_s.resize(rp.steps.size());
+            rr.step_end_s.resize(rp.steps.size());
+            rr.fetch.resize(rp.steps.size());
+            sg4::Host* rgpu = hosts[size_t(rp.gpu)];
+            sg4::Actor::create("engine" + std::to_string(k), rgpu, [&, rgpu, k] {
+                engine_loop(plan.replicas[k], res.replicas[k], host, {rgpu}, drives, mems,
+                            activities);
+            });
         }
-    });
+    }
     engine.run();
     res.makespan_s = n ? res.step_end_s.back() : 0;
+    for (DesResult& r : res.replicas) {
+        r.makespan_s = r.step_end_s.empty() ? 0 : r.step_end_s.back();
+        res.makespan_s = std::max(res.makespan_s, r.makespan_s);
+    }
     res.activities = activities;
     return res;
 }
 
 DesResult analytic(const Plan& plan) {
     DesResult res;
+    for (const Plan& rp : plan.replicas) {  // data parallelism: each replica alone
+        res.replicas.push_back(analytic(rp));
+        res.makespan_s = std::max(res.makespan_s, res.replicas.back().makespan_s);
+    }
+    if (!plan.replicas.empty()) return res;
     double t = 0;
     for (const PlannedStep& st : plan.steps) {
         res.step_start_s.push_back(t);
@@ -193,6 +237,47 @@ T take(const std::string& buf, size_t& at) {
     at += sizeof v;
     return v;
 }
+
+// A DesResult through the pipe (replicas recursively).
+void put_result(std::string& buf, const DesResult& r) {
+    put(buf, uint64_t(r.step_start_s.size()));
+    for (size_t i = 0; i < r.step_start_s.size(); ++i) {
+        put(buf, r.step_start_s[i]);
+        put(buf, r.step_end_s[i]);
+        put(buf, uint64_t(r.fetch[i].size()));
+        for (const auto& f : r.fetch[i]) put(buf, f);
+    }
+    put(buf, r.makespan_s);
+    put(buf, r.activities);
+    put(buf, uint64_t(r.collectives.size()));
+    put(buf, r.collectives.data(), r.collectives.size() * sizeof(CollectiveRecord));
+    put(buf, uint64_t(r.replicas.size()));
+    for (const DesResult& rr : r.replicas) put_result(buf, rr);
+}
+
+DesResult take_result(const std::string& buf, size_t& at) {
+    DesResult r;
+    const auto steps = take<uint64_t>(buf, at);
+    r.step_start_s.resize(steps);
+    r.step_end_s.resize(steps);
+    r.fetch.resize(steps);
+    for (size_t i = 0; i < steps; ++i) {
+        r.step_start_s[i] = take<double>(buf, at);
+        r.step_end_s[i] = take<double>(buf, at);
+        const auto nf = take<uint64_t>(buf, at);
+        for (size_t f = 0; f < nf; ++f) r.fetch[i].push_back(take<FetchRecord>(buf, at));
+    }
+    r.makespan_s = take<double>(buf, at);
+    r.activities = take<uint64_t>(buf, at);
+    r.collectives.resize(take<uint64_t>(buf, at));
+    const size_t bytes = r.collectives.size() * sizeof(CollectiveRecord);
+    if (at + bytes > buf.size()) throw std::runtime_error("simulate_forked: short result");
+    if (bytes) std::memcpy(r.collectives.data(), buf.data() + at, bytes);
+    at += bytes;
+    r.replicas.resize(take<uint64_t>(buf, at));
+    for (DesResult& rr : r.replicas) rr = take_result(buf, at);
+    return r;
+}
 }  // namespace
 
 DesResult simulate_forked(const Plan& plan) {
@@ -205,18 +290,7 @@ DesResult simulate_forked(const Plan& plan) {
         int code = 0;
         std::string buf;
         try {
-            const DesResult r = simulate(plan);
-            put(buf, uint64_t(r.step_start_s.size()));
-            for (size_t i = 0; i < r.step_start_s.size(); ++i) {
-                put(buf, r.step_start_s[i]);
-                put(buf, r.step_end_s[i]);
-                put(buf, uint64_t(r.fetch[i].size()));
-                for (const auto& f : r.fetch[i]) put(buf, f);
-            }
-            put(buf, r.makespan_s);
-            put(buf, r.activities);
-            put(buf, uint64_t(r.collectives.size()));
-            put(buf, r.collectives.data(), r.collectives.size() * sizeof(CollectiveRecord));
+            put_result(buf, simulate(plan));
         } catch (const std::exception& e) {
             buf = std::string("E") + e.what();
             code = 2;
@@ -246,26 +320,8 @@ DesResult simulate_forked(const Plan& plan) {
         throw std::runtime_error("simulation process failed (status " + std::to_string(status) +
                                  ")");
     }
-    DesResult r;
     size_t at = 0;
-    const auto steps = take<uint64_t>(buf, at);
-    r.step_start_s.resize(steps);
-    r.step_end_s.resize(steps);
-    r.fetch.resize(steps);
-    for (size_t i = 0; i < steps; ++i) {
-        r.step_start_s[i] = take<double>(buf, at);
-        r.step_end_s[i] = take<double>(buf, at);
-        const auto nf = take<uint64_t>(buf, at);
-        for (size_t f = 0; f < nf; ++f) r.fetch[i].push_back(take<FetchRecord>(buf, at));
-    }
-    r.makespan_s = take<double>(buf, at);
-    r.activities = take<uint64_t>(buf, at);
-    r.collectives.resize(take<uint64_t>(buf, at));
-    const size_t bytes = r.collectives.size() * sizeof(CollectiveRecord);
-    if (at + bytes > buf.size()) throw std::runtime_error("simulate_forked: short result");
-    if (bytes) std::memcpy(r.collectives.data(), buf.data() + at, bytes);
-    at += bytes;
-    return r;
+    return take_result(buf, at);
 }
 
 }  // namespace engramsim::sim

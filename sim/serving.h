@@ -6,6 +6,9 @@
 // Under tensor parallelism (Plan::tensor_parallel > 1) the one engine actor drives every GPU in
 // lockstep: segments are one GPU's time, collectives run as comms between the GPU hosts
 // (sim/collectives.h), and each issue starts one fetch actor per GPU, ready when the last is.
+// Under data parallelism (Plan::replicas, sim.data_parallel > 1) each replica has its own engine
+// actor on its own GPU, all in one SimGrid engine: their fetches share the host (a multicore
+// host of Plan::host_cores cores), the PCIe switch uplinks and the drives.
 //
 // SimGrid allows one engine per process, so simulate() may run once per process;
 // simulate_forked() runs it in a forked child and returns its result, so a study can run any
@@ -40,6 +43,10 @@ struct DesResult {
     std::vector<CollectiveRecord> collectives;    // every collective run, in order (simulate)
     double makespan_s = 0;
     uint64_t activities = 0;  // SimGrid activities started (execs, sleeps, comms)
+    // Data parallelism (Plan::replicas): each replica's steps, fetches and makespan, in replica
+    // order; the fields above then hold no steps, makespan_s is the latest replica's end and
+    // activities the total.
+    std::vector<DesResult> replicas;
 };
 
 DesResult simulate(const Plan& plan);
