@@ -68,7 +68,8 @@ def main(path, out_dir):
                     want.update(setting(x_axis, v))
                     hit = [p for p in points if all(p["axes"][k] == w for k, w in want.items())]
                     ys.append(hit[0]["summary"].get(key) if hit else None)
-                line = ", ".join(f"{short(name(a))}={label(a, c)}" for a, c in zip(line_axes, combo))
+                line = ", ".join(f"{'+'.join(short(k) for k in keys_of(a))}={label(a, c)}"
+                                 for a, c in zip(line_axes, combo))
                 ax.plot(xs, [float("nan") if y is None else y for y in ys], "o-", label=line or None)
             ax.set_xticks(xs, [label(x_axis, v) for v in x_axis["values"]])
             ax.set_xlabel(name(x_axis))
