@@ -114,7 +114,7 @@ public:
         w.nvme_read_bytes = ssd * p_.nvme_io_bytes;
         const double iops =
             std::min(p_.nvme_iops_per_drive, p_.nvme_queue_depth / p_.nvme_latency_s);
-        w.fixed_s += std::max(0.0, ios / iops - w.nvme_bytes_per_drive / p_.nvme_read_bytes_per_s);
+        w.nvme_io_s = ios / iops;
         if (dram > 0) w.host_s += gather_seconds(p_, dram, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);

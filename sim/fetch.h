@@ -52,6 +52,10 @@ struct FetchWork {
     double host_s = 0;          // host CPU: hashing, gathering
     double fixed_s = 0;         // copy setup, kernel launch, latency-bound excess
     double nvme_bytes_per_drive = 0;  // read from each drive into the host (nvme)
+    // nvme: each drive's busy time for its reads at its I/O rate (I/Os / IOPS), after the
+    // route latency; a read ends when both its bytes and its I/Os are through, and a drive
+    // serves overlapping reads (data-parallel replicas) in turn.
+    double nvme_io_s = 0;
     double nvme_read_bytes = 0;       // read from all drives: rows read x nvme_io_size (nvme)
     double h2d_wire_bytes = 0;  // everything the host link carries to the GPU
     double payload_bytes = 0;   // rows delivered (no protocol overhead)

@@ -659,8 +659,9 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
                 double slowest = 0;
                 for (int d : plan.nvme) {
                     const auto r = plan.platform.route(d, plan.host);
-                    slowest = std::max(slowest,
-                                       plan.platform.transfer_s(r, w.nvme_bytes_per_drive));
+                    // its bytes over its link, or its I/Os at its rate after the route latency
+                    slowest = std::max({slowest, plan.platform.transfer_s(r, w.nvme_bytes_per_drive),
+                                        plan.platform.transfer_s(r, 0) + w.nvme_io_s});
                 }
                 chain("nvme", slowest);
             }

@@ -24,6 +24,7 @@ namespace {
 // program; fetch actors on `host` move each issue's bytes to every GPU of `gpus`.
 void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                  const std::vector<sg4::Host*>& gpus, const std::vector<sg4::Host*>& drives,
+                 const std::vector<double>& drive_latency,
                  const std::vector<sg4::Host*>& mems, uint64_t& activities) {
     const size_t n = plan.steps.size();
     std::vector<std::vector<sg4::ActorPtr>> inflight;  // [fetch][gpu]
@@ -48,18 +49,31 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                     for (sg4::Host* dst : gpus)
                     inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
                         "fetch", host,
-                        [w, rec, gpu = dst, host, &drives, &mems, &activities] {
+                        [w, rec, gpu = dst, host, &drives, &drive_latency, &mems, &activities] {
                             if (w.d2h_wire_bytes > 0) {
                                 sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                 ++activities;
                             }
                             if (w.nvme_bytes_per_drive > 0) {  // all drives at once
+                                // Each drive: its bytes over its link and, on the drive (one
+                                // core: overlapping reads take turns), its I/Os after the route
+                                // latency; the read is done when both are.
                                 std::vector<sg4::CommPtr> reads;
-                                for (sg4::Host* d : drives)
+                                std::vector<sg4::ActorPtr> ios;
+                                for (size_t k = 0; k < drives.size(); ++k) {
                                     reads.push_back(sg4::Comm::sendto_async(
-                                        d, host, uint64_t(w.nvme_bytes_per_drive)));
+                                        drives[k], host, uint64_t(w.nvme_bytes_per_drive)));
+                                    if (w.nvme_io_s > 0)
+                                        ios.push_back(sg4::Actor::create(
+                                            "io", drives[k],
+                                            [lat = drive_latency[k], io = w.nvme_io_s] {
+                                                sg4::this_actor::sleep_for(lat);
+                                                sg4::this_actor::execute(io);
+                                            }));
+                                }
                                 sg4::Comm::wait_all(reads);
-                                activities += drives.size();
+                                for (auto& a : ios) a->join();
+                                activities += drives.size() + 2 * ios.size();
                             }
                             sg4::this_actor::execute(w.host_s);
                             sg4::this_actor::sleep_for(w.fixed_s);
@@ -168,14 +182,18 @@ DesResult simulate(const Plan& plan) {
     for (int g : plan.gpus) gpus.push_back(hosts[size_t(g)]);
     if (gpus.empty()) gpus.push_back(gpu);
     std::vector<sg4::Host*> drives;
-    for (int d : plan.nvme) drives.push_back(hosts[size_t(d)]);
+    std::vector<double> drive_latency;  // route latency drive -> host
+    for (int d : plan.nvme) {
+        drives.push_back(hosts[size_t(d)]);
+        drive_latency.push_back(pf.transfer_s(pf.route(d, plan.host), 0));
+    }
     std::vector<sg4::Host*> mems;  // remote memory servers (table remote-dram)
     for (int m : plan.memory_nodes) mems.push_back(hosts[size_t(m)]);
     uint64_t activities = 0;
 
     if (plan.replicas.empty()) {
         sg4::Actor::create("engine", gpu, [&] {
-            engine_loop(plan, res, host, gpus, drives, mems, activities);
+            engine_loop(plan, res, host, gpus, drives, drive_latency, mems, activities);
         });
     } else {
         // Data parallelism: one engine actor per replica on its own GPU, all sharing the
@@ -189,7 +207,7 @@ DesResult simulate(const Plan& plan) {
             rr.fetch.resize(rp.steps.size());
             sg4::Host* rgpu = hosts[size_t(rp.gpu)];
             sg4::Actor::create("engine" + std::to_string(k), rgpu, [&, rgpu, k] {
-                engine_loop(plan.replicas[k], res.replicas[k], host, {rgpu}, drives, mems,
+                engine_loop(plan.replicas[k], res.replicas[k], host, {rgpu}, drives, drive_latency, mems,
                             activities);
             });
         }

@@ -219,6 +219,42 @@ TEST(TimingFidelity, NvmeFetchReadsAllDrivesThenCopies) {
     EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, ready);
     EXPECT_DOUBLE_EQ(r.step_end_s[0], ready + 5e-6 + 3 * 100e-6 + 20e-6);
     EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), r.step_end_s[0]);
+
+    // IOPS-bound: the drives' I/O time (1 ms) exceeds their link time (0.64 ms); the read ends
+    // after the route latency plus the I/O time.
+    p.steps[0].fetch[0].work.nvme_io_s = 1e-3;
+    const DesResult io = simulate_forked(p);
+    EXPECT_DOUBLE_EQ(io.fetch[0][0].ready_s, (nv_lat + 1e-3) + fetch_s(20e-6, 5e-6, 1e6));
+    EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), io.step_end_s[0]);
+}
+
+// Two reads at once from the same drives (two Engram layers' fetches here; data-parallel
+// replicas in a run) take turns on each drive: both end after the latency plus twice the I/O
+// time, not once.
+TEST(TimingFidelity, OverlappingNvmeReadsShareTheDrivesIoRate) {
+    Plan p = synthetic_plan(2);
+    const double nv_bw = 6.4e9, nv_lat = 80e-6, io_s = 1e-3;
+    for (int d = 0; d < 2; ++d) {
+        const int n = p.platform.add_node({"nvme" + std::to_string(d), NodeKind::Nvme, 3.84e12, 0});
+        p.platform.add_link({"nvme" + std::to_string(d) + ".read", "nvme", n, 1, nv_bw, nv_lat});
+        p.nvme.push_back(n);
+    }
+    PlannedStep s = step(10e-6, 100e-6, 20e-6, 5e-6);
+    s.engram_gpu_s = {5e-6, 5e-6};
+    for (int e = 0; e < 2; ++e) {
+        PlannedFetch f = fetch(0, 0, 0, 0, e);
+        f.work.nvme_bytes_per_drive = 4096.0;
+        f.work.nvme_io_s = io_s;
+        s.fetch.push_back(f);
+    }
+    p.steps = {s};
+    const DesResult r = simulate_forked(p);
+    for (int e = 0; e < 2; ++e) EXPECT_DOUBLE_EQ(r.fetch[0][size_t(e)].ready_s, nv_lat + 2 * io_s);
+    // One read alone: once.
+    p.steps[0].fetch.pop_back();
+    p.steps[0].engram_gpu_s.pop_back();
+    p.engram_layers.pop_back();
+    EXPECT_DOUBLE_EQ(simulate_forked(p).fetch[0][0].ready_s, nv_lat + io_s);
 }
 
 // A table on NVMe with host DRAM holding all of it, none of it, or a cache of some rows (with an

@@ -249,7 +249,8 @@ TEST(Fetch, NvmeSpreadsRowsOverDrivesAndHonoursIops) {
     const FetchWork w = make_fetch_mechanism("nvme", p)->plan({100, 1600, 1601, 160});
     const double ios = 201;  // ceil(1601 / 8)
     EXPECT_EQ(w.nvme_bytes_per_drive, ios * 4096);
-    EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6 + (ios / 800e3 - ios * 4096 / 6.4e9));
+    EXPECT_DOUBLE_EQ(w.nvme_io_s, ios / 800e3);  // the drive's I/O time at its rated IOPS
+    EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6);            // the copy's setup
     EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9);
     EXPECT_EQ(w.h2d_wire_bytes, p.pcie.bulk_wire_bytes(1601 * 160.0));
     EXPECT_EQ(w.nvme_read_bytes, 1601 * 4096.0);
@@ -269,7 +270,8 @@ TEST(Fetch, NvmeGathersTheRowsDramHoldsAndReadsTheRest) {
     const double ios = 125;  // ceil(1000 / 8)
     EXPECT_EQ(w.nvme_bytes_per_drive, ios * 4096);
     EXPECT_EQ(w.nvme_read_bytes, 1000 * 4096.0);
-    EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6 + (ios / 800e3 - ios * 4096 / 6.4e9));
+    EXPECT_DOUBLE_EQ(w.nvme_io_s, ios / 800e3);
+    EXPECT_DOUBLE_EQ(w.fixed_s, 5e-6);
     // hashing, then the gather of the 601 DRAM rows (as cpu-gather would gather them)
     const double gather_s = gather->plan({100, 0, 601, 160}).host_s;
     EXPECT_DOUBLE_EQ(w.host_s, 1600 / 1e9 + gather_s);
