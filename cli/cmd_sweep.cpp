@@ -88,6 +88,11 @@ void progress_line(const sim::SweepProgress& p, int jobs) {
     std::cerr << ")" << std::endl;
 }
 
+// This build, as spec.json and results.json name it.
+std::string producer() {
+    return std::string("engramsim ") + ENGRAMSIM_VERSION + " (" + ENGRAMSIM_GIT_COMMIT + ")";
+}
+
 }  // namespace
 
 int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& opt) {
@@ -102,12 +107,13 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
     so.dir = dir;
     so.jobs = opt.jobs;
     so.resume = opt.resume;
+    so.producer = producer();
     so.progress = [&](const sim::SweepProgress& p) { progress_line(p, std::max(1, opt.jobs)); };
     const size_t total = sim::expand_sweep(spec).size();
     std::cerr << "engramsim sweep " << spec.name << ": " << total << " points into " << dir << "/"
               << (opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time" : "") << std::endl;
     const auto records = sim::run_sweep(spec, so, sim::simulator_evaluator(spec.references, dir + "/references"));
-    const nlohmann::json results = sim::sweep_results_json(spec, records);
+    const nlohmann::json results = sim::sweep_results_json(spec, records, so.producer);
     if (!(std::ofstream(dir + "/results.json") << results.dump(1) << '\n') ||
         !(std::ofstream(dir + "/results.csv") << sim::sweep_csv(spec, records)))
         throw std::runtime_error(dir + ": cannot write the results");

@@ -404,15 +404,34 @@ namespace {
 std::vector<json> prepare_dir(const SweepSpec& spec, const SweepOptions& opt,
                               const std::vector<SweepPoint>& points) {
     const std::string spec_path = opt.dir + "/spec.json";
-    const std::string spec_text = spec.to_json().dump(2) + "\n";
+    json spec_json = spec.to_json();
+    if (!opt.producer.empty()) spec_json["producer"] = opt.producer;
+    const std::string spec_text = spec_json.dump(2) + "\n";
     std::vector<json> done(points.size());
     if (fs::exists(spec_path)) {
         if (!opt.resume)
             throw std::runtime_error(opt.dir + " already holds a sweep; pass --resume to finish it, "
                                      "or choose another output folder");
-        if (slurp(spec_path) != spec_text)
+        const std::string old_text = slurp(spec_path);
+        if (old_text != spec_text) {
+            json old;
+            try {
+                old = json::parse(old_text);
+            } catch (const json::exception&) {
+            }
+            if (old.is_object()) {
+                const std::string was = old.value("producer", std::string("an unnamed build"));
+                old.erase("producer");
+                if (old == spec.to_json() && was != opt.producer)
+                    throw std::runtime_error(
+                        opt.dir + " was written by " + was + ", not by this build (" +
+                        (opt.producer.empty() ? "unnamed" : opt.producer) +
+                        "): finishing it here would mix two builds' results; choose another "
+                        "output folder");
+            }
             throw std::runtime_error(opt.dir + " holds a different sweep (its spec.json differs "
                                      "from this one); choose another output folder");
+        }
         for (const auto& p : points) {
             std::string why;
             done[p.index] = read_record(point_file(opt.dir, p.index), p, &why);
@@ -507,13 +526,15 @@ std::vector<json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
     return records;
 }
 
-json sweep_results_json(const SweepSpec& spec, const std::vector<json>& records) {
+json sweep_results_json(const SweepSpec& spec, const std::vector<json>& records,
+                        const std::string& producer) {
     json units = {{"time", "s"}, {"throughput", "output tokens/s"}, {"overhead", "%"},
                   {"bytes", "B"}, {"utilization", "fraction of raw link bandwidth"}};
     json cols = json::object();
     for (const auto& [k, u] : sweep_summary_columns()) cols[k] = u;
     units["summary"] = cols;
     return {{"schema_version", kSweepSchemaVersion},
+            {"producer", producer},
             {"units", units},
             {"machine", machine_json()},
             {"sweep", spec.to_json()},

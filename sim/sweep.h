@@ -87,6 +87,9 @@ struct SweepOptions {
     int jobs = 1;
     bool resume = false;
     std::function<void(const SweepProgress&)> progress;
+    // What wrote the folder ("engramsim 0.1.0 (abc1234)"), kept in spec.json: a resume by
+    // another build is refused, so one sweep's points never mix two builds' results.
+    std::string producer;
 };
 
 // Runs the points that are not finished in `opt.dir` and returns every point's record in index
@@ -97,7 +100,8 @@ std::vector<nlohmann::json> run_sweep(const SweepSpec& spec, const SweepOptions&
                                       const PointEvaluator& evaluate);
 
 // results.json and results.csv from the records.
-nlohmann::json sweep_results_json(const SweepSpec& spec, const std::vector<nlohmann::json>& records);
+nlohmann::json sweep_results_json(const SweepSpec& spec, const std::vector<nlohmann::json>& records,
+                                  const std::string& producer = "");
 std::string sweep_csv(const SweepSpec& spec, const std::vector<nlohmann::json>& records);
 // The columns of "summary", with their units, in CSV order.
 const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns();

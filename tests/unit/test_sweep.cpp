@@ -217,6 +217,18 @@ TEST(Sweep, ACrashLosesOnlyItsOwnPointAndResumeRunsOnlyWhatIsMissing) {
         EXPECT_NE(std::string(e.what()).find("holds a different sweep"), std::string::npos);
     }
 
+    // Another build may not finish it: its points would mix two builds' results.
+    try {
+        engramsim::sim::SweepOptions other_build{dir, 1, true, {}, "engramsim 9.9 (other)"};
+        engramsim::sim::run_sweep(spec, other_build, counting(dir + ".log"));
+        ADD_FAILURE() << "another build resumed the sweep";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("was written by an unnamed build, not by this build "
+                                             "(engramsim 9.9 (other))"),
+                  std::string::npos)
+            << e.what();
+    }
+
     size_t reused = 0;
     std::vector<size_t> ran;
     engramsim::sim::SweepOptions opt{dir, 1, true, [&](const engramsim::sim::SweepProgress& p) {
