@@ -12,6 +12,7 @@
 #include "model/config.h"
 #include "sim/experiment.h"
 #include "sim/plan.h"
+#include "tests/data_parallel_runs.h"
 #include "sim/results.h"
 #include "sim/serving.h"
 
@@ -88,15 +89,10 @@ PlannedStep one_step(double wire, double host_s) {
     return s;
 }
 
-// h100-sxm with 8 GPUs (an HGX board; the preset has one), two per PCIe switch.
+// h100-sxm with 8 GPUs (an HGX board; the preset has one), 24 requests by default.
 json small_run(const json& sim, const std::string& hw = "h100-sxm", int requests = 24,
                int gpus = 8) {
-    return resolve_run_config({{"backbone", "dense-4b"},
-                               {"engram", "paper-offload-100b"},
-                               {"hardware", {{"base", hw}, {"gpu", {{"count", gpus}}}}},
-                               {"workload", {{"base", "nano-vllm-512"}, {"num_requests", requests}}},
-                               {"sim", sim}},
-                              "test");
+    return engramsim::test::hgx_run(sim, requests, hw, gpus);
 }
 
 }  // namespace
