@@ -258,11 +258,22 @@ Key sim_section() {
             integer("gather_threads", 16, "Host threads gathering rows (cpu-gather).", 1, 4096),
             quantity_key("row_access_latency", Dim::Time, "250 ns",
                          "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
-            integer("outstanding_per_thread", 2,
-                    "Concurrent row reads one gather thread sustains (page-walk bound).", 1, 64),
+            quantity_key("outstanding_per_thread", Dim::Count, 2,
+                         "Mean concurrent row reads one gather thread sustains (memory-level "
+                         "parallelism, page-walk bound; `engramsim validate host-fetch` measures "
+                         "it). > 0, fractional allowed."),
             quantity_key("hash_rate_per_thread", Dim::Count, "1.08B",
                          "Row ids hashed per second per host thread (measured here, README)."),
-            integer("hash_threads", 1, "Host threads hashing (hashing = host).", 1, 4096),
+            integer("hash_threads", 1,
+                    "Host threads hashing (hashing = host) and deduplicating row ids.", 1, 4096),
+            quantity_key("dedup_rate_per_thread", Dim::Count, "100M",
+                         "Row ids one host thread deduplicates per second before the gather "
+                         "(open addressing; measured here by `engramsim validate host-fetch`). "
+                         "0: not modeled."),
+            quantity_key("gather_dispatch", Dim::Time, "50 us",
+                         "Per fetch, beyond its rows: waking the idle gather threads, joining "
+                         "them, cold caches and TLBs (median measured here by `engramsim "
+                         "validate host-fetch`)."),
             quantity_key("dma_setup", Dim::Time, "5 us",
                          "Fixed cost of one host-to-device copy: launch, descriptors, event."),
             quantity_key("pcie_tlp_overhead", Dim::Bytes, "24 B",

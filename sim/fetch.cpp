@@ -44,15 +44,21 @@ void row_ids_on_gpu(const FetchParams& p, const FetchInput& in, FetchWork& w) {
     w.fixed_s += p.dma_setup_s;
 }
 
-// Host threads gathering `rows` random rows from DRAM into pinned staging: latency-bound (each
-// thread keeps `outstanding` reads in flight) or DRAM-bound (touched lines read, staging
-// written).
+}  // namespace
+
 double gather_seconds(const FetchParams& p, double rows, double row_bytes) {
     const double latency_bound =
         rows * p.row_access_latency_s / (double(p.gather_threads) * p.outstanding_per_thread);
     const double bytes = rows * (lines_per_row(row_bytes) * 64 + row_bytes);
-    return std::max(latency_bound, bytes / p.dram_bytes_per_s);
+    return p.gather_dispatch_s + std::max(latency_bound, bytes / p.dram_bytes_per_s);
 }
+
+double dedup_seconds(const FetchParams& p, double lookups) {
+    return p.dedup_rate_per_thread > 0 ? lookups / (p.dedup_rate_per_thread * p.hash_threads)
+                                       : 0;
+}
+
+namespace {
 
 class CpuGather final : public FetchMechanism {
 public:
@@ -62,6 +68,7 @@ public:
         FetchWork w;
         if (in.unique_rows <= 0) return w;
         row_ids_on_host(p_, in, w);
+        w.host_s += dedup_seconds(p_, in.lookups);
         w.host_s += gather_seconds(p_, in.unique_rows, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
@@ -104,6 +111,7 @@ public:
         FetchWork w;
         if (in.unique_rows <= 0) return w;
         row_ids_on_host(p_, in, w);
+        w.host_s += dedup_seconds(p_, in.lookups);  // one I/O per unique row
         // Rows host DRAM holds are gathered; the rest are read from the drives.
         const double dram = std::clamp(in.dram_rows, 0.0, in.unique_rows);
         const double ssd = in.unique_rows - dram;
@@ -142,7 +150,8 @@ public:
         // Each memory node gathers its share with its own threads and DRAM.
         FetchParams node = p_;
         node.dram_bytes_per_s = p_.memory_node_dram_bytes_per_s;
-        w.remote_gather_s = gather_seconds(node, in.unique_rows / m, in.row_bytes);
+        w.remote_gather_s = dedup_seconds(node, in.lookups / m) +
+                            gather_seconds(node, in.unique_rows / m, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.net_bytes_per_node = std::ceil(w.payload_bytes / m);
         return w;

@@ -72,9 +72,15 @@ struct FetchParams {
     bool hash_on_gpu = false;
     double hash_rate_per_thread = 1.08e9;  // row ids / s
     int hash_threads = 1;
+    // Row ids one host thread deduplicates per second (a step's repeats are fetched once); 0:
+    // deduplication not modeled. The hash_threads do it, after hashing.
+    double dedup_rate_per_thread = 0;
     int gather_threads = 16;
+    // Per fetch, beyond its rows: waking the idle gather threads, joining them, caches and TLBs
+    // others used meanwhile.
+    double gather_dispatch_s = 0;
     double row_access_latency_s = 250e-9;
-    int outstanding_per_thread = 2;
+    double outstanding_per_thread = 2;
     double dram_bytes_per_s = 0;
     double dma_setup_s = 5e-6;
     double uva_read_granularity = 64;
@@ -103,6 +109,16 @@ public:
 std::unique_ptr<FetchMechanism> make_fetch_mechanism(const std::string& name,
                                                      const FetchParams& params);
 std::vector<std::string> fetch_mechanism_names();
+
+// Host threads gathering `rows` random rows from DRAM into pinned staging (the host work of
+// cpu-gather, nvme's DRAM-held rows and remote-gather after hashing): a fixed cost per fetch
+// (gather_dispatch_s: idle threads woken, cold caches), then latency-bound, each of `gather_threads` threads keeping
+// `outstanding_per_thread` reads of `row_access_latency_s` in flight, or DRAM-bound (touched
+// 64-B lines read, staging written, at dram_bytes_per_s).
+// `engramsim validate host-fetch` compares it with the gather executed on this machine.
+double gather_seconds(const FetchParams& p, double rows, double row_bytes);
+// Host threads (hash_threads) dropping a step's repeated row ids: lookups / rate.
+double dedup_seconds(const FetchParams& p, double lookups);
 
 // Average 64-byte lines a row of `row_bytes` touches at a uniformly random row index.
 double lines_per_row(double row_bytes, double line_bytes = 64);

@@ -454,9 +454,11 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     fp.hash_on_gpu = simc["hashing"] == "gpu";
     fp.hash_rate_per_thread = count_of(simc, "hash_rate_per_thread");
     fp.hash_threads = simc["hash_threads"].get<int>();
+    fp.dedup_rate_per_thread = count_of(simc, "dedup_rate_per_thread");
+    fp.gather_dispatch_s = config::quantity(simc, "gather_dispatch", Dim::Time);
     fp.gather_threads = simc["gather_threads"].get<int>();
     fp.row_access_latency_s = config::quantity(simc, "row_access_latency", Dim::Time);
-    fp.outstanding_per_thread = simc["outstanding_per_thread"].get<int>();
+    fp.outstanding_per_thread = count_of(simc, "outstanding_per_thread");
     // Under TP every GPU fetches its heads' rows at once: each gets 1/TP of the DRAM bandwidth
     // and of each drive's IOPS (the links are shared inside SimGrid).
     fp.dram_bytes_per_s = plan.platform.nodes()[size_t(plan.host)].memory_bytes_per_s / tpd;
@@ -481,6 +483,11 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     fp.memory_node_dram_bytes_per_s =
         config::quantity(hw["host"], "dram_bandwidth", Dim::Bandwidth);
     if (!(fp.hash_rate_per_thread > 0)) throw config::ConfigError("sim.hash_rate_per_thread: > 0");
+    if (!(fp.dedup_rate_per_thread >= 0))
+        throw config::ConfigError("sim.dedup_rate_per_thread: >= 0 (0: not modeled)");
+    if (!(fp.gather_dispatch_s >= 0)) throw config::ConfigError("sim.gather_dispatch: >= 0");
+    if (!(fp.outstanding_per_thread > 0))
+        throw config::ConfigError("sim.outstanding_per_thread: > 0");
     std::unique_ptr<FetchMechanism> mech;
     try {
         mech = make_fetch_mechanism(plan.mechanism, fp);

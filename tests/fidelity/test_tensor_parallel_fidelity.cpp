@@ -124,14 +124,20 @@ TEST(TensorParallelFidelity, DesEqualsCriticalPathOnAServingRun) {
 }
 
 // TP = 1 with gpu.count = 8 gives exactly the one-GPU simulator's results, recorded from the
-// build before tensor parallelism (engramsim run --json, doubles printed round-trip).
+// build before tensor parallelism (engramsim run --json, doubles printed round-trip). That build
+// had no host deduplication or gather dispatch term: both are switched off here, which also
+// shows that the terms added since change nothing else.
 TEST(TensorParallelFidelity, OneGpuEqualsTheSingleGpuSimulatorBitForBit) {
+    const nlohmann::json before_dedup = {{"dedup_rate_per_thread", 0}, {"gather_dispatch", "0 s"}};
     {
+        nlohmann::json sim = before_dedup;
+        sim["hashing"] = "gpu";
+        sim["tensor_parallel"] = 1;
         auto cfg = resolve_run_config(
             {{"backbone", "dense-8b"}, {"engram", "paper-offload-100b"},
              {"hardware", {{"base", "h100-sxm"}, {"gpu", {{"count", 8}}}}},
              {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 64}}},
-             {"sim", {{"hashing", "gpu"}, {"tensor_parallel", 1}}}},
+             {"sim", sim}},
             "test");
         const RunOutcome o = run_config(cfg);
         EXPECT_EQ(o.plan.platform.nodes().size(), 10u);  // gpu0, host, nvme0..7
@@ -148,7 +154,10 @@ TEST(TensorParallelFidelity, OneGpuEqualsTheSingleGpuSimulatorBitForBit) {
         const RunOutcome no = run_config(without_engram(cfg));
         EXPECT_EQ(no.metrics.throughput_tok_per_s, 3970.3787842632273);
     }
-    const RunOutcome paper = run_config(load_run_config("dense-4b"));  // h800-pcie5
+    const RunOutcome paper = run_config(resolve_run_config(
+        {{"backbone", "dense-4b"}, {"engram", "paper-offload-100b"}, {"hardware", "h800-pcie5"},
+         {"workload", "nano-vllm-512"}, {"sim", before_dedup}},
+        "test"));
     EXPECT_EQ(paper.metrics.makespan_s, 23.943810281406318);
     EXPECT_EQ(paper.metrics.throughput_tok_per_s, 11878.351718350454);
     EXPECT_EQ(paper.metrics.hidden_fetch_s, 0.11333510983750306);

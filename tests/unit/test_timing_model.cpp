@@ -108,6 +108,35 @@ TEST(Fetch, CpuGatherClosedForm) {
     EXPECT_EQ(g.fixed_s, 10e-6);
 }
 
+// The host deduplicates the step's ids (its hashing threads) and pays a fixed cost per fetch to
+// wake the gather threads; nvme and remote-gather deduplicate too (where they gather).
+TEST(Fetch, HostDeduplicationAndDispatchAddToTheHostWork) {
+    FetchParams p;
+    p.gather_threads = 4;
+    p.outstanding_per_thread = 2.5;  // a measured mean: fractional
+    p.row_access_latency_s = 200e-9;
+    p.hash_rate_per_thread = 1e9;
+    p.hash_threads = 2;
+    p.dedup_rate_per_thread = 1e8;
+    p.gather_dispatch_s = 40e-6;
+    p.dram_bytes_per_s = 500e9;
+    p.link_bytes_per_s = 50e9;
+    const FetchInput in{100, 1600, 1500, 160};
+    const double gather = 40e-6 + 1500 * 200e-9 / (4 * 2.5);
+    EXPECT_DOUBLE_EQ(gather_seconds(p, 1500, 160), gather);
+    EXPECT_DOUBLE_EQ(dedup_seconds(p, 1600), 1600 / 2e8);
+    EXPECT_DOUBLE_EQ(make_fetch_mechanism("cpu-gather", p)->plan(in).host_s,
+                     1600 / 2e9 + 1600 / 2e8 + gather);
+    p.nvme_drives = 1, p.nvme_iops_per_drive = 1e6, p.nvme_read_bytes_per_s = 7e9;
+    p.nvme_latency_s = 80e-6;
+    EXPECT_DOUBLE_EQ(make_fetch_mechanism("nvme", p)->plan(in).host_s, 1600 / 2e9 + 1600 / 2e8);
+    p.memory_nodes = 2, p.memory_node_dram_bytes_per_s = 500e9;
+    EXPECT_DOUBLE_EQ(make_fetch_mechanism("remote-gather", p)->plan(in).remote_gather_s,
+                     800 / 2e8 + 40e-6 + 750 * 200e-9 / (4 * 2.5));
+    p.dedup_rate_per_thread = 0;  // not modeled
+    EXPECT_EQ(dedup_seconds(p, 1600), 0);
+}
+
 TEST(Fetch, UvaPaysPerReadOverheadAndLittlesLaw) {
     FetchParams p;
     p.hash_on_gpu = true;
