@@ -26,6 +26,8 @@ void add_run_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 // study run paper-table4 (cli/cmd_study.cpp).
 void add_study_command(CLI::App& app);
+// validate host-fetch: the cpu-gather model next to this machine (cli/cmd_validate.cpp).
+void add_validate_command(CLI::App& app);
 // The main job (engramsim with no arguments): the paper's Table 4 reproduction, printed.
 void run_paper_table4(bool json, bool sensitivity);
 

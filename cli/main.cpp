@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     engramsim::cli::add_run_command(app);
     engramsim::cli::add_sweep_command(app);
     engramsim::cli::add_study_command(app);
+    engramsim::cli::add_validate_command(app);
     try {
         app.parse(argc, argv);
         if (app.get_subcommands().empty()) engramsim::cli::run_paper_table4(false, true);

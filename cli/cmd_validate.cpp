@@ -1,0 +1,175 @@
+// engramsim validate host-fetch [CONFIG|PRESET]: the cpu-gather fetch's host work executed on
+// this machine, fetch by fetch, next to the simulator's prediction with parameters calibrated
+// by microbenchmarks (sim/host_validation.h).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/plots.h"
+#include "cli/text_table.h"
+#include "model/units.h"
+#include "sim/host_validation.h"
+#include "sim/plan.h"
+
+namespace engramsim::cli {
+
+namespace {
+
+struct ValidateOptions {
+    std::string config = "dense-4b";  // the paper's Table 4 run
+    std::vector<int> threads{1, 2};
+    std::string table = "4 GiB";
+    int repeats = 3;
+    int idle_us = 200;
+    uint64_t steps = 0;
+    std::string out_dir;
+    std::string plot_dir;
+    bool json = false;
+};
+
+std::string producer() {
+    return std::string("engramsim ") + ENGRAMSIM_VERSION + " (" + ENGRAMSIM_GIT_COMMIT + ")";
+}
+
+std::string pct(double x) { return (x >= 0 ? "+" : "") + fixed(x, 1) + "%"; }
+
+void print(const sim::HostValidation& v) {
+    const auto& c = v.calibration;
+    std::cout << "Host fetch (cpu-gather) on this machine vs the simulator's model\n"
+              << "table: " << rounded(double(v.table_bytes), units::Dim::Bytes) << " in "
+              << thousands(c.table_rows) << " rows of " << fixed(c.row_bytes, 0)
+              << " B (huge pages); each fetch the median of " << v.repeats << " passes, "
+              << v.idle_us << " us idle before each\n\n"
+              << "calibration (microbenchmarks, not the run):\n"
+              << "  row latency             " << fixed(c.row_latency_s * 1e9, 1)
+              << " ns (pointer chase)\n"
+              << "  one-thread gather rate  " << fixed(c.gather_rows_per_s / 1e6, 2)
+              << " M rows/s -> " << fixed(c.outstanding_per_thread, 2)
+              << " rows in flight per thread\n"
+              << "  " << c.all_threads << "-thread gather (DRAM) " << fixed(c.all_threads_rows_per_s / 1e6, 2)
+              << " M rows/s = " << fixed(c.dram_bytes_per_s / 1e9, 1) << " GB/s of traffic ("
+              << fixed(100 * c.dram_bytes_per_s / c.memcpy_bytes_per_s, 0) << "% of memcpy's "
+              << fixed(c.memcpy_bytes_per_s / 1e9, 1) << " GB/s)\n"
+              << "  dedup                   " << fixed(c.dedup_rate_per_thread / 1e6, 1)
+              << " M keys/s per thread\n";
+    for (const auto& l : c.lines)
+        std::cout << "  gather line, " << l.threads << " thread" << (l.threads > 1 ? "s" : " ")
+                  << "  " << fixed(l.fixed_s * 1e6, 1) << " us + " << fixed(l.per_row_s * 1e9, 2)
+                  << " ns per row (" << l.sizes.size() << " sizes up to "
+                  << thousands(l.sizes.back()) << " rows, after " << v.idle_us << " us idle)\n";
+    std::cout << "\n";
+    TextTable t({"threads", "<phase", "fetches", "unique rows", "gather meas/pred", "error",
+                 "dedup meas/pred", "error", "host error", "|err| p50/p90"});
+    auto ms = [](double s) { return fixed(s * 1e3, 1); };
+    for (const auto& run : v.runs)
+        for (const char* phase : {"all", "prefill", "decode"}) {
+            const auto s = sim::summarize(run, phase);
+            if (s.fetches == 0) continue;
+            t.add({std::to_string(run.threads), phase, thousands(s.fetches),
+                   thousands(s.unique_rows), ms(s.measured_s) + " / " + ms(s.predicted_s) + " ms",
+                   pct(s.error_pct), ms(s.dedup_s) + " / " + ms(s.predicted_dedup_s) + " ms",
+                   pct(s.dedup_error_pct), pct(s.host_error_pct),
+                   fixed(s.abs_error_p50_pct, 0) + "% / " + fixed(s.abs_error_p90_pct, 0) + "%"});
+        }
+    t.print(std::cout, "  ");
+    std::cout << "\nerror = (predicted - measured) / measured, summed over the fetches; host = "
+                 "dedup + gather; |err|: host work per fetch.\n"
+                 "To simulate this machine's host: sim.row_access_latency \""
+              << fixed(c.row_latency_s * 1e9, 1) << " ns\", sim.outstanding_per_thread "
+              << fixed(c.outstanding_per_thread, 2) << ", sim.dedup_rate_per_thread "
+              << fixed(c.dedup_rate_per_thread / 1e6, 1) << "M, hardware host.dram_bandwidth \""
+              << fixed(c.dram_bytes_per_s / 1e9, 1) << " GB/s\"";
+    for (const auto& l : c.lines)
+        std::cout << ", sim.gather_dispatch \"" << fixed(l.fixed_s * 1e6, 1) << " us\" ("
+                  << l.threads << " thread" << (l.threads > 1 ? "s" : "") << ")";
+    std::cout << ".\n";
+}
+
+void run(const ValidateOptions& opt) {
+    sim::HostValidationOptions o;
+    o.threads = opt.threads;
+    o.repeats = opt.repeats;
+    o.max_steps = opt.steps;
+    o.idle_us = opt.idle_us;
+    double table = 0;
+    try {
+        table = units::parse(opt.table, units::Dim::Bytes);
+    } catch (const std::exception& e) {
+        throw std::invalid_argument(std::string("--table: ") + e.what());
+    }
+    if (!(table >= 1 << 20))
+        throw std::invalid_argument("--table: at least 1 MiB, got " + opt.table);
+    o.table_bytes = uint64_t(table);
+    o.progress = [](const std::string& s) {
+        std::cerr << "validate host-fetch: " << s << std::endl;
+    };
+    const nlohmann::json cfg = sim::load_run_config(opt.config);
+    const sim::HostValidation v = sim::validate_host_fetch(cfg, o);
+    const nlohmann::json j = v.to_json(producer());
+    if (!opt.out_dir.empty()) {
+        std::filesystem::create_directories(opt.out_dir);
+        std::ofstream(opt.out_dir + "/validation.json") << j.dump(2) << '\n';
+        std::ofstream csv(opt.out_dir + "/fetches.csv");
+        v.write_csv(csv);
+    }
+    if (!opt.plot_dir.empty()) {
+        nlohmann::json data = j;
+        data.erase("resolved_config");
+        data["fetches"] = nlohmann::json::array();
+        for (const auto& run : v.runs)
+            for (const auto& f : run.fetches)
+                data["fetches"].push_back({run.threads, f.prefill ? 1 : 0, f.unique_rows,
+                                           f.gather_s + f.dedup_s,
+                                           f.predicted_s + f.predicted_dedup_s});
+        data["fetch_columns"] = {"threads", "prefill", "unique_rows", "measured_host_s",
+                                 "predicted_host_s"};
+        write_and_plot(data, opt.plot_dir, "host_fetch_validation.json",
+                       "sim/plot_host_validation.py");
+    }
+    if (opt.json)
+        std::cout << j.dump(2) << '\n';
+    else
+        print(v);
+}
+
+}  // namespace
+
+void add_validate_command(CLI::App& app) {
+    auto* validate = app.add_subcommand(
+        "validate", "Predictions next to measurements on this machine");
+    validate->require_subcommand(1);
+    auto opt = std::make_shared<ValidateOptions>();
+    auto* cmd = validate->add_subcommand(
+        "host-fetch",
+        "Execute every fetch's host work of a run for real (deduplicate, gather the unique rows "
+        "into staging with T threads from a table in this machine's DRAM) and compare it, fetch "
+        "by fetch, with the simulator's cpu-gather model calibrated by microbenchmarks");
+    cmd->add_option("config", opt->config,
+                    "Run config or backbone preset (Engram in host DRAM via cpu-gather)")
+        ->capture_default_str();
+    cmd->add_option("--threads", opt->threads, "Gather thread counts to validate")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--table", opt->table,
+                    "Host table size (this machine's memory; the row size is the config's)")
+        ->capture_default_str();
+    cmd->add_option("--repeats", opt->repeats, "Passes over the run; each fetch takes the median")
+        ->check(CLI::Range(1, 101))
+        ->capture_default_str();
+    cmd->add_option("--idle-us", opt->idle_us,
+                    "Sleep before each fetch and each dispatch calibration run (us): the gather "
+                    "threads idle between an engine's steps")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
+    cmd->add_option("--steps", opt->steps, "Validate the first N steps only (0: all)");
+    cmd->add_option("-o,--out", opt->out_dir, "Write validation.json and fetches.csv here");
+    cmd->add_option("--plot", opt->plot_dir,
+                    "Write host_fetch_validation.png (measured vs predicted per fetch) here");
+    cmd->add_flag("--json", opt->json, "Print validation.json instead of the table");
+    cmd->callback([opt] { run(*opt); });
+}
+
+}  // namespace engramsim::cli
