@@ -88,12 +88,11 @@ void progress_line(const sim::SweepProgress& p, int jobs) {
     std::cerr << ")" << std::endl;
 }
 
-// This build, as spec.json and results.json name it.
+}  // namespace
+
 std::string producer() {
     return std::string("engramsim ") + ENGRAMSIM_VERSION + " (" + ENGRAMSIM_GIT_COMMIT + ")";
 }
-
-}  // namespace
 
 int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& opt) {
     if (opt.list) {

@@ -30,10 +30,6 @@ struct ValidateOptions {
     bool json = false;
 };
 
-std::string producer() {
-    return std::string("engramsim ") + ENGRAMSIM_VERSION + " (" + ENGRAMSIM_GIT_COMMIT + ")";
-}
-
 std::string pct(double x) { return (x >= 0 ? "+" : "") + fixed(x, 1) + "%"; }
 
 void print(const sim::HostValidation& v) {

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace engramsim::cli {
 
 void add_presets_command(CLI::App& app);
@@ -28,6 +30,8 @@ void add_sweep_command(CLI::App& app);
 void add_study_command(CLI::App& app);
 // validate host-fetch: the cpu-gather model next to this machine (cli/cmd_validate.cpp).
 void add_validate_command(CLI::App& app);
+// This build, as result files name it: "engramsim VERSION (COMMIT)" (cli/cmd_sweep.cpp).
+std::string producer();
 // The main job (engramsim with no arguments): the paper's Table 4 reproduction, printed.
 void run_paper_table4(bool json, bool sensitivity);
 
