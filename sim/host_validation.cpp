@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "kernels/cpu/host_fetch.h"
 #include "model/config.h"
+#include "model/statistics.h"
 #include "sim/plan.h"
 #include "sim/results.h"
 #include "traces/lookups.h"
@@ -65,16 +66,10 @@ json HostCalibration::to_json() const {
 
 namespace {
 
-double percentile(std::vector<double> v, double q) {
-    if (v.empty()) return 0;
+double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
-    const double pos = q * double(v.size() - 1);
-    const size_t i = size_t(pos);
-    const double f = pos - double(i);
-    return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+    return percentile_sorted(v, 0.5);
 }
-
-double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
 
 json summary_json(const HostValidationSummary& s) {
     return {{"fetches", s.fetches},
@@ -127,8 +122,9 @@ HostValidationSummary summarize(const HostValidationRun& run, const std::string&
     s.error_pct = error_pct(s.predicted_s, s.measured_s);
     s.dedup_error_pct = error_pct(s.predicted_dedup_s, s.dedup_s);
     s.host_error_pct = error_pct(s.predicted_s + s.predicted_dedup_s, s.measured_s + s.dedup_s);
-    s.abs_error_p50_pct = percentile(abs_err, 0.5);
-    s.abs_error_p90_pct = percentile(abs_err, 0.9);
+    std::sort(abs_err.begin(), abs_err.end());
+    s.abs_error_p50_pct = percentile_sorted(abs_err, 0.5);
+    s.abs_error_p90_pct = percentile_sorted(abs_err, 0.9);
     return s;
 }
 

@@ -7,19 +7,13 @@
 #include <unordered_set>
 
 #include "traces/schedule.h"
+#include "traces/splitmix64.h"
 
 namespace engramsim {
 
 namespace {
 
 constexpr double kTopFractions[3] = {0.001, 0.01, 0.1};
-
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 // Uniform in [0, 1) from 53 random bits (no implementation-defined std distributions).
 double unit(uint64_t& state) {

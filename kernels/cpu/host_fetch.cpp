@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/cpu/engram_kernels.h"
+#include "traces/splitmix64.h"
 
 namespace engramsim::kernels {
 
@@ -19,16 +20,9 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 // Uniform in [0, n) (Lemire's multiply-shift; the tiny bias is irrelevant to timing).
 uint64_t below(uint64_t& state, uint64_t n) {
-    state = mix64(state);
+    state = splitmix64(state);
     return uint64_t((unsigned __int128)state * n >> 64);
 }
 
@@ -50,7 +44,7 @@ struct WholeTable {
 }  // namespace
 
 uint8_t host_table_byte(uint64_t row, size_t byte) {
-    return uint8_t(mix64(row * 0x100000001b3ull + byte / 8) >> (8 * (byte % 8)));
+    return uint8_t(splitmix64(row * 0x100000001b3ull + byte / 8) >> (8 * (byte % 8)));
 }
 
 // ---- HostTable ----------------------------------------------------------------------------
@@ -72,7 +66,7 @@ void HostTable::fill() {
     uint8_t* p = buf_.data();
     for (uint64_t r = 0; r < rows_; ++r)
         for (size_t b = 0; b < row_bytes_; b += 8) {  // one mix per 8 bytes
-            const uint64_t word = mix64(r * 0x100000001b3ull + b / 8);
+            const uint64_t word = splitmix64(r * 0x100000001b3ull + b / 8);
             for (size_t k = 0; k < 8 && b + k < row_bytes_; ++k) *p++ = uint8_t(word >> (8 * k));
         }
 }
@@ -130,9 +124,9 @@ void KeyDeduper::unique(std::span<const uint64_t> keys, std::vector<uint64_t>& o
     constexpr size_t kAhead = 16;  // slots prefetched ahead: large steps' tables outgrow L2
     for (size_t j = 0; j < keys.size(); ++j) {
         if (j + kAhead < keys.size())
-            __builtin_prefetch(&slots_[size_t(mix64(keys[j + kAhead])) & mask], 1, 3);
+            __builtin_prefetch(&slots_[size_t(splitmix64(keys[j + kAhead])) & mask], 1, 3);
         const uint64_t k = keys[j];
-        size_t i = size_t(mix64(k)) & mask;
+        size_t i = size_t(splitmix64(k)) & mask;
         while (slots_[i].gen == gen_ && slots_[i].key != k) i = (i + 1) & mask;
         if (slots_[i].gen != gen_) {
             slots_[i] = {k, gen_};

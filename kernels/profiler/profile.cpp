@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "model/statistics.h"
+
 #ifndef ENGRAMSIM_GIT_COMMIT
 #define ENGRAMSIM_GIT_COMMIT "unknown"
 #endif
@@ -18,14 +20,6 @@
 namespace engramsim::profiler {
 
 namespace {
-
-// Linear interpolation between order statistics (NumPy's default percentile).
-double percentile(const std::vector<double>& sorted, double q) {
-    const double pos = q * double(sorted.size() - 1);
-    const size_t lo = size_t(std::floor(pos));
-    const size_t hi = std::min(lo + 1, sorted.size() - 1);
-    return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
-}
 
 template <typename T>
 T need(const nlohmann::json& j, const char* key, const std::string& where) {
@@ -44,15 +38,15 @@ SampleStats SampleStats::of(std::vector<double> s) {
     std::sort(s.begin(), s.end());
     SampleStats st;
     st.samples = int(s.size());
-    st.median_s = percentile(s, 0.5);
+    st.median_s = percentile_sorted(s, 0.5);
     st.min_s = s.front();
     st.max_s = s.back();
-    st.p10_s = percentile(s, 0.1);
-    st.p90_s = percentile(s, 0.9);
+    st.p10_s = percentile_sorted(s, 0.1);
+    st.p90_s = percentile_sorted(s, 0.9);
     std::vector<double> dev;
     for (double x : s) dev.push_back(std::fabs(x - st.median_s));
     std::sort(dev.begin(), dev.end());
-    st.mad_s = percentile(dev, 0.5);
+    st.mad_s = percentile_sorted(dev, 0.5);
     return st;
 }
 
