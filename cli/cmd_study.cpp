@@ -8,6 +8,7 @@
 #include "model/config.h"
 #include "model/embedded.h"
 #include "sim/experiment.h"
+#include "sim/mpi_world.h"
 
 namespace engramsim::cli {
 
@@ -101,6 +102,9 @@ void add_study_command(CLI::App& app) {
     run->add_flag("--no-sensitivity", *no_sens, "paper-table4: skip the sensitivity rows");
     run->callback([name, opt, no_sens] {
         if (*name == "paper-table4") {
+            if (sim::mpi::size() > 1)
+                throw std::invalid_argument("study paper-table4 is not a sweep: it runs in one "
+                                         "process; run it without mpirun");
             run_paper_table4(opt->json, !*no_sens);
             return;
         }
@@ -109,6 +113,7 @@ void add_study_command(CLI::App& app) {
         if (const int rc = run_sweep_and_report(study_spec(*name), o); rc != 0) std::exit(rc);
     });
     study->add_subcommand("list", "List the studies.")->callback([] {
+        if (sim::mpi::rank() != 0) return;
         TextTable t({"<study", "<question"});
         t.add({"paper-table4", "the Engram paper's Table 4: a 100B table in host DRAM, predicted"});
         for (const auto& n : study_names())

@@ -14,6 +14,7 @@
 #include "cli/text_table.h"
 #include "model/config.h"
 #include "model/embedded.h"
+#include "sim/mpi_world.h"
 #include "sim/plan.h"
 
 namespace engramsim::cli {
@@ -95,7 +96,9 @@ std::string producer() {
 }
 
 int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& opt) {
+    const bool root = sim::mpi::rank() == 0;
     if (opt.list) {
+        if (!root) return 0;
         const auto points = sim::expand_sweep(spec);
         std::cout << spec.name << ": " << points.size() << " points\n";
         for (const auto& p : points) std::cout << "  " << p.index << "  " << p.label() << '\n';
@@ -107,11 +110,19 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
     so.jobs = opt.jobs;
     so.resume = opt.resume;
     so.producer = producer();
-    so.progress = [&](const sim::SweepProgress& p) { progress_line(p, std::max(1, opt.jobs)); };
+    const int ranks = sim::mpi::size();
+    const int parallel = ranks > 1 ? ranks - 1 : std::max(1, opt.jobs);
+    so.progress = [&](const sim::SweepProgress& p) { progress_line(p, parallel); };
     const size_t total = sim::expand_sweep(spec).size();
-    std::cerr << "engramsim sweep " << spec.name << ": " << total << " points into " << dir << "/"
-              << (opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time" : "") << std::endl;
+    if (root)
+        std::cerr << "engramsim sweep " << spec.name << ": " << total << " points into " << dir
+                  << "/"
+                  << (ranks > 1   ? ", on " + std::to_string(ranks - 1) + " MPI worker ranks"
+                      : opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time"
+                                     : "")
+                  << std::endl;
     const auto records = sim::run_sweep(spec, so, sim::simulator_evaluator(spec.references, dir + "/references"));
+    if (!root) return 0;  // an MPI worker rank: rank 0 writes and prints the results
     const nlohmann::json results = sim::sweep_results_json(spec, records, so.producer);
     if (!(std::ofstream(dir + "/results.json") << results.dump(1) << '\n') ||
         !(std::ofstream(dir + "/results.csv") << sim::sweep_csv(spec, records)))
@@ -172,7 +183,8 @@ void add_sweep_options(CLI::App* cmd, SweepCommandOptions& opt) {
     cmd->add_option("-o,--out", opt.out_dir,
                     "Folder for spec.json, points/, results.json, results.csv (default: "
                     "sweep-NAME)");
-    cmd->add_option("-j,--jobs", opt.jobs, "Points simulated at a time (forked workers)")
+    cmd->add_option("-j,--jobs", opt.jobs, "Points simulated at a time (forked workers); under mpirun every worker rank "
+                    "simulates one point at a time")
         ->check(CLI::Range(1, 256));
     cmd->add_flag("--resume", opt.resume,
                   "Finish an interrupted sweep in the same folder: run only the missing points");

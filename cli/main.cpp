@@ -1,7 +1,29 @@
 // engramsim: the command-line front end. `engramsim --help` lists the subcommands.
+#include <cstring>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "model/config.h"
+#include "sim/mpi_world.h"
+
+namespace {
+
+// Under mpirun with several ranks, only sweeps spread their work; any other command would run
+// once per rank, so it is refused before it starts.
+void check_mpi_command(int argc, char** argv) {
+    if (engramsim::sim::mpi::size() < 2) return;
+    const char* sub = nullptr;
+    for (int i = 1; i < argc && !sub; ++i)
+        if (argv[i][0] != '-') sub = argv[i];
+    if (sub && (!std::strcmp(sub, "sweep") || !std::strcmp(sub, "study"))) return;
+    throw std::invalid_argument(std::string("under MPI (") +
+                             std::to_string(engramsim::sim::mpi::size()) +
+                             " ranks) only `engramsim sweep` and `engramsim study run NAME` "
+                             "spread their points over the ranks; run `engramsim " +
+                             (sub ? sub : "") + "` without mpirun");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"EngramSim: simulator and performance model for Engram conditional memory.\n"
@@ -20,12 +42,22 @@ int main(int argc, char** argv) {
     engramsim::cli::add_study_command(app);
     engramsim::cli::add_validate_command(app);
     try {
+        engramsim::sim::mpi::init(&argc, &argv);
+        check_mpi_command(argc, argv);
         app.parse(argc, argv);
         if (app.get_subcommands().empty()) engramsim::cli::run_paper_table4(false, true);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const std::exception& e) {
-        std::cerr << "engramsim: error: " << e.what() << '\n';
+        namespace mpi = engramsim::sim::mpi;
+        // Under MPI, a bad config or usage fails on every rank alike: rank 0 alone says so.
+        const bool every_rank = dynamic_cast<const engramsim::config::ConfigError*>(&e) ||
+                                dynamic_cast<const std::invalid_argument*>(&e);
+        if (mpi::size() < 2)
+            std::cerr << "engramsim: error: " << e.what() << std::endl;
+        else if (mpi::rank() == 0 || !every_rank)
+            std::cerr << "engramsim: error: rank " << mpi::rank() << ": " << e.what() << std::endl;
+        mpi::abort_world(1);  // the other ranks may be waiting for this one
         return 1;
     }
     return 0;

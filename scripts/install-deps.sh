@@ -14,6 +14,7 @@ packages=(
   libzstd-dev zlib1g-dev    # trace compression and block checksums
   python3-matplotlib        # plots
   python3-numpy             # regenerating golden NumPy vectors on purpose
+  libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -n N engramsim sweep ...)
 )
 
 missing=()

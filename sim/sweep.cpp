@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,7 @@
 
 #include "model/config.h"
 #include "sim/experiment.h"
+#include "sim/mpi_world.h"
 #include "sim/plan.h"
 #include "sim/results.h"
 
@@ -447,8 +449,21 @@ std::vector<json> prepare_dir(const SweepSpec& spec, const SweepOptions& opt,
     return done;
 }
 
-// One point in a forked worker: evaluate, write its file, exit. The parent reads the file.
-pid_t start_worker(const SweepPoint& p, const std::string& path, const PointEvaluator& evaluate) {
+// One point evaluated: its record as the point file holds it. An error thrown by the
+// evaluator (a config refused at run time) is part of the record.
+std::string point_record_text(const SweepPoint& p, const PointEvaluator& evaluate) {
+    json rec = {{"index", p.index}, {"axes", p.values()}};
+    try {
+        json r = evaluate(p.config);
+        for (auto& [k, v] : r.items()) rec[k] = v;
+    } catch (const std::exception& e) {
+        rec["error"] = e.what();
+    }
+    return rec.dump(1) + "\n";
+}
+
+// Runs `body` in a forked child that exits with status 0, or 2 after printing what it threw.
+pid_t fork_child(const std::function<void()>& body, size_t index) {
     std::fflush(stdout);
     std::fflush(stderr);
     const pid_t pid = fork();
@@ -456,20 +471,139 @@ pid_t start_worker(const SweepPoint& p, const std::string& path, const PointEval
     if (pid > 0) return pid;
     int code = 0;
     try {
-        json rec = {{"index", p.index}, {"axes", p.values()}};
-        try {
-            json r = evaluate(p.config);
-            for (auto& [k, v] : r.items()) rec[k] = v;
-        } catch (const std::exception& e) {
-            rec["error"] = e.what();
-        }
-        write_atomically(path, rec.dump(1) + "\n");
+        body();
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "engramsim: sweep point %zu: %s\n", p.index, e.what());
+        std::fprintf(stderr, "engramsim: sweep point %zu: %s\n", index, e.what());
         code = 2;
     }
     std::fflush(stderr);
     _exit(code);
+}
+
+// One point in a forked worker: evaluate, write its file, exit. The parent reads the file.
+pid_t start_worker(const SweepPoint& p, const std::string& path, const PointEvaluator& evaluate) {
+    return fork_child([&] { write_atomically(path, point_record_text(p, evaluate)); }, p.index);
+}
+
+std::string died_text(int status) {
+    return WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                               : "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+// What a sweep's processes tell each other under MPI. A worker announces itself with READY
+// (its build and spec, which must be rank 0's), then gets POINT (an index) or STOP; it answers
+// each POINT with RECORD: 'W' and the point file's text, or 'D' and an error record when the
+// point's process died (then no file is written, and a resume runs the point again).
+enum Tag : int { kReady = 1, kPoint = 2, kStop = 3, kRecord = 4 };
+
+std::string identity(const SweepSpec& spec, const SweepOptions& opt) {
+    return opt.producer + "\n" + spec.to_json().dump();
+}
+
+// A worker rank: evaluates the points rank 0 hands it, one at a time, each in a forked child
+// (a crash loses that point only), and sends back the records.
+void serve_points(const SweepSpec& spec, const SweepOptions& opt, const PointEvaluator& evaluate) {
+    const std::vector<SweepPoint> points = expand_sweep(spec);
+    const std::string where = "rank " + std::to_string(mpi::rank()) + " (" + mpi::processor_name() + ")";
+    mpi::send(0, kReady, identity(spec, opt));
+    for (;;) {
+        int tag = 0;
+        const std::string msg = mpi::receive(0, nullptr, &tag);
+        if (tag == kStop) return;
+        const size_t index = std::stoul(msg);
+        if (tag != kPoint || index >= points.size())
+            throw std::runtime_error("sweep: " + where + " got an unexpected message");
+        const SweepPoint& p = points[index];
+        int fds[2];
+        if (pipe(fds) != 0) throw std::runtime_error("sweep: pipe failed");
+        const pid_t pid = fork_child(
+            [&] {
+                ::close(fds[0]);
+                const std::string text = point_record_text(p, evaluate);
+                for (size_t at = 0; at < text.size();) {
+                    const ssize_t n = ::write(fds[1], text.data() + at, text.size() - at);
+                    if (n <= 0) throw std::runtime_error("cannot send the record to its rank");
+                    at += size_t(n);
+                }
+                ::close(fds[1]);
+            },
+            index);
+        ::close(fds[1]);
+        std::string text;
+        char buf[65536];
+        for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) break;
+            text.append(buf, size_t(n));
+        }
+        ::close(fds[0]);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            text.insert(text.begin(), 'W');
+            mpi::send(0, kRecord, text);
+        } else {
+            const json rec = {{"index", index},
+                              {"axes", p.values()},
+                              {"error", "its worker on " + where + " " + died_text(status)}};
+            mpi::send(0, kRecord, std::string(1, 'D') += rec.dump());
+        }
+    }
+}
+
+struct Finished {
+    size_t index;
+    json record;
+    double wall_s;
+};
+
+// Rank 0 of a multi-rank world: hands the unfinished points to ranks 1..N-1 in index order as
+// they ask, writes each record as it arrives (so a crash of the job loses no finished point)
+// and calls `done` for it.
+void hand_out_points(const SweepSpec& spec, const SweepOptions& opt,
+                     const std::vector<SweepPoint>& points, const std::vector<json>& records,
+                     const std::function<void(const Finished&)>& done) {
+    using clock = std::chrono::steady_clock;
+    std::vector<size_t> pending;
+    for (const auto& p : points)
+        if (records[p.index].is_null()) pending.push_back(p.index);
+    size_t next = 0;
+    std::map<int, std::pair<size_t, clock::time_point>> busy;  // rank: point, when sent
+    const std::string me = identity(spec, opt);
+    for (int stopped = 0; stopped < mpi::size() - 1;) {
+        int from = 0, tag = 0;
+        const std::string msg = mpi::receive(-1, &from, &tag);
+        if (tag == kReady && msg != me)
+            throw std::runtime_error(
+                "sweep: rank " + std::to_string(from) +
+                " runs another build or another sweep than rank 0 (" + opt.producer +
+                "): every rank must run the same engramsim with the same sweep and options");
+        if (tag == kRecord) {
+            const auto it = busy.find(from);
+            if (it == busy.end() || msg.empty())
+                throw std::runtime_error("sweep: unexpected record from rank " + std::to_string(from));
+            const auto [index, sent] = it->second;
+            busy.erase(it);
+            const std::string text = msg.substr(1);
+            json rec = json::parse(text);
+            if (rec.value("index", size_t(-1)) != index)
+                throw std::runtime_error("sweep: rank " + std::to_string(from) +
+                                         " answered another point");
+            if (msg[0] == 'W') write_atomically(point_file(opt.dir, index), text);
+            done({index, std::move(rec),
+                  std::chrono::duration<double>(clock::now() - sent).count()});
+        } else if (tag != kReady) {
+            throw std::runtime_error("sweep: unexpected message from rank " + std::to_string(from));
+        }
+        if (next < pending.size()) {
+            busy[from] = {pending[next], clock::now()};
+            mpi::send(from, kPoint, std::to_string(pending[next++]));
+        } else {
+            mpi::send(from, kStop, "");
+            ++stopped;
+        }
+    }
 }
 
 }  // namespace
@@ -477,6 +611,14 @@ pid_t start_worker(const SweepPoint& p, const std::string& path, const PointEval
 std::vector<json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
                             const PointEvaluator& evaluate) {
     if (opt.dir.empty()) throw std::invalid_argument("sweep: no output folder");
+    if (mpi::size() > 1 && opt.jobs > 1)
+        throw std::invalid_argument("sweep: under MPI every rank simulates one point at a time; "
+                                    "start more ranks (mpirun -n) instead of -j " +
+                                    std::to_string(opt.jobs));
+    if (mpi::size() > 1 && mpi::rank() != 0) {
+        serve_points(spec, opt, evaluate);
+        return {};
+    }
     const std::vector<SweepPoint> points = expand_sweep(spec);
     std::vector<json> records = prepare_dir(spec, opt, points);
     SweepProgress prog;
@@ -484,6 +626,18 @@ std::vector<json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
     for (const auto& r : records)
         if (!r.is_null()) ++prog.reused;
     prog.done = prog.reused;
+    auto finished = [&](const Finished& f) {
+        records[f.index] = f.record;
+        ++prog.done;
+        prog.point = &points[f.index];
+        prog.record = &records[f.index];
+        prog.wall_s = f.wall_s;
+        if (opt.progress) opt.progress(prog);
+    };
+    if (mpi::size() > 1) {
+        hand_out_points(spec, opt, points, records, finished);
+        return records;
+    }
 
     using clock = std::chrono::steady_clock;
     std::map<pid_t, std::pair<size_t, clock::time_point>> running;
@@ -509,18 +663,9 @@ std::vector<json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
         const SweepPoint& p = points[index];
         std::string why;
         json rec = read_record(point_file(opt.dir, index), p, &why, /*accept_error=*/true);
-        if (rec.is_null()) {  // the worker died: nothing written; a resume runs it again
-            std::string what = "its worker ";
-            what += WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
-                                        : "exited with status " + std::to_string(WEXITSTATUS(status));
-            rec = {{"index", index}, {"axes", p.values()}, {"error", what}};
-        }
-        records[index] = rec;
-        ++prog.done;
-        prog.point = &p;
-        prog.record = &records[index];
-        prog.wall_s = std::chrono::duration<double>(clock::now() - started).count();
-        if (opt.progress) opt.progress(prog);
+        if (rec.is_null())  // the worker died: nothing written; a resume runs it again
+            rec = {{"index", index}, {"axes", p.values()}, {"error", "its worker " + died_text(status)}};
+        finished({index, std::move(rec), std::chrono::duration<double>(clock::now() - started).count()});
         launch();
     }
     return records;

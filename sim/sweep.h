@@ -10,7 +10,7 @@
 // `--resume` runs only the points whose file is missing, unreadable or records an error; the
 // folder must hold the same sweep (spec.json equal), else it is refused. Points run in forked
 // workers (`jobs` at a time); results do not depend on `jobs`: the same spec gives the same
-// bytes.
+// bytes. Under mpirun, the points are spread over the ranks with the same files and bytes.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -95,7 +95,9 @@ struct SweepOptions {
 // Runs the points that are not finished in `opt.dir` and returns every point's record in index
 // order: {"index", "axes", ...evaluation} or {"index", "axes", "error"} when the point failed
 // (its config was refused at run time, or its worker died: then nothing is written and a resume
-// runs it again).
+// runs it again). In a multi-rank MPI world (sim/mpi_world.h) rank 0 does the above and hands
+// the points to ranks 1..N-1, which simulate them one at a time and return {} (every rank
+// calls run_sweep with the same spec; `jobs` must be 1).
 std::vector<nlohmann::json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
                                       const PointEvaluator& evaluate);
 

@@ -21,12 +21,13 @@ struct CliResult {
     std::string err;  // stderr
 };
 
-inline CliResult run_engramsim(const std::string& args) {
+// Runs a shell command line (its stderr captured apart from its stdout).
+inline CliResult run_command(const std::string& command) {
     // A stderr file of its own per call: CTest runs tests in parallel processes.
     static std::atomic<int> calls{0};
     const std::string err_path = ::testing::TempDir() + "engramsim_stderr_" +
                                  std::to_string(getpid()) + "_" + std::to_string(calls++) + ".txt";
-    const std::string cmd = std::string(ENGRAMSIM_BINARY) + " " + args + " 2>" + err_path;
+    const std::string cmd = command + " 2>" + err_path;
     CliResult r;
     FILE* pipe = popen(cmd.c_str(), "r");
     if (!pipe) return r;
@@ -38,6 +39,10 @@ inline CliResult run_engramsim(const std::string& args) {
     r.err.assign(std::istreambuf_iterator<char>(in), {});
     std::remove(err_path.c_str());
     return r;
+}
+
+inline CliResult run_engramsim(const std::string& args) {
+    return run_command(std::string(ENGRAMSIM_BINARY) + " " + args);
 }
 
 // A file's bytes ("" when it cannot be read).
