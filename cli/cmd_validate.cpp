@@ -11,7 +11,9 @@
 #include "cli/plots.h"
 #include "cli/text_table.h"
 #include "model/units.h"
+#include "sim/experiment.h"
 #include "sim/host_validation.h"
+#include "sim/nvme_validation.h"
 #include "sim/plan.h"
 
 namespace engramsim::cli {
@@ -131,6 +133,104 @@ void run(const ValidateOptions& opt) {
         print(v);
 }
 
+// ---- validate nvme-fetch ----
+
+struct NvmeOptions {
+    std::string config;  // empty: the paper's run with its table on NVMe, nothing cached
+    std::string file;
+    std::string size = "2 GiB";
+    std::vector<int> depths{4, 32};
+    int saturation = 64;
+    uint64_t steps = 24;
+    int repeats = 1;
+    std::string out_dir;
+    bool json = false;
+};
+
+void print(const sim::NvmeValidation& v) {
+    const auto& c = v.calibration;
+    std::cout << "NVMe fetch on this machine's disk vs the simulator's nvme model\n"
+              << "file: " << c.file << ", " << rounded(double(c.file_bytes), units::Dim::Bytes)
+              << " in blocks of " << fixed(c.io_bytes, 0) << " B (direct I/O), one read per unique "
+              << fixed(c.row_bytes, 0) << "-B row; fetches of every " << v.step_stride
+              << "th step, each the median of " << v.repeats << " pass(es)\n\n"
+              << "calibration (microbenchmarks, not the run):\n"
+              << "  read latency           " << fixed(c.read_latency_s * 1e6, 1)
+              << " us (one read at a time, median)\n"
+              << "  random read IOPS       " << fixed(c.random_read_iops / 1e3, 1) << "k (at depth "
+              << c.saturation_depth << ")\n"
+              << "  sequential read        " << fixed(c.read_bytes_per_s / 1e9, 2) << " GB/s\n"
+              << "  dedup                  " << fixed(c.dedup_rate_per_thread / 1e6, 1)
+              << " M keys/s per thread\n";
+    for (const auto& [d, r] : c.iops_at_depth)
+        std::cout << "  IOPS at depth " << d << (d < 10 ? "        " : "       ")
+                  << fixed(r / 1e3, 1) << "k measured; modeled: knee "
+                  << fixed(sim::nvme_read_rate(c.params(d, false)) / 1e3, 1) << "k, linear "
+                  << fixed(sim::nvme_read_rate(c.params(d, true)) / 1e3, 1) << "k\n";
+    std::cout << "\n";
+    TextTable t({"depth", "<phase", "fetches", "reads", "read meas/knee", "error",
+                 "linear", "error", "dedup meas/pred", "host error", "|err| p50/p90"});
+    auto ms = [](double s) { return fixed(s * 1e3, 1); };
+    for (const auto& run : v.runs)
+        for (const char* phase : {"all", "prefill", "decode"}) {
+            const auto s = sim::summarize(run, phase);
+            if (s.fetches == 0) continue;
+            t.add({std::to_string(run.queue_depth), phase, thousands(s.fetches),
+                   thousands(s.unique_rows), ms(s.read_s) + " / " + ms(s.predicted_read_s) + " ms",
+                   pct(s.read_error_pct), ms(s.predicted_read_linear_s) + " ms",
+                   pct(s.read_error_linear_pct),
+                   ms(s.dedup_s) + " / " + ms(s.predicted_dedup_s) + " ms", pct(s.host_error_pct),
+                   fixed(s.abs_error_p50_pct, 0) + "% / " + fixed(s.abs_error_p90_pct, 0) + "%"});
+        }
+    t.print(std::cout, "  ");
+    std::cout << "\nerror = (predicted - measured) / measured, summed over the fetches; host = "
+                 "dedup + read (knee); |err|: per fetch (knee).\nTo simulate this disk: hardware "
+                 "nvme.read_latency \""
+              << fixed(c.read_latency_s * 1e6, 1) << " us\", nvme.random_read_iops "
+              << fixed(c.random_read_iops, 0) << ", nvme.read_bandwidth \""
+              << fixed(c.read_bytes_per_s / 1e9, 2) << " GB/s\", nvme.count 1; sim.nvme_queue_depth "
+              << "as validated, sim.nvme_queueing the law that fits.\n";
+}
+
+void run_nvme(const NvmeOptions& opt) {
+    sim::NvmeValidationOptions o;
+    o.file = opt.file;
+    o.queue_depths = opt.depths;
+    o.saturation_depth = opt.saturation;
+    o.steps = opt.steps;
+    o.repeats = opt.repeats;
+    double size = 0;
+    try {
+        size = units::parse(opt.size, units::Dim::Bytes);
+    } catch (const std::exception& e) {
+        throw std::invalid_argument(std::string("--size: ") + e.what());
+    }
+    if (!(size >= 1 << 20)) throw std::invalid_argument("--size: at least 1 MiB, got " + opt.size);
+    o.file_bytes = uint64_t(size);
+    o.progress = [](const std::string& s) { std::cerr << "validate nvme-fetch: " << s << std::endl; };
+    nlohmann::json cfg;
+    if (opt.config.empty()) {
+        cfg = sim::load_run_config("dense-4b");
+        cfg = sim::with_key(cfg, "sim.table", "nvme");
+        cfg = sim::with_key(cfg, "sim.mechanism", "nvme");
+        cfg = sim::with_key(cfg, "placement.dram_capacity", "0");
+    } else {
+        cfg = sim::load_run_config(opt.config);
+    }
+    const sim::NvmeValidation v = sim::validate_nvme_fetch(cfg, o);
+    const nlohmann::json j = v.to_json(producer());
+    if (!opt.out_dir.empty()) {
+        std::filesystem::create_directories(opt.out_dir);
+        std::ofstream(opt.out_dir + "/validation.json") << j.dump(2) << '\n';
+        std::ofstream csv(opt.out_dir + "/fetches.csv");
+        v.write_csv(csv);
+    }
+    if (opt.json)
+        std::cout << j.dump(2) << '\n';
+    else
+        print(v);
+}
+
 }  // namespace
 
 void add_validate_command(CLI::App& app) {
@@ -166,6 +266,37 @@ void add_validate_command(CLI::App& app) {
                     "Write host_fetch_validation.png (measured vs predicted per fetch) here");
     cmd->add_flag("--json", opt->json, "Print validation.json instead of the table");
     cmd->callback([opt] { run(*opt); });
+
+    auto nv = std::make_shared<NvmeOptions>();
+    auto* ncmd = validate->add_subcommand(
+        "nvme-fetch",
+        "Read the unique rows of fetches spread over a run from a table file on a drive (one "
+        "direct I/O per row, Q in flight) and compare each fetch with the simulator's nvme model "
+        "calibrated by microbenchmarks of the same drive");
+    ncmd->add_option("config", nv->config,
+                     "Run config (sim.table nvme, nothing cached); default: the paper's run "
+                     "(dense-4b) with its table on NVMe");
+    ncmd->add_option("--file", nv->file,
+                     "Table file on the drive to test: written once (--size bytes of a pattern) "
+                     "when missing or smaller, then reused")
+        ->required();
+    ncmd->add_option("--size", nv->size, "Table file size")->capture_default_str();
+    ncmd->add_option("--queue-depth", nv->depths, "Reads in flight to validate (one thread each)")
+        ->delimiter(',')
+        ->capture_default_str();
+    ncmd->add_option("--saturation-depth", nv->saturation,
+                     "Reads in flight when calibrating the drive's IOPS")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    ncmd->add_option("--steps", nv->steps, "Fetches of this many steps, spread evenly over the run")
+        ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40))
+        ->capture_default_str();
+    ncmd->add_option("--repeats", nv->repeats, "Passes; each fetch takes the median")
+        ->check(CLI::Range(1, 101))
+        ->capture_default_str();
+    ncmd->add_option("-o,--out", nv->out_dir, "Write validation.json and fetches.csv here");
+    ncmd->add_flag("--json", nv->json, "Print validation.json instead of the table");
+    ncmd->callback([nv] { run_nvme(*nv); });
 }
 
 }  // namespace engramsim::cli

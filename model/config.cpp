@@ -288,6 +288,11 @@ Key sim_section() {
             quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
                          "One row read from NVMe: one I/O of this size (rows are not co-located)."),
             integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
+            choice("nvme_queueing", {"knee", "linear"}, "knee",
+                   "A drive's read rate at nvme_queue_depth Q: knee, min(IOPS, Q / latency) (the "
+                   "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
+                   "for the others at the drive's rate (the pessimistic bound; what `engramsim "
+                   "validate nvme-fetch` measured on this project's virtual disk)."),
             fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
             fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
             fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),

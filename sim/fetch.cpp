@@ -58,6 +58,13 @@ double dedup_seconds(const FetchParams& p, double lookups) {
                                        : 0;
 }
 
+double nvme_read_rate(const FetchParams& p) {
+    const double q = p.nvme_queue_depth;
+    if (p.nvme_linear_queueing)
+        return q / (p.nvme_latency_s + (q - 1) / p.nvme_iops_per_drive);
+    return std::min(p.nvme_iops_per_drive, q / p.nvme_latency_s);
+}
+
 namespace {
 
 class CpuGather final : public FetchMechanism {
@@ -116,13 +123,11 @@ public:
         const double dram = std::clamp(in.dram_rows, 0.0, in.unique_rows);
         const double ssd = in.unique_rows - dram;
         // The busiest drive reads ceil(rows / drives) I/Os; its link moves their bytes, and the
-        // I/O rate is the lower of the rated IOPS and queue depth / latency.
+        // I/O rate is nvme_read_rate's.
         const double ios = std::ceil(ssd / p_.nvme_drives);
         w.nvme_bytes_per_drive = ios * p_.nvme_io_bytes;
         w.nvme_read_bytes = ssd * p_.nvme_io_bytes;
-        const double iops =
-            std::min(p_.nvme_iops_per_drive, p_.nvme_queue_depth / p_.nvme_latency_s);
-        w.nvme_io_s = ios / iops;
+        w.nvme_io_s = ios / nvme_read_rate(p_);
         if (dram > 0) w.host_s += gather_seconds(p_, dram, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);

@@ -95,6 +95,7 @@ struct FetchParams {
     double nvme_latency_s = 0;
     double nvme_io_bytes = 4096;
     int nvme_queue_depth = 128;
+    bool nvme_linear_queueing = false;  // sim.nvme_queueing: knee (false) or linear
     int memory_nodes = 0;              // remote-gather: memory servers holding the table
     double memory_node_dram_bytes_per_s = 0;  // each one's DRAM bandwidth
 };
@@ -119,6 +120,11 @@ std::vector<std::string> fetch_mechanism_names();
 double gather_seconds(const FetchParams& p, double rows, double row_bytes);
 // Host threads (hash_threads) dropping a step's repeated row ids: lookups / rate.
 double dedup_seconds(const FetchParams& p, double lookups);
+
+// Reads per second one drive serves with nvme_queue_depth Q reads in flight, from its rated
+// IOPS (the saturated rate) and its one-read latency L: knee, min(IOPS, Q / L); linear, Q / (L +
+// (Q - 1) / IOPS), every read also waiting for the others at the saturated rate (equal at Q = 1).
+double nvme_read_rate(const FetchParams& p);
 
 // Average 64-byte lines a row of `row_bytes` touches at a uniformly random row index.
 double lines_per_row(double row_bytes, double line_bytes = 64);

@@ -90,15 +90,6 @@ double error_pct(double predicted, double measured) {
     return measured > 0 ? 100 * (predicted / measured - 1) : 0;
 }
 
-// One fetch of the run: its row keys, where the simulator's plan counted it.
-struct FetchKeys {
-    uint64_t step = 0;
-    int layer = 0;
-    bool prefill = false;
-    size_t begin = 0, end = 0;  // into the flat key array
-    uint64_t plan_unique_rows = 0;
-};
-
 }  // namespace
 
 HostValidationSummary summarize(const HostValidationRun& run, const std::string& phase) {
@@ -126,6 +117,42 @@ HostValidationSummary summarize(const HostValidationRun& run, const std::string&
     s.abs_error_p50_pct = percentile_sorted(abs_err, 0.5);
     s.abs_error_p90_pct = percentile_sorted(abs_err, 0.9);
     return s;
+}
+
+RunFetches collect_run_fetches(const json& resolved, const Plan& plan, uint64_t max_steps,
+                               uint64_t stride) {
+    if (stride < 1) throw std::invalid_argument("collect_run_fetches: stride is at least 1");
+    const json& simc = resolved.at("sim");
+    SchedulerConfig sc{simc.at("max_num_seqs").get<int>(),
+                       simc.at("max_num_batched_tokens").get<int>(),
+                       simc.at("kv_block_size").get<int>(), plan.num_kv_blocks};
+    auto source = make_lookups(plan.engram, resolved.at("workload"), sc);
+    RunFetches out;
+    StepBatch batch;
+    uint64_t taken = 0;
+    for (uint64_t step = 0; source->next(batch); ++step) {
+        if (step >= plan.steps.size())
+            throw std::logic_error("run fetches: more steps than the plan has");
+        if (step % stride != 0) continue;
+        if (max_steps && taken >= max_steps) break;
+        ++taken;
+        const PlannedStep& ps = plan.steps[size_t(step)];
+        for (size_t l = 0; l < batch.rows.size(); ++l) {
+            RunFetch f{step, int(l), batch.prefill, out.keys.size(), 0, 0};
+            out.keys.insert(out.keys.end(), batch.rows[l].begin(), batch.rows[l].end());
+            f.end = out.keys.size();
+            out.max_lookups = std::max(out.max_lookups, f.end - f.begin);
+            const auto it = std::find_if(ps.fetch.begin(), ps.fetch.end(),
+                                         [&](const PlannedFetch& p) { return p.engram_index == int(l); });
+            if (it == ps.fetch.end())
+                throw std::logic_error("run fetches: the plan does not fetch step " +
+                                       std::to_string(step) + " layer " + std::to_string(l));
+            f.plan_unique_rows = it->unique_rows;
+            out.fetches.push_back(f);
+        }
+    }
+    if (out.fetches.empty()) throw std::invalid_argument("run fetches: the run has no fetch");
+    return out;
 }
 
 HostValidation validate_host_fetch(const json& resolved, const HostValidationOptions& opt) {
@@ -159,39 +186,11 @@ HostValidation validate_host_fetch(const json& resolved, const HostValidationOpt
                                                                          : "sim.data_parallel") +
                                   ": validate host-fetch runs one GPU's fetches (1)");
 
-    // The run's fetches, from the same lookup source and scheduler the plan counted.
-    const json& simc = resolved.at("sim");
-    SchedulerConfig sc{simc.at("max_num_seqs").get<int>(),
-                       simc.at("max_num_batched_tokens").get<int>(),
-                       simc.at("kv_block_size").get<int>(), plan.num_kv_blocks};
-    auto source = make_lookups(plan.engram, resolved.at("workload"), sc);
-    std::vector<uint64_t> keys;
-    std::vector<FetchKeys> fetches;
-    StepBatch batch;
-    uint64_t step = 0;
-    size_t max_lookups = 0;
     say("collecting the run's row keys");
-    while (source->next(batch)) {
-        if (opt.max_steps && step >= opt.max_steps) break;
-        if (step >= plan.steps.size())
-            throw std::logic_error("host validation: more steps than the plan has");
-        const PlannedStep& ps = plan.steps[size_t(step)];
-        for (size_t l = 0; l < batch.rows.size(); ++l) {
-            FetchKeys f{step, int(l), batch.prefill, keys.size(), 0, 0};
-            keys.insert(keys.end(), batch.rows[l].begin(), batch.rows[l].end());
-            f.end = keys.size();
-            max_lookups = std::max(max_lookups, f.end - f.begin);
-            const auto it = std::find_if(ps.fetch.begin(), ps.fetch.end(),
-                                         [&](const PlannedFetch& p) { return p.engram_index == int(l); });
-            if (it == ps.fetch.end())
-                throw std::logic_error("host validation: the plan does not fetch step " +
-                                       std::to_string(step) + " layer " + std::to_string(l));
-            f.plan_unique_rows = it->unique_rows;
-            fetches.push_back(f);
-        }
-        ++step;
-    }
-    if (fetches.empty()) throw std::invalid_argument("host validation: the run has no fetch");
+    const RunFetches run_fetches = collect_run_fetches(resolved, plan, opt.max_steps);
+    const std::vector<uint64_t>& keys = run_fetches.keys;
+    const std::vector<RunFetch>& fetches = run_fetches.fetches;
+    const size_t max_lookups = run_fetches.max_lookups;
 
     HostValidation v;
     v.config = resolved;
@@ -247,7 +246,7 @@ HostValidation validate_host_fetch(const json& resolved, const HostValidationOpt
                 std::to_string(opt.repeats) + " over " + std::to_string(fetches.size()) +
                 " fetches");
             for (size_t i = 0; i < fetches.size(); ++i) {
-                const FetchKeys& f = fetches[i];
+                const RunFetch& f = fetches[i];
                 if (opt.idle_us > 0)
                     std::this_thread::sleep_for(std::chrono::microseconds(opt.idle_us));
                 const auto t = exec.fetch({keys.data() + f.begin, f.end - f.begin});

@@ -27,6 +27,8 @@
 
 namespace engramsim::sim {
 
+struct Plan;
+
 struct HostCalibration {
     uint64_t table_rows = 0;
     double row_bytes = 0;
@@ -111,6 +113,24 @@ struct HostValidationSummary {
     double abs_error_p50_pct = 0, abs_error_p90_pct = 0;  // per fetch, host work
 };
 HostValidationSummary summarize(const HostValidationRun& run, const std::string& phase);
+
+// The fetches of a run with their row keys, from the same lookup source and scheduler the
+// simulator's plan counted (each fetch's unique-row count from the plan, for checking).
+struct RunFetch {
+    uint64_t step = 0;
+    int layer = 0;  // index among the config's Engram layers
+    bool prefill = false;
+    size_t begin = 0, end = 0;  // into RunFetches::keys
+    uint64_t plan_unique_rows = 0;
+};
+struct RunFetches {
+    std::vector<uint64_t> keys;
+    std::vector<RunFetch> fetches;
+    size_t max_lookups = 0;
+};
+// Steps 0, stride, 2 x stride, ... (all of them with stride 1), at most max_steps (0: no limit).
+RunFetches collect_run_fetches(const nlohmann::json& resolved, const Plan& plan,
+                               uint64_t max_steps, uint64_t stride = 1);
 
 // Throws config::ConfigError naming the key when the config is not one this validates (Engram
 // in host DRAM through cpu-gather, no HBM cache, TP 1, DP 1), std::invalid_argument for bad

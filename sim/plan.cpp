@@ -477,6 +477,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
     fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
     fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
+    fp.nvme_linear_queueing = simc["nvme_queueing"].get<std::string>() == "linear";
     // remote-gather: each memory node is the preset's host (its DRAM bandwidth, the same gather
     // threads and row access latency).
     fp.memory_nodes = memory_nodes;

@@ -73,7 +73,7 @@ void HostTable::fill() {
 
 // ---- ThreadTeam ---------------------------------------------------------------------------
 
-ThreadTeam::ThreadTeam(int threads) {
+ThreadTeam::ThreadTeam(int threads, bool sleep_to_join) : sleep_to_join_(sleep_to_join) {
     if (threads < 1) throw std::invalid_argument("thread team: at least 1 thread");
     for (int part = 1; part < threads; ++part) workers_.emplace_back([this, part] { work(part); });
 }
@@ -92,7 +92,8 @@ void ThreadTeam::work(int part) {
         seen = generation_.load();
         if (stop_.load()) return;
         (*fn_)(part, threads());
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1 && sleep_to_join_)
+            pending_.notify_one();
     }
 }
 
@@ -103,6 +104,11 @@ void ThreadTeam::run(const std::function<void(int, int)>& fn) {
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
     fn(0, threads());
+    if (sleep_to_join_) {
+        for (int left; (left = pending_.load(std::memory_order_acquire)) != 0;)
+            pending_.wait(left, std::memory_order_acquire);
+        return;
+    }
     while (pending_.load(std::memory_order_acquire) != 0) {
 #if defined(__x86_64__)
         __builtin_ia32_pause();

@@ -45,9 +45,12 @@ private:
 // A fixed set of threads that run one function split in `threads()` parts: part 0 on the
 // calling thread, the others on workers woken through an atomic (futex) and joined by a counter.
 // A persistent pool, as an engine's prefetcher keeps one: no thread is created per step.
+// The caller waits for the others by spinning (a memory gather finishes in microseconds), or,
+// with `sleep_to_join`, on the counter's futex (I/O threads that block for hundreds of
+// microseconds would lose the spinning caller's core).
 class ThreadTeam {
 public:
-    explicit ThreadTeam(int threads);
+    explicit ThreadTeam(int threads, bool sleep_to_join = false);
     ~ThreadTeam();
     ThreadTeam(const ThreadTeam&) = delete;
     ThreadTeam& operator=(const ThreadTeam&) = delete;
@@ -63,6 +66,7 @@ private:
     std::atomic<uint64_t> generation_{0};
     std::atomic<int> pending_{0};
     std::atomic<bool> stop_{false};
+    bool sleep_to_join_ = false;
 };
 
 // Distinct keys in first-seen order, by open addressing (linear probing over twice the batch's

@@ -70,3 +70,92 @@ TEST(ValidateCli, BadInputFailsWithTheReason) {
     EXPECT_NE(r.status, 0);
     EXPECT_NE(r.err.find("gather_threads"), std::string::npos) << r.err;  // the nearest key
 }
+
+// ---- validate nvme-fetch ----
+
+namespace {
+
+// A table file in the working directory (the build tree): a tmpfs /tmp may refuse O_DIRECT.
+std::string nvme_file(const std::string& tag) {
+    return "validatecli_nvme_" + tag + "_" + std::to_string(getpid()) + ".bin";
+}
+
+bool refuses_direct_io(const engramsim::test::CliResult& r) {
+    return r.status != 0 && r.err.find("cannot open for direct reads") != std::string::npos;
+}
+
+const char* kNvme = R"({"table": "nvme", "mechanism": "nvme"})";
+
+// The small run with its table on NVMe and nothing cached in DRAM.
+std::string nvme_config(const std::string& tag, const std::string& sim = kNvme) {
+    const std::string path = tmp(tag) + ".json";
+    std::ofstream(path) << R"({"backbone": "dense-4b", "engram": "paper-offload-100b",
+        "workload": {"base": "nano-vllm-512", "num_requests": 4},
+        "placement": {"dram_capacity": "0"}, "sim": )"
+                        << sim << "}";
+    return path;
+}
+
+}  // namespace
+
+TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
+    const std::string dir = tmp("nvme_out"), file = nvme_file("ok");
+    const auto r = run("validate nvme-fetch " + nvme_config("nvme_ok") + " --file " + file +
+                       " --size 4MiB --steps 3 --queue-depth 1,3 --saturation-depth 4 -o " + dir);
+    if (refuses_direct_io(r)) GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("calibration (microbenchmarks, not the run)"), std::string::npos);
+    EXPECT_NE(r.out.find("nvme.random_read_iops"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("queue depth 3: pass 1/1 over"), std::string::npos) << r.err;
+    const json j = json::parse(engramsim::test::read_file(dir + "/validation.json"));
+    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["kind"], "engramsim.nvme_fetch_validation");
+    const json& c = j["calibration"];
+    EXPECT_EQ(c["io_bytes"], 4096);
+    EXPECT_EQ(c["file_bytes"], 4 << 20);
+    ASSERT_EQ(j["runs"].size(), 2u);
+    const double L = c["read_latency_s"], iops = c["random_read_iops"], bw = c["read_bytes_per_s"];
+    for (const json& run : j["runs"]) {
+        const double q = run["queue_depth"];
+        // The model's rates are the two laws' closed forms of the calibrated parameters.
+        EXPECT_DOUBLE_EQ(run["model_iops"].get<double>(), std::min(iops, q / L));
+        EXPECT_DOUBLE_EQ(run["model_iops_linear"].get<double>(), q / (L + (q - 1) / iops));
+        // Each fetch's prediction: its unique rows at that rate, or their bytes at the bandwidth.
+        const double rows = run["unique_rows"];
+        EXPECT_NEAR(run["predicted_read_s"].get<double>(),
+                    std::max(rows * 4096 / bw, rows / std::min(iops, q / L)),
+                    1e-9 * run["predicted_read_s"].get<double>() * double(run["fetches"]));
+        EXPECT_GT(run["measured_read_s"].get<double>(), 0);
+    }
+    EXPECT_EQ(j["runs"][0]["unique_rows"], j["runs"][1]["unique_rows"]);
+    EXPECT_EQ(j["resolved_config"]["sim"]["table"], "nvme");
+    const std::string csv = engramsim::test::read_file(dir + "/fetches.csv");
+    const size_t fetches = j["runs"][0]["fetches"];
+    EXPECT_EQ(size_t(std::count(csv.begin(), csv.end(), '\n')), 1 + 2 * fetches);
+    EXPECT_NE(csv.find("predicted_read_linear_s"), std::string::npos);
+    fs::remove(file);
+}
+
+TEST(ValidateCli, NvmeFetchBadInputFailsWithTheReason) {
+    auto r = run("validate nvme-fetch " + config("nv_dram", "{}") + " --file " + nvme_file("x"));
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("sim.table: validate nvme-fetch runs a table on NVMe"), std::string::npos)
+        << r.err;
+    r = run("validate nvme-fetch " + config("nv_cache", kNvme) + " --file " + nvme_file("x"));
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("placement.dram_capacity"), std::string::npos) << r.err;
+    r = run("validate nvme-fetch " + nvme_config("nv_nofile"));
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("--file is required"), std::string::npos) << r.err;
+    r = run("validate nvme-fetch " + nvme_config("nv_q") + " --file " + nvme_file("x") +
+            " --queue-depth 0");
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("queue depths are 1..1024"), std::string::npos) << r.err;
+    r = run("validate nvme-fetch " +
+            nvme_config("nv_law",
+                        R"({"table": "nvme", "mechanism": "nvme", "nvme_queueing": "lineer"})") +
+            " --file " + nvme_file("x"));
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("linear"), std::string::npos) << r.err;  // names the valid choices
+    EXPECT_FALSE(fs::exists(nvme_file("x")));  // nothing written for a refused config
+}

@@ -1,0 +1,215 @@
+#include "kernels/cpu/block_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include "traces/splitmix64.h"
+
+namespace engramsim::kernels {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// One whole direct read of `bytes` at `offset` into `buf`.
+void read_block(int fd, uint8_t* buf, size_t bytes, uint64_t offset, const std::string& path) {
+    size_t got = 0;
+    while (got < bytes) {
+        const ssize_t n = ::pread(fd, buf + got, bytes - got, off_t(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::runtime_error(sys_error(path + ": read at byte " + std::to_string(offset)));
+        if (n == 0)
+            throw std::runtime_error(path + ": short read at byte " + std::to_string(offset) +
+                                     " (the file shrank?)");
+        got += size_t(n);
+    }
+}
+
+// Random block ids of a thread's share: a SplitMix64 stream per (seed, part).
+struct BlockStream {
+    uint64_t state;
+    uint64_t blocks;
+    uint64_t next() { return (state = splitmix64(state)) % blocks; }
+};
+
+}  // namespace
+
+// ---- BlockFile ----------------------------------------------------------------------------
+
+BlockFile::BlockFile(const std::string& path, uint64_t bytes, size_t io_bytes)
+    : path_(path), io_bytes_(io_bytes) {
+    if (io_bytes < 512 || io_bytes > (size_t(1) << 20) || (io_bytes & (io_bytes - 1)) != 0)
+        throw std::invalid_argument("block file: the I/O size must be a power of two from 512 B "
+                                    "to 1 MiB, not " + std::to_string(io_bytes));
+    blocks_ = bytes / io_bytes;
+    if (blocks_ < 1)
+        throw std::invalid_argument("block file: " + std::to_string(bytes) +
+                                    " bytes hold no block of " + std::to_string(io_bytes));
+    const uint64_t want = blocks_ * io_bytes;
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0 || uint64_t(st.st_size) < want) {
+        // Written block by block with the pattern (a sparse or fallocated file would read as
+        // zeros without touching the disk), then flushed.
+        const int w = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (w < 0) throw std::runtime_error(sys_error(path + ": cannot create"));
+        const size_t chunk_blocks = std::max<size_t>(1, (size_t(8) << 20) / io_bytes);
+        std::vector<uint8_t> chunk(chunk_blocks * io_bytes);
+        for (uint64_t b0 = 0; b0 < blocks_; b0 += chunk_blocks) {
+            const uint64_t n = std::min<uint64_t>(chunk_blocks, blocks_ - b0);
+            for (uint64_t b = 0; b < n; ++b)
+                for (size_t i = 0; i < io_bytes; ++i)
+                    chunk[b * io_bytes + i] = host_table_byte(b0 + b, i);
+            const size_t len = size_t(n) * io_bytes;
+            for (size_t at = 0; at < len;) {
+                const ssize_t k = ::write(w, chunk.data() + at, len - at);
+                if (k <= 0) {
+                    const std::string e = sys_error(path + ": write failed");
+                    ::close(w);
+                    throw std::runtime_error(e);
+                }
+                at += size_t(k);
+            }
+        }
+        ::fsync(w);
+        ::close(w);
+        written_ = true;
+    }
+    fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+    if (fd_ < 0)
+        throw std::runtime_error(sys_error(path + ": cannot open for direct reads (O_DIRECT; "
+                                                  "tmpfs and some file systems refuse it)"));
+}
+
+BlockFile::~BlockFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+// ---- BlockFetchExecutor -------------------------------------------------------------------
+
+BlockFetchExecutor::BlockFetchExecutor(const BlockFile& file, size_t row_bytes, int queue_depth)
+    : file_(file), row_bytes_(row_bytes), team_(queue_depth, /*sleep_to_join=*/true),
+      io_buffers_(size_t(queue_depth) * file.io_bytes()) {
+    if (row_bytes == 0 || row_bytes > file.io_bytes())
+        throw std::invalid_argument("block fetch: a row of " + std::to_string(row_bytes) +
+                                    " bytes must fit one I/O block of " +
+                                    std::to_string(file.io_bytes()));
+}
+
+double BlockFetchExecutor::read(std::span<const uint64_t> rows) {
+    if (staging_.size() < rows.size() * row_bytes_) staging_.resize(rows.size() * row_bytes_);
+    staged_bytes_ = rows.size() * row_bytes_;
+    std::atomic<bool> failed{false};
+    std::string error;
+    const auto t0 = Clock::now();
+    team_.run([&](int part, int parts) {
+        uint8_t* buf = io_buffers_.data() + size_t(part) * file_.io_bytes();
+        try {
+            for (size_t i = size_t(part); i < rows.size(); i += size_t(parts)) {
+                const uint64_t block = rows[i] % file_.blocks();
+                read_block(file_.fd(), buf, file_.io_bytes(), block * file_.io_bytes(), file_.path());
+                std::memcpy(staging_.data() + i * row_bytes_, buf, row_bytes_);
+            }
+        } catch (const std::exception& e) {
+            if (!failed.exchange(true)) error = e.what();
+        }
+    });
+    const double s = seconds_since(t0);
+    if (failed) throw std::runtime_error(error);
+    return s;
+}
+
+BlockFetchTimes BlockFetchExecutor::fetch(std::span<const uint64_t> keys) {
+    BlockFetchTimes t;
+    t.lookups = keys.size();
+    const auto t0 = Clock::now();
+    dedup_.unique(keys, unique_);
+    t.dedup_s = seconds_since(t0);
+    t.unique_rows = unique_.size();
+    t.read_s = read(unique_);
+    return t;
+}
+
+void BlockFetchExecutor::warm(std::span<const uint64_t> keys) {
+    dedup_.unique(keys, unique_);
+    if (staging_.size() < unique_.size() * row_bytes_) staging_.resize(unique_.size() * row_bytes_);
+}
+
+// ---- Calibration ----------------------------------------------------------------------------
+
+double measure_read_latency(const BlockFile& file, int reads, uint64_t seed) {
+    if (reads < 1) throw std::invalid_argument("read latency: at least one read");
+    HugePageBuffer buf(file.io_bytes());
+    BlockStream s{seed, file.blocks()};
+    std::vector<double> t(static_cast<size_t>(reads));
+    for (auto& x : t) {
+        const uint64_t b = s.next();
+        const auto t0 = Clock::now();
+        read_block(file.fd(), buf.data(), file.io_bytes(), b * file.io_bytes(), file.path());
+        x = seconds_since(t0);
+    }
+    std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+    return t[t.size() / 2];
+}
+
+double measure_read_iops(const BlockFile& file, int queue_depth, uint64_t reads, uint64_t seed) {
+    if (queue_depth < 1 || reads < uint64_t(queue_depth))
+        throw std::invalid_argument("read IOPS: at least one read per thread");
+    ThreadTeam team(queue_depth, /*sleep_to_join=*/true);
+    HugePageBuffer bufs(size_t(queue_depth) * file.io_bytes());
+    std::atomic<bool> failed{false};
+    std::string error;
+    const auto t0 = Clock::now();
+    team.run([&](int part, int parts) {
+        BlockStream s{splitmix64(seed + uint64_t(part)), file.blocks()};
+        uint8_t* buf = bufs.data() + size_t(part) * file.io_bytes();
+        try {
+            for (uint64_t i = uint64_t(part); i < reads; i += uint64_t(parts))
+                read_block(file.fd(), buf, file.io_bytes(), s.next() * file.io_bytes(), file.path());
+        } catch (const std::exception& e) {
+            if (!failed.exchange(true)) error = e.what();
+        }
+    });
+    const double dt = seconds_since(t0);
+    if (failed) throw std::runtime_error(error);
+    return double(reads) / dt;
+}
+
+double measure_read_bandwidth(const BlockFile& file, size_t chunk, int queue_depth, uint64_t bytes) {
+    const uint64_t file_bytes = file.blocks() * file.io_bytes();
+    chunk = std::max(file.io_bytes(), chunk / file.io_bytes() * file.io_bytes());
+    chunk = size_t(std::min<uint64_t>(chunk, file_bytes));
+    const uint64_t chunks = std::max<uint64_t>(1, std::min(bytes, file_bytes) / chunk);
+    ThreadTeam team(queue_depth, /*sleep_to_join=*/true);
+    HugePageBuffer bufs(size_t(queue_depth) * chunk);
+    std::atomic<bool> failed{false};
+    std::string error;
+    const auto t0 = Clock::now();
+    team.run([&](int part, int parts) {
+        uint8_t* buf = bufs.data() + size_t(part) * chunk;
+        try {
+            for (uint64_t c = uint64_t(part); c < chunks; c += uint64_t(parts))
+                read_block(file.fd(), buf, chunk, c * chunk, file.path());
+        } catch (const std::exception& e) {
+            if (!failed.exchange(true)) error = e.what();
+        }
+    });
+    const double dt = seconds_since(t0);
+    if (failed) throw std::runtime_error(error);
+    return double(chunks * chunk) / dt;
+}
+
+}  // namespace engramsim::kernels
