@@ -34,6 +34,28 @@ struct ValidateOptions {
 
 std::string pct(double x) { return (x >= 0 ? "+" : "") + fixed(x, 1) + "%"; }
 
+// A size option (--table, --size): a byte quantity of at least 1 MiB.
+uint64_t size_option(const std::string& flag, const std::string& text) {
+    double bytes = 0;
+    try {
+        bytes = units::parse(text, units::Dim::Bytes);
+    } catch (const std::exception& e) {
+        throw std::invalid_argument(flag + ": " + e.what());
+    }
+    if (!(bytes >= 1 << 20)) throw std::invalid_argument(flag + ": at least 1 MiB, got " + text);
+    return uint64_t(bytes);
+}
+
+// -o DIR: validation.json and fetches.csv.
+template <class Validation>
+void write_report(const std::string& dir, const nlohmann::json& j, const Validation& v) {
+    if (dir.empty()) return;
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/validation.json") << j.dump(2) << '\n';
+    std::ofstream csv(dir + "/fetches.csv");
+    v.write_csv(csv);
+}
+
 void print(const sim::HostValidation& v) {
     const auto& c = v.calibration;
     std::cout << "Host fetch (cpu-gather) on this machine vs the simulator's model\n"
@@ -92,27 +114,14 @@ void run(const ValidateOptions& opt) {
     o.repeats = opt.repeats;
     o.max_steps = opt.steps;
     o.idle_us = opt.idle_us;
-    double table = 0;
-    try {
-        table = units::parse(opt.table, units::Dim::Bytes);
-    } catch (const std::exception& e) {
-        throw std::invalid_argument(std::string("--table: ") + e.what());
-    }
-    if (!(table >= 1 << 20))
-        throw std::invalid_argument("--table: at least 1 MiB, got " + opt.table);
-    o.table_bytes = uint64_t(table);
+    o.table_bytes = size_option("--table", opt.table);
     o.progress = [](const std::string& s) {
         std::cerr << "validate host-fetch: " << s << std::endl;
     };
     const nlohmann::json cfg = sim::load_run_config(opt.config);
     const sim::HostValidation v = sim::validate_host_fetch(cfg, o);
     const nlohmann::json j = v.to_json(producer());
-    if (!opt.out_dir.empty()) {
-        std::filesystem::create_directories(opt.out_dir);
-        std::ofstream(opt.out_dir + "/validation.json") << j.dump(2) << '\n';
-        std::ofstream csv(opt.out_dir + "/fetches.csv");
-        v.write_csv(csv);
-    }
+    write_report(opt.out_dir, j, v);
     if (!opt.plot_dir.empty()) {
         nlohmann::json data = j;
         data.erase("resolved_config");
@@ -199,14 +208,7 @@ void run_nvme(const NvmeOptions& opt) {
     o.saturation_depth = opt.saturation;
     o.steps = opt.steps;
     o.repeats = opt.repeats;
-    double size = 0;
-    try {
-        size = units::parse(opt.size, units::Dim::Bytes);
-    } catch (const std::exception& e) {
-        throw std::invalid_argument(std::string("--size: ") + e.what());
-    }
-    if (!(size >= 1 << 20)) throw std::invalid_argument("--size: at least 1 MiB, got " + opt.size);
-    o.file_bytes = uint64_t(size);
+    o.file_bytes = size_option("--size", opt.size);
     o.progress = [](const std::string& s) { std::cerr << "validate nvme-fetch: " << s << std::endl; };
     nlohmann::json cfg;
     if (opt.config.empty()) {
@@ -219,12 +221,7 @@ void run_nvme(const NvmeOptions& opt) {
     }
     const sim::NvmeValidation v = sim::validate_nvme_fetch(cfg, o);
     const nlohmann::json j = v.to_json(producer());
-    if (!opt.out_dir.empty()) {
-        std::filesystem::create_directories(opt.out_dir);
-        std::ofstream(opt.out_dir + "/validation.json") << j.dump(2) << '\n';
-        std::ofstream csv(opt.out_dir + "/fetches.csv");
-        v.write_csv(csv);
-    }
+    write_report(opt.out_dir, j, v);
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else

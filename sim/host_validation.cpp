@@ -86,11 +86,30 @@ json summary_json(const HostValidationSummary& s) {
             {"host_abs_error_p90_pct", s.abs_error_p90_pct}};
 }
 
+}  // namespace
+
 double error_pct(double predicted, double measured) {
     return measured > 0 ? 100 * (predicted / measured - 1) : 0;
 }
 
-}  // namespace
+json validation_report_head(const std::string& kind, const std::string& producer,
+                            const json& units) {
+    return {{"schema_version", 1},
+            {"kind", kind},
+            {"producer", producer},
+            {"units", units},
+            {"machine", machine_json()}};
+}
+
+void require_uncached_single_gpu(const Plan& plan, const std::string& command) {
+    if (plan.hbm_cache_rows > 0)
+        throw config::ConfigError("placement.hbm_capacity: " + command +
+                                  " needs every unique row fetched (0)");
+    if (plan.tensor_parallel != 1 || plan.data_parallel != 1)
+        throw config::ConfigError(std::string(plan.tensor_parallel != 1 ? "sim.tensor_parallel"
+                                                                         : "sim.data_parallel") +
+                                  ": " + command + " runs one GPU's fetches (1)");
+}
 
 HostValidationSummary summarize(const HostValidationRun& run, const std::string& phase) {
     if (phase != "all" && phase != "prefill" && phase != "decode")
@@ -178,13 +197,7 @@ HostValidation validate_host_fetch(const json& resolved, const HostValidationOpt
     if (plan.mechanism != "cpu-gather")
         throw config::ConfigError("sim.mechanism: validate host-fetch checks cpu-gather, not " +
                                   plan.mechanism);
-    if (plan.hbm_cache_rows > 0)
-        throw config::ConfigError(
-            "placement.hbm_capacity: validate host-fetch needs every unique row fetched (0)");
-    if (plan.tensor_parallel != 1 || plan.data_parallel != 1)
-        throw config::ConfigError(std::string(plan.tensor_parallel != 1 ? "sim.tensor_parallel"
-                                                                         : "sim.data_parallel") +
-                                  ": validate host-fetch runs one GPU's fetches (1)");
+    require_uncached_single_gpu(plan, "validate host-fetch");
 
     say("collecting the run's row keys");
     const RunFetches run_fetches = collect_run_fetches(resolved, plan, opt.max_steps);
@@ -294,17 +307,13 @@ json HostValidation::to_json(const std::string& producer) const {
                          {"decode", summary_json(summarize(run, "decode"))}};
         runs_j.push_back(j);
     }
-    return {{"schema_version", 1},
-            {"kind", "engramsim.host_fetch_validation"},
-            {"producer", producer},
-            {"units",
-             {{"time", "s"},
-              {"bytes", "B"},
-              {"rate", "rows/s"},
-              {"bandwidth", "B/s"},
-              {"error", "percent, (predicted - measured) / measured"}}},
-            {"machine", machine_json()},
-            {"table_bytes", table_bytes},
+    json j = validation_report_head("engramsim.host_fetch_validation", producer,
+                                    {{"time", "s"},
+                                     {"bytes", "B"},
+                                     {"rate", "rows/s"},
+                                     {"bandwidth", "B/s"},
+                                     {"error", "percent, (predicted - measured) / measured"}});
+    j.update(json{{"table_bytes", table_bytes},
             {"repeats", repeats},
             {"idle_before_each_fetch_us", idle_us},
             {"calibration", calibration.to_json()},
@@ -315,7 +324,8 @@ json HostValidation::to_json(const std::string& producer) const {
              "bandwidth))"},
             {"not_validated", "hashing (bench_hash measures it), the DMA copy and the GPU side"},
             {"runs", runs_j},
-            {"resolved_config", config}};
+            {"resolved_config", config}});
+    return j;
 }
 
 void HostValidation::write_csv(std::ostream& out) const {

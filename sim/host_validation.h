@@ -132,6 +132,16 @@ struct RunFetches {
 RunFetches collect_run_fetches(const nlohmann::json& resolved, const Plan& plan,
                                uint64_t max_steps, uint64_t stride = 1);
 
+// Shared by the validations (host-fetch, nvme-fetch):
+// (predicted - measured) / measured in percent (0 when nothing was measured).
+double error_pct(double predicted, double measured);
+// schema_version, kind, producer, units, machine: the head of a validation report.
+nlohmann::json validation_report_head(const std::string& kind, const std::string& producer,
+                                      const nlohmann::json& units);
+// Throws config::ConfigError naming the key unless the run fetches every unique row (no HBM
+// cache) on one GPU (TP 1, DP 1); `command` names the validation in the message.
+void require_uncached_single_gpu(const Plan& plan, const std::string& command);
+
 // Throws config::ConfigError naming the key when the config is not one this validates (Engram
 // in host DRAM through cpu-gather, no HBM cache, TP 1, DP 1), std::invalid_argument for bad
 // options.

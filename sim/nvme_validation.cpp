@@ -9,17 +9,12 @@
 #include "model/statistics.h"
 #include "sim/host_validation.h"
 #include "sim/plan.h"
-#include "sim/results.h"
 
 namespace engramsim::sim {
 
 using nlohmann::json;
 
 namespace {
-
-double error_pct(double predicted, double measured) {
-    return measured > 0 ? 100 * (predicted / measured - 1) : 0;
-}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -135,17 +130,11 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
     if (plan.table != "nvme")
         throw config::ConfigError("sim.table: validate nvme-fetch runs a table on NVMe (nvme), "
                                   "not " + plan.table);
-    if (plan.hbm_cache_rows > 0)
-        throw config::ConfigError(
-            "placement.hbm_capacity: validate nvme-fetch needs every unique row read (0)");
     if (plan.dram_cache_rows > 0)
         throw config::ConfigError(
             "placement.dram_capacity: validate nvme-fetch reads every unique row from the drive "
             "(0); validate host-fetch checks the DRAM side");
-    if (plan.tensor_parallel != 1 || plan.data_parallel != 1)
-        throw config::ConfigError(std::string(plan.tensor_parallel != 1 ? "sim.tensor_parallel"
-                                                                         : "sim.data_parallel") +
-                                  ": validate nvme-fetch runs one GPU's fetches (1)");
+    require_uncached_single_gpu(plan, "validate nvme-fetch");
 
     NvmeValidation v;
     v.config = resolved;
@@ -249,17 +238,13 @@ json NvmeValidation::to_json(const std::string& producer) const {
                          {"decode", summary_json(summarize(run, "decode"))}};
         runs_j.push_back(j);
     }
-    return {{"schema_version", 1},
-            {"kind", "engramsim.nvme_fetch_validation"},
-            {"producer", producer},
-            {"units",
-             {{"time", "s"},
-              {"bytes", "B"},
-              {"rate", "reads/s"},
-              {"bandwidth", "B/s"},
-              {"error", "percent, (predicted - measured) / measured"}}},
-            {"machine", machine_json()},
-            {"repeats", repeats},
+    json j = validation_report_head("engramsim.nvme_fetch_validation", producer,
+                                    {{"time", "s"},
+                                     {"bytes", "B"},
+                                     {"rate", "reads/s"},
+                                     {"bandwidth", "B/s"},
+                                     {"error", "percent, (predicted - measured) / measured"}});
+    j.update(json{{"repeats", repeats},
             {"step_stride", step_stride},
             {"calibration", calibration.to_json()},
             {"model",
@@ -270,7 +255,8 @@ json NvmeValidation::to_json(const std::string& producer) const {
              "random_read_iops)"},
             {"not_validated", "the DMA copy to the GPU, several drives, hashing"},
             {"runs", runs_j},
-            {"resolved_config", config}};
+            {"resolved_config", config}});
+    return j;
 }
 
 void NvmeValidation::write_csv(std::ostream& out) const {
