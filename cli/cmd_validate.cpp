@@ -153,6 +153,7 @@ struct NvmeOptions {
     uint64_t steps = 24;
     int repeats = 1;
     std::string out_dir;
+    std::string plot_dir;
     bool json = false;
 };
 
@@ -165,7 +166,7 @@ void print(const sim::NvmeValidation& v) {
               << "th step, each the median of " << v.repeats << " pass(es)\n\n"
               << "calibration (microbenchmarks, not the run):\n"
               << "  read latency           " << fixed(c.read_latency_s * 1e6, 1)
-              << " us (one read at a time, median)\n"
+              << " us (one read at a time, mean)\n"
               << "  random read IOPS       " << fixed(c.random_read_iops / 1e3, 1) << "k (at depth "
               << c.saturation_depth << ")\n"
               << "  sequential read        " << fixed(c.read_bytes_per_s / 1e9, 2) << " GB/s\n"
@@ -222,6 +223,20 @@ void run_nvme(const NvmeOptions& opt) {
     const sim::NvmeValidation v = sim::validate_nvme_fetch(cfg, o);
     const nlohmann::json j = v.to_json(producer());
     write_report(opt.out_dir, j, v);
+    if (!opt.plot_dir.empty()) {
+        nlohmann::json data = j;
+        data.erase("resolved_config");
+        data["fetches"] = nlohmann::json::array();
+        for (const auto& run : v.runs)
+            for (const auto& f : run.fetches)
+                data["fetches"].push_back({run.queue_depth, f.prefill ? 1 : 0, f.unique_rows,
+                                           f.read_s, f.predicted_read_s,
+                                           f.predicted_read_linear_s});
+        data["fetch_columns"] = {"queue_depth", "prefill", "unique_rows", "measured_read_s",
+                                 "predicted_read_s", "predicted_read_linear_s"};
+        write_and_plot(data, opt.plot_dir, "nvme_fetch_validation.json",
+                       "sim/plot_nvme_validation.py");
+    }
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else
@@ -292,6 +307,9 @@ void add_validate_command(CLI::App& app) {
         ->check(CLI::Range(1, 101))
         ->capture_default_str();
     ncmd->add_option("-o,--out", nv->out_dir, "Write validation.json and fetches.csv here");
+    ncmd->add_option("--plot", nv->plot_dir,
+                     "Write nvme_fetch_validation.png (measured vs predicted per fetch, the "
+                     "drive's rate against depth) here");
     ncmd->add_flag("--json", nv->json, "Print validation.json instead of the table");
     ncmd->callback([nv] { run_nvme(*nv); });
 }

@@ -70,7 +70,7 @@ json NvmeCalibration::to_json() const {
             {"dedup_rate_per_thread", dedup_rate_per_thread},
             {"iops_at_validated_depths", at},
             {"methods",
-             {{"read_latency_s", "direct reads of random blocks one at a time, median"},
+             {{"read_latency_s", "direct reads of random blocks one at a time, mean (1 / the rate at depth 1)"},
               {"random_read_iops",
                "direct reads of random blocks, saturation_depth threads each with one in flight"},
               {"read_bytes_per_s", "sequential 1 MiB direct reads, 8 in flight"},

@@ -101,7 +101,8 @@ std::string nvme_config(const std::string& tag, const std::string& sim = kNvme) 
 TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
     const std::string dir = tmp("nvme_out"), file = nvme_file("ok");
     const auto r = run("validate nvme-fetch " + nvme_config("nvme_ok") + " --file " + file +
-                       " --size 4MiB --steps 3 --queue-depth 1,3 --saturation-depth 4 -o " + dir);
+                       " --size 4MiB --steps 3 --queue-depth 1,3 --saturation-depth 4 -o " + dir +
+                       " --plot " + dir);
     if (refuses_direct_io(r)) GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("calibration (microbenchmarks, not the run)"), std::string::npos);
@@ -133,6 +134,8 @@ TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
     const size_t fetches = j["runs"][0]["fetches"];
     EXPECT_EQ(size_t(std::count(csv.begin(), csv.end(), '\n')), 1 + 2 * fetches);
     EXPECT_NE(csv.find("predicted_read_linear_s"), std::string::npos);
+    EXPECT_GT(fs::file_size(dir + "/nvme_fetch_validation.png"), 1000u);
+    EXPECT_TRUE(fs::exists(dir + "/plot_nvme_validation.py"));  // left beside it to rerun
     fs::remove(file);
 }
 
