@@ -20,6 +20,7 @@
 #include "sim/placement/replay.h"
 #include "traces/etr.h"
 #include "traces/lookups.h"
+#include "build_info/build_info.h"
 #include "traces/workload.h"
 
 namespace engramsim::cli {
@@ -338,7 +339,7 @@ void replay_command(CLI::App& app) {
         json out = {
             {"schema_version", 1},
             {"tool", "engramsim replay"},
-            {"engramsim", std::string(ENGRAMSIM_VERSION) + " (" + ENGRAMSIM_GIT_COMMIT + ")"},
+            {"engramsim", std::string(build::version()) + " (" + build::git_commit() + ")"},
             {"units", {{"bytes", "B"}, {"time", "s"}, {"rate", "1/s"}, {"capacity", "rows"}}},
             {"input",
              {{"source", opt.input.describe()},

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "build_info/build_info.h"
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
@@ -92,7 +93,7 @@ void progress_line(const sim::SweepProgress& p, int jobs) {
 }  // namespace
 
 std::string producer() {
-    return std::string("engramsim ") + ENGRAMSIM_VERSION + " (" + ENGRAMSIM_GIT_COMMIT + ")";
+    return std::string("engramsim ") + build::version() + " (" + build::git_commit() + ")";
 }
 
 int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& opt) {

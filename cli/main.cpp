@@ -2,6 +2,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "build_info/build_info.h"
 #include "cli/commands.h"
 #include "model/config.h"
 #include "sim/mpi_world.h"
@@ -29,8 +30,18 @@ int main(int argc, char** argv) {
     CLI::App app{"EngramSim: simulator and performance model for Engram conditional memory.\n"
                  "With no subcommand, runs the main job: the paper's Table 4 reproduction\n(engramsim study run paper-table4).",
                  "engramsim"};
-    app.set_version_flag("--version", std::string("engramsim ") + ENGRAMSIM_VERSION + " (" +
-                                          ENGRAMSIM_GIT_COMMIT + ")");
+#if ENGRAMSIM_HAVE_CUDA
+    const char* cuda = "CUDA kernels and profiler: built";
+#else
+    const char* cuda = "CUDA kernels and profiler: not built (no nvcc at configure time)";
+#endif
+    app.set_version_flag(
+        "--version", std::string("engramsim ") + engramsim::build::version() + " (" +
+                         engramsim::build::git_commit() +
+                         ")\n" + cuda + "\nsweeps across MPI ranks: " +
+                         (engramsim::sim::mpi::built_with_mpi()
+                              ? "built (mpirun -n N engramsim sweep ...)"
+                              : "not built (no libopenmpi-dev at configure time)"));
     app.require_subcommand(0, 1);
     engramsim::cli::add_presets_command(app);
     engramsim::cli::add_config_command(app);

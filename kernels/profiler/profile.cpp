@@ -11,11 +11,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "build_info/build_info.h"
 #include "model/statistics.h"
 
-#ifndef ENGRAMSIM_GIT_COMMIT
-#define ENGRAMSIM_GIT_COMMIT "unknown"
-#endif
 
 namespace engramsim::profiler {
 
@@ -155,7 +153,7 @@ std::string write_profile(const KernelProfile& p, const std::string& dir) {
 
 Provenance host_provenance() {
     Provenance p;
-    p.commit = ENGRAMSIM_GIT_COMMIT;
+    p.commit = build::git_commit();
     const std::time_t now = std::time(nullptr);
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
