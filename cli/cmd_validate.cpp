@@ -46,6 +46,21 @@ uint64_t size_option(const std::string& flag, const std::string& text) {
     return uint64_t(bytes);
 }
 
+// --plot DIR: the report without its config, one row per (run, fetch) from `row`, and the
+// embedded plot script run on it.
+template <class Validation, class Row>
+void plot_report(const std::string& dir, nlohmann::json data, const Validation& v,
+                 const std::vector<std::string>& columns, const Row& row,
+                 const std::string& json_name, const std::string& script) {
+    if (dir.empty()) return;
+    data.erase("resolved_config");
+    data["fetches"] = nlohmann::json::array();
+    for (const auto& run : v.runs)
+        for (const auto& f : run.fetches) data["fetches"].push_back(row(run, f));
+    data["fetch_columns"] = columns;
+    write_and_plot(data, dir, json_name, script);
+}
+
 // -o DIR: validation.json and fetches.csv.
 template <class Validation>
 void write_report(const std::string& dir, const nlohmann::json& j, const Validation& v) {
@@ -122,20 +137,14 @@ void run(const ValidateOptions& opt) {
     const sim::HostValidation v = sim::validate_host_fetch(cfg, o);
     const nlohmann::json j = v.to_json(producer());
     write_report(opt.out_dir, j, v);
-    if (!opt.plot_dir.empty()) {
-        nlohmann::json data = j;
-        data.erase("resolved_config");
-        data["fetches"] = nlohmann::json::array();
-        for (const auto& run : v.runs)
-            for (const auto& f : run.fetches)
-                data["fetches"].push_back({run.threads, f.prefill ? 1 : 0, f.unique_rows,
-                                           f.gather_s + f.dedup_s,
-                                           f.predicted_s + f.predicted_dedup_s});
-        data["fetch_columns"] = {"threads", "prefill", "unique_rows", "measured_host_s",
-                                 "predicted_host_s"};
-        write_and_plot(data, opt.plot_dir, "host_fetch_validation.json",
-                       "sim/plot_host_validation.py");
-    }
+    plot_report(opt.plot_dir, j, v,
+                {"threads", "prefill", "unique_rows", "measured_host_s", "predicted_host_s"},
+                [](const sim::HostValidationRun& run, const sim::HostFetchSample& f) {
+                    return nlohmann::json{run.threads, f.prefill ? 1 : 0, f.unique_rows,
+                                          f.gather_s + f.dedup_s,
+                                          f.predicted_s + f.predicted_dedup_s};
+                },
+                "host_fetch_validation.json", "sim/plot_host_validation.py");
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else
@@ -223,20 +232,14 @@ void run_nvme(const NvmeOptions& opt) {
     const sim::NvmeValidation v = sim::validate_nvme_fetch(cfg, o);
     const nlohmann::json j = v.to_json(producer());
     write_report(opt.out_dir, j, v);
-    if (!opt.plot_dir.empty()) {
-        nlohmann::json data = j;
-        data.erase("resolved_config");
-        data["fetches"] = nlohmann::json::array();
-        for (const auto& run : v.runs)
-            for (const auto& f : run.fetches)
-                data["fetches"].push_back({run.queue_depth, f.prefill ? 1 : 0, f.unique_rows,
-                                           f.read_s, f.predicted_read_s,
-                                           f.predicted_read_linear_s});
-        data["fetch_columns"] = {"queue_depth", "prefill", "unique_rows", "measured_read_s",
-                                 "predicted_read_s", "predicted_read_linear_s"};
-        write_and_plot(data, opt.plot_dir, "nvme_fetch_validation.json",
-                       "sim/plot_nvme_validation.py");
-    }
+    plot_report(opt.plot_dir, j, v,
+                {"queue_depth", "prefill", "unique_rows", "measured_read_s", "predicted_read_s",
+                 "predicted_read_linear_s"},
+                [](const sim::NvmeValidationRun& run, const sim::NvmeFetchSample& f) {
+                    return nlohmann::json{run.queue_depth, f.prefill ? 1 : 0, f.unique_rows,
+                                          f.read_s, f.predicted_read_s, f.predicted_read_linear_s};
+                },
+                "nvme_fetch_validation.json", "sim/plot_nvme_validation.py");
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -43,6 +44,15 @@ inline CliResult run_command(const std::string& command) {
 
 inline CliResult run_engramsim(const std::string& args) {
     return run_command(std::string(ENGRAMSIM_BINARY) + " " + args);
+}
+
+// A fresh path in the test temp folder, unique per process: PREFIX_TAG_PID (removed if present).
+inline std::string temp_path(const std::string& prefix, const std::string& tag) {
+    const std::string p =
+        ::testing::TempDir() + prefix + "_" + tag + "_" + std::to_string(getpid());
+    std::error_code ec;
+    std::filesystem::remove_all(p, ec);
+    return p;
 }
 
 // A file's bytes ("" when it cannot be read).

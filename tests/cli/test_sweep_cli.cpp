@@ -21,11 +21,7 @@ namespace fs = std::filesystem;
 
 Result run(const std::string& args) { return engramsim::test::run_engramsim(args); }
 
-std::string tmp(const std::string& tag) {
-    const std::string p = ::testing::TempDir() + "sweepcli_" + tag + "_" + std::to_string(getpid());
-    fs::remove_all(p);
-    return p;
-}
+std::string tmp(const std::string& tag) { return engramsim::test::temp_path("sweepcli", tag); }
 
 std::string slurp(const std::string& path) { return engramsim::test::read_file(path); }
 

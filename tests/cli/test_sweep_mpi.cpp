@@ -26,11 +26,7 @@ std::string mpirun(int ranks) {
            ENGRAMSIM_MPIEXEC + " --oversubscribe -n " + std::to_string(ranks) + " ";
 }
 
-std::string tmp(const std::string& tag) {
-    const std::string p = ::testing::TempDir() + "sweepmpi_" + tag + "_" + std::to_string(getpid());
-    fs::remove_all(p);
-    return p;
-}
+std::string tmp(const std::string& tag) { return engramsim::test::temp_path("sweepmpi", tag); }
 
 std::string slurp(const std::string& path) { return engramsim::test::read_file(path); }
 

@@ -41,7 +41,7 @@ const char* kSmall = " --table 8MiB --repeats 1 --idle-us 0";
 TEST(ValidateCli, WritesTheReportAndItsFetchTable) {
     const std::string dir = tmp("out");
     const auto r = run("validate host-fetch " + config("ok", "{}") + kSmall +
-                       " --threads 1,2 --steps 5 -o " + dir);
+                       " --threads 1,2 --steps 5 -o " + dir + " --plot " + dir);
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("calibration (microbenchmarks, not the run)"), std::string::npos);
     EXPECT_NE(r.out.find("sim.outstanding_per_thread"), std::string::npos) << r.out;
@@ -53,6 +53,10 @@ TEST(ValidateCli, WritesTheReportAndItsFetchTable) {
     EXPECT_EQ(j["resolved_config"]["workload"]["num_requests"], 4);
     const std::string csv = engramsim::test::read_file(dir + "/fetches.csv");
     EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 2 * 5);
+    EXPECT_GT(fs::file_size(dir + "/host_fetch_validation.png"), 1000u);
+    const json plotted = json::parse(engramsim::test::read_file(dir + "/host_fetch_validation.json"));
+    EXPECT_EQ(plotted["fetches"].size(), 2u * 5);  // one row per thread count and fetch
+    EXPECT_FALSE(plotted.contains("resolved_config"));
 }
 
 TEST(ValidateCli, BadInputFailsWithTheReason) {
