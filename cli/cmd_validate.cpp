@@ -184,8 +184,9 @@ void print(const sim::NvmeValidation& v) {
     for (const auto& [d, r] : c.iops_at_depth)
         std::cout << "  IOPS at depth " << d << (d < 10 ? "        " : "       ")
                   << fixed(r / 1e3, 1) << "k measured; modeled: knee "
-                  << fixed(sim::nvme_read_rate(c.params(d, false)) / 1e3, 1) << "k, linear "
-                  << fixed(sim::nvme_read_rate(c.params(d, true)) / 1e3, 1) << "k\n";
+                  << fixed(sim::nvme_read_rate(c.params(d)) / 1e3, 1) << "k, linear "
+                  << fixed(sim::nvme_read_rate(c.params(d, sim::FetchParams::NvmeQueueing::Linear)) / 1e3, 1)
+                  << "k\n";
     std::cout << "\n";
     TextTable t({"depth", "<phase", "fetches", "reads", "read meas/knee", "error",
                  "linear", "error", "dedup meas/pred", "host error", "|err| p50/p90"});
@@ -203,12 +204,11 @@ void print(const sim::NvmeValidation& v) {
         }
     t.print(std::cout, "  ");
     std::cout << "\nerror = (predicted - measured) / measured, summed over the fetches; host = "
-                 "dedup + read (knee); |err|: per fetch (knee).\nTo simulate this disk: hardware "
-                 "nvme.read_latency \""
-              << fixed(c.read_latency_s * 1e6, 1) << " us\", nvme.random_read_iops "
-              << fixed(c.random_read_iops, 0) << ", nvme.read_bandwidth \""
-              << fixed(c.read_bytes_per_s / 1e9, 2) << " GB/s\", nvme.count 1; sim.nvme_queue_depth "
-              << "as validated, sim.nvme_queueing the law that fits.\n";
+                 "dedup + read (knee); |err|: per fetch (knee).\nTo simulate this drive, "
+                 "\"hardware\": {\"nvme\": "
+              << c.hardware_nvme().dump()
+              << "} with sim.nvme_queue_depth as deep as the engine reads and sim.nvme_queueing "
+                 "the law that fits, or measured (these rates, interpolated).\n";
 }
 
 void run_nvme(const NvmeOptions& opt) {

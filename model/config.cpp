@@ -190,6 +190,10 @@ Key hardware_section() {
                 quantity_key("random_read_iops", Dim::Count, json(),
                              "4 KiB random reads per second per drive."),
                 quantity_key("read_latency", Dim::Time, json(), "One 4 KiB random read."),
+                {.name = "iops_at_depth", .type = Type::StringMap, .default_value = json::object(),
+                 .help = "Measured 4 KiB random reads per second per drive by queue depth, "
+                         "{\"1\": \"13K\", \"32\": \"110K\", ...} (engramsim validate "
+                         "nvme-fetch prints them); used by sim.nvme_queueing measured."},
             }),
         }));
 }
@@ -288,11 +292,12 @@ Key sim_section() {
             quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
                          "One row read from NVMe: one I/O of this size (rows are not co-located)."),
             integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
-            choice("nvme_queueing", {"knee", "linear"}, "knee",
+            choice("nvme_queueing", {"knee", "linear", "measured"}, "knee",
                    "A drive's read rate at nvme_queue_depth Q: knee, min(IOPS, Q / latency) (the "
                    "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
-                   "for the others at the drive's rate (the pessimistic bound; what `engramsim "
-                   "validate nvme-fetch` measured on this project's virtual disk)."),
+                   "for the others at the drive's rate (the pessimistic bound; closer to what "
+                   "`engramsim validate nvme-fetch` measured on this project's virtual disk); "
+                   "measured, hardware.nvme.iops_at_depth interpolated in log2(Q)."),
             fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
             fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
             fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),

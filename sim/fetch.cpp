@@ -60,8 +60,19 @@ double dedup_seconds(const FetchParams& p, double lookups) {
 
 double nvme_read_rate(const FetchParams& p) {
     const double q = p.nvme_queue_depth;
-    if (p.nvme_linear_queueing)
+    using Q = FetchParams::NvmeQueueing;
+    if (p.nvme_queueing == Q::Linear)
         return q / (p.nvme_latency_s + (q - 1) / p.nvme_iops_per_drive);
+    if (p.nvme_queueing == Q::Measured) {
+        const auto& c = p.nvme_iops_at_depth;
+        if (c.empty()) throw std::invalid_argument("nvme_read_rate: no measured rates");
+        if (q <= c.front().first) return c.front().second * q / c.front().first;
+        if (q >= c.back().first) return c.back().second;
+        size_t i = 1;
+        while (c[i].first < q) ++i;
+        const double t = std::log2(q / c[i - 1].first) / std::log2(c[i].first / c[i - 1].first);
+        return c[i - 1].second + t * (c[i].second - c[i - 1].second);
+    }
     return std::min(p.nvme_iops_per_drive, q / p.nvme_latency_s);
 }
 

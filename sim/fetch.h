@@ -95,7 +95,10 @@ struct FetchParams {
     double nvme_latency_s = 0;
     double nvme_io_bytes = 4096;
     int nvme_queue_depth = 128;
-    bool nvme_linear_queueing = false;  // sim.nvme_queueing: knee (false) or linear
+    // sim.nvme_queueing; Measured interpolates nvme_iops_at_depth (hardware.nvme.iops_at_depth).
+    enum class NvmeQueueing { Knee, Linear, Measured };
+    NvmeQueueing nvme_queueing = NvmeQueueing::Knee;
+    std::vector<std::pair<double, double>> nvme_iops_at_depth;  // (depth, reads/s), by depth
     int memory_nodes = 0;              // remote-gather: memory servers holding the table
     double memory_node_dram_bytes_per_s = 0;  // each one's DRAM bandwidth
 };
@@ -123,7 +126,9 @@ double dedup_seconds(const FetchParams& p, double lookups);
 
 // Reads per second one drive serves with nvme_queue_depth Q reads in flight, from its rated
 // IOPS (the saturated rate) and its one-read latency L: knee, min(IOPS, Q / L); linear, Q / (L +
-// (Q - 1) / IOPS), every read also waiting for the others at the saturated rate (equal at Q = 1).
+// (Q - 1) / IOPS), every read also waiting for the others at the saturated rate (equal at Q = 1);
+// measured, the drive's measured rates at several depths, interpolated linearly in log2(depth),
+// proportional to Q below the first depth and flat above the last.
 double nvme_read_rate(const FetchParams& p);
 
 // Average 64-byte lines a row of `row_bytes` touches at a uniformly random row index.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "kernels/cpu/block_io.h"
@@ -40,9 +41,9 @@ json summary_json(const NvmeValidationSummary& s) {
 
 }  // namespace
 
-FetchParams NvmeCalibration::params(int queue_depth, bool linear_queueing) const {
+FetchParams NvmeCalibration::params(int queue_depth, FetchParams::NvmeQueueing law) const {
     FetchParams p;
-    p.nvme_linear_queueing = linear_queueing;
+    p.nvme_queueing = law;
     p.hash_threads = 1;
     p.dedup_rate_per_thread = dedup_rate_per_thread;
     p.nvme_drives = 1;
@@ -77,6 +78,22 @@ json NvmeCalibration::to_json() const {
               {"iops_at_validated_depths", "as random_read_iops at each validated depth "
                                            "(reference: not used by the model)"},
               {"dedup_rate_per_thread", "one thread, 64Ki-key batches, about 12% repeats"}}}};
+}
+
+json NvmeCalibration::hardware_nvme() const {
+    auto count = [](double x) { return std::to_string(std::llround(x)); };
+    json at = json::object();
+    at["1"] = count(1 / read_latency_s);
+    for (const auto& [d, r] : iops_at_depth) at[std::to_string(d)] = count(r);
+    at[std::to_string(saturation_depth)] = count(random_read_iops);
+    char lat[32], bw[32];
+    std::snprintf(lat, sizeof lat, "%.1f us", read_latency_s * 1e6);
+    std::snprintf(bw, sizeof bw, "%.2f GB/s", read_bytes_per_s / 1e9);
+    return {{"count", 1},
+            {"read_latency", lat},
+            {"random_read_iops", count(random_read_iops)},
+            {"read_bandwidth", bw},
+            {"iops_at_depth", at}};
 }
 
 NvmeValidationSummary summarize(const NvmeValidationRun& run, const std::string& phase) {
@@ -175,8 +192,9 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
 
     for (int q : opt.queue_depths) {
         kernels::BlockFetchExecutor exec(file, row_bytes, q);
-        const auto knee = make_fetch_mechanism("nvme", cal.params(q, false));
-        const auto linear = make_fetch_mechanism("nvme", cal.params(q, true));
+        const auto knee = make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Knee));
+        const auto linear =
+            make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Linear));
         std::vector<std::vector<double>> dedup(rf.fetches.size()), read(rf.fetches.size());
         for (const RunFetch& f : rf.fetches) exec.warm({rf.keys.data() + f.begin, f.end - f.begin});
         NvmeValidationRun run;
@@ -232,8 +250,9 @@ json NvmeValidation::to_json(const std::string& producer) const {
     for (const auto& run : runs) {
         json j = summary_json(summarize(run, "all"));
         j["queue_depth"] = run.queue_depth;
-        j["model_iops"] = nvme_read_rate(calibration.params(run.queue_depth, false));
-        j["model_iops_linear"] = nvme_read_rate(calibration.params(run.queue_depth, true));
+        j["model_iops"] = nvme_read_rate(calibration.params(run.queue_depth));
+        j["model_iops_linear"] =
+            nvme_read_rate(calibration.params(run.queue_depth, FetchParams::NvmeQueueing::Linear));
         j["by_phase"] = {{"prefill", summary_json(summarize(run, "prefill"))},
                          {"decode", summary_json(summarize(run, "decode"))}};
         runs_j.push_back(j);
@@ -247,6 +266,7 @@ json NvmeValidation::to_json(const std::string& producer) const {
     j.update(json{{"repeats", repeats},
             {"step_stride", step_stride},
             {"calibration", calibration.to_json()},
+            {"hardware_nvme", calibration.hardware_nvme()},
             {"model",
              "host work = sim::dedup_seconds (lookups / dedup rate) + the drive's read: "
              "max(unique_rows x io_bytes / read bandwidth, unique_rows / rate), the nvme "

@@ -40,8 +40,13 @@ struct NvmeCalibration {
     std::vector<std::pair<int, double>> iops_at_depth;
     // The nvme mechanism's parameters: one drive, `queue_depth` reads in flight, the knee or
     // the linear queueing law (sim.nvme_queueing).
-    FetchParams params(int queue_depth, bool linear_queueing = false) const;
+    FetchParams params(int queue_depth,
+                       FetchParams::NvmeQueueing law = FetchParams::NvmeQueueing::Knee) const;
     nlohmann::json to_json() const;
+    // The drive as hardware.nvme keys: read_latency, random_read_iops, read_bandwidth and
+    // iops_at_depth (depth 1 from the latency, each validated depth, the saturation depth) for
+    // sim.nvme_queueing measured.
+    nlohmann::json hardware_nvme() const;
 };
 
 struct NvmeFetchSample {

@@ -477,7 +477,34 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
     fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
     fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
-    fp.nvme_linear_queueing = simc["nvme_queueing"].get<std::string>() == "linear";
+    const std::string law = simc["nvme_queueing"].get<std::string>();
+    fp.nvme_queueing = law == "linear"     ? FetchParams::NvmeQueueing::Linear
+                       : law == "measured" ? FetchParams::NvmeQueueing::Measured
+                                           : FetchParams::NvmeQueueing::Knee;
+    for (const auto& [depth, rate] : nv["iops_at_depth"].items()) {
+        const std::string at = "hardware.nvme.iops_at_depth." + depth;
+        size_t used = 0;
+        long d = 0;
+        try {
+            d = std::stol(depth, &used);
+        } catch (const std::exception&) {
+        }
+        if (used != depth.size() || d < 1)
+            throw config::ConfigError(at + ": a queue depth (a positive integer) is the key");
+        double iops = 0;
+        try {
+            iops = units::parse(rate.get<std::string>(), Dim::Count);
+        } catch (const std::exception& e) {
+            throw config::ConfigError(at + ": " + e.what());
+        }
+        if (!(iops > 0)) throw config::ConfigError(at + ": a rate must be positive");
+        fp.nvme_iops_at_depth.push_back({double(d), iops / tpd});
+    }
+    std::sort(fp.nvme_iops_at_depth.begin(), fp.nvme_iops_at_depth.end());
+    if (fp.nvme_queueing == FetchParams::NvmeQueueing::Measured && fp.nvme_iops_at_depth.empty())
+        throw config::ConfigError(
+            "sim.nvme_queueing: measured needs hardware.nvme.iops_at_depth, the drive's reads per "
+            "second at several queue depths (engramsim validate nvme-fetch prints them)");
     // remote-gather: each memory node is the preset's host (its DRAM bandwidth, the same gather
     // threads and row access latency).
     fp.memory_nodes = memory_nodes;

@@ -110,7 +110,8 @@ TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
     if (refuses_direct_io(r)) GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("calibration (microbenchmarks, not the run)"), std::string::npos);
-    EXPECT_NE(r.out.find("nvme.random_read_iops"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("To simulate this drive, \"hardware\": {\"nvme\": {"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.err.find("queue depth 3: pass 1/1 over"), std::string::npos) << r.err;
     const json j = json::parse(engramsim::test::read_file(dir + "/validation.json"));
     EXPECT_EQ(j["schema_version"], 1);
@@ -139,6 +140,28 @@ TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
     EXPECT_EQ(size_t(std::count(csv.begin(), csv.end(), '\n')), 1 + 2 * fetches);
     EXPECT_NE(csv.find("predicted_read_linear_s"), std::string::npos);
     EXPECT_GT(fs::file_size(dir + "/nvme_fetch_validation.png"), 1000u);
+    // The drive as hardware keys: each validated depth's measured rate (depth 1 among them here,
+    // else 1 / latency), the saturation depth's.
+    const json& hw = j["hardware_nvme"];
+    for (const json& at : c["iops_at_validated_depths"])
+        EXPECT_EQ(hw["iops_at_depth"][std::to_string(at["queue_depth"].get<int>())],
+                  std::to_string(std::llround(at["iops"].get<double>())));
+    EXPECT_EQ(hw["iops_at_depth"]["4"], std::to_string(std::llround(iops)));
+    // ... which a run config takes as they are, with the measured queueing law.
+    const std::string sim_cfg = tmp("nvme_sim") + ".json";
+    std::ofstream(sim_cfg) << json{{"backbone", "dense-4b"},
+                                   {"engram", "paper-offload-100b"},
+                                   {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 4}}},
+                                   {"hardware", {{"base", "h800-pcie5"}, {"nvme", hw}}},
+                                   {"placement", {{"dram_capacity", "0"}}},
+                                   {"sim", {{"table", "nvme"},
+                                            {"mechanism", "nvme"},
+                                            {"nvme_queueing", "measured"},
+                                            {"nvme_queue_depth", 3}}}}
+                                  .dump();
+    const auto sim_run = run("run " + sim_cfg + " --json");
+    ASSERT_EQ(sim_run.status, 0) << sim_run.err;
+    EXPECT_GT(json::parse(sim_run.out)["metrics"]["throughput_tok_per_s"].get<double>(), 0);
     EXPECT_TRUE(fs::exists(dir + "/plot_nvme_validation.py"));  // left beside it to rerun
     fs::remove(file);
 }

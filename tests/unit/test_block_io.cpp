@@ -112,9 +112,9 @@ TEST(NvmeReadRate, KneeAndLinearLawsHaveTheirClosedForms) {
     p.nvme_latency_s = 80e-6;
     for (int q : {1, 4, 8, 16, 128}) {
         p.nvme_queue_depth = q;
-        p.nvme_linear_queueing = false;
+        p.nvme_queueing = engramsim::sim::FetchParams::NvmeQueueing::Knee;
         EXPECT_DOUBLE_EQ(engramsim::sim::nvme_read_rate(p), std::min(100000.0, q / 80e-6)) << q;
-        p.nvme_linear_queueing = true;
+        p.nvme_queueing = engramsim::sim::FetchParams::NvmeQueueing::Linear;
         EXPECT_DOUBLE_EQ(engramsim::sim::nvme_read_rate(p), q / (80e-6 + (q - 1) * 10e-6)) << q;
     }
     // Both give one read per latency at depth 1; linear approaches the IOPS from below.

@@ -354,6 +354,50 @@ TEST(Plan, TableOnNvmeNeedsTheNvmeMechanism) {
     }
 }
 
+TEST(Plan, MeasuredNvmeRatesReplaceTheQueueingLaw) {
+    auto plan = [](const nlohmann::json& sim, const nlohmann::json& nvme) {
+        nlohmann::json cfg = {{"backbone", "dense-4b"},
+                              {"engram", "paper-offload-100b"},
+                              {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 4}}},
+                              {"sim", sim},
+                              {"placement", {{"dram_capacity", "0"}}}};
+        if (!nvme.is_null()) cfg["hardware"] = {{"base", "h800-pcie5"}, {"nvme", nvme}};
+        return make_plan(resolve_run_config(cfg, "t"));
+    };
+    const nlohmann::json nv = {{"table", "nvme"}, {"mechanism", "nvme"}};
+    nlohmann::json measured = nv;
+    measured["nvme_queueing"] = "measured";
+    const Plan knee = plan(nv, nullptr);  // h800-pcie5: 1.45M IOPS, 80 us; depth 128
+    const FetchWork& k = knee.steps[0].fetch[0].work;
+    ASSERT_GT(k.nvme_io_s, 0);
+    // One measured point at the run's depth, equal to the knee's rate there: the same plan.
+    const Plan same = plan(measured, {{"iops_at_depth", {{"128", "1.45M"}}}});
+    EXPECT_EQ(same.steps[0].fetch[0].work.nvme_io_s, k.nvme_io_s);
+    // Between two points: linear in log2(depth) (128 is half way from 64 to 256).
+    const Plan mid = plan(measured, {{"iops_at_depth", {{"256", "900K"}, {"64", "500K"}}}});
+    const double ios = k.nvme_bytes_per_drive / 4096;  // the busiest drive's reads
+    EXPECT_DOUBLE_EQ(mid.steps[0].fetch[0].work.nvme_io_s, ios / 700e3);
+    // linear: Q / (L + (Q - 1) / IOPS)
+    nlohmann::json linear = nv;
+    linear["nvme_queueing"] = "linear";
+    EXPECT_DOUBLE_EQ(plan(linear, nullptr).steps[0].fetch[0].work.nvme_io_s,
+                     ios / (128 / (80e-6 + 127 / 1.45e6)));
+    // Errors name the key.
+    auto fails_with = [&](const nlohmann::json& sim, const nlohmann::json& nvme,
+                          const std::string& what) {
+        try {
+            (void)plan(sim, nvme);
+            ADD_FAILURE() << "no error for " << nvme.dump();
+        } catch (const config::ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    fails_with(measured, nullptr, "sim.nvme_queueing: measured needs hardware.nvme.iops_at_depth");
+    fails_with(measured, {{"iops_at_depth", {{"x", "1K"}}}}, "hardware.nvme.iops_at_depth.x");
+    fails_with(measured, {{"iops_at_depth", {{"4", "lots"}}}}, "hardware.nvme.iops_at_depth.4");
+    fails_with(measured, {{"iops_at_depth", {{"4", "0"}}}}, "a rate must be positive");
+}
+
 // remote-gather: each memory node gets 4 B per lookup of its shard, gathers its share of the
 // unique rows with its own DRAM bandwidth, and sends its share of the payload (whole bytes).
 TEST(Fetch, RemoteGatherShardsIdsGatherAndBytesOverMemoryNodes) {
