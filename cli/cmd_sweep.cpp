@@ -114,9 +114,9 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
     const int ranks = sim::mpi::size();
     const int parallel = ranks > 1 ? ranks - 1 : std::max(1, opt.jobs);
     so.progress = [&](const sim::SweepProgress& p) { progress_line(p, parallel); };
-    const size_t total = sim::expand_sweep(spec).size();
-    if (root)
-        std::cerr << "engramsim sweep " << spec.name << ": " << total << " points into " << dir
+    if (root)  // worker ranks expand the sweep once, in run_sweep
+        std::cerr << "engramsim sweep " << spec.name << ": " << sim::expand_sweep(spec).size()
+                  << " points into " << dir
                   << "/"
                   << (ranks > 1   ? ", on " + std::to_string(ranks - 1) + " MPI worker ranks"
                       : opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time"

@@ -17,4 +17,10 @@ inline double percentile_sorted(const std::vector<double>& sorted, double q) {
     return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
 }
 
+// The median of `v` (any order).
+inline double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return percentile_sorted(v, 0.5);
+}
+
 }  // namespace engramsim

@@ -66,11 +66,6 @@ json HostCalibration::to_json() const {
 
 namespace {
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return percentile_sorted(v, 0.5);
-}
-
 json summary_json(const HostValidationSummary& s) {
     return {{"fetches", s.fetches},
             {"lookups", s.lookups},

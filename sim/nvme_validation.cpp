@@ -17,11 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return percentile_sorted(v, 0.5);
-}
-
 json summary_json(const NvmeValidationSummary& s) {
     return {{"fetches", s.fetches},
             {"lookups", s.lookups},

@@ -61,19 +61,24 @@ std::string point_file(const std::string& dir, size_t index) {
     return dir + "/points/" + name;
 }
 
+// Writes all of `text` to `fd`; false when the descriptor refuses.
+bool write_all(int fd, const std::string& text) {
+    for (size_t at = 0; at < text.size();) {
+        const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
+        if (n <= 0) return false;
+        at += size_t(n);
+    }
+    return true;
+}
+
 // Writes `text` to `path` whole or not at all: a temporary file, flushed to the disk, renamed.
 void write_atomically(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp." + std::to_string(getpid());
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) throw std::runtime_error(tmp + ": cannot write");
-    size_t at = 0;
-    while (at < text.size()) {
-        const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
-        if (n <= 0) {
-            ::close(fd);
-            throw std::runtime_error(tmp + ": write failed");
-        }
-        at += size_t(n);
+    if (!write_all(fd, text)) {
+        ::close(fd);
+        throw std::runtime_error(tmp + ": write failed");
     }
     ::fsync(fd);
     ::close(fd);
@@ -510,8 +515,10 @@ void serve_points(const SweepSpec& spec, const SweepOptions& opt, const PointEva
         int tag = 0;
         const std::string msg = mpi::receive(0, nullptr, &tag);
         if (tag == kStop) return;
-        const size_t index = std::stoul(msg);
-        if (tag != kPoint || index >= points.size())
+        size_t index = points.size();
+        if (tag == kPoint && !msg.empty() && msg.find_first_not_of("0123456789") == std::string::npos)
+            index = std::stoul(msg);
+        if (index >= points.size())
             throw std::runtime_error("sweep: " + where + " got an unexpected message");
         const SweepPoint& p = points[index];
         int fds[2];
@@ -519,12 +526,8 @@ void serve_points(const SweepSpec& spec, const SweepOptions& opt, const PointEva
         const pid_t pid = fork_child(
             [&] {
                 ::close(fds[0]);
-                const std::string text = point_record_text(p, evaluate);
-                for (size_t at = 0; at < text.size();) {
-                    const ssize_t n = ::write(fds[1], text.data() + at, text.size() - at);
-                    if (n <= 0) throw std::runtime_error("cannot send the record to its rank");
-                    at += size_t(n);
-                }
+                if (!write_all(fds[1], point_record_text(p, evaluate)))
+                    throw std::runtime_error("cannot send the record to its rank");
                 ::close(fds[1]);
             },
             index);

@@ -39,6 +39,26 @@ void read_block(int fd, uint8_t* buf, size_t bytes, uint64_t offset, const std::
     }
 }
 
+// Runs `part(index, parts)` on every thread of `team` and returns the seconds it took; the
+// first error a part threw is rethrown once all have returned (a part must not throw into the
+// team).
+template <class Part>
+double timed_team_run(ThreadTeam& team, const Part& part) {
+    std::atomic<bool> failed{false};
+    std::string error;
+    const auto t0 = Clock::now();
+    team.run([&](int index, int parts) {
+        try {
+            part(index, parts);
+        } catch (const std::exception& e) {
+            if (!failed.exchange(true)) error = e.what();
+        }
+    });
+    const double s = seconds_since(t0);
+    if (failed) throw std::runtime_error(error);
+    return s;
+}
+
 // Random block ids of a thread's share: a SplitMix64 stream per (seed, part).
 struct BlockStream {
     uint64_t state;
@@ -112,24 +132,14 @@ BlockFetchExecutor::BlockFetchExecutor(const BlockFile& file, size_t row_bytes, 
 double BlockFetchExecutor::read(std::span<const uint64_t> rows) {
     if (staging_.size() < rows.size() * row_bytes_) staging_.resize(rows.size() * row_bytes_);
     staged_bytes_ = rows.size() * row_bytes_;
-    std::atomic<bool> failed{false};
-    std::string error;
-    const auto t0 = Clock::now();
-    team_.run([&](int part, int parts) {
+    return timed_team_run(team_, [&](int part, int parts) {
         uint8_t* buf = io_buffers_.data() + size_t(part) * file_.io_bytes();
-        try {
-            for (size_t i = size_t(part); i < rows.size(); i += size_t(parts)) {
-                const uint64_t block = rows[i] % file_.blocks();
-                read_block(file_.fd(), buf, file_.io_bytes(), block * file_.io_bytes(), file_.path());
-                std::memcpy(staging_.data() + i * row_bytes_, buf, row_bytes_);
-            }
-        } catch (const std::exception& e) {
-            if (!failed.exchange(true)) error = e.what();
+        for (size_t i = size_t(part); i < rows.size(); i += size_t(parts)) {
+            const uint64_t block = rows[i] % file_.blocks();
+            read_block(file_.fd(), buf, file_.io_bytes(), block * file_.io_bytes(), file_.path());
+            std::memcpy(staging_.data() + i * row_bytes_, buf, row_bytes_);
         }
     });
-    const double s = seconds_since(t0);
-    if (failed) throw std::runtime_error(error);
-    return s;
 }
 
 BlockFetchTimes BlockFetchExecutor::fetch(std::span<const uint64_t> keys) {
@@ -152,12 +162,7 @@ void BlockFetchExecutor::warm(std::span<const uint64_t> keys) {
 
 double measure_read_latency(const BlockFile& file, int reads, uint64_t seed) {
     if (reads < 1) throw std::invalid_argument("read latency: at least one read");
-    HugePageBuffer buf(file.io_bytes());
-    BlockStream s{seed, file.blocks()};
-    const auto t0 = Clock::now();
-    for (int i = 0; i < reads; ++i)
-        read_block(file.fd(), buf.data(), file.io_bytes(), s.next() * file.io_bytes(), file.path());
-    return seconds_since(t0) / reads;
+    return 1 / measure_read_iops(file, 1, uint64_t(reads), seed);
 }
 
 double measure_read_iops(const BlockFile& file, int queue_depth, uint64_t reads, uint64_t seed) {
@@ -165,21 +170,12 @@ double measure_read_iops(const BlockFile& file, int queue_depth, uint64_t reads,
         throw std::invalid_argument("read IOPS: at least one read per thread");
     ThreadTeam team(queue_depth, /*sleep_to_join=*/true);
     HugePageBuffer bufs(size_t(queue_depth) * file.io_bytes());
-    std::atomic<bool> failed{false};
-    std::string error;
-    const auto t0 = Clock::now();
-    team.run([&](int part, int parts) {
+    const double dt = timed_team_run(team, [&](int part, int parts) {
         BlockStream s{splitmix64(seed + uint64_t(part)), file.blocks()};
         uint8_t* buf = bufs.data() + size_t(part) * file.io_bytes();
-        try {
-            for (uint64_t i = uint64_t(part); i < reads; i += uint64_t(parts))
-                read_block(file.fd(), buf, file.io_bytes(), s.next() * file.io_bytes(), file.path());
-        } catch (const std::exception& e) {
-            if (!failed.exchange(true)) error = e.what();
-        }
+        for (uint64_t i = uint64_t(part); i < reads; i += uint64_t(parts))
+            read_block(file.fd(), buf, file.io_bytes(), s.next() * file.io_bytes(), file.path());
     });
-    const double dt = seconds_since(t0);
-    if (failed) throw std::runtime_error(error);
     return double(reads) / dt;
 }
 
@@ -190,20 +186,11 @@ double measure_read_bandwidth(const BlockFile& file, size_t chunk, int queue_dep
     const uint64_t chunks = std::max<uint64_t>(1, std::min(bytes, file_bytes) / chunk);
     ThreadTeam team(queue_depth, /*sleep_to_join=*/true);
     HugePageBuffer bufs(size_t(queue_depth) * chunk);
-    std::atomic<bool> failed{false};
-    std::string error;
-    const auto t0 = Clock::now();
-    team.run([&](int part, int parts) {
+    const double dt = timed_team_run(team, [&](int part, int parts) {
         uint8_t* buf = bufs.data() + size_t(part) * chunk;
-        try {
-            for (uint64_t c = uint64_t(part); c < chunks; c += uint64_t(parts))
-                read_block(file.fd(), buf, chunk, c * chunk, file.path());
-        } catch (const std::exception& e) {
-            if (!failed.exchange(true)) error = e.what();
-        }
+        for (uint64_t c = uint64_t(part); c < chunks; c += uint64_t(parts))
+            read_block(file.fd(), buf, chunk, c * chunk, file.path());
     });
-    const double dt = seconds_since(t0);
-    if (failed) throw std::runtime_error(error);
     return double(chunks * chunk) / dt;
 }
 

@@ -78,9 +78,9 @@ private:
 
 // ---- Calibration microbenchmarks (the nvme model's drive parameters on this disk) ----
 
-// Mean seconds of one direct read of a random block, one at a time (`reads` of them): the
-// mean, not the median, since a rate is what it sets (depth 1: one read per mean latency) and a
-// shared disk's latency has a long tail.
+// Mean seconds of one direct read of a random block, one at a time (`reads` of them): 1 / the
+// rate at depth 1. The mean, not the median, since a rate is what it sets and a shared disk's
+// latency has a long tail.
 double measure_read_latency(const BlockFile& file, int reads, uint64_t seed);
 // Random block reads per second with `queue_depth` threads each keeping one in flight, over
 // `reads` reads in all (each thread a share).
