@@ -607,12 +607,14 @@ json overlay(json base, const json& top) {
 
 // Replace a section's "base" (and the string shorthand) by the preset's values, recursively.
 json expand_base(const std::string& section_name, json sec, std::string_view origin, int depth) {
-    if (sec.is_string()) sec = json{{"base", sec}};
+    // The string shorthand ("backbone": "dense-4b") is named by the section's own path.
+    const bool shorthand = sec.is_string();
+    if (shorthand) sec = json{{"base", sec}};
     if (!sec.is_object() || !sec.contains("base") || !sec["base"].is_string() ||
         sec["base"].get<std::string>().empty())
         return sec;
     const std::string base_name = sec["base"].get<std::string>();
-    const std::string path = section_name + ".base";
+    const std::string path = shorthand ? section_name : section_name + ".base";
     if (depth > 8)
         throw ConfigError(std::string(origin) + ": " + path + ": presets extend each other in a "
                                                            "cycle");
