@@ -159,6 +159,7 @@ struct NvmeOptions {
     std::string size = "2 GiB";
     std::vector<int> depths{4, 32};
     int saturation = 64;
+    std::vector<int> curve;
     uint64_t steps = 24;
     int repeats = 1;
     std::string out_dir;
@@ -180,16 +181,30 @@ void print(const sim::NvmeValidation& v) {
               << c.saturation_depth << ")\n"
               << "  sequential read        " << fixed(c.read_bytes_per_s / 1e9, 2) << " GB/s\n"
               << "  dedup                  " << fixed(c.dedup_rate_per_thread / 1e6, 1)
-              << " M keys/s per thread\n";
-    for (const auto& [d, r] : c.iops_at_depth)
+              << " M keys/s per thread\n"
+              << "  IOPS curve             ";
+    for (size_t i = 0; i < c.curve.size(); ++i)
+        std::cout << (i ? ", " : "") << fixed(c.curve[i].second / 1e3, 1) << "k at "
+                  << c.curve[i].first;
+    std::cout << " (the measured law interpolates it)\n";
+    using Law = sim::FetchParams::NvmeQueueing;
+    for (const auto& [d, r] : c.iops_at_depth) {
+        std::string in_run;  // the rate the run's reads achieved at this depth: the drive's drift
+        for (const auto& run : v.runs)
+            if (run.queue_depth == d) {
+                const auto s = sim::summarize(run, "all");
+                if (s.read_s > 0) in_run = ", in the run " + fixed(double(s.unique_rows) / s.read_s / 1e3, 1) + "k";
+            }
         std::cout << "  IOPS at depth " << d << (d < 10 ? "        " : "       ")
-                  << fixed(r / 1e3, 1) << "k measured; modeled: knee "
+                  << fixed(r / 1e3, 1) << "k measured" << in_run << "; modeled: knee "
                   << fixed(sim::nvme_read_rate(c.params(d)) / 1e3, 1) << "k, linear "
-                  << fixed(sim::nvme_read_rate(c.params(d, sim::FetchParams::NvmeQueueing::Linear)) / 1e3, 1)
-                  << "k\n";
+                  << fixed(sim::nvme_read_rate(c.params(d, Law::Linear)) / 1e3, 1) << "k, curve "
+                  << fixed(sim::nvme_read_rate(c.params(d, Law::Measured)) / 1e3, 1) << "k"
+                  << (c.on_curve(d) ? " (a curve depth: calibrated, not predicted)" : "") << "\n";
+    }
     std::cout << "\n";
-    TextTable t({"depth", "<phase", "fetches", "reads", "read meas/knee", "error",
-                 "linear", "error", "dedup meas/pred", "host error", "|err| p50/p90"});
+    TextTable t({"depth", "<phase", "fetches", "reads", "read meas/knee", "error", "linear",
+                 "error", "curve", "error", "dedup meas/pred", "host error", "|err| p50/p90"});
     auto ms = [](double s) { return fixed(s * 1e3, 1); };
     for (const auto& run : v.runs)
         for (const char* phase : {"all", "prefill", "decode"}) {
@@ -198,13 +213,15 @@ void print(const sim::NvmeValidation& v) {
             t.add({std::to_string(run.queue_depth), phase, thousands(s.fetches),
                    thousands(s.unique_rows), ms(s.read_s) + " / " + ms(s.predicted_read_s) + " ms",
                    pct(s.read_error_pct), ms(s.predicted_read_linear_s) + " ms",
-                   pct(s.read_error_linear_pct),
+                   pct(s.read_error_linear_pct), ms(s.predicted_read_measured_s) + " ms",
+                   pct(s.read_error_measured_pct),
                    ms(s.dedup_s) + " / " + ms(s.predicted_dedup_s) + " ms", pct(s.host_error_pct),
                    fixed(s.abs_error_p50_pct, 0) + "% / " + fixed(s.abs_error_p90_pct, 0) + "%"});
         }
     t.print(std::cout, "  ");
     std::cout << "\nerror = (predicted - measured) / measured, summed over the fetches; host = "
-                 "dedup + read (knee); |err|: per fetch (knee).\nTo simulate this drive, "
+                 "dedup + read (knee); |err|: per fetch (knee); curve: sim.nvme_queueing "
+                 "measured on the IOPS curve.\nTo simulate this drive, "
                  "\"hardware\": {\"nvme\": "
               << c.hardware_nvme().dump()
               << "} with sim.nvme_queue_depth as deep as the engine reads and sim.nvme_queueing "
@@ -216,6 +233,7 @@ void run_nvme(const NvmeOptions& opt) {
     o.file = opt.file;
     o.queue_depths = opt.depths;
     o.saturation_depth = opt.saturation;
+    o.curve_depths = opt.curve;
     o.steps = opt.steps;
     o.repeats = opt.repeats;
     o.file_bytes = size_option("--size", opt.size);
@@ -234,10 +252,12 @@ void run_nvme(const NvmeOptions& opt) {
     write_report(opt.out_dir, j, v);
     plot_report(opt.plot_dir, j, v,
                 {"queue_depth", "prefill", "unique_rows", "measured_read_s", "predicted_read_s",
-                 "predicted_read_linear_s"},
+                 "predicted_read_linear_s", "predicted_read_measured_s"},
                 [](const sim::NvmeValidationRun& run, const sim::NvmeFetchSample& f) {
-                    return nlohmann::json{run.queue_depth, f.prefill ? 1 : 0, f.unique_rows,
-                                          f.read_s, f.predicted_read_s, f.predicted_read_linear_s};
+                    return nlohmann::json{run.queue_depth,          f.prefill ? 1 : 0,
+                                          f.unique_rows,            f.read_s,
+                                          f.predicted_read_s,       f.predicted_read_linear_s,
+                                          f.predicted_read_measured_s};
                 },
                 "nvme_fetch_validation.json", "sim/plot_nvme_validation.py");
     if (opt.json)
@@ -303,6 +323,12 @@ void add_validate_command(CLI::App& app) {
                      "Reads in flight when calibrating the drive's IOPS")
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
+    ncmd->add_option("--curve-depths", nv->curve,
+                     "Depths of the IOPS curve besides 1 and the saturation depth (the measured "
+                     "queueing law interpolates it); default: the powers of 2 below the "
+                     "saturation depth that are not validated")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 1024));
     ncmd->add_option("--steps", nv->steps, "Fetches of this many steps, spread evenly over the run")
         ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40))
         ->capture_default_str();

@@ -297,7 +297,7 @@ Key sim_section() {
                    "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
                    "for the others at the drive's rate (the pessimistic bound; closer to what "
                    "`engramsim validate nvme-fetch` measured on this project's virtual disk); "
-                   "measured, hardware.nvme.iops_at_depth interpolated in log2(Q)."),
+                   "measured, hardware.nvme.iops_at_depth with Q / rate interpolated linearly in Q."),
             fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
             fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
             fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),

@@ -70,8 +70,13 @@ double nvme_read_rate(const FetchParams& p) {
         if (q >= c.back().first) return c.back().second;
         size_t i = 1;
         while (c[i].first < q) ++i;
-        const double t = std::log2(q / c[i - 1].first) / std::log2(c[i].first / c[i - 1].first);
-        return c[i - 1].second + t * (c[i].second - c[i - 1].second);
+        // Each read's time in the queue, depth / rate, is linear in the depth between two
+        // measured depths: exact for both laws above (flat below the knee, Q / IOPS above it;
+        // L + (Q - 1) / IOPS) and for any mix of their pieces.
+        const auto [q0, r0] = c[i - 1];
+        const auto [q1, r1] = c[i];
+        const double t = (q - q0) / (q1 - q0);
+        return q / (q0 / r0 + t * (q1 / r1 - q0 / r0));
     }
     return std::min(p.nvme_iops_per_drive, q / p.nvme_latency_s);
 }

@@ -127,8 +127,9 @@ double dedup_seconds(const FetchParams& p, double lookups);
 // Reads per second one drive serves with nvme_queue_depth Q reads in flight, from its rated
 // IOPS (the saturated rate) and its one-read latency L: knee, min(IOPS, Q / L); linear, Q / (L +
 // (Q - 1) / IOPS), every read also waiting for the others at the saturated rate (equal at Q = 1);
-// measured, the drive's measured rates at several depths, interpolated linearly in log2(depth),
-// proportional to Q below the first depth and flat above the last.
+// measured, the drive's measured rates at several depths, with the time a read spends in the
+// queue (Q / rate) interpolated linearly in Q between them (so samples of either law above give
+// that law back exactly), proportional to Q below the first depth and flat above the last.
 double nvme_read_rate(const FetchParams& p);
 
 // Average 64-byte lines a row of `row_bytes` touches at a uniformly random row index.

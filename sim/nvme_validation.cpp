@@ -27,6 +27,9 @@ json summary_json(const NvmeValidationSummary& s) {
             {"predicted_read_linear_s", s.predicted_read_linear_s},
             {"read_error_linear_pct", s.read_error_linear_pct},
             {"host_error_linear_pct", s.host_error_linear_pct},
+            {"predicted_read_measured_s", s.predicted_read_measured_s},
+            {"read_error_measured_pct", s.read_error_measured_pct},
+            {"host_error_measured_pct", s.host_error_measured_pct},
             {"measured_dedup_s", s.dedup_s},
             {"predicted_dedup_s", s.predicted_dedup_s},
             {"host_error_pct", s.host_error_pct},
@@ -47,14 +50,35 @@ FetchParams NvmeCalibration::params(int queue_depth, FetchParams::NvmeQueueing l
     p.nvme_latency_s = read_latency_s;
     p.nvme_io_bytes = io_bytes;
     p.nvme_queue_depth = queue_depth;
+    for (const auto& [d, r] : curve) p.nvme_iops_at_depth.push_back({double(d), r});
     // Not timed here (no DRAM-held rows, no GPU link); set so the mechanism accepts the params.
     p.dram_bytes_per_s = p.link_bytes_per_s = read_bytes_per_s;
     return p;
 }
 
+bool NvmeCalibration::on_curve(int depth) const {
+    return std::any_of(curve.begin(), curve.end(), [&](const auto& c) { return c.first == depth; });
+}
+
+std::vector<int> nvme_curve_depths(int saturation_depth, const std::vector<int>& validated,
+                                   const std::vector<int>& extra) {
+    std::vector<int> d{1, saturation_depth};
+    if (!extra.empty())
+        d.insert(d.end(), extra.begin(), extra.end());
+    else
+        for (int q = 2; q < saturation_depth; q *= 2)
+            if (std::find(validated.begin(), validated.end(), q) == validated.end()) d.push_back(q);
+    std::sort(d.begin(), d.end());
+    d.erase(std::unique(d.begin(), d.end()), d.end());
+    return d;
+}
+
 json NvmeCalibration::to_json() const {
-    json at = json::array();
-    for (const auto& [d, r] : iops_at_depth) at.push_back({{"queue_depth", d}, {"iops", r}});
+    auto rates = [](const std::vector<std::pair<int, double>>& v) {
+        json a = json::array();
+        for (const auto& [d, r] : v) a.push_back({{"queue_depth", d}, {"iops", r}});
+        return a;
+    };
     return {{"file", file},
             {"file_bytes", file_bytes},
             {"io_bytes", io_bytes},
@@ -64,7 +88,8 @@ json NvmeCalibration::to_json() const {
             {"random_read_iops", random_read_iops},
             {"read_bytes_per_s", read_bytes_per_s},
             {"dedup_rate_per_thread", dedup_rate_per_thread},
-            {"iops_at_validated_depths", at},
+            {"iops_at_validated_depths", rates(iops_at_depth)},
+            {"iops_curve", rates(curve)},
             {"methods",
              {{"read_latency_s", "direct reads of random blocks one at a time, mean (1 / the rate at depth 1)"},
               {"random_read_iops",
@@ -72,15 +97,16 @@ json NvmeCalibration::to_json() const {
               {"read_bytes_per_s", "sequential 1 MiB direct reads, 8 in flight"},
               {"iops_at_validated_depths", "as random_read_iops at each validated depth "
                                            "(reference: not used by the model)"},
+              {"iops_curve", "depth 1: 1 / read_latency_s; others as random_read_iops at that "
+                             "depth (sim.nvme_queueing measured)"},
               {"dedup_rate_per_thread", "one thread, 64Ki-key batches, about 12% repeats"}}}};
 }
 
 json NvmeCalibration::hardware_nvme() const {
     auto count = [](double x) { return std::to_string(std::llround(x)); };
     json at = json::object();
-    at["1"] = count(1 / read_latency_s);
+    for (const auto& [d, r] : curve) at[std::to_string(d)] = count(r);
     for (const auto& [d, r] : iops_at_depth) at[std::to_string(d)] = count(r);
-    at[std::to_string(saturation_depth)] = count(random_read_iops);
     char lat[32], bw[32];
     std::snprintf(lat, sizeof lat, "%.1f us", read_latency_s * 1e6);
     std::snprintf(bw, sizeof bw, "%.2f GB/s", read_bytes_per_s / 1e9);
@@ -104,6 +130,7 @@ NvmeValidationSummary summarize(const NvmeValidationRun& run, const std::string&
         s.read_s += f.read_s;
         s.predicted_read_s += f.predicted_read_s;
         s.predicted_read_linear_s += f.predicted_read_linear_s;
+        s.predicted_read_measured_s += f.predicted_read_measured_s;
         s.dedup_s += f.dedup_s;
         s.predicted_dedup_s += f.predicted_dedup_s;
         abs_err.push_back(std::abs(
@@ -114,6 +141,9 @@ NvmeValidationSummary summarize(const NvmeValidationRun& run, const std::string&
     s.read_error_linear_pct = error_pct(s.predicted_read_linear_s, s.read_s);
     s.host_error_linear_pct =
         error_pct(s.predicted_read_linear_s + s.predicted_dedup_s, s.read_s + s.dedup_s);
+    s.read_error_measured_pct = error_pct(s.predicted_read_measured_s, s.read_s);
+    s.host_error_measured_pct =
+        error_pct(s.predicted_read_measured_s + s.predicted_dedup_s, s.read_s + s.dedup_s);
     std::sort(abs_err.begin(), abs_err.end());
     s.abs_error_p50_pct = percentile_sorted(abs_err, 0.5);
     s.abs_error_p90_pct = percentile_sorted(abs_err, 0.9);
@@ -129,6 +159,10 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
                                         std::to_string(q));
     if (opt.saturation_depth < 1 || opt.saturation_depth > 1024)
         throw std::invalid_argument("nvme validation: the saturation depth is 1..1024");
+    for (int q : opt.curve_depths)
+        if (q < 1 || q > 1024)
+            throw std::invalid_argument("nvme validation: curve depths are 1..1024, not " +
+                                        std::to_string(q));
     if (opt.repeats < 1 || opt.repeats > 101)
         throw std::invalid_argument("nvme validation: repeats are 1..101");
     if (opt.steps < 1) throw std::invalid_argument("nvme validation: at least one step");
@@ -162,7 +196,14 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
         " MiB; written once with a pattern when missing or smaller)");
     kernels::BlockFile file(opt.file, opt.file_bytes, io_bytes);
 
-    say("calibrating: read latency, IOPS at depth " + std::to_string(opt.saturation_depth) +
+    const std::vector<int> curve_depths =
+        nvme_curve_depths(opt.saturation_depth, opt.queue_depths, opt.curve_depths);
+    std::string curve_list;
+    for (int d : curve_depths) {
+        if (!curve_list.empty()) curve_list += ',';
+        curve_list += std::to_string(d);
+    }
+    say("calibrating: read latency, IOPS at depths " + curve_list +
         ", sequential bandwidth, dedup rate");
     NvmeCalibration& cal = v.calibration;
     cal.file = opt.file;
@@ -180,16 +221,23 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
     cal.read_bytes_per_s = kernels::measure_read_bandwidth(file, size_t(1) << 20, 8,
                                                            std::min<uint64_t>(cal.file_bytes, uint64_t(1) << 30));
     cal.dedup_rate_per_thread = kernels::measure_dedup_rate(1 << 16, 1 << 23, 0xd00d);
-    for (int q : opt.queue_depths)
-        cal.iops_at_depth.push_back(
-            {q, kernels::measure_read_iops(file, q, std::max<uint64_t>(opt.iops_reads, uint64_t(q)),
-                                           0x10b5 + uint64_t(q))});
+    auto iops_at = [&](int q) {
+        return kernels::measure_read_iops(file, q, std::max<uint64_t>(opt.iops_reads, uint64_t(q)),
+                                          0x10b5 + uint64_t(q));
+    };
+    for (int q : curve_depths)
+        cal.curve.push_back({q, q == 1                        ? 1 / cal.read_latency_s
+                                : q == opt.saturation_depth ? cal.random_read_iops
+                                                            : iops_at(q)});
+    for (int q : opt.queue_depths) cal.iops_at_depth.push_back({q, iops_at(q)});
 
     for (int q : opt.queue_depths) {
         kernels::BlockFetchExecutor exec(file, row_bytes, q);
         const auto knee = make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Knee));
         const auto linear =
             make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Linear));
+        const auto measured =
+            make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Measured));
         std::vector<std::vector<double>> dedup(rf.fetches.size()), read(rf.fetches.size());
         for (const RunFetch& f : rf.fetches) exec.warm({rf.keys.data() + f.begin, f.end - f.begin});
         NvmeValidationRun run;
@@ -234,6 +282,7 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
             s.predicted_dedup_s = w.host_s;
             s.predicted_read_s = drive_s(w);
             s.predicted_read_linear_s = drive_s(linear->plan(in));
+            s.predicted_read_measured_s = drive_s(measured->plan(in));
         }
         v.runs.push_back(std::move(run));
     }
@@ -248,6 +297,13 @@ json NvmeValidation::to_json(const std::string& producer) const {
         j["model_iops"] = nvme_read_rate(calibration.params(run.queue_depth));
         j["model_iops_linear"] =
             nvme_read_rate(calibration.params(run.queue_depth, FetchParams::NvmeQueueing::Linear));
+        j["model_iops_measured"] =
+            nvme_read_rate(calibration.params(run.queue_depth, FetchParams::NvmeQueueing::Measured));
+        j["on_curve"] = calibration.on_curve(run.queue_depth);
+        // The rate the run's reads achieved: next to iops_at_validated_depths (the same depth
+        // measured minutes before) it is the drive's repeatability, the floor under every law.
+        const auto all = summarize(run, "all");
+        j["measured_iops"] = all.read_s > 0 ? double(all.unique_rows) / all.read_s : 0.0;
         j["by_phase"] = {{"prefill", summary_json(summarize(run, "prefill"))},
                          {"decode", summary_json(summarize(run, "decode"))}};
         runs_j.push_back(j);
@@ -267,7 +323,8 @@ json NvmeValidation::to_json(const std::string& producer) const {
              "max(unique_rows x io_bytes / read bandwidth, unique_rows / rate), the nvme "
              "mechanism's plan with one drive; rate (sim::nvme_read_rate) knee: "
              "min(random_read_iops, Q / read_latency), linear: Q / (read_latency + (Q - 1) / "
-             "random_read_iops)"},
+             "random_read_iops), measured: calibration.iops_curve with Q / rate linear in Q between its depths (a run "
+             "with on_curve true was calibrated at its own depth)"},
             {"not_validated", "the DMA copy to the GPU, several drives, hashing"},
             {"runs", runs_j},
             {"resolved_config", config}});
@@ -276,14 +333,16 @@ json NvmeValidation::to_json(const std::string& producer) const {
 
 void NvmeValidation::write_csv(std::ostream& out) const {
     out << "queue_depth,step,engram_layer,phase,lookups,unique_rows,measured_dedup_s,"
-           "predicted_dedup_s,measured_read_s,predicted_read_s,predicted_read_linear_s\n";
+           "predicted_dedup_s,measured_read_s,predicted_read_s,predicted_read_linear_s,"
+           "predicted_read_measured_s\n";
     out.precision(9);
     for (const auto& run : runs)
         for (const auto& f : run.fetches)
             out << run.queue_depth << ',' << f.step << ',' << f.engram_layer << ','
                 << (f.prefill ? "prefill" : "decode") << ',' << f.lookups << ',' << f.unique_rows
                 << ',' << f.dedup_s << ',' << f.predicted_dedup_s << ',' << f.read_s << ','
-                << f.predicted_read_s << ',' << f.predicted_read_linear_s << '\n';
+                << f.predicted_read_s << ',' << f.predicted_read_linear_s << ','
+                << f.predicted_read_measured_s << '\n';
 }
 
 }  // namespace engramsim::sim

@@ -8,10 +8,13 @@
 //   hardware.nvme.random_read_iops  random reads at a deep queue (`saturation_depth` in flight);
 //   hardware.nvme.read_bandwidth    sequential 1 MiB reads;
 //   sim.dedup_rate_per_thread       as validate host-fetch measures it.
-// What it tests: the model's I/O time, I/Os / rate, with the rate of either queueing law
-// (sim.nvme_queueing: knee, min(IOPS, Q / latency); linear, Q / (latency + (Q - 1) / IOPS)), at
-// queue depths it was not calibrated at, and on the run's fetch sizes (tens to hundreds of thousands
-// of reads). What it cannot here: the DMA copy to the GPU, and several drives.
+//   hardware.nvme.iops_at_depth     random reads at the curve depths (by default the powers of 2
+//                                   below the saturation depth that are not validated).
+// What it tests: the model's I/O time, I/Os / rate, with the rate of each queueing law
+// (sim.nvme_queueing: knee, min(IOPS, Q / latency); linear, Q / (latency + (Q - 1) / IOPS);
+// measured, the curve with Q / rate linear in Q between its depths), at queue depths it was not calibrated at, and on
+// the run's fetch sizes (tens to hundreds of thousands of reads). What it cannot here: the DMA
+// copy to the GPU, and several drives.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -35,16 +38,22 @@ struct NvmeCalibration {
     double random_read_iops = 0;   // at saturation_depth
     double read_bytes_per_s = 0;   // sequential
     double dedup_rate_per_thread = 0;
+    // The drive's rate at the curve depths, ascending: depth 1 (1 / read_latency_s), each curve
+    // depth, the saturation depth. The measured queueing law interpolates it.
+    std::vector<std::pair<int, double>> curve;
     // Measured for reference at each validated queue depth (random reads, same count as the
-    // saturation run): what the model's min(IOPS, depth / latency) should reproduce.
+    // saturation run): what the laws should reproduce; never part of the curve.
     std::vector<std::pair<int, double>> iops_at_depth;
-    // The nvme mechanism's parameters: one drive, `queue_depth` reads in flight, the knee or
-    // the linear queueing law (sim.nvme_queueing).
+    // Whether the curve holds `depth` (then the measured law at that depth is calibrated there,
+    // not predicted).
+    bool on_curve(int depth) const;
+    // The nvme mechanism's parameters: one drive, `queue_depth` reads in flight, a queueing law
+    // (sim.nvme_queueing).
     FetchParams params(int queue_depth,
                        FetchParams::NvmeQueueing law = FetchParams::NvmeQueueing::Knee) const;
     nlohmann::json to_json() const;
     // The drive as hardware.nvme keys: read_latency, random_read_iops, read_bandwidth and
-    // iops_at_depth (depth 1 from the latency, each validated depth, the saturation depth) for
+    // iops_at_depth (the curve and each validated depth: every rate measured) for
     // sim.nvme_queueing measured.
     nlohmann::json hardware_nvme() const;
 };
@@ -57,6 +66,7 @@ struct NvmeFetchSample {
     double dedup_s = 0, read_s = 0;                  // measured (median over repeats)
     double predicted_dedup_s = 0, predicted_read_s = 0;  // sim.nvme_queueing knee (default)
     double predicted_read_linear_s = 0;                  // sim.nvme_queueing linear
+    double predicted_read_measured_s = 0;                // sim.nvme_queueing measured (the curve)
 };
 
 struct NvmeValidationRun {
@@ -69,6 +79,9 @@ struct NvmeValidationOptions {
     uint64_t file_bytes = uint64_t(2) << 30;
     std::vector<int> queue_depths{4, 32};
     int saturation_depth = 64;
+    // Depths of the measured law's curve besides 1 and the saturation depth; empty: the powers of
+    // 2 below the saturation depth that are not among queue_depths.
+    std::vector<int> curve_depths;
     uint64_t steps = 24;                    // fetches of this many steps, spread over the run
     int repeats = 1;
     int latency_reads = 20000;  // a long mean: this shared disk drifts by tens of percent
@@ -89,13 +102,19 @@ struct NvmeValidation {
 struct NvmeValidationSummary {
     uint64_t fetches = 0, lookups = 0, unique_rows = 0;
     double read_s = 0, predicted_read_s = 0, dedup_s = 0, predicted_dedup_s = 0;
-    double predicted_read_linear_s = 0;
+    double predicted_read_linear_s = 0, predicted_read_measured_s = 0;
     double read_error_pct = 0, host_error_pct = 0;        // host: dedup + read (knee)
     double read_error_linear_pct = 0, host_error_linear_pct = 0;
+    double read_error_measured_pct = 0, host_error_measured_pct = 0;
     double abs_error_p50_pct = 0, abs_error_p90_pct = 0;  // per fetch, host
 };
 // phase: "all", "prefill" or "decode".
 NvmeValidationSummary summarize(const NvmeValidationRun& run, const std::string& phase);
+
+// The depths the measured law's curve is sampled at: 1, `extra` (when empty, the powers of 2
+// below `saturation_depth` not in `validated`) and `saturation_depth`, ascending and distinct.
+std::vector<int> nvme_curve_depths(int saturation_depth, const std::vector<int>& validated,
+                                   const std::vector<int>& extra = {});
 
 // Throws config::ConfigError naming the key when the config is not an Engram table on NVMe read
 // by the nvme mechanism with nothing cached (sim.table, sim.mechanism, placement.hbm_capacity,

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -102,7 +103,7 @@ std::string nvme_config(const std::string& tag, const std::string& sim = kNvme) 
 
 }  // namespace
 
-TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
+TEST(ValidateCli, NvmeFetchWritesTheReportWithTheThreeQueueingLaws) {
     const std::string dir = tmp("nvme_out"), file = nvme_file("ok");
     const auto r = run("validate nvme-fetch " + nvme_config("nvme_ok") + " --file " + file +
                        " --size 4MiB --steps 3 --queue-depth 1,3 --saturation-depth 4 -o " + dir +
@@ -121,28 +122,46 @@ TEST(ValidateCli, NvmeFetchWritesTheReportWithBothQueueingLaws) {
     EXPECT_EQ(c["file_bytes"], 4 << 20);
     ASSERT_EQ(j["runs"].size(), 2u);
     const double L = c["read_latency_s"], iops = c["random_read_iops"], bw = c["read_bytes_per_s"];
+    // The curve: depth 1 from the latency, 2 (the power of 2 below the saturation depth that is
+    // not validated), the saturation depth's rate.
+    const json& curve = c["iops_curve"];
+    ASSERT_EQ(curve.size(), 3u);
+    EXPECT_EQ(curve[0]["queue_depth"], 1);
+    EXPECT_DOUBLE_EQ(curve[0]["iops"].get<double>(), 1 / L);
+    EXPECT_EQ(curve[1]["queue_depth"], 2);
+    EXPECT_GT(curve[1]["iops"].get<double>(), 0);
+    EXPECT_EQ(curve[2]["queue_depth"], 4);
+    EXPECT_DOUBLE_EQ(curve[2]["iops"].get<double>(), iops);
+    const double r2 = curve[1]["iops"];
     for (const json& run : j["runs"]) {
         const double q = run["queue_depth"];
-        // The model's rates are the two laws' closed forms of the calibrated parameters.
+        // The model's rates are the three laws' closed forms of the calibrated parameters; the
+        // curve's at depth 3: a read's time in the queue (depth / rate) half way from 2 to 4.
         EXPECT_DOUBLE_EQ(run["model_iops"].get<double>(), std::min(iops, q / L));
         EXPECT_DOUBLE_EQ(run["model_iops_linear"].get<double>(), q / (L + (q - 1) / iops));
+        EXPECT_NEAR(run["model_iops_measured"].get<double>(),
+                    q == 1 ? 1 / L : 3 / ((2 / r2 + 4 / iops) / 2), 1e-9 * iops);
+        EXPECT_EQ(run["on_curve"], q == 1);
         // Each fetch's prediction: its unique rows at that rate, or their bytes at the bandwidth.
         const double rows = run["unique_rows"];
         EXPECT_NEAR(run["predicted_read_s"].get<double>(),
                     std::max(rows * 4096 / bw, rows / std::min(iops, q / L)),
                     1e-9 * run["predicted_read_s"].get<double>() * double(run["fetches"]));
         EXPECT_GT(run["measured_read_s"].get<double>(), 0);
+        EXPECT_DOUBLE_EQ(run["measured_iops"].get<double>(),
+                         rows / run["measured_read_s"].get<double>());
     }
     EXPECT_EQ(j["runs"][0]["unique_rows"], j["runs"][1]["unique_rows"]);
     EXPECT_EQ(j["resolved_config"]["sim"]["table"], "nvme");
     const std::string csv = engramsim::test::read_file(dir + "/fetches.csv");
     const size_t fetches = j["runs"][0]["fetches"];
     EXPECT_EQ(size_t(std::count(csv.begin(), csv.end(), '\n')), 1 + 2 * fetches);
-    EXPECT_NE(csv.find("predicted_read_linear_s"), std::string::npos);
+    EXPECT_NE(csv.find("predicted_read_linear_s,predicted_read_measured_s\n"), std::string::npos);
     EXPECT_GT(fs::file_size(dir + "/nvme_fetch_validation.png"), 1000u);
-    // The drive as hardware keys: each validated depth's measured rate (depth 1 among them here,
-    // else 1 / latency), the saturation depth's.
+    // The drive as hardware keys: every rate measured, each validated depth's (depth 1 among them
+    // here, else 1 / latency) and the curve's.
     const json& hw = j["hardware_nvme"];
+    EXPECT_EQ(hw["iops_at_depth"]["2"], std::to_string(std::llround(r2)));
     for (const json& at : c["iops_at_validated_depths"])
         EXPECT_EQ(hw["iops_at_depth"][std::to_string(at["queue_depth"].get<int>())],
                   std::to_string(std::llround(at["iops"].get<double>())));

@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/block_io.h"
 #include "sim/fetch.h"
+#include "sim/nvme_validation.h"
 
 namespace {
 
@@ -123,4 +124,41 @@ TEST(NvmeReadRate, KneeAndLinearLawsHaveTheirClosedForms) {
     p.nvme_queue_depth = 65536;
     EXPECT_LT(engramsim::sim::nvme_read_rate(p), 100000.0);
     EXPECT_GT(engramsim::sim::nvme_read_rate(p), 99000.0);
+}
+
+TEST(NvmeReadRate, TheMeasuredLawGivesEitherLawBackFromItsSamples) {
+    using engramsim::sim::FetchParams;
+    using engramsim::sim::nvme_read_rate;
+    FetchParams law;
+    law.nvme_iops_per_drive = 100000;
+    law.nvme_latency_s = 80e-6;  // the knee at 8 reads in flight
+    for (auto kind : {FetchParams::NvmeQueueing::Knee, FetchParams::NvmeQueueing::Linear}) {
+        law.nvme_queueing = kind;
+        FetchParams curve = law;
+        curve.nvme_queueing = FetchParams::NvmeQueueing::Measured;
+        for (int d : {1, 8, 64}) {
+            law.nvme_queue_depth = d;
+            curve.nvme_iops_at_depth.push_back({double(d), nvme_read_rate(law)});
+        }
+        for (int q : {1, 2, 3, 5, 8, 12, 32, 63}) {
+            law.nvme_queue_depth = curve.nvme_queue_depth = q;
+            EXPECT_NEAR(nvme_read_rate(curve), nvme_read_rate(law), 1e-9 * nvme_read_rate(law))
+                << "depth " << q << (kind == FetchParams::NvmeQueueing::Knee ? " knee" : " linear");
+        }
+        // Flat above the last depth.
+        curve.nvme_queue_depth = 1000;
+        law.nvme_queue_depth = 64;
+        EXPECT_DOUBLE_EQ(nvme_read_rate(curve), nvme_read_rate(law));
+    }
+}
+
+TEST(NvmeCurveDepths, PowersOfTwoBelowSaturationThatAreNotValidated) {
+    using engramsim::sim::nvme_curve_depths;
+    using V = std::vector<int>;
+    EXPECT_EQ(nvme_curve_depths(64, {4, 32}), (V{1, 2, 8, 16, 64}));
+    EXPECT_EQ(nvme_curve_depths(4, {1, 3}), (V{1, 2, 4}));
+    EXPECT_EQ(nvme_curve_depths(1, {}), (V{1}));
+    EXPECT_EQ(nvme_curve_depths(100, {}), (V{1, 2, 4, 8, 16, 32, 64, 100}));
+    // Given depths replace the powers of 2; 1 and the saturation depth stay, each once.
+    EXPECT_EQ(nvme_curve_depths(64, {4, 32}, {64, 12, 3, 12}), (V{1, 3, 12, 64}));
 }

@@ -373,10 +373,13 @@ TEST(Plan, MeasuredNvmeRatesReplaceTheQueueingLaw) {
     // One measured point at the run's depth, equal to the knee's rate there: the same plan.
     const Plan same = plan(measured, {{"iops_at_depth", {{"128", "1.45M"}}}});
     EXPECT_EQ(same.steps[0].fetch[0].work.nvme_io_s, k.nvme_io_s);
-    // Between two points: linear in log2(depth) (128 is half way from 64 to 256).
+    // Between two points: a read's time in the queue, Q / rate, linear in Q (128 is a third of
+    // the way from 64 to 256).
     const Plan mid = plan(measured, {{"iops_at_depth", {{"256", "900K"}, {"64", "500K"}}}});
     const double ios = k.nvme_bytes_per_drive / 4096;  // the busiest drive's reads
-    EXPECT_DOUBLE_EQ(mid.steps[0].fetch[0].work.nvme_io_s, ios / 700e3);
+    const double l64 = 64 / 500e3, l256 = 256 / 900e3;
+    EXPECT_DOUBLE_EQ(mid.steps[0].fetch[0].work.nvme_io_s,
+                     ios / (128 / (l64 + (128.0 - 64) / (256 - 64) * (l256 - l64))));
     // linear: Q / (L + (Q - 1) / IOPS)
     nlohmann::json linear = nv;
     linear["nvme_queueing"] = "linear";
