@@ -186,8 +186,9 @@ void add_trace_command(CLI::App& app) {
     hash->add_option("--engram", opt.engram, "Engram preset name or config JSON file")
         ->capture_default_str();
     hash->add_option("--tokens", opt.tokens,
-                     "Token ids: *.u32.bin, *.u16.bin (little-endian), a JSON array (*.json), or "
-                     "bundled:NAME (handbook-en-US, handbook-zh-CN)")
+                     "Token ids: *.u32.bin, *.u16.bin (little-endian), a JSON array (*.json), JSON "
+                     "Lines (*.jsonl, hashed as its lines end to end), or bundled:NAME "
+                     "(handbook-en-US, handbook-zh-CN)")
         ->capture_default_str();
     hash->add_flag("--json", opt.json,
                    "Print one JSON object shaped like tests/golden/data/*.json instead of the "

@@ -38,6 +38,38 @@ std::vector<uint32_t> decode_le(std::string_view bytes, const std::string& what)
 
 bool ends_with(std::string_view s, std::string_view suffix) { return s.ends_with(suffix); }
 
+// One id of a JSON document; `where` names it in the error ("element 5", "line 3, element 5").
+uint32_t token_id(const nlohmann::json& v, const std::string& spec, const std::string& where) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > UINT32_MAX)
+        throw TokenError(spec + ": " + where + " is not a token id (a non-negative 32-bit integer)");
+    return v.get<uint32_t>();
+}
+
+TokenDocuments read_jsonl(const std::string& spec) {
+    std::ifstream in(spec, std::ios::binary);
+    if (!in) throw TokenError(spec + ": cannot open: " + std::strerror(errno));
+    TokenDocuments d;
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string at = "line " + std::to_string(n);
+        nlohmann::json doc;
+        try {
+            doc = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error& e) {
+            throw TokenError(spec + ": " + at + ": not valid JSON (truncated?): " + e.what());
+        }
+        if (!doc.is_array()) throw TokenError(spec + ": " + at + ": expected a JSON array of token ids");
+        if (doc.empty()) continue;
+        d.starts.push_back(d.ids.size());
+        for (size_t i = 0; i < doc.size(); ++i)
+            d.ids.push_back(token_id(doc[i], spec, at + ", element " + std::to_string(i)));
+    }
+    if (in.bad()) throw TokenError(spec + ": read error");
+    if (d.ids.empty()) throw TokenError(spec + ": no token ids (every line blank or an empty array)");
+    return d;
+}
+
 }  // namespace
 
 std::vector<std::string> bundled_samples() {
@@ -70,20 +102,25 @@ std::vector<uint32_t> read_tokens(const std::string& spec) {
         if (!doc.is_array()) throw TokenError(spec + ": expected a JSON array of token ids");
         std::vector<uint32_t> out;
         out.reserve(doc.size());
-        for (size_t i = 0; i < doc.size(); ++i) {
-            const auto& v = doc[i];
-            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > UINT32_MAX)
-                throw TokenError(spec + ": element " + std::to_string(i) +
-                                 " is not a token id (a non-negative 32-bit integer)");
-            out.push_back(v.get<uint32_t>());
-        }
+        for (size_t i = 0; i < doc.size(); ++i)
+            out.push_back(token_id(doc[i], spec, "element " + std::to_string(i)));
         return out;
     }
+    if (ends_with(spec, ".jsonl")) return read_jsonl(spec).ids;
     if (ends_with(spec, ".u16.bin")) return decode_le<uint16_t>(read_file_bytes(spec), spec);
     if (ends_with(spec, ".u32.bin") || ends_with(spec, ".bin"))
         return decode_le<uint32_t>(read_file_bytes(spec), spec);
-    throw TokenError(spec + ": unknown token file type; expected *.u32.bin, *.u16.bin, *.json "
-                            "or bundled:NAME");
+    throw TokenError(spec + ": unknown token file type; expected *.u32.bin, *.u16.bin, *.json, "
+                            "*.jsonl or bundled:NAME");
+}
+
+TokenDocuments read_token_documents(const std::string& spec, uint32_t bos_id) {
+    if (!spec.starts_with(kBundled) && ends_with(spec, ".jsonl")) return read_jsonl(spec);
+    TokenDocuments d{.ids = read_tokens(spec), .starts = {}};
+    for (size_t i = 0; i < d.ids.size(); ++i)
+        if (d.ids[i] == bos_id) d.starts.push_back(i);
+    if (d.starts.empty()) d.starts.push_back(0);
+    return d;
 }
 
 CompressMap::CompressMap(std::vector<uint32_t> table) : table_(std::move(table)) {

@@ -1,8 +1,9 @@
 // Token streams and the tokenizer compression map.
 //
 // Token files hold raw tokenizer ids: little-endian uint32 (*.u32.bin), uint16 (*.u16.bin, the
-// nanoGPT shard layout), or a JSON array of ids (*.json). "bundled:NAME" names a sample linked
-// into the binary (traces/samples/NAME.u32.bin).
+// nanoGPT shard layout), a JSON array of ids (*.json), or JSON Lines (*.jsonl: one array of ids
+// per line, one document each). "bundled:NAME" names a sample linked into the binary
+// (traces/samples/NAME.u32.bin).
 #pragma once
 
 #include <cstdint>
@@ -19,9 +20,19 @@ struct TokenError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// Reads a token file (format from its name, see above). Throws TokenError naming the file and
-// what is wrong (a size that is not a whole number of ids, a non-integer JSON element, ...).
+// Reads a token file (format from its name, see above; a JSONL file's lines end to end). Throws
+// TokenError naming the file and what is wrong (a size that is not a whole number of ids, a
+// non-integer JSON element and its line, ...).
 std::vector<uint32_t> read_tokens(const std::string& path_or_bundled);
+
+// A token file read as documents: every id end to end, and where each document starts.
+struct TokenDocuments {
+    std::vector<uint32_t> ids;
+    std::vector<size_t> starts;  // ascending offsets into ids, at least one
+};
+// JSONL: one document per line (blank lines and empty arrays skipped). Other formats are one
+// stream whose documents start at each `bos_id`; with none, one document starting at 0.
+TokenDocuments read_token_documents(const std::string& path_or_bundled, uint32_t bos_id);
 
 // Names of the bundled samples ("handbook-en-US", ...).
 std::vector<std::string> bundled_samples();

@@ -92,12 +92,7 @@ private:
 
 Workload corpus_workload(const nlohmann::json& s) {
     const std::string tokens = s.at("tokens").get<std::string>();
-    const auto ids = read_tokens(tokens);
-    const uint32_t bos = s.at("bos_id").get<uint32_t>();
-    std::vector<size_t> starts;
-    for (size_t i = 0; i < ids.size(); ++i)
-        if (ids[i] == bos) starts.push_back(i);
-    if (starts.empty()) starts.push_back(0);
+    const auto [ids, starts] = read_token_documents(tokens, s.at("bos_id").get<uint32_t>());
 
     Workload w;
     w.seed = s.at("seed").get<uint64_t>();

@@ -74,3 +74,23 @@ TEST(Workload, LengthsFromAFile) {
     std::ofstream(path) << "5 x\n";
     EXPECT_THROW(make_workload(spec), config::ConfigError);
 }
+
+TEST(Workload, JsonLinesDocumentsAreTheWindowStarts) {
+    // Three documents, one per line; requests start at each line's first id in turn (wrapping).
+    const std::string path = ::testing::TempDir() + "docs.jsonl";
+    std::ofstream(path) << "[10, 11, 12, 13, 14, 15]\n[20, 21, 22, 23, 24, 25]\n[30, 31, 32, 33]\n";
+    json spec = config::resolve(
+        {{"workload", {{"kind", "corpus"}, {"tokens", path}, {"num_requests", 4},
+                       {"prompt_len", {{"dist", "fixed"}, {"value", 2}}},
+                       {"output_len", {{"dist", "fixed"}, {"value", 3}}}}}},
+        "t")["workload"];
+    const Workload w = make_workload(spec);
+    ASSERT_EQ(w.requests.size(), 4u);
+    EXPECT_EQ(w.requests[0].prompt, (std::vector<uint32_t>{10, 11}));
+    EXPECT_EQ(w.requests[0].output, (std::vector<uint32_t>{12, 13, 14}));
+    EXPECT_EQ(w.requests[1].prompt, (std::vector<uint32_t>{20, 21}));
+    // The last document is short: its window is shifted back to end at the file's end, as for
+    // flat files.
+    EXPECT_EQ(w.requests[2].prompt, (std::vector<uint32_t>{25, 30}));
+    EXPECT_EQ(w.requests[3].prompt, (std::vector<uint32_t>{10, 11}));
+}

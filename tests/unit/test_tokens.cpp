@@ -79,3 +79,29 @@ TEST(CompressMap, RejectsSparseCanonicalIds) {
     EXPECT_NE(error_of([] { CompressMap({0, 2, 1, 4}); }).find("canonical id 3 is never used"),
               std::string::npos);
 }
+
+TEST(Tokens, JsonLinesAreDocuments) {
+    const std::string path = write_file("d.jsonl", "[5, 6, 7]\n\n  \n[]\n[8]\r\n[9, 10]");
+    EXPECT_EQ(read_tokens(path), (std::vector<uint32_t>{5, 6, 7, 8, 9, 10}));
+    const TokenDocuments d = read_token_documents(path, 0);
+    EXPECT_EQ(d.ids, (std::vector<uint32_t>{5, 6, 7, 8, 9, 10}));
+    EXPECT_EQ(d.starts, (std::vector<size_t>{0, 3, 4}));  // blank lines and [] skipped
+    // Flat files: documents at each BOS, else one at 0.
+    const std::string flat = write_file("d.json", "[3, 0, 1, 0, 2]");
+    EXPECT_EQ(read_token_documents(flat, 0).starts, (std::vector<size_t>{1, 3}));
+    EXPECT_EQ(read_token_documents(flat, 9).starts, (std::vector<size_t>{0}));
+}
+
+TEST(Tokens, JsonLinesErrorsNameTheLine) {
+    EXPECT_NE(error_of([] { read_tokens(write_file("e.jsonl", "[1, 2]\n[3, 4")); })
+                  .find("e.jsonl: line 2: not valid JSON (truncated?)"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens(write_file("f.jsonl", "[1]\n{\"ids\": [2]}")); })
+                  .find("line 2: expected a JSON array"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens(write_file("g.jsonl", "\n[1, 2.5]")); })
+                  .find("line 2, element 1 is not a token id"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { read_tokens(write_file("h.jsonl", "\n[]\n")); }).find("no token ids"),
+              std::string::npos);
+}
