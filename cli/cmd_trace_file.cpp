@@ -158,8 +158,10 @@ void dump_command(CLI::App& trace) {
                                             std::to_string(r.canonical[t])};
             for (const auto& layer : r.rows) {
                 std::string ids;
-                for (size_t h = 0; h < heads; ++h)
-                    ids += (h ? " " : "") + std::to_string(layer[t * heads + h]);
+                for (size_t h = 0; h < heads; ++h) {
+                    if (h) ids += ' ';
+                    ids += std::to_string(layer[t * heads + h]);
+                }
                 row.push_back(ids);
             }
             table.add(row);

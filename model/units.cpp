@@ -285,7 +285,7 @@ std::string render(const Decimal& number) {
     }
 
     std::string scientific = digits.substr(0, 1);
-    if (digit_count > 1) scientific += "." + digits.substr(1);
+    if (digit_count > 1) scientific.append(".").append(digits, 1);
     scientific += exponent < 0 ? "e-" : "e+";
     const int64_t exponent_magnitude = exponent < 0 ? -exponent : exponent;
     if (exponent_magnitude < 10) scientific += '0';  // at least two exponent digits, as printf

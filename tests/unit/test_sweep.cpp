@@ -167,7 +167,7 @@ TEST(Sweep, EveryPointIsWrittenWholeAndJobsDoNotChangeTheBytes) {
         for (size_t i = 0; i < recs.size(); ++i) {
             EXPECT_EQ(recs[i]["index"], i);
             EXPECT_EQ(recs[i]["summary"]["throughput_tok_per_s"], double((i / 2 + 1) * 10 + i % 2));
-            char name[32];
+            char name[48];
             std::snprintf(name, sizeof name, "/points/%05zu.json", i);
             EXPECT_EQ(json::parse(slurp(dir + name)), recs[i]);
         }

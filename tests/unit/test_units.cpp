@@ -439,7 +439,7 @@ TEST(Units, Errors) {
         {"1e-400 s", Dim::Time, "too small for a double"},
     };
     for (const Case& c : cases) {
-        SCOPED_TRACE("'" + std::string(c.text) + "' as " + std::string(dim_name(c.dim)));
+        SCOPED_TRACE(std::string("'").append(c.text).append("' as ").append(dim_name(c.dim)));
         if (c.problem.empty()) {
             EXPECT_NO_THROW(parse(c.text, c.dim));
             continue;
