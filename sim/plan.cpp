@@ -282,9 +282,47 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
                 "table's " + std::to_string(plan.table_rows) + " rows, but sim.table is " +
                 plan.table + " (the whole table in DRAM); a DRAM cache sits in front of NVMe: "
                 "sim.table nvme with sim.mechanism nvme");
+        // What host DRAM and the drives must hold: the whole table (host-dram), the rows DRAM
+        // caches in front of the drives and the table on the drives (nvme).
+        const double row_b = plan.engram.row_bytes();
+        const double table_b = double(plan.table_rows) * row_b;
+        if (!remote) {
+            const double dram = config::quantity(hw["host"], "dram_capacity", Dim::Bytes);
+            const double held = double(plan.dram_cache_rows) * row_b;
+            char msg[400];
+            if (held > dram && plan.table != "nvme") {
+                std::snprintf(msg, sizeof msg,
+                              "sim.table %s: the table is %.1f GB (%llu rows of %.0f B), more than "
+                              "hardware.host.dram_capacity (%.1f GB); put it on NVMe (sim.table "
+                              "nvme, sim.mechanism nvme, placement.dram_capacity a cache) or in "
+                              "remote memory (sim.table remote-dram)",
+                              plan.table.c_str(), table_b / 1e9, (unsigned long long)plan.table_rows, row_b,
+                              dram / 1e9);
+                throw config::ConfigError(msg);
+            }
+            if (held > dram) {
+                std::snprintf(msg, sizeof msg,
+                              "placement.dram_capacity: %.1f GB of rows cached in host DRAM, more "
+                              "than hardware.host.dram_capacity (%.1f GB)",
+                              held / 1e9, dram / 1e9);
+                throw config::ConfigError(msg);
+            }
+            if (plan.table == "nvme") {
+                const double drives = hw.contains("nvme") ? double(hw["nvme"]["count"].get<int>()) : 0;
+                const double each =
+                    drives > 0 ? config::quantity(hw["nvme"], "capacity", Dim::Bytes) : 0;
+                if (table_b > drives * each) {
+                    std::snprintf(msg, sizeof msg,
+                                  "sim.table nvme: the table is %.1f GB, more than the drives "
+                                  "hold (hardware.nvme.count %.0f x hardware.nvme.capacity "
+                                  "%.1f GB)",
+                                  table_b / 1e9, drives, each / 1e9);
+                    throw config::ConfigError(msg);
+                }
+            }
+        }
         if (remote) {  // each memory node holds 1/M of the table in its DRAM
-            const double per_node =
-                double(plan.table_rows) * plan.engram.row_bytes() / memory_nodes;
+            const double per_node = table_b / memory_nodes;
             const double dram = config::quantity(hw["host"], "dram_capacity", Dim::Bytes);
             if (per_node > dram) {
                 char msg[256];

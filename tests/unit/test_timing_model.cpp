@@ -354,6 +354,49 @@ TEST(Plan, TableOnNvmeNeedsTheNvmeMechanism) {
     }
 }
 
+TEST(Plan, ATableMustFitWhereItIsPut) {
+    // The paper's layer 16x as wide (orders 2..3 x 8 heads x 1,280 values: 2,560-B rows) is
+    // 3.2 TB: more than the h800-pcie5 host's 2 TiB of DRAM, less than its 8 x 3.84 TB drives.
+    auto plan = [](const nlohmann::json& sim, const nlohmann::json& placement,
+                   const nlohmann::json& hardware = "h800-pcie5") {
+        return make_plan(resolve_run_config(
+            {{"backbone", "dense-4b"},
+             {"engram", {{"base", "paper-offload-100b"}, {"n_embed_per_ngram", 10240}}},
+             {"hardware", hardware},
+             {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 2}}},
+             {"sim", sim},
+             {"placement", placement}},
+            "t"));
+    };
+    auto error_of = [&](const nlohmann::json& sim, const nlohmann::json& placement,
+                        const nlohmann::json& hardware = "h800-pcie5") {
+        try {
+            (void)plan(sim, placement, hardware);
+        } catch (const config::ConfigError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    const nlohmann::json nvme = {{"table", "nvme"}, {"mechanism", "nvme"}};
+    EXPECT_EQ(error_of(nlohmann::json::object(), nlohmann::json::object())
+                  .rfind("sim.table host-dram: the table is 3200.", 0),
+              0u);
+    EXPECT_NE(error_of(nlohmann::json::object(), nlohmann::json::object())
+                  .find("more than hardware.host.dram_capacity (2199.0 GB)"),
+              std::string::npos);
+    // On the drives with 1 TB of DRAM cache it runs; with all of it cached in DRAM it does not.
+    EXPECT_EQ(plan(nvme, {{"dram_capacity", "1TB"}}).dram_cache_rows * 2560, uint64_t(1e12));
+    EXPECT_EQ(error_of(nvme, nlohmann::json::object())
+                  .rfind("placement.dram_capacity: 3200.0 GB of rows cached in host DRAM", 0),
+              0u);
+    // Its eight drives hold 30.7 TB; one drive of 3 TB does not hold the table.
+    const nlohmann::json one_drive = {{"base", "h800-pcie5"},
+                                      {"nvme", {{"count", 1}, {"capacity", "3 TB"}}}};
+    EXPECT_EQ(error_of(nvme, {{"dram_capacity", "0"}}, one_drive),
+              "sim.table nvme: the table is 3200.0 GB, more than the drives hold "
+              "(hardware.nvme.count 1 x hardware.nvme.capacity 3000.0 GB)");
+}
+
 TEST(Plan, MeasuredNvmeRatesReplaceTheQueueingLaw) {
     auto plan = [](const nlohmann::json& sim, const nlohmann::json& nvme) {
         nlohmann::json cfg = {{"backbone", "dense-4b"},
