@@ -1,6 +1,8 @@
 // engramsim: the command-line front end. `engramsim --help` lists the subcommands.
+#include <chrono>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 #include "build_info/build_info.h"
 #include "cli/commands.h"
@@ -64,10 +66,15 @@ int main(int argc, char** argv) {
         // Under MPI, a bad config or usage fails on every rank alike: rank 0 alone says so.
         const bool every_rank = dynamic_cast<const engramsim::config::ConfigError*>(&e) ||
                                 dynamic_cast<const std::invalid_argument*>(&e);
-        if (mpi::size() < 2)
-            std::cerr << "engramsim: error: " << e.what() << std::endl;
-        else if (mpi::rank() == 0 || !every_rank)
-            std::cerr << "engramsim: error: rank " << mpi::rank() << ": " << e.what() << std::endl;
+        // One write, so an abort from another rank cannot cut the line.
+        const std::string line =
+            mpi::size() < 2 ? std::string("engramsim: error: ") + e.what() + "\n"
+                            : "engramsim: error: rank " + std::to_string(mpi::rank()) + ": " +
+                                  e.what() + "\n";
+        if (mpi::size() < 2 || mpi::rank() == 0 || !every_rank) std::cerr << line << std::flush;
+        // A silent rank leaves rank 0 time to say it before the abort tears the job down.
+        if (mpi::size() > 1 && mpi::rank() != 0 && every_rank)
+            std::this_thread::sleep_for(std::chrono::seconds(5));
         mpi::abort_world(1);  // the other ranks may be waiting for this one
         return 1;
     }
