@@ -28,6 +28,11 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                  const std::vector<sg4::Host*>& mems, uint64_t& activities) {
     const size_t n = plan.steps.size();
     std::vector<std::vector<sg4::ActorPtr>> inflight;  // [fetch][gpu]
+    // sim.host_queue fifo: one queue per GPU for its fetches' host work (SimGrid's mutex wakes
+    // its waiters in the order they came).
+    std::vector<sg4::MutexPtr> host_queue;
+    if (plan.fifo_host_queue)
+        for (size_t g = 0; g < gpus.size(); ++g) host_queue.push_back(sg4::Mutex::create());
     for (size_t i = 0; i < n; ++i) {
         const PlannedStep& st = plan.steps[i];
         res.step_start_s[i] = sg4::Engine::get_clock();
@@ -46,10 +51,11 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                     const FetchWork w = st.fetch[size_t(in.fetch)].work;
                     // One actor per GPU, each moving its share to its GPU; the fetch is
                     // ready when the last one is.
-                    for (sg4::Host* dst : gpus)
+                    for (size_t g = 0; g < gpus.size(); ++g)
                     inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
                         "fetch", host,
-                        [w, rec, gpu = dst, host, &drives, &drive_latency, &mems, &activities] {
+                        [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems, &activities,
+                         queue = host_queue.empty() ? nullptr : host_queue[g]] {
                             if (w.d2h_wire_bytes > 0) {
                                 sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                 ++activities;
@@ -75,7 +81,9 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                 for (auto& a : ios) a->join();
                                 activities += drives.size() + 2 * ios.size();
                             }
+                            if (queue) queue->lock();
                             sg4::this_actor::execute(w.host_s);
+                            if (queue) queue->unlock();
                             sg4::this_actor::sleep_for(w.fixed_s);
                             activities += 2;
                             if (w.h2d_wire_bytes > 0) {
