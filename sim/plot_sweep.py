@@ -71,7 +71,12 @@ def main(path, out_dir):
                 line = ", ".join(f"{'+'.join(short(k) for k in keys_of(a))}={label(a, c)}"
                                  for a, c in zip(line_axes, combo))
                 ax.plot(xs, [float("nan") if y is None else y for y in ys], "o-", label=line or None)
-            ax.set_xticks(xs, [label(x_axis, v) for v in x_axis["values"]])
+            ticks = [label(x_axis, v) for v in x_axis["values"]]
+            if max(len(t) for t in ticks) > 10:  # long (zipped) values: slanted, wrapped
+                ax.set_xticks(xs, [textwrap.fill(t, 24) for t in ticks], rotation=30, ha="right",
+                              fontsize=7)
+            else:
+                ax.set_xticks(xs, ticks)
             ax.set_xlabel(name(x_axis))
             ax.set_ylabel(ylabel)
             if row_axis:
