@@ -118,7 +118,7 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
         const size_t points = sim::expand_sweep(spec).size();  // may throw: before printing
         std::cerr << "engramsim sweep " << spec.name << ": " << points << " points into " << dir
                   << "/"
-                  << (ranks > 1   ? ", on " + std::to_string(ranks - 1) + " MPI worker ranks"
+                  << (ranks > 1      ? ", on " + std::to_string(ranks - 1) + " MPI worker ranks"
                       : opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time"
                                      : "")
                   << std::endl;

@@ -193,7 +193,9 @@ void print(const sim::NvmeValidation& v) {
         for (const auto& run : v.runs)
             if (run.queue_depth == d) {
                 const auto s = sim::summarize(run, "all");
-                if (s.read_s > 0) in_run = ", in the run " + fixed(double(s.unique_rows) / s.read_s / 1e3, 1) + "k";
+                if (s.read_s > 0)
+                    in_run =
+                        ", in the run " + fixed(double(s.unique_rows) / s.read_s / 1e3, 1) + "k";
             }
         std::cout << "  IOPS at depth " << d << (d < 10 ? "        " : "       ")
                   << fixed(r / 1e3, 1) << "k measured" << in_run << "; modeled: knee "
@@ -250,16 +252,20 @@ void run_nvme(const NvmeOptions& opt) {
     const sim::NvmeValidation v = sim::validate_nvme_fetch(cfg, o);
     const nlohmann::json j = v.to_json(producer());
     write_report(opt.out_dir, j, v);
-    plot_report(opt.plot_dir, j, v,
-                {"queue_depth", "prefill", "unique_rows", "measured_read_s", "predicted_read_s",
-                 "predicted_read_linear_s", "predicted_read_measured_s"},
-                [](const sim::NvmeValidationRun& run, const sim::NvmeFetchSample& f) {
-                    return nlohmann::json{run.queue_depth,          f.prefill ? 1 : 0,
-                                          f.unique_rows,            f.read_s,
-                                          f.predicted_read_s,       f.predicted_read_linear_s,
-                                          f.predicted_read_measured_s};
-                },
-                "nvme_fetch_validation.json", "sim/plot_nvme_validation.py");
+    plot_report(
+        opt.plot_dir, j, v,
+        {"queue_depth", "prefill", "unique_rows", "measured_read_s", "predicted_read_s",
+         "predicted_read_linear_s", "predicted_read_measured_s"},
+        [](const sim::NvmeValidationRun& run, const sim::NvmeFetchSample& f) {
+            return nlohmann::json{run.queue_depth,
+                                  f.prefill ? 1 : 0,
+                                  f.unique_rows,
+                                  f.read_s,
+                                  f.predicted_read_s,
+                                  f.predicted_read_linear_s,
+                                  f.predicted_read_measured_s};
+        },
+        "nvme_fetch_validation.json", "sim/plot_nvme_validation.py");
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else

@@ -68,9 +68,9 @@ int main(int argc, char** argv) {
                                 dynamic_cast<const std::invalid_argument*>(&e);
         // One write, so an abort from another rank cannot cut the line.
         const std::string line =
-            mpi::size() < 2 ? std::string("engramsim: error: ") + e.what() + "\n"
-                            : "engramsim: error: rank " + std::to_string(mpi::rank()) + ": " +
-                                  e.what() + "\n";
+            mpi::size() < 2
+                ? std::string("engramsim: error: ") + e.what() + "\n"
+                : "engramsim: error: rank " + std::to_string(mpi::rank()) + ": " + e.what() + "\n";
         if (mpi::size() < 2 || mpi::rank() == 0 || !every_rank) std::cerr << line << std::flush;
         // A silent rank leaves rank 0 time to say it before the abort tears the job down.
         if (mpi::size() > 1 && mpi::rank() != 0 && every_rank)

@@ -211,7 +211,8 @@ Key length_section(std::string name, std::string help) {
 }
 
 Key workload_section() {
-    return section("workload", "The requests served: prompts and generated tokens.",
+    return section(
+        "workload", "The requests served: prompts and generated tokens.",
         with_common({
             choice("kind", {"nano-vllm", "corpus", "synthetic"}, "nano-vllm",
                    "nano-vllm: nano-vLLM bench.py's random prompts (the paper's Table 4); "
@@ -222,8 +223,12 @@ Key workload_section() {
             length_section("prompt_len", "Prompt length distribution."),
             length_section("output_len", "Generated tokens per request (max_tokens)."),
             text("tokens", "bundled:handbook-en-US",
-                 "corpus: token file (*.u32.bin, *.u16.bin, *.json, *.jsonl: one document per line) or bundled:NAME."),
-            integer("bos_id", 0, "corpus: id that starts each document (not used by *.jsonl: a line is a document).", 0),
+                 "corpus: token file (*.u32.bin, *.u16.bin, *.json, *.jsonl: one document per "
+                 "line) or bundled:NAME."),
+            integer(
+                "bos_id", 0,
+                "corpus: id that starts each document (not used by *.jsonl: a line is a document).",
+                0),
             integer("max_token_id", 10000, "nano-vllm: prompt ids are uniform in [0, this].", 0),
             text("synthetic_model", "",
                  "synthetic: fitted model JSON from `engramsim trace fit -o FILE`."),
@@ -234,8 +239,10 @@ Key sim_section() {
     auto fraction = [](std::string name, double def, std::string help) {
         return quantity_key(std::move(name), Dim::Count, def, std::move(help) + " (0..1]");
     };
-    return section("sim", "The timing simulator: serving engine, fetch mechanism, prefetch "
-                          "schedule, cost-model efficiencies (docs/timing.md).",
+    return section(
+        "sim",
+        "The timing simulator: serving engine, fetch mechanism, prefetch "
+        "schedule, cost-model efficiencies (docs/timing.md).",
         with_common({
             choice("table", {"host-dram", "hbm", "nvme", "remote-dram"}, "host-dram",
                    "Where the Engram table lives: host DRAM (fetched over the host link), HBM "
@@ -253,19 +260,21 @@ Key sim_section() {
                    "then one RDMA write to the GPU (table remote-dram)."),
             integer("memory_nodes", 1,
                     "sim.table remote-dram: memory servers the table is sharded over evenly, "
-                    "each with the hardware preset host's DRAM and gather model.", 1, 4096),
+                    "each with the hardware preset host's DRAM and gather model.",
+                    1, 4096),
             text("schedule", "layer-ahead:0",
                  "Prefetch schedule: none, layer-ahead:K (issue at layer K of the step), oracle."),
             choice("hashing", {"host", "gpu"}, "host",
                    "Where row ids are hashed: host CPU (in the fetch chain) or a GPU kernel at "
                    "the step start (ids then cross to the host for cpu-gather)."),
             integer("gather_threads", 16, "Host threads gathering rows (cpu-gather).", 1, 4096),
-            choice("host_queue", {"shared", "fifo"}, "shared",
-                   "How one GPU's concurrent fetches (several Engram layers prefetched at once) use "
-                   "its host threads: shared, each runs on all of them at an equal share of their "
-                   "speed (one pool per fetch, oversubscribed); fifo, one fetch at a time in the "
-                   "order they became ready (one job queue), so the first layer's rows are ready "
-                   "first."),
+            choice(
+                "host_queue", {"shared", "fifo"}, "shared",
+                "How one GPU's concurrent fetches (several Engram layers prefetched at once) use "
+                "its host threads: shared, each runs on all of them at an equal share of their "
+                "speed (one pool per fetch, oversubscribed); fifo, one fetch at a time in the "
+                "order they became ready (one job queue), so the first layer's rows are ready "
+                "first."),
             quantity_key("row_access_latency", Dim::Time, "250 ns",
                          "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
             quantity_key("outstanding_per_thread", Dim::Count, 2,
@@ -298,12 +307,13 @@ Key sim_section() {
             quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
                          "One row read from NVMe: one I/O of this size (rows are not co-located)."),
             integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
-            choice("nvme_queueing", {"knee", "linear", "measured"}, "knee",
-                   "A drive's read rate at nvme_queue_depth Q: knee, min(IOPS, Q / latency) (the "
-                   "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
-                   "for the others at the drive's rate (the pessimistic bound; closer to what "
-                   "`engramsim validate nvme-fetch` measured on this project's virtual disk); "
-                   "measured, hardware.nvme.iops_at_depth with Q / rate interpolated linearly in Q."),
+            choice(
+                "nvme_queueing", {"knee", "linear", "measured"}, "knee",
+                "A drive's read rate at nvme_queue_depth Q: knee, min(IOPS, Q / latency) (the "
+                "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
+                "for the others at the drive's rate (the pessimistic bound; closer to what "
+                "`engramsim validate nvme-fetch` measured on this project's virtual disk); "
+                "measured, hardware.nvme.iops_at_depth with Q / rate interpolated linearly in Q."),
             fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
             fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
             fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),
@@ -320,16 +330,20 @@ Key sim_section() {
             integer("max_num_batched_tokens", 16384, "Engine: prefill tokens per step.", 1),
             integer("kv_block_size", 256, "Engine: tokens per KV-cache block.", 1),
             fraction("gpu_memory_utilization", 0.9, "Engine: share of HBM it may use"),
-            integer("num_kv_blocks", -1, "KV blocks; -1: (HBM x utilization - weights - "
-                                         "activation peak) / block bytes, as nano-vLLM.", -1),
+            integer("num_kv_blocks", -1,
+                    "KV blocks; -1: (HBM x utilization - weights - "
+                    "activation peak) / block bytes, as nano-vLLM.",
+                    -1),
             integer("tensor_parallel", 1,
                     "GPUs serving one model replica by tensor parallelism (Megatron-style, as "
-                    "nano-vLLM); at most hardware.gpu.count.", 1, 64),
+                    "nano-vLLM); at most hardware.gpu.count.",
+                    1, 64),
             integer("data_parallel", 1,
                     "Engine replicas on one node, each on its own GPU (data parallelism): request "
                     "r goes to replica r mod data_parallel; the replicas share the host (its "
                     "cores, DRAM table), the PCIe switches and the drives. At most "
-                    "hardware.gpu.count; > 1 needs tensor_parallel 1.", 1, 64),
+                    "hardware.gpu.count; > 1 needs tensor_parallel 1.",
+                    1, 64),
             choice("collective_comms", {"ring-steps", "coalesced"}, "coalesced",
                    "ring-steps: each ring step of a collective is its own comms (a barrier per "
                    "step); coalesced: one comm per GPU per collective after a sleep of the other "

@@ -91,14 +91,17 @@ json NvmeCalibration::to_json() const {
             {"iops_at_validated_depths", rates(iops_at_depth)},
             {"iops_curve", rates(curve)},
             {"methods",
-             {{"read_latency_s", "direct reads of random blocks one at a time, mean (1 / the rate at depth 1)"},
+             {{"read_latency_s",
+               "direct reads of random blocks one at a time, mean (1 / the rate at depth 1)"},
               {"random_read_iops",
                "direct reads of random blocks, saturation_depth threads each with one in flight"},
               {"read_bytes_per_s", "sequential 1 MiB direct reads, 8 in flight"},
-              {"iops_at_validated_depths", "as random_read_iops at each validated depth "
-                                           "(reference: not used by the model)"},
-              {"iops_curve", "depth 1: 1 / read_latency_s; others as random_read_iops at that "
-                             "depth (sim.nvme_queueing measured)"},
+              {"iops_at_validated_depths",
+               "as random_read_iops at each validated depth "
+               "(reference: not used by the model)"},
+              {"iops_curve",
+               "depth 1: 1 / read_latency_s; others as random_read_iops at that "
+               "depth (sim.nvme_queueing measured)"},
               {"dedup_rate_per_thread", "one thread, 64Ki-key batches, about 12% repeats"}}}};
 }
 
@@ -226,7 +229,7 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
                                           0x10b5 + uint64_t(q));
     };
     for (int q : curve_depths)
-        cal.curve.push_back({q, q == 1                        ? 1 / cal.read_latency_s
+        cal.curve.push_back({q, q == 1                      ? 1 / cal.read_latency_s
                                 : q == opt.saturation_depth ? cal.random_read_iops
                                                             : iops_at(q)});
     for (int q : opt.queue_depths) cal.iops_at_depth.push_back({q, iops_at(q)});
@@ -297,8 +300,8 @@ json NvmeValidation::to_json(const std::string& producer) const {
         j["model_iops"] = nvme_read_rate(calibration.params(run.queue_depth));
         j["model_iops_linear"] =
             nvme_read_rate(calibration.params(run.queue_depth, FetchParams::NvmeQueueing::Linear));
-        j["model_iops_measured"] =
-            nvme_read_rate(calibration.params(run.queue_depth, FetchParams::NvmeQueueing::Measured));
+        j["model_iops_measured"] = nvme_read_rate(
+            calibration.params(run.queue_depth, FetchParams::NvmeQueueing::Measured));
         j["on_curve"] = calibration.on_curve(run.queue_depth);
         // The rate the run's reads achieved: next to iops_at_validated_depths (the same depth
         // measured minutes before) it is the drive's repeatability, the floor under every law.
@@ -315,19 +318,20 @@ json NvmeValidation::to_json(const std::string& producer) const {
                                      {"bandwidth", "B/s"},
                                      {"error", "percent, (predicted - measured) / measured"}});
     j.update(json{{"repeats", repeats},
-            {"step_stride", step_stride},
-            {"calibration", calibration.to_json()},
-            {"hardware_nvme", calibration.hardware_nvme()},
-            {"model",
-             "host work = sim::dedup_seconds (lookups / dedup rate) + the drive's read: "
-             "max(unique_rows x io_bytes / read bandwidth, unique_rows / rate), the nvme "
-             "mechanism's plan with one drive; rate (sim::nvme_read_rate) knee: "
-             "min(random_read_iops, Q / read_latency), linear: Q / (read_latency + (Q - 1) / "
-             "random_read_iops), measured: calibration.iops_curve with Q / rate linear in Q between its depths (a run "
-             "with on_curve true was calibrated at its own depth)"},
-            {"not_validated", "the DMA copy to the GPU, several drives, hashing"},
-            {"runs", runs_j},
-            {"resolved_config", config}});
+                  {"step_stride", step_stride},
+                  {"calibration", calibration.to_json()},
+                  {"hardware_nvme", calibration.hardware_nvme()},
+                  {"model",
+                   "host work = sim::dedup_seconds (lookups / dedup rate) + the drive's read: "
+                   "max(unique_rows x io_bytes / read bandwidth, unique_rows / rate), the nvme "
+                   "mechanism's plan with one drive; rate (sim::nvme_read_rate) knee: "
+                   "min(random_read_iops, Q / read_latency), linear: Q / (read_latency + (Q - 1) / "
+                   "random_read_iops), measured: calibration.iops_curve with Q / rate linear in Q "
+                   "between its depths (a run "
+                   "with on_curve true was calibrated at its own depth)"},
+                  {"not_validated", "the DMA copy to the GPU, several drives, hashing"},
+                  {"runs", runs_j},
+                  {"resolved_config", config}});
     return j;
 }
 

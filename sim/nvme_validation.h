@@ -12,9 +12,9 @@
 //                                   below the saturation depth that are not validated).
 // What it tests: the model's I/O time, I/Os / rate, with the rate of each queueing law
 // (sim.nvme_queueing: knee, min(IOPS, Q / latency); linear, Q / (latency + (Q - 1) / IOPS);
-// measured, the curve with Q / rate linear in Q between its depths), at queue depths it was not calibrated at, and on
-// the run's fetch sizes (tens to hundreds of thousands of reads). What it cannot here: the DMA
-// copy to the GPU, and several drives.
+// measured, the curve with Q / rate linear in Q between its depths), at queue depths it was not
+// calibrated at, and on the run's fetch sizes (tens to hundreds of thousands of reads). What it
+// cannot here: the DMA copy to the GPU, and several drives.
 #pragma once
 
 #include <nlohmann/json.hpp>

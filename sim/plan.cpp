@@ -297,8 +297,8 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
                               "hardware.host.dram_capacity (%.1f GB); put it on NVMe (sim.table "
                               "nvme, sim.mechanism nvme, placement.dram_capacity a cache) or in "
                               "remote memory (sim.table remote-dram)",
-                              plan.table.c_str(), table_b / 1e9, (unsigned long long)plan.table_rows, row_b,
-                              dram / 1e9);
+                              plan.table.c_str(), table_b / 1e9,
+                              (unsigned long long)plan.table_rows, row_b, dram / 1e9);
                 throw config::ConfigError(msg);
             }
             if (held > dram) {
@@ -309,7 +309,8 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
                 throw config::ConfigError(msg);
             }
             if (plan.table == "nvme") {
-                const double drives = hw.contains("nvme") ? double(hw["nvme"]["count"].get<int>()) : 0;
+                const double drives =
+                    hw.contains("nvme") ? double(hw["nvme"]["count"].get<int>()) : 0;
                 const double each =
                     drives > 0 ? config::quantity(hw["nvme"], "capacity", Dim::Bytes) : 0;
                 if (table_b > drives * each) {

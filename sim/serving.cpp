@@ -52,65 +52,65 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                     // One actor per GPU, each moving its share to its GPU; the fetch is
                     // ready when the last one is.
                     for (size_t g = 0; g < gpus.size(); ++g)
-                    inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
-                        "fetch", host,
-                        [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems, &activities,
-                         queue = host_queue.empty() ? nullptr : host_queue[g]] {
-                            if (w.d2h_wire_bytes > 0) {
-                                sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
-                                ++activities;
-                            }
-                            if (w.nvme_bytes_per_drive > 0) {  // all drives at once
-                                // Each drive: its bytes over its link and, on the drive (one
-                                // core: overlapping reads take turns), its I/Os after the route
-                                // latency; the read is done when both are.
-                                std::vector<sg4::CommPtr> reads;
-                                std::vector<sg4::ActorPtr> ios;
-                                for (size_t k = 0; k < drives.size(); ++k) {
-                                    reads.push_back(sg4::Comm::sendto_async(
-                                        drives[k], host, uint64_t(w.nvme_bytes_per_drive)));
-                                    if (w.nvme_io_s > 0)
-                                        ios.push_back(sg4::Actor::create(
-                                            "io", drives[k],
-                                            [lat = drive_latency[k], io = w.nvme_io_s] {
-                                                sg4::this_actor::sleep_for(lat);
-                                                sg4::this_actor::execute(io);
-                                            }));
+                        inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
+                            "fetch", host,
+                            [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems,
+                             &activities, queue = host_queue.empty() ? nullptr : host_queue[g]] {
+                                if (w.d2h_wire_bytes > 0) {
+                                    sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
+                                    ++activities;
                                 }
-                                sg4::Comm::wait_all(reads);
-                                for (auto& a : ios) a->join();
-                                activities += drives.size() + 2 * ios.size();
-                            }
-                            if (queue) queue->lock();
-                            sg4::this_actor::execute(w.host_s);
-                            if (queue) queue->unlock();
-                            sg4::this_actor::sleep_for(w.fixed_s);
-                            activities += 2;
-                            if (w.h2d_wire_bytes > 0) {
-                                sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
-                                ++activities;
-                            }
-                            if (w.net_bytes_per_node > 0) {  // remote-gather
-                                // Every memory node at once: receive its ids, gather on
-                                // its own CPU, RDMA-write its rows into the GPU.
-                                sg4::Host* ids_from = w.remote_ids_from_gpu ? gpu : host;
-                                std::vector<sg4::ActorPtr> nodes;
-                                for (sg4::Host* m : mems)
-                                    nodes.push_back(sg4::Actor::create(
-                                        "remote", m, [w, m, gpu, ids_from] {
-                                            if (w.remote_ids_bytes_per_node > 0)
-                                                sg4::Comm::sendto(
-                                                    ids_from, m,
-                                                    uint64_t(w.remote_ids_bytes_per_node));
-                                            sg4::this_actor::execute(w.remote_gather_s);
-                                            sg4::Comm::sendto(
-                                                m, gpu, uint64_t(w.net_bytes_per_node));
-                                        }));
-                                for (auto& a : nodes) a->join();
-                                activities += 3 * mems.size();
-                            }
-                            rec->ready_s = std::max(rec->ready_s, sg4::Engine::get_clock());
-                        }));
+                                if (w.nvme_bytes_per_drive > 0) {  // all drives at once
+                                    // Each drive: its bytes over its link and, on the drive (one
+                                    // core: overlapping reads take turns), its I/Os after the route
+                                    // latency; the read is done when both are.
+                                    std::vector<sg4::CommPtr> reads;
+                                    std::vector<sg4::ActorPtr> ios;
+                                    for (size_t k = 0; k < drives.size(); ++k) {
+                                        reads.push_back(sg4::Comm::sendto_async(
+                                            drives[k], host, uint64_t(w.nvme_bytes_per_drive)));
+                                        if (w.nvme_io_s > 0)
+                                            ios.push_back(sg4::Actor::create(
+                                                "io", drives[k],
+                                                [lat = drive_latency[k], io = w.nvme_io_s] {
+                                                    sg4::this_actor::sleep_for(lat);
+                                                    sg4::this_actor::execute(io);
+                                                }));
+                                    }
+                                    sg4::Comm::wait_all(reads);
+                                    for (auto& a : ios) a->join();
+                                    activities += drives.size() + 2 * ios.size();
+                                }
+                                if (queue) queue->lock();
+                                sg4::this_actor::execute(w.host_s);
+                                if (queue) queue->unlock();
+                                sg4::this_actor::sleep_for(w.fixed_s);
+                                activities += 2;
+                                if (w.h2d_wire_bytes > 0) {
+                                    sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
+                                    ++activities;
+                                }
+                                if (w.net_bytes_per_node > 0) {  // remote-gather
+                                    // Every memory node at once: receive its ids, gather on
+                                    // its own CPU, RDMA-write its rows into the GPU.
+                                    sg4::Host* ids_from = w.remote_ids_from_gpu ? gpu : host;
+                                    std::vector<sg4::ActorPtr> nodes;
+                                    for (sg4::Host* m : mems)
+                                        nodes.push_back(
+                                            sg4::Actor::create("remote", m, [w, m, gpu, ids_from] {
+                                                if (w.remote_ids_bytes_per_node > 0)
+                                                    sg4::Comm::sendto(
+                                                        ids_from, m,
+                                                        uint64_t(w.remote_ids_bytes_per_node));
+                                                sg4::this_actor::execute(w.remote_gather_s);
+                                                sg4::Comm::sendto(m, gpu,
+                                                                  uint64_t(w.net_bytes_per_node));
+                                            }));
+                                    for (auto& a : nodes) a->join();
+                                    activities += 3 * mems.size();
+                                }
+                                rec->ready_s = std::max(rec->ready_s, sg4::Engine::get_clock());
+                            }));
                     break;
                 }
                 case Instr::Kind::Wait:

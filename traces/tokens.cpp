@@ -41,7 +41,8 @@ bool ends_with(std::string_view s, std::string_view suffix) { return s.ends_with
 // One id of a JSON document; `where` names it in the error ("element 5", "line 3, element 5").
 uint32_t token_id(const nlohmann::json& v, const std::string& spec, const std::string& where) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > UINT32_MAX)
-        throw TokenError(spec + ": " + where + " is not a token id (a non-negative 32-bit integer)");
+        throw TokenError(spec + ": " + where +
+                         " is not a token id (a non-negative 32-bit integer)");
     return v.get<uint32_t>();
 }
 
@@ -59,14 +60,16 @@ TokenDocuments read_jsonl(const std::string& spec) {
         } catch (const nlohmann::json::parse_error& e) {
             throw TokenError(spec + ": " + at + ": not valid JSON (truncated?): " + e.what());
         }
-        if (!doc.is_array()) throw TokenError(spec + ": " + at + ": expected a JSON array of token ids");
+        if (!doc.is_array())
+            throw TokenError(spec + ": " + at + ": expected a JSON array of token ids");
         if (doc.empty()) continue;
         d.starts.push_back(d.ids.size());
         for (size_t i = 0; i < doc.size(); ++i)
             d.ids.push_back(token_id(doc[i], spec, at + ", element " + std::to_string(i)));
     }
     if (in.bad()) throw TokenError(spec + ": read error");
-    if (d.ids.empty()) throw TokenError(spec + ": no token ids (every line blank or an empty array)");
+    if (d.ids.empty())
+        throw TokenError(spec + ": no token ids (every line blank or an empty array)");
     return d;
 }
 
@@ -110,8 +113,9 @@ std::vector<uint32_t> read_tokens(const std::string& spec) {
     if (ends_with(spec, ".u16.bin")) return decode_le<uint16_t>(read_file_bytes(spec), spec);
     if (ends_with(spec, ".u32.bin") || ends_with(spec, ".bin"))
         return decode_le<uint32_t>(read_file_bytes(spec), spec);
-    throw TokenError(spec + ": unknown token file type; expected *.u32.bin, *.u16.bin, *.json, "
-                            "*.jsonl or bundled:NAME");
+    throw TokenError(spec +
+                     ": unknown token file type; expected *.u32.bin, *.u16.bin, *.json, "
+                     "*.jsonl or bundled:NAME");
 }
 
 TokenDocuments read_token_documents(const std::string& spec, uint32_t bos_id) {

@@ -79,11 +79,13 @@ TEST(Workload, JsonLinesDocumentsAreTheWindowStarts) {
     // Three documents, one per line; requests start at each line's first id in turn (wrapping).
     const std::string path = ::testing::TempDir() + "docs.jsonl";
     std::ofstream(path) << "[10, 11, 12, 13, 14, 15]\n[20, 21, 22, 23, 24, 25]\n[30, 31, 32, 33]\n";
-    json spec = config::resolve(
-        {{"workload", {{"kind", "corpus"}, {"tokens", path}, {"num_requests", 4},
-                       {"prompt_len", {{"dist", "fixed"}, {"value", 2}}},
-                       {"output_len", {{"dist", "fixed"}, {"value", 3}}}}}},
-        "t")["workload"];
+    json spec = config::resolve({{"workload",
+                                  {{"kind", "corpus"},
+                                   {"tokens", path},
+                                   {"num_requests", 4},
+                                   {"prompt_len", {{"dist", "fixed"}, {"value", 2}}},
+                                   {"output_len", {{"dist", "fixed"}, {"value", 3}}}}}},
+                                "t")["workload"];
     const Workload w = make_workload(spec);
     ASSERT_EQ(w.requests.size(), 4u);
     EXPECT_EQ(w.requests[0].prompt, (std::vector<uint32_t>{10, 11}));

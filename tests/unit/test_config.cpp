@@ -127,7 +127,8 @@ TEST(Config, SectionStartsFromAPreset) {
     EXPECT_NE(error_of({{"engram", {{"base", "h200"}}}}).find("no engram preset named 'h200'"),
               std::string::npos);
     // The shorthand's error names the key the user wrote.
-    EXPECT_EQ(error_of({{"engram", "demo-v2"}}).rfind("test.json: engram: no engram preset", 0), 0u);
+    EXPECT_EQ(error_of({{"engram", "demo-v2"}}).rfind("test.json: engram: no engram preset", 0),
+              0u);
 }
 
 TEST(Config, EveryPresetResolves) {

@@ -314,8 +314,15 @@ TEST(PlacementReplay, BracketedCurveIsExactWhenManySizesShareATableCell) {
     const DenseTrace tr = densify_ids(ids);
     ASSERT_GT(tr.universe(), 1u << 17);
     const StackDistances sd = lru_stack_distances(tr.requests, tr.universe());
-    std::vector<uint64_t> caps = {0, 1, 2, 3, 4, tr.universe() - 1, tr.universe(),
-                                  uint64_t(tr.universe()) + 5, uint64_t(1) << 40};
+    std::vector<uint64_t> caps = {0,
+                                  1,
+                                  2,
+                                  3,
+                                  4,
+                                  tr.universe() - 1,
+                                  tr.universe(),
+                                  uint64_t(tr.universe()) + 5,
+                                  uint64_t(1) << 40};
     for (uint64_t c = 1990; c <= 2010; ++c) caps.push_back(c);
     for (uint64_t c = 65530; c <= 65542; ++c) caps.push_back(c);  // around a cell edge
     for (int k = 0; k < 200; ++k) caps.push_back(rng() % (tr.universe() + 1));

@@ -93,14 +93,17 @@ TEST(Tokens, JsonLinesAreDocuments) {
 }
 
 TEST(Tokens, JsonLinesErrorsNameTheLine) {
-    EXPECT_NE(error_of([] { read_tokens(write_file("e.jsonl", "[1, 2]\n[3, 4")); })
-                  .find("e.jsonl: line 2: not valid JSON (truncated?)"),
+    EXPECT_NE(error_of([] {
+                  read_tokens(write_file("e.jsonl", "[1, 2]\n[3, 4"));
+              }).find("e.jsonl: line 2: not valid JSON (truncated?)"),
               std::string::npos);
-    EXPECT_NE(error_of([] { read_tokens(write_file("f.jsonl", "[1]\n{\"ids\": [2]}")); })
-                  .find("line 2: expected a JSON array"),
+    EXPECT_NE(error_of([] {
+                  read_tokens(write_file("f.jsonl", "[1]\n{\"ids\": [2]}"));
+              }).find("line 2: expected a JSON array"),
               std::string::npos);
-    EXPECT_NE(error_of([] { read_tokens(write_file("g.jsonl", "\n[1, 2.5]")); })
-                  .find("line 2, element 1 is not a token id"),
+    EXPECT_NE(error_of([] {
+                  read_tokens(write_file("g.jsonl", "\n[1, 2.5]"));
+              }).find("line 2, element 1 is not a token id"),
               std::string::npos);
     EXPECT_NE(error_of([] { read_tokens(write_file("h.jsonl", "\n[]\n")); }).find("no token ids"),
               std::string::npos);
