@@ -268,13 +268,12 @@ Key sim_section() {
                    "Where row ids are hashed: host CPU (in the fetch chain) or a GPU kernel at "
                    "the step start (ids then cross to the host for cpu-gather)."),
             integer("gather_threads", 16, "Host threads gathering rows (cpu-gather).", 1, 4096),
-            choice(
-                "host_queue", {"shared", "fifo"}, "shared",
-                "How one GPU's concurrent fetches (several Engram layers prefetched at once) use "
-                "its host threads: shared, each runs on all of them at an equal share of their "
-                "speed (one pool per fetch, oversubscribed); fifo, one fetch at a time in the "
-                "order they became ready (one job queue), so the first layer's rows are ready "
-                "first."),
+            choice("fetch_queue", {"shared", "fifo"}, "shared",
+                   "How one GPU's concurrent fetches (several Engram layers prefetched at once) "
+                   "use its host threads and its copy stream: shared, all at once, each at an "
+                   "equal share (host threads) or share of the link (copies and UVA reads); fifo, "
+                   "one fetch at a time on each, in the order they reach it (one job queue, one "
+                   "CUDA stream), so the first layer's rows are ready first."),
             quantity_key("row_access_latency", Dim::Time, "250 ns",
                          "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
             quantity_key("outstanding_per_thread", Dim::Count, 2,

@@ -184,7 +184,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     }
     plan.tensor_parallel = simc.value("tensor_parallel", 1);
     plan.coalesce_collectives = simc.value("collective_comms", "coalesced") == "coalesced";
-    plan.fifo_host_queue = simc.value("host_queue", "shared") == "fifo";
+    plan.fifo_fetch_queue = simc.value("fetch_queue", "shared") == "fifo";
     const int tp = plan.tensor_parallel;
     if (remote && tp > 1)
         throw config::ConfigError("sim.tensor_parallel: " + std::to_string(tp) +

@@ -100,9 +100,10 @@ struct Plan {
     std::vector<int> h2d_route, d2h_route;  // host -> gpu0 and back (via a PCIe switch: 2 hops)
     int tensor_parallel = 1;  // sim.tensor_parallel
     bool coalesce_collectives = false;  // sim.collective_comms = coalesced (sim/collectives.h)
-    // sim.host_queue = fifo: a GPU's fetches run their host work one at a time, in the order they
-    // reach it; shared (false): concurrent ones split the host threads equally.
-    bool fifo_host_queue = false;
+    // sim.fetch_queue = fifo: a GPU's fetches run their host work one at a time, and then their
+    // copy to the GPU (or UVA reads) one at a time, each in the order they reach it; shared
+    // (false): concurrent ones split the host threads and the link equally.
+    bool fifo_fetch_queue = false;
     std::vector<int> gpus;    // node indices gpu0..gpu{TP-1}
     std::vector<int> nvme;   // drive node indices (table = nvme reads from each)
     std::vector<int> memory_nodes;  // remote memory servers (table = remote-dram), mem0 first

@@ -28,11 +28,15 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                  const std::vector<sg4::Host*>& mems, uint64_t& activities) {
     const size_t n = plan.steps.size();
     std::vector<std::vector<sg4::ActorPtr>> inflight;  // [fetch][gpu]
-    // sim.host_queue fifo: one queue per GPU for its fetches' host work (SimGrid's mutex wakes
-    // its waiters in the order they came).
-    std::vector<sg4::MutexPtr> host_queue;
-    if (plan.fifo_host_queue)
-        for (size_t g = 0; g < gpus.size(); ++g) host_queue.push_back(sg4::Mutex::create());
+    // sim.fetch_queue fifo: per GPU, one queue for its fetches' host work and one for their
+    // copies to it (a CUDA stream); SimGrid's mutex wakes its waiters in the order they came.
+    struct Queues {
+        sg4::MutexPtr host, stream;
+    };
+    std::vector<Queues> queues;
+    if (plan.fifo_fetch_queue)
+        for (size_t g = 0; g < gpus.size(); ++g)
+            queues.push_back({sg4::Mutex::create(), sg4::Mutex::create()});
     for (size_t i = 0; i < n; ++i) {
         const PlannedStep& st = plan.steps[i];
         res.step_start_s[i] = sg4::Engine::get_clock();
@@ -55,7 +59,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                         inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
                             "fetch", host,
                             [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems,
-                             &activities, queue = host_queue.empty() ? nullptr : host_queue[g]] {
+                             &activities, q = queues.empty() ? Queues{} : queues[g]] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
@@ -81,15 +85,17 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     for (auto& a : ios) a->join();
                                     activities += drives.size() + 2 * ios.size();
                                 }
-                                if (queue) queue->lock();
+                                if (q.host) q.host->lock();
                                 sg4::this_actor::execute(w.host_s);
-                                if (queue) queue->unlock();
+                                if (q.host) q.host->unlock();
+                                if (q.stream) q.stream->lock();
                                 sg4::this_actor::sleep_for(w.fixed_s);
                                 activities += 2;
                                 if (w.h2d_wire_bytes > 0) {
                                     sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
                                     ++activities;
                                 }
+                                if (q.stream) q.stream->unlock();
                                 if (w.net_bytes_per_node > 0) {  // remote-gather
                                     // Every memory node at once: receive its ids, gather on
                                     // its own CPU, RDMA-write its rows into the GPU.

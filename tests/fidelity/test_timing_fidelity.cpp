@@ -126,29 +126,42 @@ TEST(TimingFidelity, TwoFetchesShareTheHostLink) {
     EXPECT_DOUBLE_EQ(analytic_step_seconds(p, p.steps[0]), kLat + 1e7 / kBw + 3 * 100e-6);
 }
 
-// Two fetches issued together, g seconds of host work each: sharing the host threads (the
-// default) both end at 2g; a FIFO queue serves the first in g and the second after it, at 2g.
-TEST(TimingFidelity, AFifoHostQueueServesFetchesInIssueOrder) {
-    const double g = 40e-6;
+// Two fetches issued together. With g seconds of host work each, sharing the host threads (the
+// default) ends both at 2g; a FIFO queue serves the first in g and the second after it, at 2g.
+// With B bytes to copy each, sharing the link ends both at latency + 2B / bw; one stream copies
+// the first (latency + B / bw), then the second.
+TEST(TimingFidelity, AFifoFetchQueueServesFetchesInIssueOrder) {
+    const double g = 40e-6, bytes = 4e6, copy = kLat + bytes / kBw;
     Plan p = synthetic_plan(2);
-    PlannedStep s = step(0, 100e-6, 0, 0);
+    PlannedStep s = step(0, 1e-3, 0, 0);
     s.engram_gpu_s = {0, 0};
     s.fetch = {fetch(0, g, 0, 0, 0), fetch(0, g, 0, 0, 1)};
     p.steps = {s};
     DesResult r = simulate_forked(p);
     EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, 2 * g);
     EXPECT_DOUBLE_EQ(r.fetch[0][1].ready_s, 2 * g);
-    p.fifo_host_queue = true;
+    p.fifo_fetch_queue = true;
     r = simulate_forked(p);
     EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, g);
     EXPECT_DOUBLE_EQ(r.fetch[0][1].ready_s, 2 * g);
+
+    p.steps[0].fetch = {fetch(0, 0, 0, bytes, 0), fetch(0, 0, 0, bytes, 1)};
+    p.fifo_fetch_queue = false;
+    r = simulate_forked(p);
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, kLat + 2 * bytes / kBw);
+    EXPECT_DOUBLE_EQ(r.fetch[0][1].ready_s, kLat + 2 * bytes / kBw);
+    p.fifo_fetch_queue = true;
+    r = simulate_forked(p);
+    EXPECT_DOUBLE_EQ(r.fetch[0][0].ready_s, copy);
+    EXPECT_DOUBLE_EQ(r.fetch[0][1].ready_s, 2 * copy);
+
     // Alone, a fetch is the same under both.
-    p.steps[0].fetch.pop_back();
+    p.steps[0].fetch = {fetch(0, g, 0, bytes, 0)};
     p.steps[0].engram_gpu_s.pop_back();
     p.engram_layers.pop_back();
-    EXPECT_DOUBLE_EQ(simulate_forked(p).fetch[0][0].ready_s, g);
-    p.fifo_host_queue = false;
-    EXPECT_DOUBLE_EQ(simulate_forked(p).fetch[0][0].ready_s, g);
+    EXPECT_DOUBLE_EQ(simulate_forked(p).fetch[0][0].ready_s, g + copy);
+    p.fifo_fetch_queue = false;
+    EXPECT_DOUBLE_EQ(simulate_forked(p).fetch[0][0].ready_s, g + copy);
 }
 
 namespace {
