@@ -101,6 +101,8 @@ std::vector<Variant> variants() {
          {{"engram.max_ngram_size", 4},
           {"engram.engram_vocab_size", json::array({52083333, 52083333, 52083333})}}},
         {"hashing", "on the GPU (ids copied to the host)", {{"sim.hashing", "gpu"}}},
+        {"hashing", "NumPy as the demo, one thread (4e7 row ids/s: numpy_hash_rate.py)",
+         {{"sim.hash_rate_per_thread", 4e7}}},
         {"fetch mechanism", "uva (GPU reads pinned host rows)", {{"sim.mechanism", "uva"}}},
         {"prefetch schedule", "none (fetch at the Engram layer)", {{"sim.schedule", "none"}}},
         {"prefetch schedule", "oracle (free fetch: lower bound)", {{"sim.schedule", "oracle"}}},
