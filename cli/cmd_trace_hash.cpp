@@ -186,7 +186,8 @@ void add_trace_command(CLI::App& app) {
     hash->add_option("--engram", opt.engram, "Engram preset name or config JSON file")
         ->capture_default_str();
     hash->add_option("--tokens", opt.tokens,
-                     "Token ids: *.u32.bin, *.u16.bin (little-endian), a JSON array (*.json), JSON "
+                     "Token ids: *.u32.bin, *.u16.bin (little-endian), *.bin (nanoGPT uint16 or an "
+                     "llm.c shard), a JSON array (*.json), JSON "
                      "Lines (*.jsonl, hashed as its lines end to end), or bundled:NAME "
                      "(handbook-en-US, handbook-zh-CN)")
         ->capture_default_str();

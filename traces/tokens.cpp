@@ -46,6 +46,45 @@ uint32_t token_id(const nlohmann::json& v, const std::string& spec, const std::s
     return v.get<uint32_t>();
 }
 
+// A bare *.bin: an llm.c shard (a header of 256 little-endian int32: magic 20240520, version 1
+// for uint16 ids or 2 for uint32, the token count) or a nanoGPT train.bin / val.bin (uint16 ids,
+// no header). 32-bit ids in a bare .bin would read as pairs of 16-bit ones, so a stream whose
+// every second 16-bit word is 0 or 1 (the high half of ids below 2^17) is refused, not misread.
+std::vector<uint32_t> read_bare_bin(const std::string& spec) {
+    const std::string bytes = read_file_bytes(spec);
+    auto i32 = [&](size_t k) {
+        return decode_le<uint32_t>(std::string_view(bytes).substr(4 * k, 4), spec)[0];
+    };
+    constexpr uint32_t kLlmcMagic = 20240520;
+    constexpr size_t kLlmcHeader = 256 * 4;
+    if (bytes.size() >= 4 && i32(0) == kLlmcMagic) {
+        if (bytes.size() < kLlmcHeader)
+            throw TokenError(spec + ": an llm.c shard's header is 1024 bytes; the file has " +
+                             std::to_string(bytes.size()) + " (truncated?)");
+        const uint32_t version = i32(1), count = i32(2);
+        if (version != 1 && version != 2)
+            throw TokenError(spec + ": llm.c shard version " + std::to_string(version) +
+                             " (known: 1, uint16 ids; 2, uint32 ids)");
+        const size_t width = version == 1 ? 2 : 4;
+        const size_t want = kLlmcHeader + size_t(count) * width;
+        if (bytes.size() != want)
+            throw TokenError(spec + ": the llm.c header says " + std::to_string(count) +
+                             " tokens (" + std::to_string(want) + " bytes with it), the file has " +
+                             std::to_string(bytes.size()) + " bytes (truncated?)");
+        const std::string_view ids = std::string_view(bytes).substr(kLlmcHeader);
+        return width == 2 ? decode_le<uint16_t>(ids, spec) : decode_le<uint32_t>(ids, spec);
+    }
+    std::vector<uint32_t> ids = decode_le<uint16_t>(bytes, spec);
+    const size_t pairs = std::min<size_t>(ids.size() / 2, 4096);
+    bool high_halves = pairs >= 16;
+    for (size_t k = 0; high_halves && k < pairs; ++k) high_halves = ids[2 * k + 1] <= 1;
+    if (high_halves)
+        throw TokenError(spec + ": every second 16-bit id is 0 or 1: these look like 32-bit ids; "
+                                "name the file *.u32.bin (a bare .bin is read as nanoGPT's uint16 "
+                                "ids or an llm.c shard)");
+    return ids;
+}
+
 TokenDocuments read_jsonl(const std::string& spec) {
     std::ifstream in(spec, std::ios::binary);
     if (!in) throw TokenError(spec + ": cannot open: " + std::strerror(errno));
@@ -111,11 +150,11 @@ std::vector<uint32_t> read_tokens(const std::string& spec) {
     }
     if (ends_with(spec, ".jsonl")) return read_jsonl(spec).ids;
     if (ends_with(spec, ".u16.bin")) return decode_le<uint16_t>(read_file_bytes(spec), spec);
-    if (ends_with(spec, ".u32.bin") || ends_with(spec, ".bin"))
-        return decode_le<uint32_t>(read_file_bytes(spec), spec);
+    if (ends_with(spec, ".u32.bin")) return decode_le<uint32_t>(read_file_bytes(spec), spec);
+    if (ends_with(spec, ".bin")) return read_bare_bin(spec);
     throw TokenError(spec +
-                     ": unknown token file type; expected *.u32.bin, *.u16.bin, *.json, "
-                     "*.jsonl or bundled:NAME");
+                     ": unknown token file type; expected *.u32.bin, *.u16.bin, *.bin (nanoGPT "
+                     "or llm.c), *.json, *.jsonl or bundled:NAME");
 }
 
 TokenDocuments read_token_documents(const std::string& spec, uint32_t bos_id) {

@@ -1,9 +1,10 @@
 // Token streams and the tokenizer compression map.
 //
-// Token files hold raw tokenizer ids: little-endian uint32 (*.u32.bin), uint16 (*.u16.bin, the
-// nanoGPT shard layout), a JSON array of ids (*.json), or JSON Lines (*.jsonl: one array of ids
-// per line, one document each). "bundled:NAME" names a sample linked into the binary
-// (traces/samples/NAME.u32.bin).
+// Token files hold raw tokenizer ids: little-endian uint32 (*.u32.bin), uint16 (*.u16.bin), a
+// bare *.bin as nanoGPT writes it (uint16, no header) or as llm.c does (a 1 KiB header naming
+// the id width and count, checked), a JSON array of ids (*.json), or JSON Lines (*.jsonl: one
+// array of ids per line, one document each). "bundled:NAME" names a sample linked into the
+// binary (traces/samples/NAME.u32.bin).
 #pragma once
 
 #include <cstdint>
