@@ -223,7 +223,8 @@ Key workload_section() {
             length_section("prompt_len", "Prompt length distribution."),
             length_section("output_len", "Generated tokens per request (max_tokens)."),
             text("tokens", "bundled:handbook-en-US",
-                 "corpus: token file (*.u32.bin, *.u16.bin, *.bin: nanoGPT or llm.c, *.json, *.jsonl: one document per "
+                 "corpus: token file (*.u32.bin, *.u16.bin, *.bin: nanoGPT or llm.c, *.json, "
+                 "*.jsonl: one document per "
                  "line) or bundled:NAME."),
             integer(
                 "bos_id", 0,

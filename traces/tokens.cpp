@@ -79,9 +79,10 @@ std::vector<uint32_t> read_bare_bin(const std::string& spec) {
     bool high_halves = pairs >= 16;
     for (size_t k = 0; high_halves && k < pairs; ++k) high_halves = ids[2 * k + 1] <= 1;
     if (high_halves)
-        throw TokenError(spec + ": every second 16-bit id is 0 or 1: these look like 32-bit ids; "
-                                "name the file *.u32.bin (a bare .bin is read as nanoGPT's uint16 "
-                                "ids or an llm.c shard)");
+        throw TokenError(spec +
+                         ": every second 16-bit id is 0 or 1: these look like 32-bit ids; "
+                         "name the file *.u32.bin (a bare .bin is read as nanoGPT's uint16 "
+                         "ids or an llm.c shard)");
     return ids;
 }
 

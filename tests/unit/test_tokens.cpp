@@ -128,27 +128,32 @@ TEST(Tokens, BareBinIsNanoGptUint16OrAnLlmcShard) {
     EXPECT_EQ(read_tokens(write_file("train.bin", std::string("\x05\x00\x10\x27\xff\xff", 6))),
               (std::vector<uint32_t>{5, 10000, 65535}));
     // llm.c: version 1 uint16, version 2 uint32, after a 1 KiB header.
-    EXPECT_EQ(read_tokens(write_file("v1.bin", llmc_shard(1, 2, std::string("\x07\x00\x08\x00", 4)))),
-              (std::vector<uint32_t>{7, 8}));
+    EXPECT_EQ(
+        read_tokens(write_file("v1.bin", llmc_shard(1, 2, std::string("\x07\x00\x08\x00", 4)))),
+        (std::vector<uint32_t>{7, 8}));
     EXPECT_EQ(read_tokens(write_file("v2.bin", llmc_shard(2, 2, le32({128000, 9})))),
               (std::vector<uint32_t>{128000, 9}));
     // A header that disagrees with the file, an unknown version, a cut header: errors.
-    EXPECT_NE(error_of([] { read_tokens(write_file("short.bin", llmc_shard(2, 3, le32({1, 2})))); })
-                  .find("the llm.c header says 3 tokens"),
+    EXPECT_NE(error_of([] {
+                  read_tokens(write_file("short.bin", llmc_shard(2, 3, le32({1, 2}))));
+              }).find("the llm.c header says 3 tokens"),
               std::string::npos);
-    EXPECT_NE(error_of([] { read_tokens(write_file("v9.bin", llmc_shard(9, 0, ""))); })
-                  .find("llm.c shard version 9"),
+    EXPECT_NE(error_of([] {
+                  read_tokens(write_file("v9.bin", llmc_shard(9, 0, "")));
+              }).find("llm.c shard version 9"),
               std::string::npos);
-    EXPECT_NE(error_of([] { read_tokens(write_file("cut.bin", le32({20240520, 1, 0}))); })
-                  .find("header is 1024 bytes"),
+    EXPECT_NE(error_of([] {
+                  read_tokens(write_file("cut.bin", le32({20240520, 1, 0})));
+              }).find("header is 1024 bytes"),
               std::string::npos);
     // 32-bit ids (DeepSeek-V3's reach past 65535) in a bare .bin are refused, not misread.
     std::vector<uint32_t> wide(64);
     for (size_t i = 0; i < wide.size(); ++i) wide[i] = uint32_t(1000 + 2000 * i);
     std::string bytes;
     for (uint32_t w : wide) bytes += le32({w});
-    EXPECT_NE(error_of([&] { read_tokens(write_file("wide.bin", bytes)); })
-                  .find("these look like 32-bit ids; name the file *.u32.bin"),
+    EXPECT_NE(error_of([&] {
+                  read_tokens(write_file("wide.bin", bytes));
+              }).find("these look like 32-bit ids; name the file *.u32.bin"),
               std::string::npos);
     EXPECT_EQ(read_tokens(write_file("wide.u32.bin", bytes)), wide);
 }
