@@ -327,8 +327,8 @@ json NvmeValidation::to_json(const std::string& producer) const {
                    "mechanism's plan with one drive; rate (sim::nvme_read_rate) knee: "
                    "min(random_read_iops, Q / read_latency), linear: Q / (read_latency + (Q - 1) / "
                    "random_read_iops), measured: calibration.iops_curve with Q / rate linear in Q "
-                   "between its depths (a run "
-                   "with on_curve true was calibrated at its own depth)"},
+                   "between its depths (a run with on_curve true was calibrated at its own "
+                   "depth)"},
                   {"not_validated", "the DMA copy to the GPU, several drives, hashing"},
                   {"runs", runs_j},
                   {"resolved_config", config}});
