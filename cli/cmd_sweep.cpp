@@ -114,15 +114,16 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
     const int ranks = sim::mpi::size();
     const int parallel = ranks > 1 ? ranks - 1 : std::max(1, opt.jobs);
     so.progress = [&](const sim::SweepProgress& p) { progress_line(p, parallel); };
-    if (root) {  // worker ranks expand the sweep once, in run_sweep
-        const size_t points = sim::expand_sweep(spec).size();  // may throw: before printing
-        std::cerr << "engramsim sweep " << spec.name << ": " << points << " points into " << dir
+    // Once the folder is ready (a refused folder or spec is reported before any banner).
+    so.started = [&](const sim::SweepProgress& p) {
+        std::cerr << "engramsim sweep " << spec.name << ": " << p.total << " points into " << dir
                   << "/"
+                  << (p.reused ? " (" + std::to_string(p.reused) + " done before, kept)" : "")
                   << (ranks > 1      ? ", on " + std::to_string(ranks - 1) + " MPI worker ranks"
                       : opt.jobs > 1 ? ", " + std::to_string(opt.jobs) + " at a time"
                                      : "")
                   << std::endl;
-    }
+    };
     const auto records = sim::run_sweep(spec, so, sim::simulator_evaluator(spec.references, dir + "/references"));
     if (!root) return 0;  // an MPI worker rank: rank 0 writes and prints the results
     const nlohmann::json results = sim::sweep_results_json(spec, records, so.producer);

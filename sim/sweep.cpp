@@ -629,6 +629,7 @@ std::vector<json> run_sweep(const SweepSpec& spec, const SweepOptions& opt,
     for (const auto& r : records)
         if (!r.is_null()) ++prog.reused;
     prog.done = prog.reused;
+    if (opt.started) opt.started(prog);
     auto finished = [&](const Finished& f) {
         records[f.index] = f.record;
         ++prog.done;

@@ -90,6 +90,9 @@ struct SweepOptions {
     // What wrote the folder ("engramsim 0.1.0 (abc1234)"), kept in spec.json: a resume by
     // another build is refused, so one sweep's points never mix two builds' results.
     std::string producer;
+    // Called once (rank 0) when the folder is ready and before any point runs: total points and
+    // those a resume reuses (done = reused; no point yet).
+    std::function<void(const SweepProgress&)> started;
 };
 
 // Runs the points that are not finished in `opt.dir` and returns every point's record in index

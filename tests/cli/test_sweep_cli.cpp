@@ -124,8 +124,16 @@ TEST(SweepCli, AKilledSweepResumesToTheSameBytes) {
     Result r = run("sweep " + cfg + kAxes + " -o " + dir);
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("already holds a sweep; pass --resume"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("points into"), std::string::npos) << r.err;  // no banner for a refusal
+    size_t kept = 0;
+    for (const auto& e : fs::directory_iterator(dir + "/points"))
+        kept += e.path().extension() == ".json";
     r = run("sweep " + cfg + kAxes + " -o " + dir + " --resume");
     ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("4 points into " + dir + "/ (" + std::to_string(kept) +
+                         " done before, kept)"),
+              std::string::npos)
+        << r.err;
     EXPECT_EQ(r.err.find("[1/4]"), std::string::npos) << r.err;  // point 0 was not run again
     EXPECT_EQ(slurp(dir + "/results.csv"), slurp(clean + "/results.csv"));
     EXPECT_EQ(slurp(dir + "/results.json"), slurp(clean + "/results.json"));
