@@ -13,16 +13,23 @@ double overhead_pct(double reference_tps, double tps) {
     return (reference_tps - tps) / reference_tps * 100.0;
 }
 
-json with_key(const json& cfg, const std::string& path, const json& value) {
+json with_keys(const json& cfg, const std::vector<std::pair<std::string, json>>& settings,
+               const std::string& origin) {
     json out = cfg;
-    json* cur = &out;
-    std::stringstream ss(path);
-    std::string part;
-    std::vector<std::string> parts;
-    while (std::getline(ss, part, '.')) parts.push_back(part);
-    for (size_t i = 0; i + 1 < parts.size(); ++i) cur = &(*cur)[parts[i]];
-    (*cur)[parts.back()] = value;
-    return config::resolve(out, "variant " + path);
+    for (const auto& [path, value] : settings) {
+        json* cur = &out;
+        std::stringstream ss(path);
+        std::string part;
+        std::vector<std::string> parts;
+        while (std::getline(ss, part, '.')) parts.push_back(part);
+        for (size_t i = 0; i + 1 < parts.size(); ++i) cur = &(*cur)[parts[i]];
+        (*cur)[parts.back()] = value;
+    }
+    return config::resolve(out, origin);
+}
+
+json with_key(const json& cfg, const std::string& path, const json& value) {
+    return with_keys(cfg, {{path, value}}, "variant " + path);
 }
 
 json without_engram(const json& cfg) {

@@ -22,6 +22,10 @@ double overhead_pct(double reference_tps, double tps);
 // A resolved run config with one key replaced (dotted path, e.g. "sim.table"), re-resolved.
 nlohmann::json with_key(const nlohmann::json& cfg, const std::string& dotted_path,
                         const nlohmann::json& value);
+// Several keys set together, then resolved once; `origin` prefixes a resolve error.
+nlohmann::json with_keys(const nlohmann::json& cfg,
+                         const std::vector<std::pair<std::string, nlohmann::json>>& settings,
+                         const std::string& origin);
 // Without the engram section.
 nlohmann::json without_engram(const nlohmann::json& cfg);
 

@@ -300,11 +300,13 @@ std::vector<SweepPoint> expand_sweep(const SweepSpec& spec) {
         p.config = spec.base;
         for (size_t a = 0; a < spec.axes.size(); ++a)
             for (auto& kv : spec.axes[a].settings(at[a])) p.settings.push_back(std::move(kv));
+        const std::string where = "sweep point " + std::to_string(i) + " (" + p.label() + ")";
         try {
-            for (const auto& [k, v] : p.settings) p.config = with_key(p.config, k, v);
+            p.config = with_keys(p.config, p.settings, where);
+        } catch (const config::ConfigError&) {
+            throw;  // names the point already
         } catch (const std::exception& e) {
-            throw config::ConfigError("sweep point " + std::to_string(i) + " (" + p.label() +
-                                      "): " + e.what());
+            throw config::ConfigError(where + ": " + e.what());
         }
         points.push_back(std::move(p));
         for (size_t a = spec.axes.size(); a-- > 0;) {

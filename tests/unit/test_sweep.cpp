@@ -146,8 +146,8 @@ TEST(Sweep, SpecErrorsNameTheJsonPathAndTheNearestKey) {
     EXPECT_EQ(message(R"({"base": "dense-4b", "axes": []})"),
               "spec.json: axes: must be a non-empty array of {\"key\", \"values\"}");
     EXPECT_NE(message(R"({"base": "dense-4b", "axes": [{"key": "sim.tabel", "values": ["hbm"]}]})")
-                  .find("sweep point 0 (sim.tabel=hbm): variant sim.tabel: sim.tabel: unknown "
-                        "key; did you mean table?"),
+                  .find("sweep point 0 (sim.tabel=hbm): sim.tabel: unknown key; did you mean "
+                        "table?"),
               std::string::npos);
     EXPECT_NE(message(R"({"base": "dense-4b", "axes": [{"key": "sim.table", "values": ["hbm"]},
                                                        {"key": "sim.table", "values": ["nvme"]}]})")
