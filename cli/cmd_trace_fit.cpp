@@ -41,16 +41,15 @@ void add_trace_fit_command(CLI::App& trace) {
         const NgramHasher tables(engram, map.canonical_vocab_size(), map(engram.pad_id));
         const auto fit_tokens = uint64_t(opt.fit_fraction * double(ids.size()));
         SyntheticModel model = fit_synthetic(ids, fit_tokens, engram.max_ngram_size,
-                                             map(engram.pad_id));
+                                             map(engram.pad_id), map.canonical_vocab_size());
         model.corpus = opt.tokens;
 
-        // Validation: unique rows (per head, layer 0) of the real text and of the stream at
-        // checkpoints doubling from a quarter of the fitted size to the whole corpus.
+        // Validation: unique rows (per head, layer 0) of the real text and of the stream, which
+        // continues the fit slice, at checkpoints doubling from the fitted size to the corpus.
         std::vector<uint64_t> checkpoints;
-        for (uint64_t c = std::max<uint64_t>(fit_tokens / 4, 1); c < ids.size(); c *= 2)
-            checkpoints.push_back(c);
+        for (uint64_t c = fit_tokens; c < ids.size(); c *= 2) checkpoints.push_back(c);
         checkpoints.push_back(ids.size());
-        const GrowthCurve real = corpus_growth(ids, tables, checkpoints);
+        const GrowthCurve real = corpus_growth(ids, tables, fit_tokens, checkpoints);
         const GrowthCurve synth = synthetic_growth(model, tables, opt.seed, checkpoints);
 
         nlohmann::json validation = {{"held_out_from_token", fit_tokens},
@@ -69,9 +68,12 @@ void add_trace_fit_command(CLI::App& trace) {
         }
         nlohmann::json report = to_json(model);
         report["validation"] = validation;
-        report["units"] = {{"unique_rows_per_head", "distinct rows, mean over the order's heads, "
-                                                    "first Engram layer"},
-                           {"top_share", "fraction of lookups served by the top 0.1/1/10% rows"},
+        report["units"] = {{"unique_rows_per_head",
+                            "distinct rows, mean over the order's heads, "
+                            "first Engram layer"},
+                           {"top_share",
+                            "fraction of the held-out lookups served by the top "
+                            "0.1/1/10% rows"},
                            {"checkpoints", "tokens"}};
         if (!opt.out.empty()) std::ofstream(opt.out) << to_json(model).dump(1) << '\n';
         if (!opt.plot.empty()) {
@@ -83,14 +85,19 @@ void add_trace_fit_command(CLI::App& trace) {
         }
         std::cout << "Synthetic generator fitted on the first " << thousands(fit_tokens) << " of "
                   << thousands(ids.size()) << " tokens of " << opt.tokens << "\n\n";
-        TextTable params({"order", "Heaps K", "Heaps beta", "Zipf s", "Zipf q", "reuse rho",
-                          "short reuses"});
+        std::cout << "Hierarchical Pitman-Yor law (discount d, concentration theta; an old "
+                     "successor repeats the context's last\none with probability r, else is the "
+                     "j-th by first use with P ~ (j + 1)^-a):\n";
+        TextTable params({"process", "d", "theta", "r", "a", "distinct in the fit slice"});
+        params.add({"context tokens", fixed(model.token_d, 3), fixed(model.token_theta, 3), "-",
+                    "-", thousands(model.token_count.size())});
         for (const auto& o : model.orders)
-            params.add({std::to_string(o.order), fixed(o.heaps_k, 3), fixed(o.heaps_beta, 3),
-                        fixed(o.zipf_s, 3), fixed(o.zipf_q, 2), fixed(o.reuse_rho, 3),
-                        fixed(100 * o.short_reuse_share, 1) + "%"});
+            params.add({"order " + std::to_string(o.order) + " successors", fixed(o.d, 3),
+                        fixed(o.theta, 3), fixed(o.repeat, 3), fixed(o.zipf, 3),
+                        thousands(o.fitted_vocabulary)});
         params.print(std::cout, "  ");
-        std::cout << "\nUnique rows per head, real text vs synthetic (held out beyond token "
+        std::cout << "\nUnique rows per head, real text vs the synthetic continuation (held out "
+                     "beyond token "
                   << thousands(fit_tokens) << "):\n";
         std::vector<std::string> head = {"tokens", "x fitted"};
         for (size_t o = 0; o < real.unique_rows.size(); ++o) {
@@ -111,7 +118,7 @@ void add_trace_fit_command(CLI::App& trace) {
             curve.add(row);
         }
         curve.print(std::cout, "  ");
-        std::cout << "\nShare of lookups served by the most read rows, whole corpus:\n";
+        std::cout << "\nShare of the held-out lookups served by the most read rows:\n";
         TextTable top({"order", "<source", "top 0.1%", "top 1%", "top 10%"});
         for (size_t o = 0; o < real.top_share.size(); ++o)
             for (const auto* g : {&real, &synth})

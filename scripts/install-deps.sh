@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev # tests
   libbenchmark-dev          # benchmarks
   libzstd-dev zlib1g-dev    # trace compression and block checksums
+  libabsl-dev               # flat hash maps for the synthetic generator's n-gram state
   python3-matplotlib        # plots
   python3-numpy             # regenerating golden NumPy vectors on purpose
   libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -n N engramsim sweep ...)

@@ -1,23 +1,33 @@
 // A synthetic lookup generator fitted to a real corpus, for workloads beyond the text at hand
-// (1e9 tokens and more), streamed deterministically from a seed without storing anything but a
-// small window per N-gram order.
+// (1e9 tokens and more), streamed deterministically from a seed without storing the lookups.
 //
-// The model, per N-gram order n (the orders are generated independently):
-//   - vocabulary growth (Heaps): the number of distinct n-grams after t tokens is K t^beta, so
-//     position t starts a new n-gram with probability K (t^beta - (t-1)^beta);
-//   - popularity (Zipf-Mandelbrot): an n-gram that is not new is, with probability 1 - rho, the
-//     one of rank r among the V seen so far, P(r) ~ (r + q)^-s (ranks follow first appearance);
-//   - reuse (burstiness): otherwise (probability rho) it repeats the n-gram of a position drawn
-//     uniformly among the last W positions.
-// K and beta are fitted by least squares of log V on log t, s and q by least squares of
-// log count on log(rank + q) (q on a grid), rho so that the share of short reuses (within W
-// positions) matches the corpus. An n-gram id becomes one row per head through a seeded 64-bit
-// mix modulo the head's prime, so hash collisions arise as they do for real n-grams.
+// The stream continues the fitted text: it starts from the state the model kept of the fit
+// slice (the slice's distinct n-grams are the stream's first ids), so its growth from the
+// fitted size on is a forecast that a held-out slice of the corpus checks.
 //
-// The fit is validated on a held-out slice: the model is fitted on the first `fit_tokens` of the
-// corpus and predicts the unique-row and top-k-share curves over the whole corpus.
+// The law is the hierarchical Pitman-Yor process (Teh 2006), the standard Bayesian model of
+// n-gram text. At each position:
+//   - the context token is drawn from a Pitman-Yor process over the canonical vocabulary
+//     (discount d1, concentration theta1): it sits at a table of a token seen before with
+//     weight count - d1 x tables, else at a new table whose token is uniform over the vocabulary;
+//   - the n-gram of order n extends the (n-1)-gram drawn before it (for n = 2, the token): a
+//     context seen c times with s distinct successors goes on to a new n-gram with probability
+//     (theta_n + d_n s) / (theta_n + c) (a restaurant per context); an old one is, with
+//     probability r_n, the successor this context had last time (phrases repeat), else its j-th
+//     successor by first use with P(j) ~ (j + 1)^-a_n.
+// d1, theta1 and each order's d_n, theta_n are maximum-likelihood fits on the fit slice's own
+// sequence of new and old events (theta may be negative, down to -d, as the PY law allows);
+// r_n is the slice's share of old successors that were their context's last; a_n is set by
+// simulation so that the stream's top-1% share over twice the slice's length matches the
+// slice's. The state is a read count, a table count and a successor count per token, and per
+// order n >= 3 a read count, a successor count and the last successor per (n-1)-gram: it grows
+// with the distinct (N-1)-grams, never with the lookups (docs/traces.md: measured memory).
+//
+// An n-gram id becomes one row per head through a seeded 64-bit mix modulo the head's prime, so
+// hash collisions arise as they do for real n-grams.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -26,44 +36,88 @@
 #include "model/engram_config.h"
 #include "traces/lookups.h"
 #include "traces/ngram_hash.h"
+#include "traces/splitmix64.h"
 #include "traces/tokens.h"
 
 namespace engramsim {
 
-struct OrderModel {
+// Order n >= 2: the successors of the (n-1)-gram before each position.
+struct OrderLaw {
     int order = 2;
-    double heaps_k = 0, heaps_beta = 0;  // V(t) = K t^beta
-    double zipf_s = 1, zipf_q = 0;       // P(rank r) ~ (r + q)^-s
-    double reuse_rho = 0;                // probability of a copy from the recent window
-    int reuse_window = 512;              // W positions
-    double short_reuse_share = 0;        // corpus: share of non-new positions reused within W
+    double d = 0.5, theta = 1;       // Pitman-Yor discount and concentration of each context
+    double repeat = 0;               // an old successor is the context's last one w.p. repeat,
+    double zipf = 1;                 // else the j-th by first use, P ~ (j + 1)^-a
+    double repeat_share = 0;         // fit slice: old successors that were the context's last
+    double top1_share = 0;           // fit slice: reads of its most read 1% of n-grams
+    uint64_t fitted_vocabulary = 0;  // fit slice: distinct n-grams
+    // The fit slice's contexts of this order, for orders >= 3 (order 2's are the tokens): the
+    // (n-1)-gram's id, its reads as a context and its distinct successors.
+    std::vector<uint64_t> context_id;
+    std::vector<uint32_t> context_count, context_successors, context_last;
 };
 
 struct SyntheticModel {
     std::string corpus;
     uint64_t fit_tokens = 0;
-    std::vector<OrderModel> orders;  // orders 2..N
+    uint32_t vocabulary = 0;  // canonical ids: the base of the token process
+    double token_d = 0.5, token_theta = 1;
+    // The fit slice's tokens by first appearance: reads as a context, distinct successors.
+    std::vector<uint32_t> token_count, token_successors, token_last;
+    std::vector<OrderLaw> orders;  // orders 2..N
+    int max_ngram_size() const { return 1 + int(orders.size()); }
 };
 
-// Fits the model to the first `fit_tokens` canonical ids of `canonical` (one sequence).
+// Fits the model to the first `fit_tokens` canonical ids of `canonical` (one sequence) over a
+// canonical vocabulary of `vocabulary` ids.
 SyntheticModel fit_synthetic(const std::vector<uint32_t>& canonical, uint64_t fit_tokens,
-                             int max_ngram_size, uint32_t canonical_pad);
+                             int max_ngram_size, uint32_t canonical_pad, uint32_t vocabulary);
 
 nlohmann::json to_json(const SyntheticModel& model);
 SyntheticModel synthetic_model_from_json(const nlohmann::json& j);
 
-// The n-gram ids of one order, position after position, drawn by the model above.
-class NgramIdSource {
+// What a Pitman-Yor restaurant saw: `customers` seated at `tables` tables when `opened` more
+// customers opened a new table and `joined` sat at an existing one.
+struct PyEvent {
+    double customers = 0, tables = 0;
+    double opened = 0, joined = 0;
+};
+
+// Maximum-likelihood (discount d, concentration theta) over 0 < d < 1, theta > -d, where a
+// customer opens a table with probability (theta + d tables) / (theta + customers).
+std::pair<double, double> fit_pitman_yor(std::vector<PyEvent> events);
+
+// The id of the j-th successor (by first use) of the n-gram `parent` (a token index for n = 2).
+inline uint64_t successor_id(uint64_t parent, uint32_t j) {
+    return splitmix64(parent * 0x9E3779B97F4A7C15ull + j);
+}
+
+// The n-gram ids of one position for orders 2..N, position after position.
+class NgramChain {
 public:
-    NgramIdSource(const OrderModel& model, uint64_t seed);
-    uint64_t next();
+    NgramChain(const SyntheticModel& model, uint64_t seed);
+    // ids[o] gets the id of the order o + 2 n-gram.
+    void next(std::vector<uint64_t>& ids);
+    // Ids of the fit slice's n-grams of `order` (the stream's state before its first position).
+    static std::vector<uint64_t> fitted_ids(const SyntheticModel& model, int order);
+    uint32_t distinct_tokens() const { return tokens_; }
 
 private:
-    OrderModel model_;
-    uint64_t rng_state_ = 0;
-    uint64_t t_ = 0;                // positions drawn
-    uint64_t vocabulary_ = 0;       // ids issued (ids are 0, 1, ... in order of first use)
-    std::vector<uint64_t> window_;  // ring of the last W ids
+    struct Context {
+        uint32_t count = 0, successors = 0, last = 0;
+    };
+    uint32_t draw_token();
+    void add_token(uint32_t token, int64_t count, int64_t tables);
+    uint32_t successor(uint32_t& count, uint32_t& successors, uint32_t& last, const OrderLaw& law);
+
+    uint32_t vocabulary_;
+    double token_d_, token_theta_;
+    std::vector<OrderLaw> laws_;  // without the fit slice's contexts (moved into the maps)
+    uint64_t rng_state_;
+    uint32_t tokens_ = 0;  // distinct tokens (indices 0 .. tokens_-1)
+    uint64_t positions_ = 0, tables_ = 0;
+    std::vector<uint32_t> token_count_, token_successors_, token_last_;
+    std::vector<int64_t> tree_count_, tree_tables_;                 // Fenwick trees over tokens
+    std::vector<absl::flat_hash_map<uint64_t, Context>> contexts_;  // orders 3..N
 };
 
 // Streams synthetic row ids: for each token, every layer's heads_per_layer local row ids, laid
@@ -75,26 +129,32 @@ public:
     // Rows of the next `tokens` tokens: out[l] gets tokens x heads_per_layer local row ids.
     void next(size_t tokens, std::vector<std::vector<uint32_t>>& out);
     uint64_t position() const { return t_; }
+    // Rows of the fit slice's n-grams in layer `layer`, keyed (head << 40) | row.
+    std::vector<uint64_t> fitted_row_keys(size_t layer) const;
 
 private:
+    uint32_t row(size_t layer, size_t head, uint64_t id) const;
+
+    SyntheticModel model_;
     const NgramHasher& tables_;
     uint64_t seed_;
     uint64_t t_ = 0;
-    std::vector<NgramIdSource> orders_;
+    NgramChain chain_;
 };
 
-// Curves that compare a stream of row ids with the corpus: unique rows per order (mean over its
-// heads, layer 0) at checkpoints, and top 0.1 / 1 / 10 % shares at the end.
+// Curves that compare the synthetic stream with held-out text: unique rows per order (mean over
+// its heads, layer 0) at checkpoints at or beyond the fitted size, counting the fit slice's rows,
+// and the top 0.1 / 1 / 10 % shares of the lookups beyond the fitted size.
 struct GrowthCurve {
-    std::vector<uint64_t> tokens;                 // checkpoints
+    std::vector<uint64_t> tokens;                  // checkpoints
     std::vector<std::vector<double>> unique_rows;  // [order - 2][checkpoint]
     std::vector<std::vector<double>> top_share;    // [order - 2][3]
 };
 
-// Unique-row growth of real text hashed with `tables` (layer 0).
+// The real text hashed with `tables` (layer 0): the first `fit_tokens` tokens are the fit slice.
 GrowthCurve corpus_growth(const std::vector<uint32_t>& canonical, const NgramHasher& tables,
-                          const std::vector<uint64_t>& checkpoints);
-// The same for the synthetic stream.
+                          uint64_t fit_tokens, const std::vector<uint64_t>& checkpoints);
+// The same for the synthetic stream, which continues the model's fit slice.
 GrowthCurve synthetic_growth(const SyntheticModel& model, const NgramHasher& tables,
                              uint64_t seed, const std::vector<uint64_t>& checkpoints);
 

@@ -98,6 +98,37 @@ TEST(Cli, TraceHashSummaryAndErrors) {
     EXPECT_NE(r.status, 0);
 }
 
+TEST(Cli, TraceFitWritesAModelThatASyntheticWorkloadReplays) {
+    // Fit on the bundled sample, then serve a synthetic workload from the model as a user would:
+    // the fit's JSON report starts at the fitted size with the slice's own rows, and a replay
+    // of the workload runs; a model with other N-gram orders than the Engram config is refused.
+    const std::string model = ::testing::TempDir() + "fit_model.json";
+    Result r = run("trace fit --tokens bundled:handbook-en-US --json -o " + model);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto report = nlohmann::json::parse(r.out);
+    EXPECT_EQ(report.at("kind"), "engramsim.synthetic_model");
+    const auto& v = report.at("validation");
+    EXPECT_EQ(v.at("checkpoints")[0], v.at("held_out_from_token"));
+    for (const auto& o : v.at("orders"))
+        EXPECT_NEAR(o.at("relative_error")[0].get<double>(), 0.0, 0.002);
+
+    const auto workload = write("synthetic_workload.json",
+                                R"({"workload": {"kind": "synthetic", "num_requests": 16,
+                                    "synthetic_model": ")" +
+                                    model + R"("}})");
+    r = run("replay --engram demo-v1 --workload " + workload + " --capacity 1%");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("HBM cache 1%"), std::string::npos) << r.out;
+    const auto bigrams_only =
+        write("bigram_engram.json", R"({"engram": {"base": "demo-v1", "max_ngram_size": 2,
+                                       "engram_vocab_size": [646400]}})");
+    r = run("replay --engram " + bigrams_only + " --workload " + workload + " --capacity 1%");
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("synthetic model has orders 2..3; the Engram config needs 2..2"),
+              std::string::npos)
+        << r.err;
+}
+
 // The main job: the paper's Table 4 reproduction with its sensitivity table.
 TEST(Cli, DefaultJobReproducesPaperTable4) {
     Result r = run("");

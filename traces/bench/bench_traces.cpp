@@ -88,7 +88,8 @@ void BM_SyntheticStream(benchmark::State& state) {
     const auto map = CompressMap::load(engram.compress_map);
     auto ids = map.compress(read_tokens("bundled:handbook-en-US"));
     const NgramHasher tables(engram, map.canonical_vocab_size(), map(engram.pad_id));
-    const SyntheticModel model = fit_synthetic(ids, 27675, 3, map(engram.pad_id));
+    const SyntheticModel model =
+        fit_synthetic(ids, 27675, 3, map(engram.pad_id), map.canonical_vocab_size());
     SyntheticStream stream(model, tables, 1);
     std::vector<std::vector<uint32_t>> rows;
     for (auto _ : state) {
