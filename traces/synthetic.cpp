@@ -337,8 +337,7 @@ NgramChain::NgramChain(const SyntheticModel& model, uint64_t seed)
     token_count_.assign(v, 0);
     token_successors_.assign(v, 0);
     token_last_.assign(v, 0);
-    tree_count_.assign(size_t(v) + 1, 0);
-    tree_tables_.assign(size_t(v) + 1, 0);
+    tree_.assign(size_t(v) + 1, Node{});
     // The fit slice's tokens, one table each (the fit counts a type per table).
     for (size_t c = 0; c < model.token_count.size(); ++c) {
         token_successors_[c] = model.token_successors[c];
@@ -364,9 +363,9 @@ void NgramChain::add_token(uint32_t token, int64_t count, int64_t tables) {
     token_count_[token] += uint32_t(count);
     positions_ += uint64_t(count);
     tables_ += uint64_t(tables);
-    for (size_t i = size_t(token) + 1; i < tree_count_.size(); i += i & (~i + 1)) {
-        tree_count_[i] += count;
-        tree_tables_[i] += tables;
+    for (size_t i = size_t(token) + 1; i < tree_.size(); i += i & (~i + 1)) {
+        tree_[i].count += count;
+        tree_[i].tables += tables;
     }
 }
 
@@ -385,10 +384,11 @@ uint32_t NgramChain::draw_token() {
     double target = unit(rng_state_) * (double(positions_) - d * double(tables_));
     size_t pos = 0;
     size_t step = 1;
-    while (step * 2 < tree_count_.size()) step *= 2;
+    while (step * 2 < tree_.size()) step *= 2;
     for (; step > 0; step /= 2) {
-        if (pos + step >= tree_count_.size()) continue;
-        const double w = double(tree_count_[pos + step]) - d * double(tree_tables_[pos + step]);
+        if (pos + step >= tree_.size()) continue;
+        const Node& node = tree_[pos + step];
+        const double w = double(node.count) - d * double(node.tables);
         if (w < target) target -= w, pos += step;
     }
     return std::min(uint32_t(pos), tokens_ - 1);
@@ -453,10 +453,16 @@ SyntheticStream::SyntheticStream(const SyntheticModel& model, const NgramHasher&
                  : throw std::invalid_argument(
                        "synthetic model has orders 2.." + std::to_string(model.max_ngram_size()) +
                        "; the Engram config needs 2.." + std::to_string(tables.max_ngram_size())),
-             splitmix64(seed ^ 0x6a09e667f3bcc909ull)) {}
+             splitmix64(seed ^ 0x6a09e667f3bcc909ull)) {
+    for (size_t l = 0; l < tables.layers().size(); ++l) {
+        auto& salts = salt_.emplace_back();
+        for (size_t h = 0; h < size_t(tables.heads_per_layer()); ++h)
+            salts.push_back(seed_ ^ splitmix64((uint64_t(l) << 32) | h));
+    }
+}
 
 uint32_t SyntheticStream::row(size_t layer, size_t head, uint64_t id) const {
-    const uint64_t mix = splitmix64(seed_ ^ splitmix64((uint64_t(layer) << 32) | head) ^ (id << 3));
+    const uint64_t mix = splitmix64(salt_[layer][head] ^ (id << 3));
     return uint32_t(tables_.layers()[layer].mods[head].mod(mix >> 1));
 }
 

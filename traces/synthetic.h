@@ -116,7 +116,10 @@ private:
     uint32_t tokens_ = 0;  // distinct tokens (indices 0 .. tokens_-1)
     uint64_t positions_ = 0, tables_ = 0;
     std::vector<uint32_t> token_count_, token_successors_, token_last_;
-    std::vector<int64_t> tree_count_, tree_tables_;                 // Fenwick trees over tokens
+    struct Node {
+        int64_t count = 0, tables = 0;  // one cache line holds both sums of a Fenwick node
+    };
+    std::vector<Node> tree_;  // Fenwick tree over tokens
     std::vector<absl::flat_hash_map<uint64_t, Context>> contexts_;  // orders 3..N
 };
 
@@ -135,6 +138,7 @@ public:
 private:
     uint32_t row(size_t layer, size_t head, uint64_t id) const;
 
+    std::vector<std::vector<uint64_t>> salt_;  // [layer][head]: the row mix's per-head key
     SyntheticModel model_;
     const NgramHasher& tables_;
     uint64_t seed_;
