@@ -329,7 +329,8 @@ NgramChain::NgramChain(const SyntheticModel& model, uint64_t seed)
     : vocabulary_(model.vocabulary),
       token_d_(model.token_d),
       token_theta_(model.token_theta),
-      rng_state_(seed) {
+      rng_state_(seed),
+      new_salt_(splitmix64(seed ^ 0x243f6a8885a308d3ull)) {
     const uint32_t v = vocabulary_;
     if (v == 0 || model.token_count.size() > v ||
         model.token_count.size() != model.token_successors.size() || model.orders.empty())
@@ -337,11 +338,13 @@ NgramChain::NgramChain(const SyntheticModel& model, uint64_t seed)
     token_count_.assign(v, 0);
     token_successors_.assign(v, 0);
     token_last_.assign(v, 0);
+    token_fitted_.assign(v, 0);
     tree_.assign(size_t(v) + 1, Node{});
     // The fit slice's tokens, one table each (the fit counts a type per table).
     for (size_t c = 0; c < model.token_count.size(); ++c) {
         token_successors_[c] = model.token_successors[c];
         token_last_[c] = model.token_last[c];
+        token_fitted_[c] = model.token_successors[c];
         add_token(uint32_t(c), model.token_count[c], model.token_count[c] > 0 ? 1 : 0);
     }
     tokens_ = uint32_t(model.token_count.size());
@@ -355,7 +358,7 @@ NgramChain::NgramChain(const SyntheticModel& model, uint64_t seed)
         map.reserve(law.context_id.size());
         for (size_t i = 0; i < law.context_id.size(); ++i)
             map[law.context_id[i]] = {law.context_count[i], law.context_successors[i],
-                                      law.context_last[i]};
+                                      law.context_last[i], law.context_successors[i]};
     }
 }
 
@@ -420,11 +423,13 @@ void NgramChain::next(std::vector<uint64_t>& ids) {
     ids.resize(laws_.size());
     const uint32_t c = draw_token();
     uint32_t count = token_count_[c];
-    ids[0] = successor_id(c, successor(count, token_successors_[c], token_last_[c], laws_[0]));
+    ids[0] = child_id(c, successor(count, token_successors_[c], token_last_[c], laws_[0]),
+                      token_fitted_[c]);
     add_token(c, 1, 0);
     for (size_t o = 1; o < laws_.size(); ++o) {
         Context& ctx = contexts_[o - 1][ids[o - 1]];
-        ids[o] = successor_id(ids[o - 1], successor(ctx.count, ctx.successors, ctx.last, laws_[o]));
+        ids[o] = child_id(ids[o - 1], successor(ctx.count, ctx.successors, ctx.last, laws_[o]),
+                          ctx.fitted);
     }
 }
 
@@ -447,7 +452,6 @@ SyntheticStream::SyntheticStream(const SyntheticModel& model, const NgramHasher&
                                  uint64_t seed)
     : model_(model),
       tables_(tables),
-      seed_(seed),
       chain_(model.max_ngram_size() == tables.max_ngram_size()
                  ? model
                  : throw std::invalid_argument(
@@ -457,7 +461,7 @@ SyntheticStream::SyntheticStream(const SyntheticModel& model, const NgramHasher&
     for (size_t l = 0; l < tables.layers().size(); ++l) {
         auto& salts = salt_.emplace_back();
         for (size_t h = 0; h < size_t(tables.heads_per_layer()); ++h)
-            salts.push_back(seed_ ^ splitmix64((uint64_t(l) << 32) | h));
+            salts.push_back(splitmix64((uint64_t(l) << 32) | h));
     }
 }
 

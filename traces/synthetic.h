@@ -23,8 +23,10 @@
 // order n >= 3 a read count, a successor count and the last successor per (n-1)-gram: it grows
 // with the distinct (N-1)-grams, never with the lookups (docs/traces.md: measured memory).
 //
-// An n-gram id becomes one row per head through a seeded 64-bit mix modulo the head's prime, so
-// hash collisions arise as they do for real n-grams.
+// An n-gram id becomes one row per head through a 64-bit mix modulo the head's prime, so hash
+// collisions arise as they do for real n-grams. The fit slice's n-grams keep their ids and rows
+// whatever the seed; an n-gram a stream creates is keyed by its seed, so streams of two seeds
+// (a run and its cache warm-up, two replicas) share the text's known n-grams, not new ones.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -104,7 +106,13 @@ public:
 private:
     struct Context {
         uint32_t count = 0, successors = 0, last = 0;
+        uint32_t fitted = 0;  // successors known from the fit slice
     };
+    // The j-th successor's id: the fit slice's successors keep their ids in every stream, new
+    // ones are keyed by the stream's seed (two streams share the text's n-grams, not new ones).
+    uint64_t child_id(uint64_t parent, uint32_t j, uint32_t fitted) const {
+        return successor_id(j < fitted ? parent : parent ^ new_salt_, j);
+    }
     uint32_t draw_token();
     void add_token(uint32_t token, int64_t count, int64_t tables);
     uint32_t successor(uint32_t& count, uint32_t& successors, uint32_t& last, const OrderLaw& law);
@@ -113,9 +121,10 @@ private:
     double token_d_, token_theta_;
     std::vector<OrderLaw> laws_;  // without the fit slice's contexts (moved into the maps)
     uint64_t rng_state_;
+    uint64_t new_salt_;
     uint32_t tokens_ = 0;  // distinct tokens (indices 0 .. tokens_-1)
     uint64_t positions_ = 0, tables_ = 0;
-    std::vector<uint32_t> token_count_, token_successors_, token_last_;
+    std::vector<uint32_t> token_count_, token_successors_, token_last_, token_fitted_;
     struct Node {
         int64_t count = 0, tables = 0;  // one cache line holds both sums of a Fenwick node
     };
@@ -141,7 +150,6 @@ private:
     std::vector<std::vector<uint64_t>> salt_;  // [layer][head]: the row mix's per-head key
     SyntheticModel model_;
     const NgramHasher& tables_;
-    uint64_t seed_;
     uint64_t t_ = 0;
     NgramChain chain_;
 };
