@@ -17,6 +17,8 @@
 #include "sim/placement/replay.h"
 #include "traces/lookups.h"
 #include "traces/schedule.h"
+#include "traces/splitmix64.h"
+#include "traces/synthetic.h"
 #include "traces/workload.h"
 
 namespace engramsim::sim {
@@ -73,9 +75,63 @@ struct Inputs {
     std::shared_ptr<LookupCounts> lookups;
 };
 
+// What a plan serves: the requests' lengths, with their tokens unless the workload is synthetic
+// (its lookups are streamed by the fitted generator, from lengths alone).
+struct Served {
+    std::shared_ptr<const Workload> text;  // null for a synthetic workload
+    std::vector<uint32_t> prompt_len, output_len;
+    std::shared_ptr<const SyntheticModel> synthetic;
+    uint64_t synthetic_seed = 0;
+
+    std::unique_ptr<LookupSource> lookups(const EngramConfig& engram,
+                                          const SchedulerConfig& sc) const {
+        if (text) return hashed_lookups(engram, *text, sc);
+        return synthetic_lookups(*synthetic, engram, prompt_len, output_len, sc, synthetic_seed);
+    }
+};
+
+std::shared_ptr<Served> served_of(const json& workload) {
+    auto s = std::make_shared<Served>();
+    if (workload.at("kind") == "synthetic") {
+        workload_lengths(workload, s->prompt_len, s->output_len);
+        s->synthetic = std::make_shared<const SyntheticModel>(
+            load_synthetic_model(workload.at("synthetic_model").get<std::string>()));
+        s->synthetic_seed = workload.at("seed").get<uint64_t>();
+        return s;
+    }
+    auto text = std::make_shared<Workload>(make_workload(workload));
+    for (const auto& r : text->requests) {
+        s->prompt_len.push_back(uint32_t(r.prompt.size()));
+        s->output_len.push_back(uint32_t(r.output.size()));
+    }
+    s->text = std::move(text);
+    return s;
+}
+
+// Requests r = shard mod shards of `all`, in order. A synthetic replica streams with its own
+// seed: replicas serve different users of the same text.
+std::shared_ptr<Served> shard_of(const Served& all, int shard, int shards) {
+    auto s = std::make_shared<Served>();
+    std::shared_ptr<Workload> text;
+    if (all.text) {
+        text = std::make_shared<Workload>();
+        text->description = all.text->description;
+        text->seed = all.text->seed;
+    }
+    for (size_t r = size_t(shard); r < all.prompt_len.size(); r += size_t(shards)) {
+        s->prompt_len.push_back(all.prompt_len[r]);
+        s->output_len.push_back(all.output_len[r]);
+        if (text) text->requests.push_back(all.text->requests[r]);
+    }
+    s->text = std::move(text);
+    s->synthetic = all.synthetic;
+    s->synthetic_seed = splitmix64(all.synthetic_seed ^ (0x9e3779b97f4a7c15ull * uint64_t(shard)));
+    return s;
+}
+
 // Per-process caches keyed by the JSON of what decides them.
 std::mutex cache_mutex;
-std::map<std::string, std::shared_ptr<Workload>> workload_cache;
+std::map<std::string, std::shared_ptr<Served>> workload_cache;
 std::map<std::string, std::shared_ptr<std::pair<std::vector<Step>, uint64_t>>> schedule_cache;
 std::map<std::string, std::shared_ptr<LookupCounts>> lookup_cache;
 std::map<std::string, std::shared_ptr<std::vector<placement::StepRecord>>> replay_cache;
@@ -370,7 +426,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     }
 
     // Workload, schedule, lookups (cached).
-    std::shared_ptr<Workload> wl;
+    std::shared_ptr<Served> wl;
     std::shared_ptr<std::pair<std::vector<Step>, uint64_t>> sched;
     std::shared_ptr<LookupCounts> counts;
     std::shared_ptr<std::vector<placement::StepRecord>> records;
@@ -380,22 +436,18 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
         wkey.erase("sources"), wkey.erase("assumptions"), wkey.erase("description");
         std::string wk = wkey.dump();
         auto& w = workload_cache[wk];
-        if (!w) w = std::make_shared<Workload>(make_workload(cfg["workload"]));
+        if (!w) w = served_of(cfg["workload"]);
         wl = w;
         if (shards > 1) {  // data parallelism: requests r = shard mod shards, in order
             wk += "|shard " + std::to_string(shard) + "/" + std::to_string(shards);
             auto& part = workload_cache[wk];
             if (!part) {
-                auto p = std::make_shared<Workload>();
-                p->description = wl->description;
-                p->seed = wl->seed;
-                for (size_t r = size_t(shard); r < wl->requests.size(); r += size_t(shards))
-                    p->requests.push_back(wl->requests[r]);
-                if (p->requests.empty())
+                auto p = shard_of(*wl, shard, shards);
+                if (p->prompt_len.empty())
                     throw config::ConfigError(
                         "sim.data_parallel: " + std::to_string(shards) + " replicas, but "
                         "replica " + std::to_string(shard) + " gets no request (the workload "
-                        "has " + std::to_string(wl->requests.size()) + ")");
+                        "has " + std::to_string(wl->prompt_len.size()) + ")");
                 part = p;
             }
             wl = part;
@@ -406,12 +458,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
                                std::to_string(plan.num_kv_blocks);
         auto& s = schedule_cache[sk];
         if (!s) {
-            std::vector<uint32_t> p, o;
-            for (const auto& r : wl->requests) {
-                p.push_back(uint32_t(r.prompt.size()));
-                o.push_back(uint32_t(r.output.size()));
-            }
-            Scheduler scheduler(sc, p, o);
+            Scheduler scheduler(sc, wl->prompt_len, wl->output_len);
             auto built = std::make_shared<std::pair<std::vector<Step>, uint64_t>>();
             while (auto st = scheduler.next()) built->first.push_back(std::move(*st));
             built->second = scheduler.preemptions();
@@ -426,7 +473,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
             auto& c = lookup_cache[sk + "|" + ekey.dump()];
             if (!c) {
                 // The source runs the same scheduler config, so its steps are s->first's.
-                auto source = hashed_lookups(plan.engram, *wl, sc);
+                auto source = wl->lookups(plan.engram, sc);
                 c = std::make_shared<LookupCounts>(count_lookups(*source));
                 if (c->lookups.size() != s->first.size())
                     throw std::logic_error("lookup counts: step count differs from the schedule");
@@ -459,7 +506,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
                                    warm_requests,       warm_seed};
                 auto& rr = replay_cache[sk + "|" + ekey.dump() + "|" + tkey.dump()];
                 if (!rr) {
-                    auto source = hashed_lookups(plan.engram, *wl, sc);
+                    auto source = wl->lookups(plan.engram, sc);
                     try {
                         if (warm_requests == 0) {
                             placement::DenseTrace trace = placement::densify(*source);
@@ -479,14 +526,13 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
         }
     }
     plan.preemptions = sched->second;
-    const size_t n_req = wl->requests.size();
-    plan.output_len.resize(n_req);
+    const size_t n_req = wl->prompt_len.size();
+    plan.output_len = wl->output_len;
     plan.first_step.assign(n_req, UINT32_MAX);
     plan.last_step.assign(n_req, 0);
     for (size_t r = 0; r < n_req; ++r) {
-        plan.output_len[r] = uint32_t(wl->requests[r].output.size());
-        plan.prompt_tokens += wl->requests[r].prompt.size();
-        plan.output_tokens += wl->requests[r].output.size();
+        plan.prompt_tokens += wl->prompt_len[r];
+        plan.output_tokens += wl->output_len[r];
     }
 
     // Fetch mechanism.

@@ -128,12 +128,8 @@ std::unique_ptr<LookupSource> make_lookups(const EngramConfig& engram,
                                            const SchedulerConfig& scheduler) {
     if (workload.at("kind") != "synthetic")
         return hashed_lookups(engram, make_workload(workload), scheduler);
-    const std::string path = workload.at("synthetic_model").get<std::string>();
-    std::ifstream in(path);
-    if (!in)
-        throw config::ConfigError("workload.synthetic_model: cannot read '" + path +
-                                  "' (make one with engramsim trace fit -o FILE)");
-    const SyntheticModel model = synthetic_model_from_json(nlohmann::json::parse(in));
+    const SyntheticModel model =
+        load_synthetic_model(workload.at("synthetic_model").get<std::string>());
     std::vector<uint32_t> prompt_len, output_len;
     workload_lengths(workload, prompt_len, output_len);
     return synthetic_lookups(model, engram, std::move(prompt_len), std::move(output_len),

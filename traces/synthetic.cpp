@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <stdexcept>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "model/config.h"
 #include "traces/schedule.h"
 #include "traces/splitmix64.h"
 
@@ -321,6 +323,18 @@ SyntheticModel synthetic_model_from_json(const nlohmann::json& j) {
     }
     if (m.orders.empty()) throw std::invalid_argument("synthetic model: no orders");
     return m;
+}
+
+SyntheticModel load_synthetic_model(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        throw config::ConfigError("workload.synthetic_model: cannot read '" + path +
+                                  "' (make one with engramsim trace fit -o FILE)");
+    try {
+        return synthetic_model_from_json(nlohmann::json::parse(in));
+    } catch (const std::exception& e) {
+        throw config::ConfigError("workload.synthetic_model: '" + path + "': " + e.what());
+    }
 }
 
 // ---- Streaming ----------------------------------------------------------------------------

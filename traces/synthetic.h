@@ -76,6 +76,9 @@ SyntheticModel fit_synthetic(const std::vector<uint32_t>& canonical, uint64_t fi
 
 nlohmann::json to_json(const SyntheticModel& model);
 SyntheticModel synthetic_model_from_json(const nlohmann::json& j);
+// Reads a model file (workload.synthetic_model); a missing or malformed file is a ConfigError
+// naming that key.
+SyntheticModel load_synthetic_model(const std::string& path);
 
 // What a Pitman-Yor restaurant saw: `customers` seated at `tables` tables when `opened` more
 // customers opened a new table and `joined` sat at an existing one.

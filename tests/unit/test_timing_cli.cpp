@@ -62,6 +62,35 @@ TEST(TimingCli, RunWritesResultsConfigAndTimeline) {
     EXPECT_EQ(slurp(dir + "/timeline.json"), slurp(dir_b + "/timeline.json"));
 }
 
+TEST(TimingCli, RunServesASyntheticWorkload) {
+    // A fitted synthetic model serves a run: the lookups are those of the workload's lengths
+    // (16 rows per token of the offload layer, every token but each request's last), and the
+    // run is deterministic in its seed; a missing model file is named by its key.
+    const std::string dir = ::testing::TempDir() + "synthetic_run_" + std::to_string(getpid());
+    const std::string model = dir + "_model.json";
+    Result r = run("trace fit --engram paper-offload-100b --tokens bundled:handbook-en-US -o " +
+                   model);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string cfg = dir + "_run.json";
+    std::ofstream(cfg) << R"({"backbone": "dense-4b", "engram": "paper-offload-100b",
+        "workload": {"kind": "synthetic", "num_requests": 24, "synthetic_model": ")" +
+                              model + R"("}})";
+    r = run("run " + cfg + " --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const uint64_t lookups = j.at("metrics").at("fetch").at("lookups").get<uint64_t>();
+    const uint64_t tokens = j.at("simulated").at("prompt_tokens").get<uint64_t>() +
+                            j.at("simulated").at("output_tokens").get<uint64_t>();
+    EXPECT_EQ(lookups, (tokens - 24) * 16);
+    EXPECT_EQ(run("run " + cfg + " --json").out, r.out);
+
+    std::ofstream(cfg) << R"({"backbone": "dense-4b", "engram": "paper-offload-100b",
+        "workload": {"kind": "synthetic", "synthetic_model": "/nonexistent/model.json"}})";
+    r = run("run " + cfg);
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("workload.synthetic_model: cannot read"), std::string::npos) << r.err;
+}
+
 TEST(TimingCli, RunErrorsGoToStderr) {
     Result r = run("run dense-4c");
     EXPECT_EQ(r.status, 1);
