@@ -443,11 +443,12 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
             auto& part = workload_cache[wk];
             if (!part) {
                 auto p = shard_of(*wl, shard, shards);
-                if (p->prompt_len.empty())
+                if (p->prompt_len.empty()) {
+                    const std::string n = std::to_string(wl->prompt_len.size());
                     throw config::ConfigError(
-                        "sim.data_parallel: " + std::to_string(shards) + " replicas, but "
-                        "replica " + std::to_string(shard) + " gets no request (the workload "
-                        "has " + std::to_string(wl->prompt_len.size()) + ")");
+                        "sim.data_parallel: " + std::to_string(shards) + " replicas, but replica " +
+                        std::to_string(shard) + " gets no request (the workload has " + n + ")");
+                }
                 part = p;
             }
             wl = part;

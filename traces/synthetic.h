@@ -131,7 +131,7 @@ private:
     struct Node {
         int64_t count = 0, tables = 0;  // one cache line holds both sums of a Fenwick node
     };
-    std::vector<Node> tree_;  // Fenwick tree over tokens
+    std::vector<Node> tree_;                                        // Fenwick tree over tokens
     std::vector<absl::flat_hash_map<uint64_t, Context>> contexts_;  // orders 3..N
 };
 

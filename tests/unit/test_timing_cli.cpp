@@ -68,8 +68,8 @@ TEST(TimingCli, RunServesASyntheticWorkload) {
     // run is deterministic in its seed; a missing model file is named by its key.
     const std::string dir = ::testing::TempDir() + "synthetic_run_" + std::to_string(getpid());
     const std::string model = dir + "_model.json";
-    Result r = run("trace fit --engram paper-offload-100b --tokens bundled:handbook-en-US -o " +
-                   model);
+    Result r =
+        run("trace fit --engram paper-offload-100b --tokens bundled:handbook-en-US -o " + model);
     ASSERT_EQ(r.status, 0) << r.err;
     const std::string cfg = dir + "_run.json";
     std::ofstream(cfg) << R"({"backbone": "dense-4b", "engram": "paper-offload-100b",
