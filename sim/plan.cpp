@@ -445,9 +445,9 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
                 auto p = shard_of(*wl, shard, shards);
                 if (p->prompt_len.empty()) {
                     const std::string n = std::to_string(wl->prompt_len.size());
-                    throw config::ConfigError(
-                        "sim.data_parallel: " + std::to_string(shards) + " replicas, but replica " +
-                        std::to_string(shard) + " gets no request (the workload has " + n + ")");
+                    throw config::ConfigError("sim.data_parallel: " + std::to_string(shards) +
+                                              " replicas, but replica " + std::to_string(shard) +
+                                              " gets no request (the workload has " + n + ")");
                 }
                 part = p;
             }
