@@ -68,13 +68,6 @@ json load_run_config(const std::string& name) {
 
 namespace {
 
-struct Inputs {
-    Workload workload;
-    std::vector<Step> steps;
-    uint64_t preemptions = 0;
-    std::shared_ptr<LookupCounts> lookups;
-};
-
 // What a plan serves: the requests' lengths, with their tokens unless the workload is synthetic
 // (its lookups are streamed by the fitted generator, from lengths alone).
 struct Served {
