@@ -57,12 +57,11 @@ double py_log_likelihood(const std::vector<PyEvent>& events, double d, double th
     return ll;
 }
 
-// Maximum-likelihood (d, theta) over the whole Pitman-Yor range, 0 < d < 1 and theta > -d: a
-// grid over d and theta (linear below 0, logarithmic above), then a finer grid around its best
-// point. Deterministic; no optimizer library needed for two bounded parameters and a smooth
-// likelihood.
 }  // namespace
 
+// A grid over d and theta (linear below 0, logarithmic above), then a finer grid around its best
+// point. Deterministic; no optimizer library needed for two bounded parameters and a smooth
+// likelihood.
 std::pair<double, double> fit_pitman_yor(std::vector<PyEvent> events) {
     // Large fits: every k-th event (in a fixed order), weighted by k, bounds the cost.
     constexpr size_t kMaxEvents = 200000;
@@ -95,8 +94,8 @@ std::pair<double, double> fit_pitman_yor(std::vector<PyEvent> events) {
 
 namespace {
 
-// Bisection on a parameter that raises the top-1% share, until the continuation of the fit
-// slice (as many positions again) shows the slice's share.
+// Bisection on a parameter that raises the top-1% share, until `top1_at` (the share a trial
+// stream shows) equals `want`.
 template <typename Apply>
 double match_top1(double lo, double hi, double want, Apply top1_at) {
     for (int it = 0; it < 20; ++it) {
@@ -186,7 +185,7 @@ SliceState read_fit_slice(const std::vector<uint32_t>& ids, uint64_t fit_tokens,
     }
     for (int o = 0; o < orders; ++o) {
         m.orders[size_t(o)].fitted_vocabulary = id_of[size_t(o)].size();
-        m.orders[size_t(o)].repeat_share =
+        m.orders[size_t(o)].repeat =
             old_events[size_t(o)] ? double(repeats[size_t(o)]) / double(old_events[size_t(o)]) : 0;
         std::vector<PyEvent> grouped;
         for (const auto& [key, e] : events[size_t(o)]) grouped.push_back(e);
@@ -219,7 +218,6 @@ SyntheticModel fit_synthetic(const std::vector<uint32_t>& ids, uint64_t fit_toke
         OrderLaw& law = m.orders[o];
         std::tie(law.d, law.theta) = fit_pitman_yor(std::move(slice.successor_events[o]));
         law.top1_share = slice.top1_share[o];
-        law.repeat = law.repeat_share;
     }
     // Which old successor is read sets the popularity, and an order's contexts are the n-grams
     // of the order below: a_n by bisection, order after order, until the continuation of the
@@ -256,7 +254,6 @@ nlohmann::json to_json(const SyntheticModel& m) {
                           {"theta", o.theta},
                           {"repeat", o.repeat},
                           {"zipf", o.zipf},
-                          {"repeat_share", o.repeat_share},
                           {"top1_share", o.top1_share},
                           {"fitted_vocabulary", o.fitted_vocabulary},
                           {"context_id", o.context_id},
@@ -305,7 +302,6 @@ SyntheticModel synthetic_model_from_json(const nlohmann::json& j) {
         law.theta = o.at("theta").get<double>();
         law.repeat = o.at("repeat").get<double>();
         law.zipf = o.at("zipf").get<double>();
-        law.repeat_share = o.at("repeat_share").get<double>();
         law.top1_share = o.at("top1_share").get<double>();
         law.fitted_vocabulary = o.at("fitted_vocabulary").get<uint64_t>();
         law.context_id = o.at("context_id").get<std::vector<uint64_t>>();

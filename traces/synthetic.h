@@ -47,13 +47,14 @@ namespace engramsim {
 struct OrderLaw {
     int order = 2;
     double d = 0.5, theta = 1;       // Pitman-Yor discount and concentration of each context
-    double repeat = 0;               // an old successor is the context's last one w.p. repeat,
-    double zipf = 1;                 // else the j-th by first use, P ~ (j + 1)^-a
-    double repeat_share = 0;         // fit slice: old successors that were the context's last
+    // An old successor is the context's last one with probability `repeat` (the fit slice's
+    // share of such), else the j-th by first use with P ~ (j + 1)^-zipf.
+    double repeat = 0;
+    double zipf = 1;
     double top1_share = 0;           // fit slice: reads of its most read 1% of n-grams
     uint64_t fitted_vocabulary = 0;  // fit slice: distinct n-grams
     // The fit slice's contexts of this order, for orders >= 3 (order 2's are the tokens): the
-    // (n-1)-gram's id, its reads as a context and its distinct successors.
+    // (n-1)-gram's id, its reads as a context, its distinct successors and its last one.
     std::vector<uint64_t> context_id;
     std::vector<uint32_t> context_count, context_successors, context_last;
 };
