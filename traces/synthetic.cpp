@@ -373,7 +373,7 @@ NgramChain::NgramChain(const SyntheticModel& model, uint64_t seed)
 }
 
 void NgramChain::add_token(uint32_t token, int64_t count, int64_t tables) {
-    token_count_[token] += uint32_t(count);
+    token_count_[token] += uint64_t(count);
     positions_ += uint64_t(count);
     tables_ += uint64_t(tables);
     for (size_t i = size_t(token) + 1; i < tree_.size(); i += i & (~i + 1)) {
@@ -407,7 +407,7 @@ uint32_t NgramChain::draw_token() {
     return std::min(uint32_t(pos), tokens_ - 1);
 }
 
-uint32_t NgramChain::successor(uint32_t& count, uint32_t& successors, uint32_t& last,
+uint32_t NgramChain::successor(uint64_t count, uint32_t& successors, uint32_t& last,
                                const OrderLaw& law) {
     uint32_t j;
     if (count == 0 || successors == 0 ||
@@ -425,21 +425,20 @@ uint32_t NgramChain::successor(uint32_t& count, uint32_t& successors, uint32_t& 
         j = std::min(successors - 1, uint32_t(std::max(1.0, x)) - 1);
     }
     last = j;
-    ++count;
     return j;
 }
 
 void NgramChain::next(std::vector<uint64_t>& ids) {
     ids.resize(laws_.size());
     const uint32_t c = draw_token();
-    uint32_t count = token_count_[c];
-    ids[0] = child_id(c, successor(count, token_successors_[c], token_last_[c], laws_[0]),
+    ids[0] = child_id(c, successor(token_count_[c], token_successors_[c], token_last_[c], laws_[0]),
                       token_fitted_[c]);
     add_token(c, 1, 0);
     for (size_t o = 1; o < laws_.size(); ++o) {
         Context& ctx = contexts_[o - 1][ids[o - 1]];
         ids[o] = child_id(ids[o - 1], successor(ctx.count, ctx.successors, ctx.last, laws_[o]),
                           ctx.fitted);
+        ++ctx.count;
     }
 }
 

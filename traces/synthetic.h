@@ -119,7 +119,9 @@ private:
     }
     uint32_t draw_token();
     void add_token(uint32_t token, int64_t count, int64_t tables);
-    uint32_t successor(uint32_t& count, uint32_t& successors, uint32_t& last, const OrderLaw& law);
+    // The successor index a context read `count` times goes on to (updating its successors and
+    // last one; the caller counts the read).
+    uint32_t successor(uint64_t count, uint32_t& successors, uint32_t& last, const OrderLaw& law);
 
     uint32_t vocabulary_;
     double token_d_, token_theta_;
@@ -128,7 +130,8 @@ private:
     uint64_t new_salt_;
     uint32_t tokens_ = 0;  // distinct tokens (indices 0 .. tokens_-1)
     uint64_t positions_ = 0, tables_ = 0;
-    std::vector<uint32_t> token_count_, token_successors_, token_last_, token_fitted_;
+    std::vector<uint64_t> token_count_;
+    std::vector<uint32_t> token_successors_, token_last_, token_fitted_;
     struct Node {
         int64_t count = 0, tables = 0;  // one cache line holds both sums of a Fenwick node
     };
