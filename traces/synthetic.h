@@ -20,8 +20,9 @@
 // r_n is the slice's share of old successors that were their context's last; a_n is set by
 // simulation so that the stream's top-1% share over twice the slice's length matches the
 // slice's. The state is a read count, a table count and a successor count per token, and per
-// order n >= 3 a read count, a successor count and the last successor per (n-1)-gram: it grows
-// with the distinct (N-1)-grams, never with the lookups (docs/traces.md: measured memory).
+// order n >= 3 a read count, a successor count, the last successor and the fit slice's successor
+// count per (n-1)-gram (a 24-byte hash-map slot): it grows with the distinct (N-1)-grams, never
+// with the lookups (docs/traces.md: measured memory).
 //
 // An n-gram id becomes one row per head through a 64-bit mix modulo the head's prime, so hash
 // collisions arise as they do for real n-grams. The fit slice's n-grams keep their ids and rows
