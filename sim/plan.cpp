@@ -93,10 +93,7 @@ std::shared_ptr<Served> served_of(const json& workload) {
         return s;
     }
     auto text = std::make_shared<Workload>(make_workload(workload));
-    for (const auto& r : text->requests) {
-        s->prompt_len.push_back(uint32_t(r.prompt.size()));
-        s->output_len.push_back(uint32_t(r.output.size()));
-    }
+    request_lengths(*text, s->prompt_len, s->output_len);
     s->text = std::move(text);
     return s;
 }

@@ -125,17 +125,22 @@ Workload corpus_workload(const nlohmann::json& s) {
 
 }  // namespace
 
-void workload_lengths(const nlohmann::json& s, std::vector<uint32_t>& prompt_len,
-                      std::vector<uint32_t>& output_len) {
+void request_lengths(const Workload& workload, std::vector<uint32_t>& prompt_len,
+                     std::vector<uint32_t>& output_len) {
     prompt_len.clear();
     output_len.clear();
-    if (s.at("kind") != "synthetic") {
-        for (const auto& r : make_workload(s).requests) {
-            prompt_len.push_back(uint32_t(r.prompt.size()));
-            output_len.push_back(uint32_t(r.output.size()));
-        }
-        return;
+    for (const auto& r : workload.requests) {
+        prompt_len.push_back(uint32_t(r.prompt.size()));
+        output_len.push_back(uint32_t(r.output.size()));
     }
+}
+
+void workload_lengths(const nlohmann::json& s, std::vector<uint32_t>& prompt_len,
+                      std::vector<uint32_t>& output_len) {
+    if (s.at("kind") != "synthetic")
+        return request_lengths(make_workload(s), prompt_len, output_len);
+    prompt_len.clear();
+    output_len.clear();
     python::Random rng(s.at("seed").get<uint64_t>());
     const LengthDraw p(s.at("prompt_len"), "workload.prompt_len");
     const LengthDraw o(s.at("output_len"), "workload.output_len");

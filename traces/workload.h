@@ -46,6 +46,10 @@ Workload nano_vllm_workload(size_t num_seqs, uint64_t seed = 0, int min_len = 10
 // synthetic workload has lengths but no tokens: see make_lookups in traces/lookups.h).
 Workload make_workload(const nlohmann::json& workload_section);
 
+// The prompt and output lengths of a workload's requests.
+void request_lengths(const Workload& workload, std::vector<uint32_t>& prompt_len,
+                     std::vector<uint32_t>& output_len);
+
 // The prompt and output lengths a workload section draws (any kind).
 void workload_lengths(const nlohmann::json& workload_section, std::vector<uint32_t>& prompt_len,
                       std::vector<uint32_t>& output_len);
