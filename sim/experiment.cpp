@@ -93,7 +93,7 @@ struct Variant {
     std::vector<std::pair<std::string, json>> keys;  // applied to the Engram run only
 };
 
-// Alternatives to each assumption the paper leaves open (ENGRAM.md section 4) and to this
+// Alternatives to each assumption the paper leaves open (docs/ENGRAM.md section 4) and to this
 // model's own parameters. Each changes one thing against the defaults.
 std::vector<Variant> variants() {
     const json gen4 = {{"kind", "pcie"}, {"pcie_generation", 4}, {"pcie_lanes", 16},

@@ -1,5 +1,5 @@
 // Experiments built from serving runs: one configuration against its references, and the
-// paper's Table 4 reproduction (ENGRAM.md section 4) with its calibration and sensitivity.
+// paper's Table 4 reproduction (docs/ENGRAM.md section 4) with its calibration and sensitivity.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-// Engram's multiplicative-XOR N-gram hash (ENGRAM.md section 1), bit-exact with
+// Engram's multiplicative-XOR N-gram hash (docs/ENGRAM.md section 1), bit-exact with
 // engram_demo_v1.py's NgramHashMapping.
 //
 // For Engram layer l: multipliers m_0..m_{N-1} = 2 * default_rng(seed + 10007 l).integers(0,

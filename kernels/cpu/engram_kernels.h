@@ -1,4 +1,4 @@
-// CPU reference implementations of the Engram kernels (ENGRAM.md section 1, steps 3-7). They
+// CPU reference implementations of the Engram kernels (docs/ENGRAM.md section 1, steps 3-7). They
 // define the semantics that the CUDA kernels in kernels/cuda/ reproduce: integer outputs bit for
 // bit, floating outputs within the tolerances stated in the device tests. All activations are
 // float32, row-major, token-major; norms use eps inside the square root.

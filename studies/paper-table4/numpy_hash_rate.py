@@ -2,7 +2,7 @@
 """Row ids per second of Engram hashing written as NumPy array code, the way the reference demo
 (engram_demo_v1.py) computes it: canonical ids by table lookup, the shifted copies of each
 sequence padded at its start, one multiply-XOR mix per N-gram order, one modulo per head
-(ENGRAM.md section 1, written from that specification). It times the paper-offload-100b shape
+(docs/ENGRAM.md section 1, written from that specification). It times the paper-offload-100b shape
 (orders 2 and 3, 8 heads each: 16 row ids per token) at a decode step of 512 sequences and at a
 full prefill of 16,384 tokens, one thread. The rate is the assumption of the `hashing: NumPy as
 the demo` row of `engramsim study run paper-table4` (sim.hash_rate_per_thread)."""
