@@ -11,7 +11,8 @@
 #   build 150 s     CUDA kernels, device tests, bench_kernels_cuda, engramsim-device (profiler)
 #   tests 60 s      ctest -L device: every CUDA kernel against its CPU reference (JUnit XML)
 #   bench 90 s      bench_kernels_cuda: kernels and their same-run ceilings (device copy, cuBLAS)
-#   profile 90 s    engramsim-device profile: CUPTI kernel times, NVTX ranges, L2 flushed
+#   profile 90 s    engramsim-device profile, one run per kernel (45 s each at most): CUPTI
+#                   kernel times, NVTX ranges, L2 flushed, the ceilings in each run
 #   30 s kept for the summary and the archive, which are written whatever failed before.
 # A step that fails or times out leaves the others' results; the ones that need the build are
 # skipped when it failed. Writes into OUT (--out, else $OUT, else build-device-check/out):
@@ -38,7 +39,7 @@ rehearse=0
 budget_total=480
 scale=1
 jobs=$(nproc)
-usage() { sed -n '2,31p' "$0" >&2; exit 2; }
+usage() { sed -n '2,32p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle=$2; shift 2 ;;
@@ -156,10 +157,16 @@ if [ "$built" = 1 ]; then
     --output-junit "$work/device_tests.xml" -j 4
   run_step bench 90 bench.txt "$build/bench_kernels_cuda" --benchmark_min_time=0.2 \
     --benchmark_out="$work/bench.json" --benchmark_out_format=json
+  # One run per kernel (each with its ceilings and at most 45 s), so that a timeout loses one
+  # kernel's profile, not all of them: a run writes its files when it ends.
+  kernels=$("$build/engramsim-device" profile --help 2>/dev/null | sed -n 's/.*(default all): //p' | tr -d ',')
   profile_args=(--samples 30)
-  [ "$rehearse" = 1 ] && profile_args=(--cpu --kernels router_topk --samples 2)
-  run_step profile 90 profile.log "$build/engramsim-device" profile "${profile_args[@]}" \
-    -o "$work/profiles/$gpu"
+  [ "$rehearse" = 1 ] && kernels=router_topk && profile_args=(--cpu --samples 2)
+  run_step profile 90 profile.log bash -c 'bin=$1 dir=$2 kernels=$3; shift 3; fail=0
+    for k in ${kernels:-all}; do
+      sel=(--kernels "$k"); [ "$k" = all ] && sel=()
+      echo "== $k"; timeout -k 5 45 "$bin" profile "${sel[@]}" "$@" -o "$dir" || { echo "== $k: exit $?"; fail=1; }
+    done; exit $fail' _ "$build/engramsim-device" "$work/profiles/$gpu" "$kernels" "${profile_args[@]}"
 else
   for s in "tests 60" "bench 90" "profile 90"; do skip_step ${s% *} ${s#* } "no build"; done
 fi
