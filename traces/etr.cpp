@@ -221,90 +221,128 @@ void TraceReader::fail(const std::string& what) const { throw TraceError(path_ +
 TraceReader::TraceReader(const std::string& path) : path_(path) {
     file_ = std::fopen(path.c_str(), "rb");
     if (!file_) fail(std::string("cannot open: ") + std::strerror(errno));
-    std::fseek(file_, 0, SEEK_END);
-    file_bytes_ = uint64_t(std::ftell(file_));
-    std::fseek(file_, 0, SEEK_SET);
-
-    auto read_at = [&](uint64_t offset, size_t n, const std::string& what) {
-        std::string buf(n, '\0');
-        if (offset + n > file_bytes_)
-            fail("truncated: " + what + " at byte offset " + std::to_string(offset) + " needs " +
-                 std::to_string(n) + " bytes, the file ends at " + std::to_string(file_bytes_));
-        std::fseek(file_, long(offset), SEEK_SET);
-        if (std::fread(buf.data(), 1, n, file_) != n) fail("read failed at " + std::to_string(offset));
-        return buf;
-    };
-
-    const std::string head = read_at(0, kHeaderBytes, "the header");
-    const auto* h = reinterpret_cast<const unsigned char*>(head.data());
-    if (std::memcmp(h, kMagic, sizeof kMagic) != 0) fail("not an EngramSim trace (bad magic)");
-    header_.version = get<uint32_t>(h + 8);
-    if (header_.version != kVersion)
-        fail("format version " + std::to_string(header_.version) + "; this build reads version " +
-             std::to_string(kVersion));
-    const uint32_t flags = get<uint32_t>(h + 12);
-    header_.complete = (flags & kComplete) != 0;
-    if (!header_.complete)
-        fail("incomplete trace: the writer did not finish (interrupted `trace make`?)");
-    header_.requests = get<uint64_t>(h + 16);
-    header_.tokens = get<uint64_t>(h + 24);
-    header_.lookups = get<uint64_t>(h + 32);
-    header_.blocks = get<uint64_t>(h + 40);
-    header_.engram_hash = get<uint64_t>(h + 48);
-    const uint32_t meta_len = get<uint32_t>(h + 56);
-    const uint32_t stored_crc = get<uint32_t>(h + 60);
-    const std::string meta = read_at(kHeaderBytes, meta_len, "the header's metadata");
-    if (crc(meta.data(), meta.size(), crc(head.data(), 60)) != stored_crc)
-        fail("header checksum mismatch (bytes 0.." + std::to_string(kHeaderBytes + meta_len) +
-             " are corrupt)");
+    // A constructor that throws runs no destructor: the file is closed here, or every refused
+    // trace would leak a descriptor (a process checking many files runs out of them).
     try {
-        header_.meta = nlohmann::json::parse(meta);
-        engram_ = EngramConfig::from_json(header_.meta.at("engram"));
-    } catch (const std::exception& e) {
-        fail(std::string("header metadata unreadable: ") + e.what());
-    }
-    bits_ = row_bits(engram_);
+        std::fseek(file_, 0, SEEK_END);
+        file_bytes_ = uint64_t(std::ftell(file_));
+        std::fseek(file_, 0, SEEK_SET);
 
-    // Walk the block headers (not the payloads) to index the file and learn every length.
-    uint64_t offset = kHeaderBytes + meta_len;
-    uint64_t first = 0;
-    for (uint64_t b = 0; b < header_.blocks; ++b) {
-        const std::string bh = read_at(offset, kBlockHeaderBytes, "block " + std::to_string(b));
-        const auto* p = reinterpret_cast<const unsigned char*>(bh.data());
-        if (get<uint32_t>(p) != kBlockMagic || get<uint32_t>(p + 4) != b)
-            fail("block " + std::to_string(b) + " at byte offset " + std::to_string(offset) +
-                 ": bad block header (corrupt)");
-        BlockIndex bi;
-        bi.offset = offset;
-        bi.requests = get<uint32_t>(p + 8);
-        bi.crc = get<uint32_t>(p + 12);
-        bi.payload_bytes = get<uint64_t>(p + 16);
-        bi.raw_bytes = get<uint64_t>(p + 24);
-        bi.first_request = first;
-        const uint64_t lengths_bytes = uint64_t(bi.requests) * 8;
-        bi.payload_offset = offset + kBlockHeaderBytes + lengths_bytes;
-        if (bi.payload_offset + bi.payload_bytes > file_bytes_)
-            fail("truncated: block " + std::to_string(b) + " at byte offset " +
-                 std::to_string(offset) + " needs " +
-                 std::to_string(kBlockHeaderBytes + lengths_bytes + bi.payload_bytes) +
-                 " bytes, the file ends at " + std::to_string(file_bytes_));
-        const std::string lengths = read_at(offset + kBlockHeaderBytes, lengths_bytes,
-                                            "block " + std::to_string(b) + " lengths");
-        const auto* lp = reinterpret_cast<const unsigned char*>(lengths.data());
-        for (uint32_t i = 0; i < bi.requests; ++i) {
-            prompt_len_.push_back(get<uint32_t>(lp + 8 * i));
-            output_len_.push_back(get<uint32_t>(lp + 8 * i + 4));
+        auto read_at = [&](uint64_t offset, uint64_t n, const std::string& what) {
+            // Checked before allocating: a length field is never trusted beyond the file's size.
+            if (offset > file_bytes_ || n > file_bytes_ - offset)
+                fail("truncated: " + what + " at byte offset " + std::to_string(offset) +
+                     " needs " + std::to_string(n) + " bytes, the file ends at " +
+                     std::to_string(file_bytes_));
+            std::string buf(n, '\0');
+            std::fseek(file_, long(offset), SEEK_SET);
+            if (std::fread(buf.data(), 1, n, file_) != n)
+                fail("read failed at " + std::to_string(offset));
+            return buf;
+        };
+
+        const std::string head = read_at(0, kHeaderBytes, "the header");
+        const auto* h = reinterpret_cast<const unsigned char*>(head.data());
+        if (std::memcmp(h, kMagic, sizeof kMagic) != 0) fail("not an EngramSim trace (bad magic)");
+        header_.version = get<uint32_t>(h + 8);
+        if (header_.version != kVersion)
+            fail("format version " + std::to_string(header_.version) +
+                 "; this build reads version " + std::to_string(kVersion));
+        const uint32_t flags = get<uint32_t>(h + 12);
+        header_.complete = (flags & kComplete) != 0;
+        if (!header_.complete)
+            fail("incomplete trace: the writer did not finish (interrupted `trace make`?)");
+        header_.requests = get<uint64_t>(h + 16);
+        header_.tokens = get<uint64_t>(h + 24);
+        header_.lookups = get<uint64_t>(h + 32);
+        header_.blocks = get<uint64_t>(h + 40);
+        header_.engram_hash = get<uint64_t>(h + 48);
+        const uint32_t meta_len = get<uint32_t>(h + 56);
+        const uint32_t stored_crc = get<uint32_t>(h + 60);
+        const std::string meta = read_at(kHeaderBytes, meta_len, "the header's metadata");
+        if (crc(meta.data(), meta.size(), crc(head.data(), 60)) != stored_crc)
+            fail("header checksum mismatch (bytes 0.." + std::to_string(kHeaderBytes + meta_len) +
+                 " are corrupt)");
+        try {
+            header_.meta = nlohmann::json::parse(meta);
+            // The section is validated as a config would be (bounds included) before it is used.
+            const nlohmann::json engram =
+                config::resolve({{"engram", header_.meta.at("engram")}}, "trace metadata")
+                    .at("engram");
+            engram_ = EngramConfig::from_json(engram);
+        } catch (const std::exception& e) {
+            fail(std::string("header metadata unreadable: ") + e.what());
         }
-        first += bi.requests;
-        offset = bi.payload_offset + bi.payload_bytes;
-        blocks_.push_back(bi);
+        bits_ = row_bits(engram_);
+
+        // Walk the block headers (not the payloads) to index the file and learn every length.
+        uint64_t offset = kHeaderBytes + meta_len;
+        uint64_t first = 0, tokens = 0;
+        for (uint64_t b = 0; b < header_.blocks; ++b) {
+            const std::string bh = read_at(offset, kBlockHeaderBytes, "block " + std::to_string(b));
+            const auto* p = reinterpret_cast<const unsigned char*>(bh.data());
+            if (get<uint32_t>(p) != kBlockMagic || get<uint32_t>(p + 4) != b)
+                fail("block " + std::to_string(b) + " at byte offset " + std::to_string(offset) +
+                     ": bad block header (corrupt)");
+            BlockIndex bi;
+            bi.offset = offset;
+            bi.requests = get<uint32_t>(p + 8);
+            bi.crc = get<uint32_t>(p + 12);
+            bi.payload_bytes = get<uint64_t>(p + 16);
+            bi.raw_bytes = get<uint64_t>(p + 24);
+            bi.first_request = first;
+            const uint64_t lengths_bytes = uint64_t(bi.requests) * 8;
+            bi.payload_offset = offset + kBlockHeaderBytes + lengths_bytes;
+            if (bi.payload_offset > file_bytes_ ||
+                bi.payload_bytes > file_bytes_ - bi.payload_offset)
+                fail("truncated: block " + std::to_string(b) + " at byte offset " +
+                     std::to_string(offset) + " needs " + std::to_string(kBlockHeaderBytes) +
+                     " + " + std::to_string(lengths_bytes) + " + " +
+                     std::to_string(bi.payload_bytes) + " bytes, the file ends at " +
+                     std::to_string(file_bytes_));
+            const std::string lengths = read_at(offset + kBlockHeaderBytes, lengths_bytes,
+                                                "block " + std::to_string(b) + " lengths");
+            const auto* lp = reinterpret_cast<const unsigned char*>(lengths.data());
+            // The payload's size follows from the lengths (see flush_block): a block whose header
+            // says otherwise is refused here, before anything is allocated for it.
+            unsigned __int128 want_raw = 0;
+            for (uint32_t i = 0; i < bi.requests; ++i) {
+                prompt_len_.push_back(get<uint32_t>(lp + 8 * i));
+                output_len_.push_back(get<uint32_t>(lp + 8 * i + 4));
+                const uint64_t t = uint64_t(prompt_len_.back()) + output_len_.back();
+                want_raw += 12 + 4 * (unsigned __int128)t;
+                for (const auto& layer : bits_)
+                    for (int width : layer) want_raw += packed_bytes(t, width);
+                tokens += t;
+            }
+            if (want_raw != bi.raw_bytes)
+                fail("block " + std::to_string(b) + " at byte offset " + std::to_string(offset) +
+                     ": its header says " + std::to_string(bi.raw_bytes) +
+                     " bytes uncompressed, its requests' lengths need " +
+                     (want_raw > UINT64_MAX ? std::string("more than 2^64")
+                                            : std::to_string(uint64_t(want_raw))) +
+                     " (corrupt)");
+            first += bi.requests;
+            offset = bi.payload_offset + bi.payload_bytes;
+            blocks_.push_back(bi);
+        }
+        if (first != header_.requests)
+            fail("header says " + std::to_string(header_.requests) + " requests, blocks hold " +
+                 std::to_string(first) + " (corrupt)");
+        const uint64_t per_token = uint64_t(engram_.heads_per_layer()) * bits_.size();
+        if (tokens != header_.tokens || (unsigned __int128)tokens * per_token != header_.lookups)
+            fail("header says " + std::to_string(header_.tokens) + " tokens and " +
+                 std::to_string(header_.lookups) + " lookups, the blocks' lengths give " +
+                 std::to_string(tokens) + " tokens (corrupt)");
+        if (offset != file_bytes_)
+            fail(std::to_string(file_bytes_ - offset) + " unexpected bytes after the last block at "
+                 "byte offset " + std::to_string(offset));
+
+    } catch (...) {
+        std::fclose(file_);
+        file_ = nullptr;
+        throw;
     }
-    if (first != header_.requests)
-        fail("header says " + std::to_string(header_.requests) + " requests, blocks hold " +
-             std::to_string(first) + " (corrupt)");
-    if (offset != file_bytes_)
-        fail(std::to_string(file_bytes_ - offset) + " unexpected bytes after the last block at "
-             "byte offset " + std::to_string(offset));
 }
 
 TraceReader::~TraceReader() {
@@ -332,6 +370,10 @@ void TraceReader::load_block(size_t b) {
     if (std::fread(buf.data(), 1, buf.size(), file_) != buf.size()) fail(where + ": read failed");
     if (crc(buf.data() + lengths_bytes, bi.payload_bytes, crc(buf.data(), lengths_bytes)) != bi.crc)
         fail(where + ": checksum mismatch (corrupt)");
+    // The frame states its size: it must be the one checked against the lengths at open.
+    const unsigned long long content =
+        ZSTD_getFrameContentSize(buf.data() + lengths_bytes, bi.payload_bytes);
+    if (content != bi.raw_bytes) fail(where + ": payload does not decompress (corrupt)");
     std::string raw(bi.raw_bytes, '\0');
     const size_t n = ZSTD_decompress(raw.data(), raw.size(), buf.data() + lengths_bytes,
                                      bi.payload_bytes);
@@ -351,6 +393,12 @@ void TraceReader::load_block(size_t b) {
         r.prompt_len = get<uint32_t>(p + 4);
         r.output_len = get<uint32_t>(p + 8);
         p += 12;
+        const size_t k = size_t(bi.first_request) + size_t(&r - block_requests_.data());
+        if (r.prompt_len != prompt_len_[k] || r.output_len != output_len_[k])
+            fail(where + ": request " + std::to_string(k) + " has lengths " +
+                 std::to_string(r.prompt_len) + " + " + std::to_string(r.output_len) +
+                 " in the payload, " + std::to_string(prompt_len_[k]) + " + " +
+                 std::to_string(output_len_[k]) + " in the block header (corrupt)");
         const size_t tokens = size_t(r.prompt_len) + r.output_len;
         need(tokens * 4);
         r.canonical.resize(tokens);
