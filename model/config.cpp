@@ -1,9 +1,13 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "model/capacity.h"
 #include "model/presets.h"
 
 namespace engramsim::config {
@@ -23,9 +27,19 @@ Key integer(std::string name, json def, std::string help, std::optional<int64_t>
     k.max = max;
     return k;
 }
-Key quantity_key(std::string name, Dim dim, json def, std::string help) {
+Key quantity_key(std::string name, Dim dim, json def, std::string help,
+                 std::optional<Range> range = {}) {
     return {.name = std::move(name), .type = Type::Quantity, .dim = dim,
-            .default_value = std::move(def), .help = std::move(help)};
+            .default_value = std::move(def), .help = std::move(help),
+            .range = range ? *range : default_range(dim)};
+}
+// The default range of `dim` with 0 itself refused: sizes, rates and scales that divide.
+Range above_zero(Dim dim, std::string why) {
+    Range r = default_range(dim);
+    r.lo = 0;
+    r.lo_open = true;
+    r.why = std::move(why);
+    return r;
 }
 Key text(std::string name, json def, std::string help) {
     return {.name = std::move(name), .type = Type::String, .default_value = std::move(def),
@@ -70,7 +84,10 @@ Key engram_section() {
             {.name = "engram_vocab_size", .type = Type::QuantityList, .dim = Dim::Count,
              .default_value = json::array({646400, 646400}),
              .help = "Base table size per head for each N-gram order 2..N (rows); each head's "
-                     "table is the next unused prime above it."},
+                     "table is the next unused prime above it.",
+             .range = Range{.lo = 2, .hi = 4e9,
+                            .why = "row ids are 32-bit: each head's table, the next prime above "
+                                   "its base size, must stay below 2^32"}},
             integer("max_ngram_size", 3, "Largest N-gram order N; orders 2..N are hashed.", 2, 8),
             integer("n_embed_per_ngram", 512,
                     "Values per token per order (all heads of one order together).", 1),
@@ -138,7 +155,8 @@ Key hardware_section() {
                 integer("count", 1, "GPUs in the node.", 1),
                 integer("sm_count", json(), "Streaming multiprocessors.", 1),
                 quantity_key("boost_clock", Dim::Frequency, json(), "Boost clock."),
-                quantity_key("hbm_capacity", Dim::Bytes, json(), "HBM per GPU."),
+                quantity_key("hbm_capacity", Dim::Bytes, json(), "HBM per GPU.",
+                             above_zero(Dim::Bytes, "weights and the KV cache live there")),
                 quantity_key("hbm_bandwidth", Dim::Bandwidth, json(), "HBM bandwidth per GPU."),
                 quantity_key("l2_cache", Dim::Bytes, json(), "L2 cache per GPU."),
                 quantity_key("bf16_dense_flops", Dim::FlopRate, json(),
@@ -150,7 +168,8 @@ Key hardware_section() {
                 text("cpu", json(), "Product name."),
                 integer("sockets", 1, "CPU sockets.", 1),
                 integer("cores_per_socket", json(), "Cores per socket.", 1),
-                quantity_key("dram_capacity", Dim::Bytes, json(), "Host DRAM in the node."),
+                quantity_key("dram_capacity", Dim::Bytes, json(), "Host DRAM in the node.",
+                             above_zero(Dim::Bytes, "a host has memory")),
                 quantity_key("dram_bandwidth", Dim::Bandwidth, json(),
                              "Host DRAM bandwidth in the node (all sockets)."),
             }),
@@ -188,7 +207,8 @@ Key hardware_section() {
                 quantity_key("write_bandwidth", Dim::Bandwidth, json(),
                              "Sequential write per drive."),
                 quantity_key("random_read_iops", Dim::Count, json(),
-                             "4 KiB random reads per second per drive."),
+                             "4 KiB random reads per second per drive.",
+                             above_zero(Dim::Count, "a drive's read rate divides")),
                 quantity_key("read_latency", Dim::Time, json(), "One 4 KiB random read."),
                 {.name = "iops_at_depth", .type = Type::StringMap, .default_value = json::object(),
                  .help = "Measured 4 KiB random reads per second per drive by queue depth, "
@@ -203,9 +223,9 @@ Key length_section(std::string name, std::string help) {
         choice("dist", {"fixed", "uniform", "file"}, "uniform",
                "fixed: always `value`; uniform: randint(min, max); file: whitespace-separated "
                "lengths, used in order (cycled)."),
-        integer("value", 512, "Length when dist is fixed (tokens).", 1),
-        integer("min", 100, "Smallest length when dist is uniform (tokens).", 1),
-        integer("max", 1024, "Largest length when dist is uniform (tokens).", 1),
+        integer("value", 512, "Length when dist is fixed (tokens).", 1, INT32_MAX),
+        integer("min", 100, "Smallest length when dist is uniform (tokens).", 1, INT32_MAX),
+        integer("max", 1024, "Largest length when dist is uniform (tokens).", 1, INT32_MAX),
         text("file", "", "Lengths file when dist is file."),
     });
 }
@@ -218,7 +238,7 @@ Key workload_section() {
                    "nano-vllm: nano-vLLM bench.py's random prompts (the paper's Table 4); "
                    "corpus: document windows of a token file, outputs = the real continuation; "
                    "synthetic: lookups streamed by a fitted generator (synthetic_model)."),
-            integer("num_requests", 512, "Requests (sequences).", 1),
+            integer("num_requests", 512, "Requests (sequences; ids are 32-bit).", 1, UINT32_MAX),
             integer("seed", 0, "Seed of every random draw of the workload.", 0),
             length_section("prompt_len", "Prompt length distribution."),
             length_section("output_len", "Generated tokens per request (max_tokens)."),
@@ -238,7 +258,8 @@ Key workload_section() {
 
 Key sim_section() {
     auto fraction = [](std::string name, double def, std::string help) {
-        return quantity_key(std::move(name), Dim::Count, def, std::move(help) + " (0..1]");
+        return quantity_key(std::move(name), Dim::Count, def, std::move(help) + " (0..1]",
+                            Range{.lo = 0, .lo_open = true, .hi = 1, .why = "a share"});
     };
     return section(
         "sim",
@@ -280,9 +301,11 @@ Key sim_section() {
             quantity_key("outstanding_per_thread", Dim::Count, 2,
                          "Mean concurrent row reads one gather thread sustains (memory-level "
                          "parallelism, page-walk bound; `engramsim validate host-fetch` measures "
-                         "it). > 0, fractional allowed."),
+                         "it). > 0, fractional allowed.",
+                         above_zero(Dim::Count, "a gather thread reads at least part of a row at a time")),
             quantity_key("hash_rate_per_thread", Dim::Count, "1.08B",
-                         "Row ids hashed per second per host thread (measured here, README)."),
+                         "Row ids hashed per second per host thread (measured here, README).",
+                         above_zero(Dim::Count, "a rate divides")),
             integer("hash_threads", 1,
                     "Host threads hashing (hashing = host) and deduplicating row ids.", 1, 4096),
             quantity_key("dedup_rate_per_thread", Dim::Count, "100M",
@@ -297,15 +320,18 @@ Key sim_section() {
                          "Fixed cost of one host-to-device copy: launch, descriptors, event."),
             quantity_key("pcie_tlp_overhead", Dim::Bytes, "24 B",
                          "Per-TLP framing, header, sequence number and LCRC."),
-            quantity_key("pcie_max_payload", Dim::Bytes, "256 B", "PCIe max payload size."),
+            quantity_key("pcie_max_payload", Dim::Bytes, "256 B", "PCIe max payload size.",
+                         above_zero(Dim::Bytes, "a TLP carries data")),
             fraction("pcie_dllp_overhead", 0.04,
                      "Share of link time taken by DLLPs (acks, flow-control updates)"),
             quantity_key("uva_read_granularity", Dim::Bytes, "64 B",
-                         "Alignment of GPU zero-copy reads of host memory."),
+                         "Alignment of GPU zero-copy reads of host memory.",
+                         above_zero(Dim::Bytes, "a read moves data")),
             integer("uva_outstanding_reads", 768,
                     "PCIe read requests a GPU keeps in flight (10-bit tags).", 1, 65536),
             quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
-                         "One row read from NVMe: one I/O of this size (rows are not co-located)."),
+                         "One row read from NVMe: one I/O of this size (rows are not co-located).",
+                         above_zero(Dim::Bytes, "an I/O moves data")),
             integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
             choice(
                 "nvme_queueing", {"knee", "linear", "measured"}, "knee",
@@ -323,7 +349,8 @@ Key sim_section() {
                  "cover are timed from them (interpolated by shape), the rest by the roofline."),
             quantity_key("backbone_time_scale", Dim::Count, 1.0,
                          "Calibration: multiplies every backbone op time (never the Engram "
-                         "path); study paper-table4 fits it to the paper's baseline."),
+                         "path); study paper-table4 fits it to the paper's baseline.",
+                         above_zero(Dim::Count, "a time scale of 0 makes compute free")),
             boolean("scale_engram_ops", false,
                     "Apply backbone_time_scale to the Engram module's GPU ops too."),
             integer("max_num_seqs", 512, "Engine: sequences per step (nano-vLLM default).", 1),
@@ -385,7 +412,8 @@ Key placement_section() {
                    "exclusive (a row in at most one of them, HBM victims written back)."),
             quantity_key("profile_fraction", Dim::Count, 1.0,
                          "static: rank rows by their requests in this leading fraction of the "
-                         "trace (1: the whole trace, an oracle ranking) (0..1]"),
+                         "trace (1: the whole trace, an oracle ranking) (0..1]",
+                         Range{.lo = 0, .lo_open = true, .hi = 1, .why = "a share of the trace"}),
             integer("warmup_requests", 0,
                     "engramsim run: warm the caches first with this many requests of the run's "
                     "workload drawn with warmup_seed (other prompts, other document windows: "
@@ -408,29 +436,13 @@ const std::vector<std::pair<std::string, std::string>>& moved_keys() {
     return moved;
 }
 
-// Why `raw` is not a capacity, or nothing when it is one. The forms of
-// placement::parse_capacity_rows (sim/placement/replay.cpp), checked without the table.
+// Why `raw` is not a capacity, or nothing when it is one (model/capacity.h, checked without
+// the table).
 std::optional<std::string> capacity_problem(const std::string& raw) {
-    const size_t b = raw.find_first_not_of(' '), e = raw.find_last_not_of(' ');
-    const std::string text = b == std::string::npos ? std::string() : raw.substr(b, e - b + 1);
     try {
-        if (text == "all") return std::nullopt;
-        if (!text.empty() && text.back() == '%') {
-            if (units::parse(text.substr(0, text.size() - 1), Dim::Count) > 100)
-                return "more than 100%";
-            return std::nullopt;
-        }
-        const std::string rows = "rows";
-        if (text.size() > rows.size() &&
-            text.compare(text.size() - rows.size(), rows.size(), rows) == 0) {
-            units::parse(text.substr(0, text.size() - rows.size()), Dim::Count);
-            return std::nullopt;
-        }
-        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
-            return std::nullopt;
-        units::parse(text, Dim::Bytes);
+        capacity::parse(raw);
         return std::nullopt;
-    } catch (const std::exception& ex) {
+    } catch (const std::invalid_argument& ex) {
         return std::string(ex.what());
     }
 }
@@ -518,9 +530,7 @@ public:
                 }
                 expect(v.is_string());
                 const auto text = v.get<std::string>();
-                if (auto why = capacity_problem(text))
-                    fail(path, "capacity '" + text + "': " + *why + "; expected " +
-                                   describe_type(key));
+                if (auto why = capacity_problem(text)) fail(path, *why);
                 return v;
             }
             case Type::Section: expect(v.is_object()); return section_value(key, v, path);
@@ -532,6 +542,7 @@ public:
         try {
             if (v.is_string()) {
                 double x = units::parse(v.get<std::string>(), dim);
+                check_range(x, dim, path, key);
                 // Counts stay JSON numbers (integers when whole); everything else a unit string.
                 if (dim == Dim::Count) return count_json(x);
                 return units::format(x, dim);
@@ -539,6 +550,8 @@ public:
             if (dim == Dim::Count && v.is_number()) {
                 double x = v.get<double>();
                 if (x < 0) fail(path, "must not be negative");
+                if (!std::isfinite(x)) fail(path, "must be a finite number");
+                check_range(x, dim, path, key);
                 return v.is_number_float() ? count_json(x) : v;
             }
         } catch (const units::UnitError& e) {
@@ -548,6 +561,11 @@ public:
             fail(path, "a bare number needs a unit; expected " + describe_type(key) +
                            ", e.g. \"" + units::format(example_value(dim), dim) + "\"");
         fail(path, "expected " + describe_type(key) + ", got " + json_kind(v));
+    }
+
+    void check_range(double x, Dim dim, const std::string& path, const Key& key) const {
+        if (!key.range) return;
+        if (auto why = range_problem(x, dim, *key.range)) fail(path, *why);
     }
 
     static json count_json(double x) {
@@ -673,6 +691,46 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 
 // ---- Public API ---------------------------------------------------------------------------
 
+Range default_range(Dim dim) {
+    switch (dim) {
+        case Dim::Bandwidth:
+            return {.lo = 0, .lo_open = true, .hi = 1e15, .why = "a link or memory moves data, "
+                                                                 "at most 1 PB/s"};
+        case Dim::FlopRate:
+            return {.lo = 0, .lo_open = true, .hi = 1e18,
+                    .why = "a processor computes, at most 1 EFLOP/s"};
+        case Dim::Frequency:
+            return {.lo = 0, .lo_open = true, .hi = 1e11, .why = "a clock ticks, below 100 GHz"};
+        case Dim::Time:
+            return {.lo = 0, .hi = 1,
+                    .why = "every time here is a latency or a per-operation cost, below a second"};
+        case Dim::Bytes:
+            return {.lo = 0, .hi = kTwoTo64, .hi_open = true, .why = "sizes are 64-bit byte counts"};
+        case Dim::Count:
+            return {.lo = 0, .hi = kTwoTo64, .hi_open = true, .why = "counts are 64-bit"};
+    }
+    return {};
+}
+
+std::optional<std::string> range_problem(double value, Dim dim, const Range& r) {
+    const bool low = r.lo_open ? !(value > r.lo) : !(value >= r.lo);
+    const bool high = r.hi_open ? !(value < r.hi) : !(value <= r.hi);
+    if (!low && !high) return std::nullopt;
+    auto show = [dim](double x) {
+        if (x == kTwoTo64) return std::string("2^64") + (dim == Dim::Bytes ? " B" : "");
+        if (!std::isfinite(x) || x < 0 || (dim == Dim::Bytes && x != std::floor(x)) ||
+            dim == Dim::Count) {
+            char buf[32];
+            auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+            return std::string(buf, end);
+        }
+        return units::format(x, dim);
+    };
+    return show(value) + " is out of range; expected " + std::string(units::dim_name(dim)) +
+           " in " + (r.lo_open ? "(" : "[") + show(r.lo) + ", " + show(r.hi) +
+           (r.hi_open ? ")" : "]") + (r.why.empty() ? "" : " (" + r.why + ")");
+}
+
 const Key& schema() {
     static const Key root = section("", "A config document.",
                                     {engram_section(), backbone_section(), hardware_section(),
@@ -752,19 +810,31 @@ json load(std::string_view preset_or_path) {
     if (auto doc = presets::document(preset_or_path))
         return resolve(*doc, "preset " + std::string(preset_or_path));
     const std::string path(preset_or_path);
-    std::ifstream in(path);
-    if (!in) {
+    auto doc = read_document(path);
+    if (!doc) {
         std::string msg = "'" + path + "' is neither a preset nor a readable file";
         if (auto near = nearest(path, presets::names())) msg += "; did you mean " + *near + "?";
         throw ConfigError(msg);
     }
-    json doc;
+    return resolve(*doc, path);
+}
+
+std::optional<json> read_document(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw ConfigError("'" + path + "' is a directory, not a config file");
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
     try {
-        doc = json::parse(in);
+        return json::parse(in);
     } catch (const json::parse_error& e) {
-        throw ConfigError(path + ": not valid JSON: " + e.what());
+        // "[json.exception.parse_error.101] parse error at line 2, ..." without the tag.
+        const std::string what = e.what();
+        const size_t tag =
+            what.rfind("[json.exception.", 0) == 0 ? what.find("] ") : std::string::npos;
+        throw ConfigError(path + ": not valid JSON: " +
+                          (tag == std::string::npos ? what : what.substr(tag + 2)));
     }
-    return resolve(doc, path);
 }
 
 std::optional<std::string> nearest(std::string_view word,

@@ -51,6 +51,17 @@ enum class Type {
     Section,       // object with declared `keys`
 };
 
+// The physically plausible values of a quantity, in its dimension's base unit (B, B/s, s, ...).
+// Resolution refuses a value outside it with the key's path: a bandwidth of 0, a latency of
+// 1e30 s or a capacity past 2^64 bytes is a typo or a unit slip, never a configuration.
+struct Range {
+    double lo = 0;
+    bool lo_open = false;  // true: lo itself is refused (rates and bandwidths are > 0)
+    double hi = 0;
+    bool hi_open = false;  // true: hi itself is refused (2^64 does not fit 64 bits)
+    std::string why;       // what the bound protects, for the error
+};
+
 struct Key {
     std::string name;
     Type type = Type::String;
@@ -61,7 +72,19 @@ struct Key {
     std::vector<Key> keys;               // Section only
     std::optional<int64_t> min;          // Integer only, inclusive
     std::optional<int64_t> max;          // Integer only, inclusive
+    std::optional<Range> range;          // Quantity and QuantityList only
 };
+
+// 2^64 as a double: the first byte count or row count that does not fit 64 bits.
+inline constexpr double kTwoTo64 = 18446744073709551616.0;
+
+// The default plausible range of a quantity of dimension `dim`: bandwidths, FLOP rates and
+// frequencies above 0 (and below 1 PB/s, 1 EFLOP/s, 100 GHz); times in [0 s, 1 s] (every time
+// key is a latency or a per-operation cost); bytes and counts in [0, 2^64).
+Range default_range(units::Dim dim);
+
+// Why `value` (base unit) is outside `range`, as "1e+30 s is out of range: ...", or nothing.
+std::optional<std::string> range_problem(double value, units::Dim dim, const Range& range);
 
 // The root of the schema: a Section whose keys are the top-level sections.
 const Key& schema();
@@ -78,6 +101,10 @@ nlohmann::json resolve(const nlohmann::json& doc, std::string_view origin);
 
 // Read a preset by name, or a JSON file by path, and resolve it.
 nlohmann::json load(std::string_view preset_or_path);
+
+// The JSON document in the file at `path`, unresolved; nothing when the file cannot be opened.
+// Throws ConfigError for a directory or text that is not JSON (with its line and column).
+std::optional<nlohmann::json> read_document(const std::string& path);
 
 // The nearest name to `word` among `candidates` by edit distance, if it is close enough to be a
 // plausible typo; used for "did you mean" hints everywhere names are looked up.

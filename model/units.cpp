@@ -367,8 +367,11 @@ double parse(std::string_view text, Dim dim) {
     const std::string_view symbol = trim(rest);
     const Unit* unit = find_unit(info, symbol);
     if (unit == nullptr && symbol.empty()) {
-        throw UnitError("'" + std::string(text) + "' needs a unit (" + std::string(info.name) +
-                        ": " + unit_list(info) + ")");
+        throw UnitError("'" + std::string(text) + "' " +
+                        (negative ? "is negative (" + std::string(info.description) +
+                                        " must be >= 0) and "
+                                  : std::string()) +
+                        "needs a unit (" + std::string(info.name) + ": " + unit_list(info) + ")");
     }
     if (unit == nullptr) fail(text, info, is_not);
     if (negative) fail(text, info, "is negative, but " + std::string(info.description) +

@@ -50,20 +50,14 @@ json load_run_config(const std::string& name) {
              {"engram", {{"base", "paper-offload-100b"}, {"hc_mult", backbone.value("hc_mult", 1)}}}},
             "preset " + name);
     }
-    std::ifstream in(name);
-    if (!in) {
+    const auto doc = config::read_document(name);
+    if (!doc) {
         std::string msg = "'" + name + "' is neither a backbone preset nor a readable file";
         if (auto near = config::nearest(name, presets::names("backbone")))
             msg += "; did you mean " + *near + "?";
         throw config::ConfigError(msg);
     }
-    json doc;
-    try {
-        doc = json::parse(in);
-    } catch (const json::parse_error& e) {
-        throw config::ConfigError(name + ": not valid JSON: " + e.what());
-    }
-    return resolve_run_config(doc, name);
+    return resolve_run_config(*doc, name);
 }
 
 namespace {
@@ -411,8 +405,29 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
         const double avail = hbm * count_of(simc, "gpu_memory_utilization") - plan.weight_bytes -
                              activation_peak;
         plan.num_kv_blocks = int64_t(std::floor(avail / (double(block) * plan.kv_bytes_per_token)));
-        if (plan.num_kv_blocks < 1)
-            throw config::ConfigError("the model does not fit: no HBM left for the KV cache");
+        if (plan.num_kv_blocks < 1) {
+            auto gb = [](double b) {
+                char t[32];
+                std::snprintf(t, sizeof t, "%.4g GB", b / 1e9);
+                return std::string(t);
+            };
+            const double util = count_of(simc, "gpu_memory_utilization");
+            const double cache_b = double(plan.hbm_cache_rows) * plan.engram.row_bytes() / tpd;
+            std::string weights = "backbone " + gb(tpar.weight_bytes_per_gpu());
+            if (engram_weights - cache_b > 0)
+                weights += ", Engram projections " + gb(engram_weights - cache_b);
+            if (cache_b > 0) weights += ", HBM cache of placement.hbm_capacity " + gb(cache_b);
+            throw config::ConfigError(
+                "the model does not fit: no HBM left for the KV cache. Per GPU: "
+                "hardware.gpu.hbm_capacity " + gb(hbm) + " x sim.gpu_memory_utilization " +
+                std::to_string(util).substr(0, 4) + " = " + gb(hbm * util) + ", minus weights " +
+                gb(plan.weight_bytes) + " (" + weights + "), minus the activation peak " +
+                gb(activation_peak) + " (sim.max_num_batched_tokens " +
+                std::to_string(max_batched) + ", sim.max_num_seqs " + std::to_string(max_seqs) +
+                ") leaves " + gb(avail) + "; one KV block (sim.kv_block_size " +
+                std::to_string(block) + " tokens) needs " +
+                gb(double(block) * plan.kv_bytes_per_token));
+        }
     }
 
     // Workload, schedule, lookups (cached).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -16,6 +17,9 @@ namespace {
 constexpr std::string_view kBundled = "bundled:";
 
 std::string read_file_bytes(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw TokenError(path + ": is a directory, not a token file");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw TokenError(path + ": cannot open: " + std::strerror(errno));
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -124,7 +128,10 @@ std::vector<std::string> bundled_samples() {
     return out;
 }
 
-std::vector<uint32_t> read_tokens(const std::string& spec) {
+namespace {
+
+// The ids of a token file in any format, none at all included.
+std::vector<uint32_t> read_any_tokens(const std::string& spec) {
     if (spec.starts_with(kBundled)) {
         const std::string name = spec.substr(kBundled.size());
         auto bytes = embedded::find("traces/samples/" + name + ".u32.bin");
@@ -156,6 +163,16 @@ std::vector<uint32_t> read_tokens(const std::string& spec) {
     throw TokenError(spec +
                      ": unknown token file type; expected *.u32.bin, *.u16.bin, *.bin (nanoGPT "
                      "or llm.c), *.json, *.jsonl or bundled:NAME");
+}
+
+}  // namespace
+
+std::vector<uint32_t> read_tokens(const std::string& spec) {
+    std::vector<uint32_t> ids = read_any_tokens(spec);
+    if (ids.empty())
+        throw TokenError(spec + ": holds no token ids (" +
+                         (ends_with(spec, ".json") ? "an empty array" : "an empty file") + ")");
+    return ids;
 }
 
 TokenDocuments read_token_documents(const std::string& spec, uint32_t bos_id) {

@@ -22,8 +22,8 @@ struct TokenError : std::runtime_error {
 };
 
 // Reads a token file (format from its name, see above; a JSONL file's lines end to end). Throws
-// TokenError naming the file and what is wrong (a size that is not a whole number of ids, a
-// non-integer JSON element and its line, ...).
+// TokenError naming the file and what is wrong (no ids at all, a size that is not a whole number
+// of ids, a non-integer JSON element and its line, ...).
 std::vector<uint32_t> read_tokens(const std::string& path_or_bundled);
 
 // A token file read as documents: every id end to end, and where each document starts.

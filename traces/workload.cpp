@@ -1,9 +1,11 @@
 #include "traces/workload.h"
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 
 #include "model/config.h"
+#include "model/resources.h"
 #include "traces/python_random.h"
 #include "traces/tokens.h"
 
@@ -66,8 +68,9 @@ public:
             std::ifstream in(file);
             if (!in) throw config::ConfigError(path + ".file: cannot read '" + file + "'");
             for (int64_t v; in >> v;) {
-                if (v < 1) throw config::ConfigError(path + ".file: length " + std::to_string(v) +
-                                                     " < 1 in '" + file + "'");
+                if (v < 1 || v > INT32_MAX)
+                    throw config::ConfigError(path + ".file: length " + std::to_string(v) +
+                                              " is outside [1, 2^31 - 1] in '" + file + "'");
                 from_file_.push_back(v);
             }
             if (!in.eof())
@@ -75,6 +78,13 @@ public:
                                                  "than whitespace-separated integers");
             if (from_file_.empty()) throw config::ConfigError(path + ".file: '" + file + "' is empty");
         }
+    }
+
+    // The longest length this distribution draws.
+    int64_t longest() const {
+        if (dist_ == "fixed") return value_;
+        if (dist_ == "uniform") return max_;
+        return *std::max_element(from_file_.begin(), from_file_.end());
     }
 
     // The i-th request's length; uniform draws come from `rng`.
@@ -89,6 +99,25 @@ private:
     int64_t value_ = 0, min_ = 0, max_ = 0;
     std::vector<int64_t> from_file_;
 };
+
+// Refuses, before anything is drawn, a workload whose requests would not fit in this machine's
+// memory: per request its bookkeeping and, with tokens, 4 B per prompt and output token (twice,
+// for the vectors' growth and what the schedule and lookups keep per token), at the longest
+// lengths the distributions draw.
+void require_workload_memory(const nlohmann::json& s, bool with_tokens) {
+    const double n = double(s.at("num_requests").get<uint64_t>());
+    const LengthDraw p(s.at("prompt_len"), "workload.prompt_len");
+    const LengthDraw o(s.at("output_len"), "workload.output_len");
+    const double tokens = double(p.longest()) + double(o.longest());
+    const double per_request = with_tokens ? 128.0 + 8.0 * 4.0 * tokens : 64.0;
+    resources::require_memory(
+        n * per_request, "workload",
+        s.at("num_requests").dump() + " requests (num_requests)" +
+            (with_tokens ? " of up to " + std::to_string(p.longest()) + " (prompt_len) + " +
+                               std::to_string(o.longest()) + " (output_len) tokens"
+                         : "") +
+            "; lower num_requests or the lengths");
+}
 
 Workload corpus_workload(const nlohmann::json& s) {
     const std::string tokens = s.at("tokens").get<std::string>();
@@ -139,6 +168,7 @@ void workload_lengths(const nlohmann::json& s, std::vector<uint32_t>& prompt_len
                       std::vector<uint32_t>& output_len) {
     if (s.at("kind") != "synthetic")
         return request_lengths(make_workload(s), prompt_len, output_len);
+    require_workload_memory(s, false);
     prompt_len.clear();
     output_len.clear();
     python::Random rng(s.at("seed").get<uint64_t>());
@@ -152,6 +182,7 @@ void workload_lengths(const nlohmann::json& s, std::vector<uint32_t>& prompt_len
 
 Workload make_workload(const nlohmann::json& s) {
     const std::string kind = s.at("kind").get<std::string>();
+    if (kind != "synthetic") require_workload_memory(s, true);
     if (kind == "nano-vllm") {
         const auto& p = s.at("prompt_len");
         const auto& o = s.at("output_len");

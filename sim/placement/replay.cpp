@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "model/units.h"
+#include "model/capacity.h"
 
 namespace engramsim::placement {
 
@@ -181,45 +181,7 @@ ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
 }
 
 uint64_t parse_capacity_rows(const std::string& raw, double row_bytes, uint64_t table_rows) {
-    const size_t b = raw.find_first_not_of(' '), e = raw.find_last_not_of(' ');
-    const std::string text = b == std::string::npos ? std::string() : raw.substr(b, e - b + 1);
-    auto bad = [&](const std::string& why) {
-        return std::invalid_argument(
-            "capacity '" + raw + "': " + why +
-            "; expected all, a percentage of the table (1%), a byte size (10GiB, 1.5 TB) or rows "
-            "(1000000, 2.5M rows)");
-    };
-    if (text == "all") return table_rows;
-    if (!text.empty() && text.back() == '%') {
-        double pct = 0;
-        try {
-            pct = units::parse(text.substr(0, text.size() - 1), units::Dim::Count);
-        } catch (const std::exception&) {
-            throw bad("not a percentage");
-        }
-        if (pct > 100) throw bad("more than 100%");
-        return uint64_t(std::floor(pct / 100.0 * double(table_rows)));
-    }
-    const std::string rows_suffix = "rows";
-    if (text.size() > rows_suffix.size() &&
-        text.compare(text.size() - rows_suffix.size(), rows_suffix.size(), rows_suffix) == 0) {
-        try {
-            return uint64_t(
-                units::parse(text.substr(0, text.size() - rows_suffix.size()), units::Dim::Count));
-        } catch (const std::exception& e) {
-            throw bad(e.what());
-        }
-    }
-    if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
-        return std::stoull(text);
-    double bytes = 0;
-    try {
-        bytes = units::parse(text, units::Dim::Bytes);
-    } catch (const std::exception& e) {
-        throw bad(e.what());
-    }
-    if (!(row_bytes > 0)) throw bad("byte sizes need the row size, which this trace lacks");
-    return uint64_t(std::floor(bytes / row_bytes));
+    return capacity::rows(capacity::parse(raw), row_bytes, table_rows, raw);
 }
 
 std::vector<uint64_t> profile_ranks_for(const DenseTrace& trace, LookupSource& warmup) {

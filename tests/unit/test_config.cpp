@@ -178,8 +178,11 @@ TEST(EngramConfig, CrossKeyChecks) {
     EXPECT_EQ(engram_error({{"n_embed_per_ngram", 100}, {"n_head_per_ngram", 8}}),
               "engram.n_embed_per_ngram: 100 is not divisible by n_head_per_ngram 8");
     EXPECT_EQ(engram_error({{"layer_ids", {1, 1}}}), "engram.layer_ids: layer 1 is listed twice");
+    // Table sizes are refused where the config is resolved, before EngramConfig sees them.
     EXPECT_EQ(engram_error({{"engram_vocab_size", {1, 5}}}),
-              "engram.engram_vocab_size[0]: 1 rows per head is outside [2, 4e9]");
+              "test.json: engram.engram_vocab_size[0]: 1 is out of range; expected count in "
+              "[2, 4e+09] (row ids are 32-bit: each head's table, the next prime above its base "
+              "size, must stay below 2^32)");
 }
 
 TEST(Config, NearestSuggestsOnlyPlausibleTypos) {
