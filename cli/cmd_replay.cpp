@@ -4,16 +4,20 @@
 // csv) or as plain little-endian uint64 ids, for exact comparison with other cache simulators.
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
+#include "model/capacity.h"
 #include "model/config.h"
 #include "model/engram_config.h"
 #include "sim/placement/mrc.h"
@@ -48,7 +52,7 @@ struct InputOptions {
                            "steps, capacities in rows (for comparison with other cache "
                            "simulators)");
             cmd.add_option("--row-bytes", row_bytes, "Row size for byte counts with --ids")
-                ->check(CLI::PositiveNumber);
+                ->check(number_in(0, 1 << 30, true));
         }
         cmd.add_option("--max-num-seqs", max_num_seqs, "Scheduler: sequences per step")
             ->capture_default_str()
@@ -82,13 +86,20 @@ struct InputOptions {
             throw std::invalid_argument(
                 "give exactly one input: --trace FILE.etr, --ids FILE.u64, "
                 "or --engram CFG --workload CFG");
+        if (row_bytes > 0 && ids.empty())
+            throw std::invalid_argument(
+                "--row-bytes is for --ids only: a trace or a workload carries its row size");
         if (!ids.empty()) {
+            std::error_code ec;
+            if (std::filesystem::is_directory(ids, ec))
+                throw std::runtime_error(ids + ": is a directory, not an id file");
             std::ifstream in(ids, std::ios::binary | std::ios::ate);
-            if (!in) throw std::runtime_error(ids + ": cannot open");
+            if (!in) throw std::runtime_error(ids + ": cannot open: " + std::strerror(errno));
             const auto bytes = uint64_t(in.tellg());
             if (bytes % 8 != 0)
                 throw std::runtime_error(ids + ": " + std::to_string(bytes) +
                                          " bytes is not a whole number of uint64 ids");
+            if (bytes == 0) throw std::runtime_error(ids + ": holds no ids (an empty file)");
             std::vector<uint64_t> v(bytes / 8);
             in.seekg(0);
             in.read(reinterpret_cast<char*>(v.data()), std::streamsize(bytes));
@@ -140,6 +151,13 @@ json totals_json(const TierTotals& t, double row_bytes) {
             {"gpu_to_host_bytes", double(t.demoted_rows) * row_bytes}};
 }
 
+// A byte count in full digits ("1622912", not ostream's "1.62291e+06"): the shortest fixed
+// notation that reads back to the same double.
+std::string csv_number(double x) {
+    char buf[400];
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, x, std::chars_format::fixed).ptr);
+}
+
 void write_steps_csv(const std::string& path, const std::vector<ReplayResult>& results,
                      const std::vector<std::string>& labels) {
     std::ofstream out(path);
@@ -152,8 +170,9 @@ void write_steps_csv(const std::string& path, const std::vector<ReplayResult>& r
             out << labels[i] << ',' << r.step << ',' << r.layer << ',' << r.lookups << ','
                 << r.unique_rows << ',' << r.hbm_hits << ',' << r.dram_rows << ',' << r.ssd_rows
                 << ',' << r.promoted_rows << ',' << r.evicted_rows << ',' << r.demoted_rows << ','
-                << r.invalidated_rows << ',' << r.host_to_gpu_bytes << ',' << r.ssd_to_host_bytes
-                << ',' << r.gpu_to_host_bytes << '\n';
+                << r.invalidated_rows << ',' << csv_number(r.host_to_gpu_bytes) << ','
+                << csv_number(r.ssd_to_host_bytes) << ',' << csv_number(r.gpu_to_host_bytes)
+                << '\n';
     if (!out) throw std::runtime_error(path + ": write failed");
 }
 
@@ -228,6 +247,34 @@ void resolve_placement(const std::string& path,
     }
 }
 
+// An option that would do nothing with the others given is an error, not a silent no-op.
+template <class Options>
+void refuse_idle_options(const CLI::App& cmd, const Options& o) {
+    auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+    auto refuse = [](const std::string& flag, const std::string& why) {
+        throw std::invalid_argument(flag + " does nothing here: " + why);
+    };
+    for (const char* f : {"--mrc-points", "--threads"})
+        if (given(f) && !o.mrc) refuse(f, "it shapes the miss-ratio curve, and --mrc is not given");
+    if (given("--mrc-points") && o.capacity.find(',') != std::string::npos)
+        refuse("--mrc-points", "the curve's sizes are the several --capacity values given");
+    const bool static_policy = o.policy == "static" || o.dram_policy == "static";
+    for (const char* f : {"--warmup-trace", "--profile-fraction"})
+        if (given(f) && !static_policy)
+            refuse(f, "it ranks rows for the static policy, and the policies are " + o.policy +
+                          " (HBM) and " + o.dram_policy + " (DRAM)");
+    std::string dram = o.dram;
+    dram.erase(0, dram.find_first_not_of(" \t"));
+    dram.erase(dram.find_last_not_of(" \t") + 1);
+    for (const char* f : {"--dram-policy", "--dram-policy-options", "--tiers"})
+        if (given(f) && dram == "all")
+            refuse(f, "it configures a DRAM cache, and --dram all holds the whole table; give "
+                      "--dram a capacity below the table's");
+    for (const char* f : {"--max-num-seqs", "--max-num-batched-tokens"})
+        if (given(f) && !o.input.ids.empty())
+            refuse(f, "--ids is a plain id sequence with no steps to schedule");
+}
+
 void replay_command(CLI::App& app) {
     struct Options {
         InputOptions input;
@@ -291,7 +338,7 @@ void replay_command(CLI::App& app) {
                         "static: rank rows by their requests in this leading fraction of the "
                         "trace")
             ->capture_default_str()
-            ->check(CLI::Range(1e-9, 1.0)));
+            ->check(number_in(0, 1, true)));
     cmd->add_option("--warmup-trace", opt.warmup_trace,
                     "static: rank rows by a separate warm-up trace (.etr) instead");
     cmd->add_option("--steps-csv", opt.steps_csv,
@@ -308,8 +355,12 @@ void replay_command(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::Range(1, 100000));
     cmd->add_option("--threads", opt.threads, "MRC threads (0: all cores)")->capture_default_str();
-    cmd->callback([] {
+    cmd->callback([cmd] {
         resolve_placement(opt.config, opt.placement_flags, opt);
+        refuse_idle_options(*cmd, opt);
+        // Capacity texts are checked before the trace is read: a typo costs no load.
+        for (const auto& c : split(opt.capacity, ',')) capacity::parse(c);
+        capacity::parse(opt.dram);
         const auto t0 = std::chrono::steady_clock::now();
         const DenseTrace tr = opt.input.load();
         const double load_s = seconds_since(t0);

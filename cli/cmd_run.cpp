@@ -99,14 +99,17 @@ void run(const RunOptions& opt) {
         sim::results_json(c.run.plan, c.run.metrics, {{"comparison", c.comparison_json()}});
     if (!opt.out_dir.empty()) {
         std::filesystem::create_directories(opt.out_dir);
-        std::ofstream(opt.out_dir + "/results.json") << results.dump(2) << '\n';
-        std::ofstream(opt.out_dir + "/resolved_config.json") << cfg.dump(2) << '\n';
-        if (opt.timeline) {
-            std::ofstream tl(opt.out_dir + "/timeline.json");
-            sim::write_timeline(c.run.plan, c.run.des, tl);
-        }
-    } else if (opt.timeline) {
-        throw std::invalid_argument("--timeline needs -o DIR");
+        auto write = [&](const std::string& name, const auto& fill) {
+            const std::string path = opt.out_dir + "/" + name;
+            std::ofstream f(path);
+            fill(f);
+            if (!f.flush()) throw std::runtime_error(path + ": write failed");
+        };
+        write("results.json", [&](std::ostream& f) { f << results.dump(2) << '\n'; });
+        write("resolved_config.json", [&](std::ostream& f) { f << cfg.dump(2) << '\n'; });
+        if (opt.timeline)
+            write("timeline.json",
+                  [&](std::ostream& f) { sim::write_timeline(c.run.plan, c.run.des, f); });
     }
     if (opt.json)
         std::cout << results.dump(2) << '\n';
@@ -125,11 +128,14 @@ void add_run_command(CLI::App& app) {
                     "Run config file (sections backbone, engram, hardware, workload, sim) or a "
                     "backbone preset (then: paper-offload-100b, h800-pcie5, nano-vllm-512)")
         ->required();
-    cmd->add_option("-o,--out", opt->out_dir,
-                    "Write results.json, resolved_config.json (and timeline.json) here");
+    auto* out = cmd->add_option("-o,--out", opt->out_dir,
+                                "Write results.json, resolved_config.json (and timeline.json) "
+                                "here");
     cmd->add_flag("--json", opt->json, "Print results.json instead of the table");
     cmd->add_flag("--timeline", opt->timeline,
-                  "Also write timeline.json (Chrome trace; open in ui.perfetto.dev)");
+                  "Also write timeline.json into the -o folder (Chrome trace; open in "
+                  "ui.perfetto.dev); needs -o DIR")
+        ->needs(out);
     cmd->callback([opt] { run(*opt); });
 }
 

@@ -1,5 +1,7 @@
 // engramsim study run paper-table4: the Engram paper's Table 4 on the timing simulator, with
 // the calibration, the assumptions and the sensitivity to each.
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -82,12 +84,23 @@ void print_table4(const sim::Table4& t) {
 
 }  // namespace
 
-void run_paper_table4(bool json, bool sensitivity) {
+void run_paper_table4(bool json, bool sensitivity) { write_paper_table4(json, sensitivity, ""); }
+
+void write_paper_table4(bool json, bool sensitivity, const std::string& out_dir) {
+    if (!out_dir.empty()) std::filesystem::create_directories(out_dir);
     const sim::Table4 t = sim::paper_table4(sensitivity);
+    const std::string doc = t.to_json().dump(2) + "\n";
+    if (!out_dir.empty()) {
+        const std::string path = out_dir + "/results.json";
+        std::ofstream out(path);
+        out << doc;
+        if (!out.flush()) throw std::runtime_error(path + ": write failed");
+    }
     if (json)
-        std::cout << t.to_json().dump(2) << '\n';
+        std::cout << doc;
     else
         print_table4(t);
+    if (!out_dir.empty() && !json) std::cout << "\nresults.json written to " << out_dir << "\n";
 }
 
 void add_study_command(CLI::App& app) {
@@ -98,16 +111,29 @@ void add_study_command(CLI::App& app) {
     auto opt = std::make_shared<SweepCommandOptions>();
     auto no_sens = std::make_shared<bool>(false);
     run->add_option("name", *name, "Study (engramsim study list)")->required();
-    add_sweep_options(run, *opt);
+    add_sweep_options(run, *opt, "study");
     run->add_flag("--no-sensitivity", *no_sens, "paper-table4: skip the sensitivity rows");
-    run->callback([name, opt, no_sens] {
+    run->footer("paper-table4 is not a sweep: it takes --json, --no-sensitivity and -o DIR "
+                "(results.json there); the other studies take every option but "
+                "--no-sensitivity.");
+    run->callback([run, name, opt, no_sens] {
+        // An option that would do nothing here is refused, never ignored.
+        auto refuse = [&](const std::vector<std::string>& flags, const std::string& why) {
+            for (const auto& f : flags)
+                if (run->count(f) > 0)
+                    throw std::invalid_argument("study run " + *name + ": " + f + " " + why);
+        };
         if (*name == "paper-table4") {
             if (sim::mpi::size() > 1)
                 throw std::invalid_argument("study paper-table4 is not a sweep: it runs in one "
                                          "process; run it without mpirun");
-            run_paper_table4(opt->json, !*no_sens);
+            refuse({"--jobs", "--resume", "--plot", "--list"},
+                   "does nothing here: paper-table4 is not a sweep (it takes --json, "
+                   "--no-sensitivity and -o DIR)");
+            write_paper_table4(opt->json, !*no_sens, opt->out_dir);
             return;
         }
+        refuse({"--no-sensitivity"}, "is for paper-table4 only");
         SweepCommandOptions o = *opt;
         if (o.out_dir.empty()) o.out_dir = "study-" + *name;
         if (const int rc = run_sweep_and_report(study_spec(*name), o); rc != 0) std::exit(rc);

@@ -150,20 +150,11 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
 
 sim::SweepSpec load_sweep(const std::string& spec_or_config, const std::vector<std::string>& axes) {
     sim::SweepSpec spec;
-    nlohmann::json doc;
-    bool have_doc = false;
-    if (std::filesystem::is_regular_file(spec_or_config)) {
-        std::ifstream in(spec_or_config);
-        try {
-            doc = nlohmann::json::parse(in);
-            have_doc = true;
-        } catch (const nlohmann::json::parse_error& e) {
-            throw config::ConfigError(spec_or_config + ": not valid JSON: " + e.what());
-        }
-    }
-    if (have_doc && sim::is_sweep_spec(doc)) {
+    std::optional<nlohmann::json> doc;
+    if (std::filesystem::exists(spec_or_config)) doc = config::read_document(spec_or_config);
+    if (doc && sim::is_sweep_spec(*doc)) {
         const auto dir = std::filesystem::path(spec_or_config).parent_path().string();
-        spec = sim::parse_sweep_spec(doc, spec_or_config, dir.empty() ? "." : dir);
+        spec = sim::parse_sweep_spec(*doc, spec_or_config, dir.empty() ? "." : dir);
     } else {
         spec.base = sim::load_run_config(spec_or_config);
         spec.name = std::filesystem::path(spec_or_config).stem().string();
@@ -182,10 +173,10 @@ sim::SweepSpec load_sweep(const std::string& spec_or_config, const std::vector<s
     return spec;
 }
 
-void add_sweep_options(CLI::App* cmd, SweepCommandOptions& opt) {
+void add_sweep_options(CLI::App* cmd, SweepCommandOptions& opt, const std::string& prefix) {
     cmd->add_option("-o,--out", opt.out_dir,
-                    "Folder for spec.json, points/, results.json, results.csv (default: "
-                    "sweep-NAME)");
+                    "Folder for spec.json, points/, results.json, results.csv (default: " +
+                        prefix + "-NAME)");
     cmd->add_option("-j,--jobs", opt.jobs, "Points simulated at a time (forked workers); under mpirun every worker rank "
                     "simulates one point at a time")
         ->check(CLI::Range(1, 256));
@@ -214,7 +205,7 @@ void add_sweep_command(CLI::App& app) {
         ->allow_extra_args(false);
     cmd->add_flag("--no-references", *no_refs,
                   "Skip the table-in-HBM and no-Engram runs of every point");
-    add_sweep_options(cmd, *opt);
+    add_sweep_options(cmd, *opt, "sweep");
     cmd->callback([opt, spec, axes, no_refs] {
         sim::SweepSpec s = load_sweep(*spec, *axes);
         if (*no_refs) s.references = false;

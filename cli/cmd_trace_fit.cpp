@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
@@ -29,7 +30,7 @@ void add_trace_fit_command(CLI::App& trace) {
     cmd->add_option("--fit-fraction", opt.fit_fraction,
                     "Leading share of the corpus fitted on; the rest is held out")
         ->capture_default_str()
-        ->check(CLI::Range(0.001, 1.0));
+        ->check(number_in(0.001, 1));
     cmd->add_option("--seed", opt.seed, "Seed of the synthetic stream")->capture_default_str();
     cmd->add_option("-o,--output", opt.out, "Write the fitted model (JSON) here");
     cmd->add_option("--plot", opt.plot, "Write the validation figure (PNG) and JSON here");

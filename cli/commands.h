@@ -34,5 +34,7 @@ void add_validate_command(CLI::App& app);
 std::string producer();
 // The main job (engramsim with no arguments): the paper's Table 4 reproduction, printed.
 void run_paper_table4(bool json, bool sensitivity);
+// The same, also written as OUT_DIR/results.json when out_dir is not empty.
+void write_paper_table4(bool json, bool sensitivity, const std::string& out_dir);
 
 }  // namespace engramsim::cli

@@ -26,6 +26,26 @@ void check_mpi_command(int argc, char** argv) {
                              (sub ? sub : "") + "` without mpirun");
 }
 
+// CLI11's message, with the option named where CLI11 leaves it out.
+std::string cli_message(const CLI::ParseError& e) {
+    std::string msg = e.what();
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return msg;
+}
+
+// "trace hash " for the deepest subcommand that was parsed, "" for the top level.
+std::string subcommand_path(const CLI::App& app) {
+    std::string path;
+    const CLI::App* cur = &app;
+    while (true) {
+        const auto subs = cur->get_subcommands();
+        if (subs.empty()) break;
+        cur = subs.front();
+        path += cur->get_name() + " ";
+    }
+    return path;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,8 +79,20 @@ int main(int argc, char** argv) {
         check_mpi_command(argc, argv);
         app.parse(argc, argv);
         if (app.get_subcommands().empty()) engramsim::cli::run_paper_table4(false, true);
-    } catch (const CLI::ParseError& e) {
+    } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // Every usage error exits 1 with the same prefix as any other error, naming the option
+        // (CLI11's own exit codes, 105-109, would tell a script nothing it can use).
+        std::cerr << "engramsim: error: " << cli_message(e) << "\n"
+                  << "run 'engramsim " << subcommand_path(app) << "--help' for the options\n"
+                  << std::flush;
+        engramsim::sim::mpi::abort_world(1);
+        return 1;
     } catch (const std::exception& e) {
         namespace mpi = engramsim::sim::mpi;
         // Under MPI, a bad config or usage fails on every rank alike: rank 0 alone says so.

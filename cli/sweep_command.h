@@ -13,13 +13,13 @@
 namespace engramsim::cli {
 
 struct SweepCommandOptions {
-    std::string out_dir;  // default: sweep-NAME
+    std::string out_dir;  // default: sweep-NAME (study-NAME for a study)
     int jobs = 1;
     bool resume = false, json = false, plot = false, list = false;
 };
 
-// -o, -j, --resume, --json, --plot, --list on `cmd`.
-void add_sweep_options(CLI::App* cmd, SweepCommandOptions& opt);
+// -o, -j, --resume, --json, --plot, --list on `cmd`; the default folder is PREFIX-NAME.
+void add_sweep_options(CLI::App* cmd, SweepCommandOptions& opt, const std::string& prefix);
 
 // A sweep file, or a run config / backbone preset, plus `--axis` texts appended as axes.
 sim::SweepSpec load_sweep(const std::string& spec_or_config, const std::vector<std::string>& axes);
