@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -274,40 +275,100 @@ nlohmann::json to_json(const SyntheticModel& m) {
             {"orders", orders}};
 }
 
+namespace {
+
+// Fields read with their type and range checked: nlohmann's get<uint32_t>() converts a float
+// (undefined behaviour past the type's range: 1.5e30) or a larger integer (silently wrapped).
+template <typename T>
+T whole_value(const nlohmann::json& v, const std::string& name) {
+    constexpr auto lo = std::numeric_limits<T>::min();
+    constexpr auto hi = std::numeric_limits<T>::max();
+    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= uint64_t(hi)
+                      : v.is_number_integer() ? v.get<int64_t>() >= int64_t(lo) &&
+                                                    (v.get<int64_t>() < 0 || uint64_t(v.get<int64_t>()) <= uint64_t(hi))
+                                              : false;
+    if (!fits)
+        throw std::invalid_argument("synthetic model: " + name + ": " + v.dump().substr(0, 40) +
+                                    " is not an integer in [" + std::to_string(lo) + ", " +
+                                    std::to_string(hi) + "]");
+    return v.is_number_unsigned() ? T(v.get<uint64_t>()) : T(v.get<int64_t>());
+}
+
+template <typename T>
+T whole(const nlohmann::json& j, const char* key, const std::string& at) {
+    return whole_value<T>(j.at(key), at + key);
+}
+
+template <typename T>
+std::vector<T> whole_list(const nlohmann::json& j, const char* key, const std::string& at) {
+    const nlohmann::json& v = j.at(key);
+    if (!v.is_array()) throw std::invalid_argument("synthetic model: " + at + key + ": must be an array");
+    std::vector<T> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+        out.push_back(whole_value<T>(v[i], at + key + "[" + std::to_string(i) + "]"));
+    return out;
+}
+
+double real(const nlohmann::json& j, const char* key, const std::string& at) {
+    const nlohmann::json& v = j.at(key);
+    if (!v.is_number()) throw std::invalid_argument("synthetic model: " + at + key + ": must be a number");
+    return v.get<double>();
+}
+
+// A Pitman-Yor law: discount d in [0, 1), concentration theta > -d.
+void check_law(double d, double theta, const std::string& d_name, const std::string& theta_name) {
+    if (!(d >= 0 && d < 1))
+        throw std::invalid_argument("synthetic model: " + d_name + ": a discount, in [0, 1)");
+    if (!(theta > -d) || !std::isfinite(theta))
+        throw std::invalid_argument("synthetic model: " + theta_name + ": must be finite and > -" +
+                                    d_name);
+}
+
+}  // namespace
+
 SyntheticModel synthetic_model_from_json(const nlohmann::json& j) {
     if (j.value("kind", "") != "engramsim.synthetic_model")
         throw std::invalid_argument("not an engramsim synthetic model");
-    if (j.value("schema_version", 0) != 2)
+    if (!j.contains("schema_version") || j["schema_version"] != 2)
         throw std::invalid_argument(
-            "synthetic model schema_version " + std::to_string(j.value("schema_version", 0)) +
+            "synthetic model schema_version " + j.value("schema_version", nlohmann::json()).dump() +
             " is not 2; refit it with `engramsim trace fit` (version 2 continues the fit slice)");
     SyntheticModel m;
     m.corpus = j.at("corpus").get<std::string>();
-    m.fit_tokens = j.at("fit_tokens").get<uint64_t>();
-    m.vocabulary = j.at("vocabulary").get<uint32_t>();
-    m.token_d = j.at("token_d").get<double>();
-    m.token_theta = j.at("token_theta").get<double>();
-    m.token_count = j.at("token_count").get<std::vector<uint32_t>>();
-    m.token_successors = j.at("token_successors").get<std::vector<uint32_t>>();
-    m.token_last = j.at("token_last").get<std::vector<uint32_t>>();
+    m.fit_tokens = whole<uint64_t>(j, "fit_tokens", "");
+    m.vocabulary = whole<uint32_t>(j, "vocabulary", "");
+    if (m.vocabulary == 0) throw std::invalid_argument("synthetic model: vocabulary: must be >= 1");
+    m.token_d = real(j, "token_d", "");
+    m.token_theta = real(j, "token_theta", "");
+    check_law(m.token_d, m.token_theta, "token_d", "token_theta");
+    m.token_count = whole_list<uint32_t>(j, "token_count", "");
+    m.token_successors = whole_list<uint32_t>(j, "token_successors", "");
+    m.token_last = whole_list<uint32_t>(j, "token_last", "");
     if (m.token_count.size() != m.token_successors.size() ||
         m.token_last.size() != m.token_count.size() || m.token_count.size() > m.vocabulary)
         throw std::invalid_argument(
             "synthetic model: token_count and token_successors differ in "
             "length or exceed the vocabulary");
+    if (!j.at("orders").is_array()) throw std::invalid_argument("synthetic model: orders: must be an array");
     for (const auto& o : j.at("orders")) {
+        const std::string at = "orders[" + std::to_string(m.orders.size()) + "].";
+        if (!o.is_object()) throw std::invalid_argument("synthetic model: " + at + ": must be an object");
         OrderLaw law;
-        law.order = o.at("order").get<int>();
-        law.d = o.at("d").get<double>();
-        law.theta = o.at("theta").get<double>();
-        law.repeat = o.at("repeat").get<double>();
-        law.zipf = o.at("zipf").get<double>();
-        law.top1_share = o.at("top1_share").get<double>();
-        law.fitted_vocabulary = o.at("fitted_vocabulary").get<uint64_t>();
-        law.context_id = o.at("context_id").get<std::vector<uint64_t>>();
-        law.context_count = o.at("context_count").get<std::vector<uint32_t>>();
-        law.context_successors = o.at("context_successors").get<std::vector<uint32_t>>();
-        law.context_last = o.at("context_last").get<std::vector<uint32_t>>();
+        law.order = whole<int>(o, "order", at);
+        law.d = real(o, "d", at);
+        law.theta = real(o, "theta", at);
+        check_law(law.d, law.theta, at + "d", at + "theta");
+        law.repeat = real(o, "repeat", at);
+        if (!(law.repeat >= 0 && law.repeat <= 1))
+            throw std::invalid_argument("synthetic model: " + at + "repeat: a probability, in [0, 1]");
+        law.zipf = real(o, "zipf", at);
+        law.top1_share = real(o, "top1_share", at);
+        law.fitted_vocabulary = whole<uint64_t>(o, "fitted_vocabulary", at);
+        law.context_id = whole_list<uint64_t>(o, "context_id", at);
+        law.context_count = whole_list<uint32_t>(o, "context_count", at);
+        law.context_successors = whole_list<uint32_t>(o, "context_successors", at);
+        law.context_last = whole_list<uint32_t>(o, "context_last", at);
         if (law.order != int(m.orders.size()) + 2 ||
             law.context_count.size() != law.context_id.size() ||
             law.context_successors.size() != law.context_id.size() ||
