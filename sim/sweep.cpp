@@ -218,7 +218,7 @@ SweepSpec parse_sweep_spec(const json& doc, const std::string& origin, const std
     } else {
         spec_error(origin, "base", "must be a preset name, a file name or an object");
     }
-    if (!doc["axes"].is_array() || doc["axes"].empty())
+    if (!doc.contains("axes") || !doc["axes"].is_array() || doc["axes"].empty())
         spec_error(origin, "axes", "must be a non-empty array of {\"key\", \"values\"}");
     std::map<std::string, size_t> axis_of;  // key -> the axis that varies it
     for (size_t i = 0; i < doc["axes"].size(); ++i) {
