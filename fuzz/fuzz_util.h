@@ -3,9 +3,11 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -32,7 +34,7 @@ public:
         path_ = std::string(dir && *dir ? dir : "/tmp") + "/engramsim-fuzz-" +
                 std::to_string(::getpid()) + std::string(suffix);
         std::FILE* f = std::fopen(path_.c_str(), "wb");
-        if (!f) fail("cannot create " + path_);
+        if (!f) fail("cannot create " + path_ + ": " + std::strerror(errno));
         if (size && std::fwrite(data, 1, size, f) != size) fail("cannot write " + path_);
         std::fclose(f);
     }
