@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 namespace engramsim::cli {
@@ -31,6 +32,22 @@ inline CLI::Validator number_in(double lo, double hi, bool lo_open = false) {
             return {};
         },
         "NUMBER in " + bounds);
+}
+
+// A whole number >= 0 written in digits that fits 64 bits. CLI11 reads "-1" into an unsigned
+// option as 2^64 - 1 without a word; this refuses it.
+inline CLI::Validator whole_number() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            uint64_t x = 0;
+            const char* end = text.data() + text.size();
+            const auto r = std::from_chars(text.data(), end, x);
+            if (!text.empty() && text.front() == '-') return text + " is negative";
+            if (r.ec == std::errc::result_out_of_range) return text + " does not fit 64 bits";
+            if (r.ec != std::errc() || r.ptr != end) return "'" + text + "' is not a whole number";
+            return {};
+        },
+        "UINT");
 }
 
 }  // namespace engramsim::cli

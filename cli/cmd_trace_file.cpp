@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
@@ -139,8 +140,12 @@ void dump_command(CLI::App& trace) {
     static size_t max_tokens = 16;
     auto* cmd = trace.add_subcommand("dump", "Print one request of a trace: tokens and row ids");
     cmd->add_option("FILE", path, "Trace file (.etr)")->required();
-    cmd->add_option("--request", index, "Request index (file order)")->capture_default_str();
-    cmd->add_option("--tokens", max_tokens, "Tokens to print (0: all)")->capture_default_str();
+    cmd->add_option("--request", index, "Request index (file order)")
+        ->capture_default_str()
+        ->check(whole_number());
+    cmd->add_option("--tokens", max_tokens, "Tokens to print (0: all)")
+        ->capture_default_str()
+        ->check(whole_number());
     cmd->callback([] {
         TraceReader reader(path);
         const TraceRequest r = reader.request(index);

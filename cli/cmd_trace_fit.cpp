@@ -31,7 +31,9 @@ void add_trace_fit_command(CLI::App& trace) {
                     "Leading share of the corpus fitted on; the rest is held out")
         ->capture_default_str()
         ->check(number_in(0.001, 1));
-    cmd->add_option("--seed", opt.seed, "Seed of the synthetic stream")->capture_default_str();
+    cmd->add_option("--seed", opt.seed, "Seed of the synthetic stream")
+        ->capture_default_str()
+        ->check(whole_number());
     cmd->add_option("-o,--output", opt.out, "Write the fitted model (JSON) here");
     cmd->add_option("--plot", opt.plot, "Write the validation figure (PNG) and JSON here");
     cmd->add_flag("--json", opt.json, "Print the model and its validation as JSON");

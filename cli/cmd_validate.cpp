@@ -7,6 +7,9 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/checks.h"
+#include "model/config.h"
+#include "model/resources.h"
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
@@ -43,7 +46,28 @@ uint64_t size_option(const std::string& flag, const std::string& text) {
         throw std::invalid_argument(flag + ": " + e.what());
     }
     if (!(bytes >= 1 << 20)) throw std::invalid_argument(flag + ": at least 1 MiB, got " + text);
+    if (!(bytes < config::kTwoTo64))
+        throw std::invalid_argument(flag + ": " + text + " does not fit 64-bit bytes");
     return uint64_t(bytes);
+}
+
+// A table file of `bytes` at `path` that will be written (missing or smaller) must fit the free
+// space of its folder: refused before a byte is written.
+void require_disk_space(const std::string& path, uint64_t bytes) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const uint64_t have = fs::is_regular_file(path, ec) ? fs::file_size(path, ec) : 0;
+    if (have >= bytes) return;
+    fs::path dir = fs::path(path).parent_path();
+    if (dir.empty()) dir = ".";
+    const fs::space_info space = fs::space(dir, ec);
+    if (ec) return;  // the open reports a missing folder with its own words
+    if (bytes - have > space.available)
+        throw std::invalid_argument(
+            "--size: writing " + rounded(double(bytes), units::Dim::Bytes) + " to " + path +
+            " needs " + rounded(double(bytes - have), units::Dim::Bytes) + " more, but " +
+            dir.string() + " has " + rounded(double(space.available), units::Dim::Bytes) +
+            " free");
 }
 
 // --plot DIR: the report without its config, one row per (run, fetch) from `row`, and the
@@ -130,6 +154,8 @@ void run(const ValidateOptions& opt) {
     o.max_steps = opt.steps;
     o.idle_us = opt.idle_us;
     o.table_bytes = size_option("--table", opt.table);
+    resources::require_memory(double(o.table_bytes), "--table",
+                              "the host table, allocated and filled in this machine's DRAM");
     o.progress = [](const std::string& s) {
         std::cerr << "validate host-fetch: " << s << std::endl;
     };
@@ -239,6 +265,7 @@ void run_nvme(const NvmeOptions& opt) {
     o.steps = opt.steps;
     o.repeats = opt.repeats;
     o.file_bytes = size_option("--size", opt.size);
+    require_disk_space(opt.file, o.file_bytes);
     o.progress = [](const std::string& s) { std::cerr << "validate nvme-fetch: " << s << std::endl; };
     nlohmann::json cfg;
     if (opt.config.empty()) {
@@ -301,7 +328,8 @@ void add_validate_command(CLI::App& app) {
                     "threads idle between an engine's steps")
         ->check(CLI::Range(0, 1000000))
         ->capture_default_str();
-    cmd->add_option("--steps", opt->steps, "Validate the first N steps only (0: all)");
+    cmd->add_option("--steps", opt->steps, "Validate the first N steps only (0: all)")
+        ->check(whole_number());
     cmd->add_option("-o,--out", opt->out_dir, "Write validation.json and fetches.csv here");
     cmd->add_option("--plot", opt->plot_dir,
                     "Write host_fetch_validation.png (measured vs predicted per fetch) here");

@@ -254,3 +254,24 @@ TEST(HostileInputs, DirectoriesAndEmptyIdFilesAreNamedAsSuch) {
     EXPECT_EQ(r.err.find("json.exception"), std::string::npos) << r.err;
     std::filesystem::remove_all(dir);
 }
+
+TEST(HostileInputs, NegativeNumbersAreNotReadAsHugeUnsignedOnes) {
+    const std::string etr = engramsim::test::temp_path("hostile", "neg") + ".etr";
+    ASSERT_EQ(run("trace make --engram demo-v1 --workload nano-vllm-512 -q -o " + etr).status, 0);
+    expect_refused(run("trace dump " + etr + " --request -1"), {"--request", "negative"});
+    expect_refused(run("trace dump " + etr + " --tokens -3"), {"--tokens", "negative"});
+    expect_refused(run("trace dump " + etr + " --request 99999999999999999999"),
+                   {"--request", "does not fit 64 bits"});
+    expect_refused(run("trace fit --seed -5"), {"--seed", "negative"});
+    std::remove(etr.c_str());
+}
+
+TEST(HostileInputs, ValidationTablesBeyondMemoryOrDiskAreRefusedBeforeAnyWork) {
+    expect_refused(run("validate host-fetch --table 1e30GiB"), {"--table", "does not fit 64-bit"});
+    expect_refused(run("validate host-fetch --table 64PiB"),
+                   {"--table", "needs about", "in memory", "available"});
+    const std::string file = engramsim::test::temp_path("hostile", "nvme") + ".bin";
+    expect_refused(run("validate nvme-fetch --file " + file + " --size 16383PiB"),
+                   {"--size", "free"});
+    EXPECT_FALSE(std::filesystem::exists(file)) << "nothing written when refused";
+}
