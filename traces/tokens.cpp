@@ -202,9 +202,14 @@ CompressMap CompressMap::load(const std::string& spec) {
         return CompressMap(decode_le<uint32_t>(
             *embedded::find("traces/deepseek_v3_compress_map.u32.bin"), spec));
     }
-    if (spec.starts_with(kBundled))
-        throw TokenError(spec + ": no such bundled compression map (bundled: deepseek-v3)");
-    return CompressMap(decode_le<uint32_t>(read_file_bytes(spec), spec));
+    // Every caller reads the map an Engram config names: errors carry that key.
+    try {
+        if (spec.starts_with(kBundled))
+            throw TokenError(spec + ": no such bundled compression map (bundled: deepseek-v3)");
+        return CompressMap(decode_le<uint32_t>(read_file_bytes(spec), spec));
+    } catch (const TokenError& e) {
+        throw TokenError(std::string("engram.compress_map: ") + e.what());
+    }
 }
 
 std::vector<uint32_t> CompressMap::compress(std::span<const uint32_t> raw) const {

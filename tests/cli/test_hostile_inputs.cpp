@@ -275,3 +275,11 @@ TEST(HostileInputs, ValidationTablesBeyondMemoryOrDiskAreRefusedBeforeAnyWork) {
                    {"--size", "free"});
     EXPECT_FALSE(std::filesystem::exists(file)) << "nothing written when refused";
 }
+
+TEST(HostileInputs, ABadCompressionMapNamesItsKey) {
+    const std::string map = write("map.u32.bin", "not a map");
+    const std::string cfg =
+        run_config("map.json", R"("engram": {"base": "paper-offload-100b", "compress_map": ")" +
+                                   map + R"("})");
+    expect_refused(run("run " + cfg), {"engram.compress_map", map, "9 bytes"});
+}
