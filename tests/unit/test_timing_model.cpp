@@ -200,14 +200,20 @@ TEST(Platform, RoutesAreShortestPathsOverTheTopology) {
 }
 
 TEST(Plan, KvCacheIsWhatHbmLeavesAfterWeightsAndActivations) {
+    // Every request's output length is fixed by the config (bench.py's randint(100, 100) is 100),
+    // so the run's output tokens are known without the code under test: 8 requests x 100.
     const auto cfg = resolve_run_config(
-        {{"backbone", "dense-8b"}, {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 8}}}},
+        {{"backbone", "dense-8b"},
+         {"workload",
+          {{"base", "nano-vllm-512"},
+           {"num_requests", 8},
+           {"output_len", {{"dist", "uniform"}, {"min", 100}, {"max", 100}}}}}},
         "test");
     const Plan p = make_plan(cfg);
     const double act = 16384.0 * (4096 + 2 * 1024 + 2 * 12288 + 2 * 4096) * 2 + 512.0 * 151936 * 4;
     const double avail = 80e9 * 0.9 - 8'190'735'360.0 * 2 - act;
     EXPECT_EQ(p.num_kv_blocks, int64_t(std::floor(avail / (256 * 144.0 * 1024))));
-    EXPECT_EQ(p.output_tokens, 8u * 0 + p.output_tokens);
+    EXPECT_EQ(p.output_tokens, 8u * 100u);
     // Every request yields its output: the last step of each is where it finished.
     uint64_t tokens = 0;
     for (const auto& st : p.steps) tokens += st.seqs;  // one output token per sequence per step
