@@ -135,12 +135,8 @@ TEST(TensorParallel, ExpertsAreDividedAndUnknownOpsReplicated) {
 // all-reduces (attention output; shared + routed experts together), the routed experts and
 // their weights are divided, the router and the mHC maps replicated, the MLA latent cache whole.
 TEST(TensorParallel, MlaMoeLayerShardsByRole) {
-    BackboneShape b;
-    try {
-        b = BackboneShape::from_json(config::load("moe-27b")["backbone"]);
-    } catch (const config::ConfigError& e) {
-        GTEST_SKIP() << "step model rejects moe-27b: " << e.what();
-    }
+    // A shipped preset must resolve: a ConfigError here fails the test (it is not a skip).
+    const BackboneShape b = BackboneShape::from_json(config::load("moe-27b")["backbone"]);
     for (bool prefill : {true, false}) {
         const StepShape s{prefill, 512, prefill ? 1.0 : 512.0, prefill ? 0 : 512.0 * 700,
                           prefill ? 512.0 * 513 / 2 : 0};
