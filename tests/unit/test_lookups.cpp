@@ -1,5 +1,7 @@
-// Lookups in serving order equal the row ids of hashing each request's whole sequence at once
-// (trace hash), re-keyed globally: the scheduler's slicing and the hash history agree.
+// Consistency (unit), not golden: lookups in serving order equal the row ids of hashing each
+// request's whole sequence at once (trace hash), re-keyed globally, so the scheduler's slicing
+// and the hash history agree. Both sides are this library's code; the hasher itself is checked
+// against the independent golden files in tests/golden/test_hash_golden.cpp.
 #include <gtest/gtest.h>
 
 #include <map>
