@@ -135,7 +135,7 @@ void add_study_command(CLI::App& app) {
         }
         refuse({"--no-sensitivity"}, "is for paper-table4 only");
         SweepCommandOptions o = *opt;
-        if (o.out_dir.empty()) o.out_dir = "study-" + *name;
+        if (o.out_dir.empty() && !o.list) o.out_dir = "study-" + *name;
         if (const int rc = run_sweep_and_report(study_spec(*name), o); rc != 0) std::exit(rc);
     });
     study->add_subcommand("list", "List the studies.")->callback([] {

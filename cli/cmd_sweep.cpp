@@ -99,6 +99,14 @@ std::string producer() {
 int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& opt) {
     const bool root = sim::mpi::rank() == 0;
     if (opt.list) {
+        // --list prints the points and runs nothing: an option for the run would do nothing.
+        for (const auto& [given, flag] : {std::pair{opt.jobs != 1, "-j"}, {opt.resume, "--resume"},
+                                          {opt.plot, "--plot"}, {opt.json, "--json"},
+                                          {!opt.out_dir.empty(), "-o"}})
+            if (given)
+                throw std::invalid_argument(std::string(flag) +
+                                            " does nothing with --list, which prints the points "
+                                            "and runs nothing");
         if (!root) return 0;
         const auto points = sim::expand_sweep(spec);
         std::cout << spec.name << ": " << points.size() << " points\n";

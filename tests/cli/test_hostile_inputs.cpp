@@ -283,3 +283,12 @@ TEST(HostileInputs, ABadCompressionMapNamesItsKey) {
                                    map + R"("})");
     expect_refused(run("run " + cfg), {"engram.compress_map", map, "9 bytes"});
 }
+
+TEST(HostileInputs, SweepListRefusesOptionsForTheRun) {
+    for (const char* opt : {"-j 2", "--resume", "--plot", "--json", "-o somewhere"})
+        expect_refused(run(std::string("sweep dense-4b --axis sim.table=hbm,host-dram --list ") + opt),
+                       {"does nothing with --list"});
+    const Result ok = run("sweep dense-4b --axis sim.table=hbm,host-dram --list");
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_NE(ok.out.find("2 points"), std::string::npos) << ok.out;
+}
