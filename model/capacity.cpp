@@ -65,8 +65,10 @@ Capacity parse(const std::string& raw) {
 
 uint64_t rows(const Capacity& c, double row_bytes, uint64_t table_rows, const std::string& text) {
     switch (c.kind) {
-        case Kind::All: return table_rows;
-        case Kind::Rows: return c.rows;
+        case Kind::All:
+            return table_rows;
+        case Kind::Rows:
+            return c.rows;
         case Kind::Percent: {
             // At most table_rows, which fits: the product of two doubles below 2^64 rounds down.
             const double r = std::floor(c.percent / 100.0 * double(table_rows));

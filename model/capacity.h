@@ -13,9 +13,9 @@ enum class Kind { All, Percent, Rows, Bytes };
 
 struct Capacity {
     Kind kind = Kind::All;
-    uint64_t rows = 0;    // Kind::Rows: exact, < 2^64
-    double percent = 0;   // Kind::Percent: in [0, 100]
-    double bytes = 0;     // Kind::Bytes: whole, < 2^64
+    uint64_t rows = 0;   // Kind::Rows: exact, < 2^64
+    double percent = 0;  // Kind::Percent: in [0, 100]
+    double bytes = 0;    // Kind::Bytes: whole, < 2^64
 };
 
 // Parses `text` (spaces around it ignored). Throws std::invalid_argument naming the text, what is

@@ -17,7 +17,9 @@ namespace {
 
 using Result = engramsim::test::CliResult;
 
-Result run(const std::string& args) { return engramsim::test::run_engramsim(args); }
+Result run(const std::string& args) {
+    return engramsim::test::run_engramsim(args);
+}
 
 // A file in the test temp folder holding `bytes`, unique per process.
 std::string write(const std::string& name, const std::string& bytes) {
@@ -69,7 +71,8 @@ TEST(HostileInputs, CapacitiesPastSixtyFourBitsAreRefused) {
     expect_refused(run("replay " + in + " --capacity 100000000000000000000000"),
                    {"capacity '100000000000000000000000'", "more rows than 64 bits"});
     expect_refused(run("replay " + in + " --capacity 1e30rows"), {"more rows than 64 bits"});
-    const std::string cfg = run_config("cap30.json", R"("placement": {"hbm_capacity": "1e30 GiB"})");
+    const std::string cfg =
+        run_config("cap30.json", R"("placement": {"hbm_capacity": "1e30 GiB"})");
     expect_refused(run("run " + cfg), {"placement.hbm_capacity", "does not fit 64-bit bytes"});
     expect_refused(run("config show " + cfg), {"placement.hbm_capacity"});
 }
@@ -92,8 +95,8 @@ TEST(HostileInputs, RowBytesMustBeAFinitePositiveNumber) {
 }
 
 TEST(HostileInputs, LatenciesAboveASecondAreRefusedWithTheirKey) {
-    const std::string cfg =
-        run_config("lat.json", R"("hardware": {"base": "h800-pcie5", "host_link": {"latency": "1e30 s"}})");
+    const std::string cfg = run_config(
+        "lat.json", R"("hardware": {"base": "h800-pcie5", "host_link": {"latency": "1e30 s"}})");
     expect_refused(run("run " + cfg), {"hardware.host_link.latency", "out of range", "1 s"});
     expect_refused(run("config show " + cfg), {"hardware.host_link.latency"});
 }
@@ -151,8 +154,8 @@ TEST(HostileInputs, WorkloadsBeyondThisMachinesMemoryAreRefusedUpFront) {
         "huge.json", R"("workload": {"base": "nano-vllm-512", "num_requests": 4000000000})");
     expect_refused(run("run " + cfg), {"workload: needs about", "GB in memory",
                                        "4000000000 requests (num_requests)", "available"});
-    const std::string longer = run_config(
-        "long.json", R"("workload": {"base": "nano-vllm-512", "num_requests": 8,
+    const std::string longer =
+        run_config("long.json", R"("workload": {"base": "nano-vllm-512", "num_requests": 8,
             "prompt_len": {"dist": "uniform", "min": 100, "max": 2000000000}})");
     expect_refused(run("run " + longer), {"workload: needs about", "2000000000 (prompt_len)"});
     const std::string too_many = run_config(
@@ -163,15 +166,14 @@ TEST(HostileInputs, WorkloadsBeyondThisMachinesMemoryAreRefusedUpFront) {
 // ---- Messages that name the cause ------------------------------------------------------------
 
 TEST(HostileInputs, AnHbmCacheLargerThanHbmNamesTheSizesAndTheKey) {
-    const std::string cfg =
-        run_config("hbm300.json", R"("placement": {"hbm_capacity": "300 GB"})");
+    const std::string cfg = run_config("hbm300.json", R"("placement": {"hbm_capacity": "300 GB"})");
     expect_refused(run("run " + cfg), {"no HBM left for the KV cache", "hardware.gpu.hbm_capacity",
                                        "placement.hbm_capacity", "GB"});
 }
 
 TEST(HostileInputs, HugeTableSizesNameTheirRange) {
-    const std::string cfg =
-        write("vocab.json", R"({"engram": {"base": "demo-v1", "engram_vocab_size": [1e30, 1e30]}})");
+    const std::string cfg = write(
+        "vocab.json", R"({"engram": {"base": "demo-v1", "engram_vocab_size": [1e30, 1e30]}})");
     expect_refused(run("config show " + cfg), {"engram.engram_vocab_size[0]", "out of range"});
 }
 
@@ -201,9 +203,9 @@ TEST(HostileInputs, ZeroRatesAreRefusedAtResolutionWithTheirKey) {
          std::vector<std::pair<std::string, std::string>>{{"hbm_bandwidth", "0 TB/s"},
                                                           {"bf16_dense_flops", "0 TFLOP/s"},
                                                           {"boost_clock", "0 GHz"}}) {
-        const std::string cfg = write("zero_" + key + ".json",
-                                      R"({"hardware": {"base": "h800-pcie5", "gpu": {")" + key +
-                                          R"(": ")" + value + R"("}}})");
+        const std::string cfg =
+            write("zero_" + key + ".json", R"({"hardware": {"base": "h800-pcie5", "gpu": {")" +
+                                               key + R"(": ")" + value + R"("}}})");
         expect_refused(run("config show " + cfg), {"hardware.gpu." + key, "out of range"});
     }
     const std::string sim = write("zero_sim.json", R"({"sim": {"hash_rate_per_thread": 0}})");
@@ -214,8 +216,9 @@ TEST(HostileInputs, ZeroRatesAreRefusedAtResolutionWithTheirKey) {
 
 TEST(HostileInputs, StepsCsvWritesByteCountsInFullDigits) {
     const std::string csv = engramsim::test::temp_path("hostile", "steps") + ".csv";
-    const Result r = run("replay --engram demo-v1 --workload nano-vllm-512 --capacity 1% --steps-csv " +
-                         csv + " --json");
+    const Result r =
+        run("replay --engram demo-v1 --workload nano-vllm-512 --capacity 1% --steps-csv " + csv +
+            " --json");
     ASSERT_EQ(r.status, 0) << r.err;
     const std::string text = engramsim::test::read_file(csv);
     ASSERT_FALSE(text.empty());
@@ -279,15 +282,16 @@ TEST(HostileInputs, ValidationTablesBeyondMemoryOrDiskAreRefusedBeforeAnyWork) {
 TEST(HostileInputs, ABadCompressionMapNamesItsKey) {
     const std::string map = write("map.u32.bin", "not a map");
     const std::string cfg =
-        run_config("map.json", R"("engram": {"base": "paper-offload-100b", "compress_map": ")" +
-                                   map + R"("})");
+        run_config("map.json",
+                   R"("engram": {"base": "paper-offload-100b", "compress_map": ")" + map + R"("})");
     expect_refused(run("run " + cfg), {"engram.compress_map", map, "9 bytes"});
 }
 
 TEST(HostileInputs, SweepListRefusesOptionsForTheRun) {
     for (const char* opt : {"-j 2", "--resume", "--plot", "--json", "-o somewhere"})
-        expect_refused(run(std::string("sweep dense-4b --axis sim.table=hbm,host-dram --list ") + opt),
-                       {"does nothing with --list"});
+        expect_refused(
+            run(std::string("sweep dense-4b --axis sim.table=hbm,host-dram --list ") + opt),
+            {"does nothing with --list"});
     const Result ok = run("sweep dense-4b --axis sim.table=hbm,host-dram --list");
     EXPECT_EQ(ok.status, 0) << ok.err;
     EXPECT_NE(ok.out.find("2 points"), std::string::npos) << ok.out;

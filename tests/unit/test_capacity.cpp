@@ -38,8 +38,9 @@ TEST(Capacity, RowCountsAreExactToTheLastSixtyFourBitValue) {
     EXPECT_EQ(max.kind, Kind::Rows);
     EXPECT_EQ(max.rows, UINT64_MAX);
     EXPECT_EQ(capacity::parse(" 9007199254740993 ").rows, (uint64_t(1) << 53) + 1);  // not a double
-    EXPECT_NE(refusal([] { capacity::parse("18446744073709551616"); })
-                  .find("more rows than 64 bits count"),
+    EXPECT_NE(refusal([] {
+                  capacity::parse("18446744073709551616");
+              }).find("more rows than 64 bits count"),
               std::string::npos);
     EXPECT_NE(refusal([] { capacity::parse("1e30 rows"); }).find("more rows than 64 bits"),
               std::string::npos);
@@ -119,8 +120,9 @@ TEST(QuantityRanges, EveryDimensionRefusesImplausibleValuesWithTheKeysPath) {
     // Latencies: [0 s, 1 s].
     EXPECT_EQ(problem(with("host_link", "latency", "1 s")), "");
     EXPECT_EQ(problem(with("host_link", "latency", "0 s")), "");
-    EXPECT_NE(problem(with("host_link", "latency", "1.000001 s")).find("hardware.host_link.latency"),
-              std::string::npos);
+    EXPECT_NE(
+        problem(with("host_link", "latency", "1.000001 s")).find("hardware.host_link.latency"),
+        std::string::npos);
     EXPECT_NE(problem(with("host_link", "latency", "1e30 s")).find("out of range"),
               std::string::npos);
     // Bandwidths: (0, 1 PB/s].
@@ -134,8 +136,9 @@ TEST(QuantityRanges, EveryDimensionRefusesImplausibleValuesWithTheKeysPath) {
     EXPECT_NE(problem(with("gpu", "hbm_capacity", "0 B")).find("hardware.gpu.hbm_capacity"),
               std::string::npos);
     // Counts: shares in (0, 1], rates above 0, no infinities.
-    EXPECT_NE(problem({{"sim", {{"gpu_memory_utilization", 1.5}}}}).find("sim.gpu_memory_utilization"),
-              std::string::npos);
+    EXPECT_NE(
+        problem({{"sim", {{"gpu_memory_utilization", 1.5}}}}).find("sim.gpu_memory_utilization"),
+        std::string::npos);
     EXPECT_NE(problem({{"sim", {{"gpu_memory_utilization", 0}}}}).find("out of range"),
               std::string::npos);
     EXPECT_NE(problem({{"sim", {{"hash_rate_per_thread", "0"}}}}).find("sim.hash_rate_per_thread"),
@@ -145,8 +148,8 @@ TEST(QuantityRanges, EveryDimensionRefusesImplausibleValuesWithTheKeysPath) {
                   .find("engram.engram_vocab_size[0]: 1e+30 is out of range"),
               std::string::npos);
     // Every shipped preset resolves inside the ranges.
-    for (const char* p : {"h800-pcie5", "h100-sxm", "h200", "gh200", "b200", "demo-v1",
-                          "engram-27b", "engram-40b", "paper-offload-100b", "dense-4b",
-                          "dense-8b", "moe-27b", "nano-vllm-512", "handbook-en"})
+    for (const char* p :
+         {"h800-pcie5", "h100-sxm", "h200", "gh200", "b200", "demo-v1", "engram-27b", "engram-40b",
+          "paper-offload-100b", "dense-4b", "dense-8b", "moe-27b", "nano-vllm-512", "handbook-en"})
         EXPECT_NO_THROW(config::load(p)) << p;
 }
