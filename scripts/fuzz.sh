@@ -97,7 +97,7 @@ run_target() {
     used=$(awk 'END { printf "%d", $1 + $2 + 0.5 }' "$dir/time")
     cpu=$((cpu + used))
     echo "chunk $chunk: $used CPU s, $cpu CPU s in all" >>"$dir/cpu.log"
-    execs=$((execs + $(grep -a '^stat::number_of_executed_units:' "$dir/log" | tail -1 | awk '{print $2+0}')))
+    execs=$((execs + $(grep -a '^stat::number_of_executed_units:' "$dir/log" | tail -1 | awk '{v = $2} END {print v + 0}')))
     cov=$(grep -aE '^#[0-9]+.*(cov|ft):' "$dir/log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true)
     crash=$(grep -aoE "Test unit written to [^ ]+" "$dir/log" | grep -v slow-unit | tail -1 | sed 's/Test unit written to //' || true)
     if [ -n "$crash" ] || [ "$rc" -ne 0 ]; then break; fi
