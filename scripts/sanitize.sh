@@ -5,7 +5,8 @@
 #   scripts/sanitize.sh tsan [ctest args]   ThreadSanitizer, build-tsan/, the threaded tests
 #
 # Extra arguments go to ctest (`scripts/sanitize.sh asan -L unit`); for tsan they replace the
-# default selection, `-L threads` (tests/CMakeLists.txt), and only that label's tests are built. CUDA and the benchmarks are off: device code is not
+# default selection, the threaded tests (ENGRAMSIM_THREADED_TESTS in tests/CMakeLists.txt, whose
+# test suites are listed below), and only those are built. CUDA and the benchmarks are off: device code is not
 # instrumented and the benchmarks are not tests. Set ENGRAMSIM_CMAKE_ARGS to pass more options
 # to CMake (-DCMAKE_CXX_COMPILER=clang++), JOBS for the build's parallelism (default: nproc).
 set -euo pipefail
@@ -27,7 +28,7 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENGRAMSIM_SANITIZE="$sa
 if [ "$kind" = asan ]; then
   cmake --build "$dir" -j "$jobs"
 else
-  cmake --build "$dir" -j "$jobs" --target engramsim_threaded_tests  # what `ctest -L threads` runs
+  cmake --build "$dir" -j "$jobs" --target engramsim_threaded_tests
 fi
 
 # Findings fail the process: halt on the first error, a non-zero exit, and (UBSan) a stack.
@@ -39,6 +40,8 @@ if [ "$kind" = asan ]; then
   ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE device "$@"
 else
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
-  if [ $# -eq 0 ]; then set -- -L threads; fi
+  # The GoogleTest suites of ENGRAMSIM_THREADED_TESTS (tests/CMakeLists.txt).
+  threaded='HostFetch|HostValidation|BlockIo|NvmeReadRate|NvmeCurveDepths|PlacementReplay|PlacementCli|ValidateCli|Sweep|SweepCli|SweepMpi'
+  if [ $# -eq 0 ]; then set -- -R "^($threaded)\\."; fi
   ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE device "$@"
 fi
