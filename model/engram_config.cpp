@@ -46,6 +46,10 @@ EngramConfig EngramConfig::from_json(const nlohmann::json& s) {
                  std::to_string(rows) + " rows per head is outside [2, 4e9]");
         c.engram_vocab_size.push_back(rows);
     }
+    // Resolution bounds these; from_json may also see a trace's metadata, unresolved.
+    if (c.max_ngram_size < 2) fail("max_ngram_size", "must be >= 2");
+    if (c.n_head_per_ngram < 1) fail("n_head_per_ngram", "must be >= 1");
+    if (c.n_embed_per_ngram < 1) fail("n_embed_per_ngram", "must be >= 1");
     if (c.n_embed_per_ngram % c.n_head_per_ngram != 0)
         fail("n_embed_per_ngram", std::to_string(c.n_embed_per_ngram) +
                                       " is not divisible by n_head_per_ngram " +

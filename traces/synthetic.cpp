@@ -328,8 +328,10 @@ void check_law(double d, double theta, const std::string& d_name, const std::str
 }  // namespace
 
 SyntheticModel synthetic_model_from_json(const nlohmann::json& j) {
-    if (j.value("kind", "") != "engramsim.synthetic_model")
-        throw std::invalid_argument("not an engramsim synthetic model");
+    if (!j.is_object() || j.value("kind", "") != "engramsim.synthetic_model")
+        throw std::invalid_argument("not an engramsim synthetic model (no \"kind\": "
+                                    "\"engramsim.synthetic_model\"; make one with engramsim "
+                                    "trace fit -o FILE)");
     if (!j.contains("schema_version") || j["schema_version"] != 2)
         throw std::invalid_argument(
             "synthetic model schema_version " + j.value("schema_version", nlohmann::json()).dump() +
@@ -382,6 +384,18 @@ SyntheticModel synthetic_model_from_json(const nlohmann::json& j) {
     return m;
 }
 
+namespace {
+
+// nlohmann's "[json.exception.type_error.302] type must be number, but is string" without the
+// bracketed tag, which names the library, not the problem.
+std::string strip_json_prefix(const std::string& what) {
+    if (what.rfind("[json.exception.", 0) != 0) return what;
+    const size_t end = what.find("] ");
+    return end == std::string::npos ? what : what.substr(end + 2);
+}
+
+}  // namespace
+
 SyntheticModel load_synthetic_model(const std::string& path) {
     std::ifstream in(path);
     if (!in)
@@ -389,6 +403,14 @@ SyntheticModel load_synthetic_model(const std::string& path) {
                                   "' (make one with engramsim trace fit -o FILE)");
     try {
         return synthetic_model_from_json(nlohmann::json::parse(in));
+    } catch (const nlohmann::json::parse_error& e) {
+        throw config::ConfigError("workload.synthetic_model: '" + path +
+                                  "': not valid JSON, so not a synthetic model: " +
+                                  strip_json_prefix(e.what()));
+    } catch (const nlohmann::json::exception& e) {
+        throw config::ConfigError("workload.synthetic_model: '" + path +
+                                  "': not a valid synthetic model (a field is missing or of the "
+                                  "wrong type: " + strip_json_prefix(e.what()) + ")");
     } catch (const std::exception& e) {
         throw config::ConfigError("workload.synthetic_model: '" + path + "': " + e.what());
     }
