@@ -83,6 +83,12 @@ RunChoices resolve_choices(const json& cfg) {
     } catch (const std::invalid_argument& e) {
         throw config::ConfigError(std::string("sim.schedule: ") + e.what());
     }
+    if (run.schedule.kind == PrefetchSchedule::Kind::LayerAhead &&
+        run.schedule.layer >= run.backbone.layers)
+        throw config::ConfigError("sim.schedule: layer-ahead:" +
+                                  std::to_string(run.schedule.layer) + " issues at a layer the "
+                                  "backbone does not have (layers 0.." +
+                                  std::to_string(run.backbone.layers - 1) + ")");
     run.tensor_parallel = simc.value("tensor_parallel", 1);
     run.coalesce_collectives = simc.value("collective_comms", "coalesced") == "coalesced";
     run.fifo_fetch_queue = simc.value("fetch_queue", "shared") == "fifo";

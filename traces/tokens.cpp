@@ -187,14 +187,12 @@ TokenDocuments read_token_documents(const std::string& spec, uint32_t bos_id) {
 CompressMap::CompressMap(std::vector<uint32_t> table) : table_(std::move(table)) {
     if (table_.empty()) throw TokenError("compression map is empty");
     uint32_t max_id = *std::max_element(table_.begin(), table_.end());
-    // Dense canonical ids number at most the raw ids: refuse before allocating by max_id (a
-    // 4-byte map 0xffffffff would ask for 512 MiB of flags).
-    if (max_id >= table_.size())
-        throw TokenError("compression map: canonical id " + std::to_string(max_id) +
-                         " with only " + std::to_string(table_.size()) +
-                         " raw ids (canonical ids must be dense, 0..raw ids - 1 at most)");
-    std::vector<bool> used(size_t(max_id) + 1);
-    for (uint32_t c : table_) used[c] = true;
+    // N raw ids cover at most N canonical ids, so the first unused id is at most N: flags past
+    // it would only cost memory (a 4-byte map holding 0xffffffff asked for 512 MiB of them).
+    const size_t span = std::min<size_t>(max_id, table_.size()) + 1;
+    std::vector<bool> used(span);
+    for (uint32_t c : table_)
+        if (c < span) used[c] = true;
     auto missing = std::find(used.begin(), used.end(), false);
     if (missing != used.end())
         throw TokenError("compression map: canonical id " +

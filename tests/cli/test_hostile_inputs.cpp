@@ -296,3 +296,8 @@ TEST(HostileInputs, SweepListRefusesOptionsForTheRun) {
     EXPECT_EQ(ok.status, 0) << ok.err;
     EXPECT_NE(ok.out.find("2 points"), std::string::npos) << ok.out;
 }
+
+TEST(HostileInputs, APrefetchLayerTheBackboneDoesNotHaveIsRefused) {
+    const std::string cfg = run_config("k999.json", R"("sim": {"schedule": "layer-ahead:999"})");
+    expect_refused(run("run " + cfg), {"sim.schedule", "layer-ahead:999", "layers 0..35"});
+}
