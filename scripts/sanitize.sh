@@ -37,7 +37,16 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsa
 if [ "$kind" = asan ]; then
   export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=0"
   export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
-  ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE device "$@"
+  if [ $# -eq 0 ]; then
+    # The mpirun ranks of SweepMpi: Open MPI keeps its per-process state past MPI_Finalize, in
+    # components it has dlclose'd by then (their stacks end in "<unknown module>", which no
+    # suppression can name). LeakSanitizer is off for those tests alone; ASan and UBSan stay on.
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE device -E '^SweepMpi\.'
+    ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0}" \
+      ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE device -R '^SweepMpi\.'
+  else
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE device "$@"
+  fi
 else
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
   # The GoogleTest suites of ENGRAMSIM_THREADED_TESTS (tests/CMakeLists.txt).
