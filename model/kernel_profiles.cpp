@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <stdexcept>
 
 namespace engramsim {
@@ -27,6 +28,22 @@ template <typename T>
 T need(const nlohmann::json& j, const char* key, const std::string& where) {
     if (!j.is_object() || !j.contains(key))
         throw std::runtime_error(where + ": missing \"" + key + "\"");
+    if constexpr (std::is_integral_v<T>) {
+        // nlohmann converts a float (7.8e54) or a wider integer to T without a check: undefined
+        // or wrapped (found by fuzz_kernel_profiles).
+        const auto& v = j.at(key);
+        const bool fits =
+            v.is_number_integer() &&
+            (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                                    : v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                          v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
+        if (!fits)
+            throw std::runtime_error(where + "." + key + ": expected an integer in [" +
+                                     std::to_string(std::numeric_limits<T>::min()) + ", " +
+                                     std::to_string(std::numeric_limits<T>::max()) + "], got " +
+                                     v.dump().substr(0, 40));
+        return v.get<T>();
+    }
     try {
         return j.at(key).get<T>();
     } catch (const nlohmann::json::exception& e) {
@@ -82,7 +99,8 @@ void KernelProfiles::add(const nlohmann::json& j, const std::string& source) {
     std::ostringstream prov;
     prov << p.kernel << " [" << p.variant << "] on " << need<std::string>(pv, "device_name", source + ".provenance")
          << " (" << pv.value("device_kind", std::string("?"));
-    if (pv.value("sm_count", 0) > 0) prov << ", " << pv.value("sm_count", 0) << " SMs";
+    const int sms = pv.contains("sm_count") ? need<int>(pv, "sm_count", source + ".provenance") : 0;
+    if (sms > 0) prov << ", " << sms << " SMs";
     if (!pv.value("driver_version", std::string()).empty()) prov << ", " << pv.value("driver_version", std::string());
     if (!pv.value("cuda_runtime_version", std::string()).empty())
         prov << ", CUDA runtime " << pv.value("cuda_runtime_version", std::string());

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 
+#include "model/kernel_profiles.h"
 #include "sim/placement/replay.h"
 #include "sim/sweep.h"
 #include "traces/etr.h"
@@ -172,4 +173,21 @@ TEST(FuzzRegressions, CapacityPast64BitsOfRows) {
             error_of([&] { placement::parse_capacity_rows(text, 80, 1000); });
         EXPECT_NE(e.find(text), std::string::npos) << e;
     }
+}
+
+// ---- model/kernel_profiles.cpp (fixed) --------------------------------------------------------
+
+// fuzz_kernel_profiles: provenance.sm_count 7.8e54 was converted to int by nlohmann's value()
+// (undefined behaviour); integer fields are now read with their type and range checked. The
+// file is the fuzzer's input: one selector byte, then the profile's JSON.
+TEST(FuzzRegressions, KernelProfileFloatWhereAnIntegerBelongs) {
+    std::ifstream in(data("fuzz_kernel_profiles", "float-sm-count.bin"), std::ios::binary);
+    const std::string bytes(std::istreambuf_iterator<char>(in), {});
+    ASSERT_GT(bytes.size(), 1u);
+    const auto doc = nlohmann::json::parse(bytes.begin() + 1, bytes.end());
+    const std::string e = error_of([&] {
+        engramsim::KernelProfiles p;
+        p.add(doc, "float-sm-count.json");
+    });
+    EXPECT_NE(e.find("provenance.sm_count: expected an integer"), std::string::npos) << e;
 }
