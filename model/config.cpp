@@ -828,13 +828,14 @@ std::optional<json> read_document(const std::string& path) {
     try {
         return json::parse(in);
     } catch (const json::parse_error& e) {
-        // "[json.exception.parse_error.101] parse error at line 2, ..." without the tag.
-        const std::string what = e.what();
-        const size_t tag =
-            what.rfind("[json.exception.", 0) == 0 ? what.find("] ") : std::string::npos;
-        throw ConfigError(path + ": not valid JSON: " +
-                          (tag == std::string::npos ? what : what.substr(tag + 2)));
+        throw ConfigError(path + ": not valid JSON: " + json_error_text(e.what()));
     }
+}
+
+std::string json_error_text(const std::string& what) {
+    if (what.rfind("[json.exception.", 0) != 0) return what;
+    const size_t end = what.find("] ");
+    return end == std::string::npos ? what : what.substr(end + 2);
 }
 
 std::optional<std::string> nearest(std::string_view word,

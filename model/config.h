@@ -110,6 +110,10 @@ std::optional<nlohmann::json> read_document(const std::string& path);
 // plausible typo; used for "did you mean" hints everywhere names are looked up.
 std::optional<std::string> nearest(std::string_view word, const std::vector<std::string>& candidates);
 
+// nlohmann's "[json.exception.parse_error.101] parse error at ..." without the bracketed tag,
+// which names the library, not the problem.
+std::string json_error_text(const std::string& what);
+
 // Typed reads of a resolved section. `path` is used in errors only.
 double quantity(const nlohmann::json& section, const std::string& key, units::Dim dim);
 

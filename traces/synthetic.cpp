@@ -384,18 +384,6 @@ SyntheticModel synthetic_model_from_json(const nlohmann::json& j) {
     return m;
 }
 
-namespace {
-
-// nlohmann's "[json.exception.type_error.302] type must be number, but is string" without the
-// bracketed tag, which names the library, not the problem.
-std::string strip_json_prefix(const std::string& what) {
-    if (what.rfind("[json.exception.", 0) != 0) return what;
-    const size_t end = what.find("] ");
-    return end == std::string::npos ? what : what.substr(end + 2);
-}
-
-}  // namespace
-
 SyntheticModel load_synthetic_model(const std::string& path) {
     std::ifstream in(path);
     if (!in)
@@ -406,11 +394,11 @@ SyntheticModel load_synthetic_model(const std::string& path) {
     } catch (const nlohmann::json::parse_error& e) {
         throw config::ConfigError("workload.synthetic_model: '" + path +
                                   "': not valid JSON, so not a synthetic model: " +
-                                  strip_json_prefix(e.what()));
+                                  config::json_error_text(e.what()));
     } catch (const nlohmann::json::exception& e) {
         throw config::ConfigError("workload.synthetic_model: '" + path +
                                   "': not a valid synthetic model (a field is missing or of the "
-                                  "wrong type: " + strip_json_prefix(e.what()) + ")");
+                                  "wrong type: " + config::json_error_text(e.what()) + ")");
     } catch (const std::exception& e) {
         throw config::ConfigError("workload.synthetic_model: '" + path + "': " + e.what());
     }
