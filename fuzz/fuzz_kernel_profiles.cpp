@@ -39,8 +39,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             } catch (const std::exception&) {
                 continue;
             }
-            if (std::string v = doc.value("variant", std::string()); v.find("uva") != std::string::npos)
-                op.dims["uva"] = 1;
             const std::string prim = KernelProfiles::primary_dim(kernel);
             op.dims[prim] *= kScale[(pick >> 6) & 3];
             if (pick & 0x20 && op.dims.size() > 1) {
@@ -48,6 +46,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 if (it->first == prim) ++it;
                 op.dims.erase(it);
             }
+            // "uva" selects the variant, it is not a shape dim: set after the drop above, which
+            // once erased it and asked for a plain variant the profile does not have.
+            if (std::string v = doc.value("variant", std::string()); v.find("uva") != std::string::npos)
+                op.dims["uva"] = 1;
             if (!(op.dims[prim] > 0) || !std::isfinite(op.dims[prim])) continue;
             try {
                 const auto t = profiles.seconds(op);

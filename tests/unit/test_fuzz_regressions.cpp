@@ -191,3 +191,25 @@ TEST(FuzzRegressions, KernelProfileFloatWhereAnIntegerBelongs) {
     });
     EXPECT_NE(e.find("provenance.sm_count: expected an integer"), std::string::npos) << e;
 }
+
+// The harness's own bug, not the library's: the profile's variant "cpuvau/fp8_e4m3" contains
+// "uva", so the harness marked its op uva=1, then its dim-dropping step erased that marker, and
+// seconds() rightly gave no time (a plain op, a kernel profiled only as read from host memory).
+// Pinned both ways: the marker selects the UVA profile, and without it there is none to use.
+TEST(FuzzRegressions, KernelProfileUvaMarkerSelectsTheVariant) {
+    std::ifstream in(data("fuzz_kernel_profiles", "uva-marker-dropped.bin"), std::ios::binary);
+    const std::string bytes(std::istreambuf_iterator<char>(in), {});
+    ASSERT_GT(bytes.size(), 1u);
+    engramsim::KernelProfiles p;
+    p.add(nlohmann::json::parse(bytes.begin() + 1, bytes.end()), "uva-marker-dropped.json");
+    engramsim::OpShape op;
+    op.kernel = "attentionengram_gattop_ksher";
+    op.dtype = "fp8_e4m3";
+    op.dims = {{"tokens", 4096}};
+    op.bytes = 671744.0;
+    EXPECT_FALSE(p.seconds(op).has_value()) << "a plain op priced from a UVA-only profile";
+    op.dims["uva"] = 1;
+    const auto t = p.seconds(op);
+    ASSERT_TRUE(t.has_value());
+    EXPECT_DOUBLE_EQ(*t, 0.0195093905);  // the point's own median_s: an exact match
+}
