@@ -98,6 +98,7 @@ bool ScheduledLookups::next(StepBatch& batch) {
     batch.context_tokens = step->context_tokens;
     batch.finished = step->finished;
     batch.slices = std::move(step->slices);
+    batch.preempted = std::move(step->preempted);
     const size_t heads = size_t(layout_.heads_per_layer);
     batch.rows.resize(layout_.layer_ids.size());
     for (auto& keys : batch.rows) keys.resize(batch.tokens * heads);

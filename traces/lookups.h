@@ -40,6 +40,8 @@ struct StepBatch {
     uint64_t context_tokens = 0;  // KV entries attended to (see traces/schedule.h)
     uint32_t finished = 0;        // requests completed by this step
     std::vector<StepSlice> slices;
+    std::vector<uint32_t> preempted;  // requests preempted while scheduling the step (hashed
+                                      // sources only; a trace file does not record them)
     // rows[l]: keys read at Engram layer l by the step's tokens, token-major then head, repeats
     // included (rows repeated within a step are fetched once: deduplication is the consumer's).
     std::vector<std::vector<uint64_t>> rows;

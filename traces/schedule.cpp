@@ -42,6 +42,7 @@ int64_t Scheduler::blocks_for(uint32_t tokens) const {
 void Scheduler::preempt(uint32_t id) {
     free_blocks_ += seqs_[id].blocks;
     seqs_[id].blocks = 0;
+    preempted_now_.push_back(id);
     waiting_.push_front(id);
     ++preemptions_;
 }
@@ -121,6 +122,8 @@ std::optional<Step> Scheduler::next() {
         }
     }
     for (const auto& sl : step.slices) step.tokens += sl.count;
+    step.preempted = std::move(preempted_now_);
+    preempted_now_.clear();
     return step;
 }
 

@@ -41,6 +41,7 @@ struct Step {
     uint64_t tokens = 0;          // sum of slice counts
     uint64_t context_tokens = 0;  // KV entries attended to, summed over the step's sequences
     uint32_t finished = 0;        // requests that produced their last token in this step
+    std::vector<uint32_t> preempted;  // requests preempted while scheduling this step (their KV freed)
 };
 
 class Scheduler {
@@ -68,6 +69,7 @@ private:
 
     SchedulerConfig config_;
     std::vector<Seq> seqs_;
+    std::vector<uint32_t> preempted_now_;  // filled by preempt() during next()
     std::deque<uint32_t> waiting_, running_;
     int64_t free_blocks_ = 0;
     uint64_t step_index_ = 0;

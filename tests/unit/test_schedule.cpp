@@ -87,6 +87,33 @@ TEST(Scheduler, KvPressurePreemptsAndRecomputesEveryTokenInOrder) {
     EXPECT_GT(s.preemptions(), 0u);
 }
 
+// Each step names the requests it preempted (an engine frees their KV cache then): every one
+// is unfinished and comes back with a prefill from position 0 before it feeds again, and the
+// names add up to the count.
+TEST(Scheduler, StepsNameTheRequestsTheyPreempt) {
+    SchedulerConfig cfg;
+    cfg.kv_block_size = 4;
+    cfg.num_kv_blocks = 12;
+    const std::vector<uint32_t> p = {9, 7, 12, 5, 8, 11};
+    const std::vector<uint32_t> o = {15, 20, 9, 17, 13, 10};
+    Scheduler s(cfg, p, o);
+    std::map<uint32_t, bool> out;  // preempted and not yet prefilled again
+    uint64_t named = 0;
+    while (auto step = s.next()) {
+        for (uint32_t r : step->preempted) {
+            EXPECT_FALSE(out[r]) << "request " << r << " preempted twice without running";
+            out[r] = true;
+            ++named;
+        }
+        for (const auto& sl : step->slices) {
+            if (out[sl.request]) EXPECT_EQ(sl.first, 0u) << "request " << sl.request;
+            out[sl.request] = false;
+        }
+    }
+    EXPECT_EQ(named, s.preemptions());
+    EXPECT_GT(named, 0u);
+}
+
 TEST(Scheduler, RejectsRequestsThatCanNeverRun) {
     SchedulerConfig cfg;
     cfg.max_num_batched_tokens = 100;
