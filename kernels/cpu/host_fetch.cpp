@@ -119,12 +119,27 @@ void ThreadTeam::run(const std::function<void(int, int)>& fn) {
 // ---- KeyDeduper ---------------------------------------------------------------------------
 
 void KeyDeduper::unique(std::span<const uint64_t> keys, std::vector<uint64_t>& out) {
+    unique_impl<false>(keys, out, nullptr);
+}
+
+void KeyDeduper::unique(std::span<const uint64_t> keys, std::vector<uint64_t>& out,
+                        std::vector<uint32_t>& inverse) {
+    unique_impl<true>(keys, out, &inverse);
+}
+
+template <bool kInverse>
+void KeyDeduper::unique_impl(std::span<const uint64_t> keys, std::vector<uint64_t>& out,
+                             std::vector<uint32_t>* inverse) {
     out.clear();
     // A table twice the batch, so a small step's probes stay in cache after a large one; the
     // slots past it keep older stamps and are never read.
     size_t cap = 16;
     while (cap < 2 * keys.size()) cap *= 2;
     if (cap > slots_.size()) slots_.resize(cap, Slot{});
+    if constexpr (kInverse) {
+        if (cap > position_.size()) position_.resize(cap);
+        inverse->resize(keys.size());
+    }
     ++gen_;  // 64 bits: never wraps
     const size_t mask = cap - 1;
     constexpr size_t kAhead = 16;  // slots prefetched ahead: large steps' tables outgrow L2
@@ -136,8 +151,10 @@ void KeyDeduper::unique(std::span<const uint64_t> keys, std::vector<uint64_t>& o
         while (slots_[i].gen == gen_ && slots_[i].key != k) i = (i + 1) & mask;
         if (slots_[i].gen != gen_) {
             slots_[i] = {k, gen_};
+            if constexpr (kInverse) position_[i] = uint32_t(out.size());
             out.push_back(k);
         }
+        if constexpr (kInverse) (*inverse)[j] = position_[i];
     }
 }
 
@@ -167,11 +184,15 @@ double HostFetchExecutor::gather(std::span<const uint32_t> rows) {
     return seconds_since(t0);
 }
 
-HostFetchTimes HostFetchExecutor::fetch(std::span<const uint64_t> keys) {
+HostFetchTimes HostFetchExecutor::fetch(std::span<const uint64_t> keys,
+                                        std::vector<uint32_t>* inverse) {
     HostFetchTimes t;
     t.lookups = keys.size();
     const auto t0 = Clock::now();
-    dedup_.unique(keys, unique_);
+    if (inverse)
+        dedup_.unique(keys, unique_, *inverse);
+    else
+        dedup_.unique(keys, unique_);
     t.dedup_s = seconds_since(t0);
     t.unique_rows = unique_.size();
     // Keys -> rows of the stand-in table (untimed: a real table is addressed by the key itself).

@@ -75,13 +75,21 @@ class KeyDeduper {
 public:
     // Appends the distinct keys of `keys` to `out` (cleared first), in order of first occurrence.
     void unique(std::span<const uint64_t> keys, std::vector<uint64_t>& out);
+    // The same, and inverse[j] = the position in `out` of keys[j] (torch.unique's
+    // return_inverse): what a consumer of the deduplicated rows indexes them by.
+    void unique(std::span<const uint64_t> keys, std::vector<uint64_t>& out,
+                std::vector<uint32_t>& inverse);
 
 private:
+    template <bool kInverse>
+    void unique_impl(std::span<const uint64_t> keys, std::vector<uint64_t>& out,
+                     std::vector<uint32_t>* inverse);
     struct Slot {
         uint64_t key = 0;
         uint64_t gen = 0;  // the step that wrote the slot (one cache line holds both)
     };
     std::vector<Slot> slots_;
+    std::vector<uint32_t> position_;  // with inverse only: the slot's key's position in `out`
     uint64_t gen_ = 0;
 };
 
@@ -96,7 +104,8 @@ struct HostFetchTimes {
 class HostFetchExecutor {
 public:
     HostFetchExecutor(HostTable& table, int threads);
-    HostFetchTimes fetch(std::span<const uint64_t> keys);
+    // With `inverse`, also each key's row in the staging (see KeyDeduper).
+    HostFetchTimes fetch(std::span<const uint64_t> keys, std::vector<uint32_t>* inverse = nullptr);
     // Sizes the staging for `bytes` now, so no timed fetch allocates or faults it in.
     void reserve_staging(size_t bytes);
     // Gathers `rows` (physical ids) into the staging, all threads; returns the seconds.

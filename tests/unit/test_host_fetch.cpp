@@ -50,6 +50,22 @@ TEST(HostFetch, DeduperKeepsFirstOccurrencesInOrderAcrossBatchesOfAnySize) {
     }
 }
 
+TEST(HostFetch, DeduperInverseIndexesEachKeysDistinctRow) {
+    KeyDeduper d;
+    std::vector<uint64_t> out, plain;
+    std::vector<uint32_t> inverse;
+    uint64_t s = 11;
+    for (size_t n : {size_t(5000), size_t(7), size_t(0), size_t(20000)}) {
+        std::vector<uint64_t> keys(n);
+        for (auto& k : keys) k = lcg(s) % std::max<size_t>(1, n / 3);
+        d.unique(keys, out, inverse);
+        d.unique(keys, plain);
+        EXPECT_EQ(out, plain) << "batch of " << n;  // the same rows, in the same order
+        ASSERT_EQ(inverse.size(), keys.size());
+        for (size_t j = 0; j < n; ++j) ASSERT_EQ(out[inverse[j]], keys[j]) << j;
+    }
+}
+
 TEST(HostFetch, TableHoldsItsPatternAndRejectsNonsense) {
     HostTable t(1000 * 160 + 100, 160);
     EXPECT_EQ(t.rows(), 1000u);
