@@ -375,6 +375,7 @@ void add_validate_command(CLI::App& app) {
                      "drive's rate against depth) here");
     ncmd->add_flag("--json", nv->json, "Print validation.json instead of the table");
     ncmd->callback([nv] { run_nvme(*nv); });
+    add_validate_serving(*validate);
 }
 
 }  // namespace engramsim::cli

@@ -28,6 +28,12 @@ void add_run_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 // study run paper-table4 (cli/cmd_study.cpp).
 void add_study_command(CLI::App& app);
+// execute: a run config served for real on this machine's CPU (cli/cmd_execute.cpp).
+void add_execute_command(CLI::App& app);
+// calibrate: this machine measured at a config's shapes, for the simulator (cli/cmd_execute.cpp).
+void add_calibrate_command(CLI::App& app);
+// validate serving: the simulator's prediction beside the executor's run (cli/cmd_execute.cpp).
+void add_validate_serving(CLI::App& validate);
 // validate host-fetch: the cpu-gather model next to this machine (cli/cmd_validate.cpp).
 void add_validate_command(CLI::App& app);
 // This build, as result files name it: "engramsim VERSION (COMMIT)" (cli/cmd_sweep.cpp).

@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
     engramsim::cli::add_profile_command(app);
     engramsim::cli::add_replay_command(app);
     engramsim::cli::add_run_command(app);
+    engramsim::cli::add_execute_command(app);
+    engramsim::cli::add_calibrate_command(app);
     engramsim::cli::add_sweep_command(app);
     engramsim::cli::add_study_command(app);
     engramsim::cli::add_validate_command(app);

@@ -5,6 +5,8 @@ find_package(Boost 1.74 REQUIRED COMPONENTS graph)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+# The real executor's GEMMs (executor/, docs/executor.md): OpenBLAS, pthread build.
+pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 if(ENGRAMSIM_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

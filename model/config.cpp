@@ -151,6 +151,13 @@ Key hardware_section() {
     return section("hardware", "The machine: GPU, host, links, storage.",
         with_common({
             section("gpu", "The accelerator.", {
+                choice("kind", {"gpu", "host-cpu"}, "gpu",
+                       "gpu: a device with HBM behind the host link. host-cpu: the host's own "
+                       "cores compute (a CPU serving engine, `engramsim execute`): fetched rows "
+                       "stay in host memory (no copy over a link) and the step's compute shares "
+                       "the host's cores with the fetch threads (docs/executor.md). With "
+                       "host-cpu, hbm_* describe the memory the compute streams from (DRAM) and "
+                       "bf16_dense_flops its matrix rate, from `engramsim calibrate`."),
                 text("model", json(), "Product name."),
                 integer("count", 1, "GPUs in the node.", 1),
                 integer("sm_count", json(), "Streaming multiprocessors.", 1),

@@ -16,6 +16,7 @@ packages=(
   python3-matplotlib        # plots
   python3-numpy             # regenerating golden NumPy vectors on purpose
   libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -n N engramsim sweep ...)
+  libopenblas-dev           # the real executor's GEMMs (engramsim execute; docs/executor.md)
 )
 
 missing=()

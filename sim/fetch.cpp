@@ -94,6 +94,7 @@ public:
         w.host_s += dedup_seconds(p_, in.lookups);
         w.host_s += gather_seconds(p_, in.unique_rows, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
+        if (p_.rows_stay_on_host) return w;
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
         w.fixed_s += p_.dma_setup_s;
         return w;

@@ -99,6 +99,9 @@ struct FetchParams {
     enum class NvmeQueueing { Knee, Linear, Measured };
     NvmeQueueing nvme_queueing = NvmeQueueing::Knee;
     std::vector<std::pair<double, double>> nvme_iops_at_depth;  // (depth, reads/s), by depth
+    // hardware.gpu.kind host-cpu: the compute reads the gathered rows where they are (host
+    // staging), so cpu-gather copies nothing over a link and sets up no DMA.
+    bool rows_stay_on_host = false;
     int memory_nodes = 0;              // remote-gather: memory servers holding the table
     double memory_node_dram_bytes_per_s = 0;  // each one's DRAM bandwidth
 };

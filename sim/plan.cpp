@@ -68,6 +68,7 @@ Plan assemble_plan(const json& cfg, const RunChoices& run, PlatformStage where,
     plan.fifo_fetch_queue = run.fifo_fetch_queue;
     plan.platform = std::move(where.platform);
     plan.gpu = where.gpu, plan.host = where.host;
+    plan.compute_on_host = cfg["hardware"]["gpu"]["kind"] == "host-cpu";
     plan.h2d = where.h2d, plan.d2h = where.d2h;
     plan.h2d_route = std::move(where.h2d_route), plan.d2h_route = std::move(where.d2h_route);
     plan.gpus = std::move(where.gpus);

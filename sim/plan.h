@@ -96,6 +96,9 @@ struct Plan {
     PrefetchSchedule schedule;
     Platform platform;
     int gpu = 0, host = 0;   // node indices
+    // hardware.gpu.kind host-cpu: the engine computes on the host node itself, whose one core
+    // its steps share with the fetches' host work (simulate()); gpu0 is then unused.
+    bool compute_on_host = false;
     int h2d = 0, d2h = 0;    // link indices of gpu0's own host link (last / first hop)
     std::vector<int> h2d_route, d2h_route;  // host -> gpu0 and back (via a PCIe switch: 2 hops)
     int tensor_parallel = 1;  // sim.tensor_parallel

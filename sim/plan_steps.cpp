@@ -89,6 +89,12 @@ FetchParams fetch_params(const FetchWorkInput& in) {
     nvme_params(in.hardware["nvme"], simc, tpd, fp);
     // remote-gather: each memory node is the preset's host (its DRAM bandwidth, the same gather
     // threads and row access latency).
+    fp.rows_stay_on_host = in.hardware["gpu"]["kind"] == "host-cpu";
+    if (fp.rows_stay_on_host && in.run.has_engram && in.run.table != "hbm" &&
+        in.run.mechanism != "cpu-gather")
+        throw config::ConfigError("sim.mechanism: hardware.gpu.kind host-cpu computes on the host, "
+                                  "where the rows are gathered (cpu-gather), not \"" +
+                                  in.run.mechanism + "\"");
     fp.memory_nodes = in.run.memory_nodes;
     fp.memory_node_dram_bytes_per_s =
         config::quantity(in.hardware["host"], "dram_bandwidth", Dim::Bandwidth);

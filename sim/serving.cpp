@@ -190,10 +190,14 @@ DesResult simulate(const Plan& plan) {
     res.step_start_s.resize(n);
     res.step_end_s.resize(n);
     res.fetch.resize(n);
-    sg4::Host* gpu = hosts[size_t(plan.gpu)];
     sg4::Host* host = hosts[size_t(plan.host)];
+    // A CPU engine (hardware.gpu.kind host-cpu) computes on the host: its steps and the fetches'
+    // host work are executions on the same one-core host, so while both run each goes at half
+    // speed, as a BLAS team and the gather threads do when they share the machine's cores.
+    sg4::Host* gpu = plan.compute_on_host ? host : hosts[size_t(plan.gpu)];
     std::vector<sg4::Host*> gpus;  // gpu0..gpu{TP-1}
-    for (int g : plan.gpus) gpus.push_back(hosts[size_t(g)]);
+    if (!plan.compute_on_host)
+        for (int g : plan.gpus) gpus.push_back(hosts[size_t(g)]);
     if (gpus.empty()) gpus.push_back(gpu);
     std::vector<sg4::Host*> drives;
     std::vector<double> drive_latency;  // route latency drive -> host

@@ -1,0 +1,359 @@
+#include "executor/calibrate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "executor/attention.h"
+#include "executor/engram_layer.h"
+#include "executor/executor.h"
+#include "executor/kv_cache.h"
+#include "executor/ops.h"
+#include "kernels/cpu/host_fetch.h"
+#include "kernels/profiler/profile.h"
+#include "model/config.h"
+#include "model/engram_config.h"
+#include "model/resources.h"
+#include "model/step_model.h"
+#include "model/units.h"
+
+namespace engramsim::executor {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Streams a buffer larger than the caches (64 MiB: twice this machine's 32 MiB L3), so the
+// next call finds its operands in DRAM, as a step does: a step's weights (0.11 GiB for
+// cpu-small) and KV cache outgrow the caches, so each op reads them from DRAM. Calibrated with
+// warm caches, the first prediction of cpu-small was 36% fast (docs/executor.md).
+void flush_caches() {
+    static std::vector<uint64_t> junk(size_t(64) << 17);  // 64 MiB
+    static uint64_t round = 0;
+    ++round;
+    for (size_t i = 0; i < junk.size(); i += 8) junk[i] += round;  // one write per line
+}
+
+// Median seconds of `fn` over `repeats` calls, after one untimed call; caches flushed before
+// each call.
+profiler::SampleStats time_calls(int repeats, const std::function<void()>& fn) {
+    fn();
+    std::vector<double> s;
+    for (int i = 0; i < repeats; ++i) {
+        flush_caches();
+        const auto t0 = Clock::now();
+        fn();
+        s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    return profiler::SampleStats::of(s);
+}
+
+profiler::KernelProfile new_profile(const std::string& kernel, const std::string& variant) {
+    profiler::KernelProfile p;
+    p.kernel = kernel;
+    p.variant = variant;
+    p.provenance = profiler::host_provenance();
+    p.provenance.device_kind = "cpu";
+    p.provenance.timing = "cpu_steady_clock";
+    p.provenance.cache_flush = "64 MiB streamed before each sample (caches cold, as in a step)";
+    p.provenance.notes = {"engramsim calibrate: the executor's own code (executor/), its default "
+                          "threads (compute 1, OpenBLAS all cores)"};
+    return p;
+}
+
+std::vector<double> grid(double hi, bool quick) {
+    std::vector<double> g;
+    for (double m = 1; m < hi; m *= quick ? 4 : 2) g.push_back(m);
+    g.push_back(hi);
+    return g;
+}
+
+// gemm at every (n, k) the step model prices for this backbone and Engram, m up to the most
+// rows such a GEMM gets in a step.
+profiler::KernelProfile profile_gemm(const BackboneShape& b, const EngramConfig* e, int max_tokens,
+                                     int max_seqs, const CalibrateOptions& opt) {
+    std::map<std::pair<double, double>, double> shapes;  // (n, k) -> largest m
+    auto add = [&](const std::vector<OpShape>& ops, double m) {
+        for (const OpShape& op : ops)
+            if (op.kernel == "gemm") {
+                double& hi = shapes[{op.dims.at("n"), op.dims.at("k")}];
+                hi = std::max(hi, m);
+            }
+    };
+    StepShape s{.prefill = true, .tokens = 1, .seqs = 1, .context_tokens = 1, .causal_pairs = 1};
+    add(layer_ops(b, s), max_tokens);
+    add(head_ops(b, s), max_seqs);
+    if (e) add(engram_ops(EngramGpuShape::from_config(*e), b, s), max_tokens);
+    profiler::KernelProfile p = new_profile("gemm", "cpu-openblas/f32");
+    for (const auto& [nk, hi] : shapes) {
+        const auto [n, k] = nk;
+        std::vector<float> x(size_t(hi * k), 0.01f), w(size_t(n * k), 0.01f), y(size_t(hi * n));
+        for (double m : grid(hi, opt.quick)) {
+            if (opt.say) opt.say("gemm m " + std::to_string(int(m)) + " n " + std::to_string(int(n)) +
+                                 " k " + std::to_string(int(k)));
+            profiler::ProfilePoint pt;
+            pt.dims = {{"m", m}, {"n", n}, {"k", k}};
+            pt.dtype = "f32";
+            pt.flops = 2 * m * n * k;
+            pt.bytes = (m * k + k * n + m * n) * 4;
+            pt.stats = time_calls(m * n * k > 1e10 ? 2 : opt.repeats,
+                                  [&] { linear(size_t(m), size_t(n), size_t(k), x.data(), w.data(), y.data()); });
+            p.points.push_back(pt);
+        }
+    }
+    return p;
+}
+
+// attention_step over `slices` with K/V already cached; returns the stats.
+profiler::SampleStats time_attention(const AttentionShape& a, PagedKvCache& cache,
+                                     const std::vector<StepSlice>& slices, int repeats) {
+    size_t T = 0;
+    for (const auto& s : slices) T += s.count;
+    const size_t q = size_t(a.n_heads) * a.head_dim, kv = size_t(a.n_kv_heads) * a.head_dim;
+    std::vector<float> qv(T * q, 0.1f), kvv(T * kv, 0.1f), vv(T * kv, 0.1f), out(T * q);
+    std::vector<float> qn(a.head_dim, 1.0f), kn(a.head_dim, 1.0f);
+    kernels::ThreadTeam team(1);
+    return time_calls(repeats, [&] {
+        attention_step(a, cache, 0, slices, qv, kvv, vv, qn, kn, out, team);
+    });
+}
+
+std::pair<profiler::KernelProfile, profiler::KernelProfile> profile_attention(
+    const BackboneShape& b, int max_tokens, int max_seqs, const CalibrateOptions& opt) {
+    const AttentionShape a{.n_heads = b.n_heads, .n_kv_heads = b.n_kv_heads, .head_dim = b.head_dim};
+    const double qd = double(b.n_heads) * b.head_dim, kvd = double(b.n_kv_heads) * b.head_dim;
+    profiler::KernelProfile dec = new_profile("attention_decode", "cpu/f32");
+    profiler::KernelProfile pre = new_profile("attention_prefill", "cpu/f32");
+    // Decode: total context C over S sequences (C / S each).
+    for (double C : opt.quick ? std::vector<double>{4096, 65536} : std::vector<double>{1024, 8192, 65536}) {
+        for (double S = 1; S <= std::min<double>(max_seqs, C / 16); S *= 4) {
+            if (opt.say) opt.say("attention decode: " + std::to_string(int(S)) + " sequences, context " + std::to_string(int(C)));
+            const uint32_t per = uint32_t(C / S);
+            PagedKvCache cache({.layers = 1, .n_kv_heads = b.n_kv_heads, .head_dim = b.head_dim,
+                                .block_size = 256, .num_blocks = int64_t(S) * (per / 256 + 2)});
+            std::vector<StepSlice> sl;
+            for (uint32_t r = 0; r < uint32_t(S); ++r) cache.reserve(r, per), sl.push_back({r, per - 1, 1});
+            profiler::ProfilePoint pt;
+            pt.dims = {{"seqs", S}, {"context", S * per}, {"heads", double(b.n_heads)},
+                       {"kv_heads", double(b.n_kv_heads)}, {"head_dim", double(b.head_dim)}};
+            pt.flops = 4 * qd * S * per;
+            pt.bytes = S * per * 2 * kvd * 4 + 2 * S * qd * 4;
+            pt.stats = time_attention(a, cache, sl, opt.repeats);
+            dec.points.push_back(pt);
+        }
+    }
+    // Prefill: one sequence of T tokens. "sequences": 1, a dim no op states and the same on
+    // every point, keeps the points one curve along tokens and makes the simulator scale its
+    // time by FLOPs, which follow the causal pairs of the op's own sequences. (A dim that
+    // differed per point made each point its own curve, and the simulator priced every prefill
+    // from the 16-token point: 1.4 s too slow on cpu-small's first step.)
+    for (double T : grid(std::min(max_tokens, 8192), true)) {
+        if (T < 16) continue;
+        if (opt.say) opt.say("attention prefill: " + std::to_string(int(T)) + " tokens");
+        PagedKvCache cache({.layers = 1, .n_kv_heads = b.n_kv_heads, .head_dim = b.head_dim,
+                            .block_size = 256, .num_blocks = int64_t(T) / 256 + 2});
+        cache.reserve(0, uint32_t(T));
+        profiler::ProfilePoint pt;
+        pt.dims = {{"tokens", T}, {"heads", double(b.n_heads)}, {"head_dim", double(b.head_dim)},
+                   {"sequences", 1}};
+        pt.flops = 4 * qd * T * (T + 1) / 2;
+        pt.bytes = T * (2 * qd + 2 * kvd) * 4;
+        pt.stats = time_attention(a, cache, {{0, 0, uint32_t(T)}}, T > 2048 ? 2 : opt.repeats);
+        pre.points.push_back(pt);
+    }
+    return {dec, pre};
+}
+
+profiler::KernelProfile profile_engram_gather(const EngramConfig& e, int max_tokens,
+                                              const CalibrateOptions& opt) {
+    profiler::KernelProfile p = new_profile("engram_gather", "cpu/bf16");
+    const int heads = e.heads_per_layer(), rd = e.row_dim();
+    kernels::ThreadTeam team(1);
+    for (double T : grid(max_tokens, true)) {
+        const size_t n = size_t(T) * heads;
+        std::vector<uint8_t> rows(n * size_t(rd) * 2, 0x3c);
+        std::vector<uint32_t> inverse(n);
+        for (size_t i = 0; i < n; ++i) inverse[i] = uint32_t(i);
+        std::vector<float> out(n * size_t(rd));
+        profiler::ProfilePoint pt;
+        pt.dims = {{"tokens", T}, {"heads", double(heads)}, {"row_bytes", e.row_bytes()}};
+        pt.dtype = "bf16";
+        pt.bytes = 2 * T * heads * e.row_bytes();
+        pt.stats = time_calls(opt.repeats, [&] { widen_lookups(rows, inverse, heads, rd, out, team); });
+        p.points.push_back(pt);
+    }
+    return p;
+}
+
+double best_flop_rate(const profiler::KernelProfile& gemm) {
+    double best = 0;
+    for (const auto& pt : gemm.points) best = std::max(best, pt.flops / pt.stats.median_s);
+    return best;
+}
+
+// Bytes per second of RMSNorm over 16 Mi values on one thread (read + write).
+double elementwise_rate(int repeats) {
+    const size_t n = size_t(1) << 24, dim = 1024;
+    std::vector<float> x(n, 0.5f), y(n), w(dim, 1.0f);
+    kernels::ThreadTeam team(1);
+    const auto s = time_calls(repeats, [&] { rms_norm(x, w, 1e-6f, y, team); });
+    return 2.0 * n * 4 / s.median_s;
+}
+
+// One tiny op, as the executor calls it: the fixed cost the roofline adds to every op.
+double op_floor(int repeats) {
+    std::vector<float> x(64, 0.5f), y(64), w(64, 1.0f);
+    kernels::ThreadTeam team(1);
+    const auto s = time_calls(repeats * 10, [&] { rms_norm(x, w, 1e-6f, y, team); });
+    return s.median_s;
+}
+
+uint64_t meminfo_bytes(const std::string& key) {
+    std::ifstream f("/proc/meminfo");
+    std::string k;
+    uint64_t v = 0;
+    std::string unit;
+    while (f >> k >> v >> unit)
+        if (k == key + ":") return v * 1024;
+    return 0;
+}
+
+void write_json(const std::string& path, const json& j) {
+    std::ofstream f(path);
+    f << j.dump(2) << '\n';
+    if (!f.flush()) throw std::runtime_error(path + ": write failed");
+}
+
+std::string q(double v, units::Dim d) { return units::format(v, d); }
+
+}  // namespace
+
+json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& opt) {
+    namespace fs = std::filesystem;
+    const BackboneShape b = BackboneShape::from_json(cfg.at("backbone"));
+    const EngramConfig e = EngramConfig::from_json(cfg.at("engram"));
+    const bool has_engram = !e.layer_ids.empty();
+    const json& simc = cfg.at("sim");
+    const int max_tokens = simc.at("max_num_batched_tokens").get<int>();
+    // Up to 256 sequences whatever the config's limit, so one calibration serves configs that
+    // differ only in it (validate serving).
+    const int max_seqs = std::max(256, simc.at("max_num_seqs").get<int>());
+    const int gather_threads = simc.at("gather_threads").get<int>();
+    const int reps = opt.quick ? 3 : opt.repeats;
+    CalibrateOptions o = opt;
+    o.repeats = reps;
+    fs::create_directories(dir + "/profiles");
+
+    const auto gemm = profile_gemm(b, has_engram ? &e : nullptr, max_tokens, max_seqs, o);
+    const auto [dec, pre] = profile_attention(b, max_tokens, max_seqs, o);
+    std::vector<profiler::KernelProfile> profiles = {gemm, dec, pre};
+    if (has_engram) profiles.push_back(profile_engram_gather(e, max_tokens, o));
+    for (const auto& p : profiles) profiler::write_profile(p, dir + "/profiles");
+
+    if (opt.say) opt.say("elementwise rate, op floor");
+    const double flops = best_flop_rate(gemm), ew = elementwise_rate(reps), floor_s = op_floor(reps);
+
+    // The cpu-gather model, as validate host-fetch calibrates it (a table of 256 MiB: DRAM,
+    // not caches).
+    if (opt.say) opt.say("gather model: row latency, gather line, dedup rate");
+    const size_t row_bytes = size_t(std::max(2.0, has_engram ? e.row_bytes() : 128.0));
+    kernels::HostTable table(uint64_t(256) << 20, row_bytes);
+    const double row_latency = kernels::measure_row_latency(table, 1 << 18, 0xc0ffee);
+    const std::vector<uint64_t> sizes = {64, 256, 1024, 4096, 16384, 65536};
+    const auto line1 = kernels::measure_gather_line(table, 1, sizes, opt.quick ? 5 : 9, 0, 0xbeef);
+    const auto lineT = gather_threads == 1 ? line1
+                                           : kernels::measure_gather_line(table, gather_threads, sizes,
+                                                                          opt.quick ? 5 : 9, 0, 0xbeef + 1);
+    const double outstanding = row_latency / line1.per_row_s;
+    const double dram_bw = (1.0 / lineT.per_row_s) * (std::ceil(double(row_bytes) / 64) * 64 + double(row_bytes));
+    const double dedup = kernels::measure_dedup_rate(1 << 16, 1 << 22, 0xd00d);
+    const uint64_t mem_total = meminfo_bytes("MemTotal");
+    const uint64_t mem_avail = resources::available_memory_bytes();
+    const profiler::Provenance prov = profiler::host_provenance();
+    const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+
+    json hw = cfg.at("hardware");
+    hw["name"] = "this-machine-cpu";
+    hw["base"] = "";
+    hw["description"] = "This machine's CPU as the accelerator (engramsim calibrate, " + prov.date_utc + ")";
+    hw["assumptions"] = json::array({
+        "gpu.kind host-cpu: the host's cores compute; fetched rows stay in host memory (no link)",
+        "gpu.bf16_dense_flops: the best float32 GEMM rate measured (OpenBLAS, all cores); only "
+        "ops no profile covers use it",
+        "gpu.hbm_bandwidth: one thread's RMSNorm read + write rate, the rate of the executor's "
+        "elementwise ops (one compute thread)",
+        "host_link: not crossed (1000 TB/s and 0 s are placeholders the range check accepts)"});
+    hw["sources"] = json::object();
+    hw["gpu"]["kind"] = "host-cpu";
+    hw["gpu"]["model"] = prov.device_name;
+    hw["gpu"]["count"] = 1;
+    hw["gpu"]["sm_count"] = cores;
+    hw["gpu"]["bf16_dense_flops"] = q(flops, units::Dim::FlopRate);
+    hw["gpu"]["fp8_dense_flops"] = q(flops, units::Dim::FlopRate);
+    hw["gpu"]["hbm_bandwidth"] = q(std::floor(ew), units::Dim::Bandwidth);
+    hw["gpu"]["hbm_capacity"] = q(double(mem_avail), units::Dim::Bytes);
+    hw["host"]["cpu"] = prov.device_name;
+    hw["host"]["sockets"] = 1;
+    hw["host"]["cores_per_socket"] = cores;
+    hw["host"]["dram_capacity"] = q(double(mem_total), units::Dim::Bytes);
+    hw["host"]["dram_bandwidth"] = q(std::floor(dram_bw), units::Dim::Bandwidth);
+    hw["host_link"]["bandwidth_per_direction"] = "1000 TB/s";
+    hw["host_link"]["latency"] = "0 s";
+
+    const json sim_keys = {
+        {"profiles", fs::absolute(dir + "/profiles").string()},
+        {"row_access_latency", q(row_latency, units::Dim::Time)},
+        {"outstanding_per_thread", outstanding},
+        {"gather_dispatch", q(std::max(0.0, lineT.fixed_s), units::Dim::Time)},
+        {"dedup_rate_per_thread", dedup},
+        {"gather_threads", gather_threads},
+        {"gemm_efficiency", 1},
+        {"attention_efficiency", 1},
+        {"memory_efficiency", 1},
+        {"kernel_floor", q(floor_s, units::Dim::Time)},
+        {"dma_setup", "0 s"}};
+    write_json(dir + "/hardware.json", hw);
+    write_json(dir + "/sim.json", sim_keys);
+    json cal = {{"schema", "engramsim.calibration"},
+                {"version", 1},
+                {"provenance", profiler::to_json(prov)},
+                {"measured",
+                 {{"gemm_best_flop_per_s", flops},
+                  {"elementwise_bytes_per_s", ew},
+                  {"op_floor_s", floor_s},
+                  {"row_latency_s", row_latency},
+                  {"gather_line_1_thread", {{"per_row_s", line1.per_row_s}, {"fixed_s", line1.fixed_s}}},
+                  {"gather_line", {{"threads", gather_threads}, {"per_row_s", lineT.per_row_s}, {"fixed_s", lineT.fixed_s}}},
+                  {"outstanding_per_thread", outstanding},
+                  {"dram_bytes_per_s", dram_bw},
+                  {"dedup_keys_per_s", dedup},
+                  {"memory_total_bytes", mem_total},
+                  {"memory_available_bytes", mem_avail}}},
+                {"hardware", hw},
+                {"sim", sim_keys},
+                {"profiles", json::array()}};
+    for (const auto& p : profiles) cal["profiles"].push_back(p.kernel + " (" + std::to_string(p.points.size()) + " points)");
+    write_json(dir + "/calibration.json", cal);
+    return cal;
+}
+
+json apply_calibration(const json& cfg, const std::string& dir) {
+    auto read = [&](const std::string& name) {
+        std::ifstream f(dir + "/" + name);
+        if (!f) throw std::runtime_error(dir + "/" + name + ": no calibration there (engramsim calibrate -o " + dir + ")");
+        return json::parse(f);
+    };
+    json out = cfg;
+    out["hardware"] = read("hardware.json");
+    const json sim_keys = read("sim.json");
+    for (const auto& [k, v] : sim_keys.items()) out["sim"][k] = v;
+    out["sim"]["num_kv_blocks"] = kv_blocks(cfg);
+    return config::resolve(out, dir);
+}
+
+}  // namespace engramsim::executor

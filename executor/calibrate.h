@@ -1,0 +1,43 @@
+// `engramsim calibrate`: this machine measured at the shapes a run config uses, with the
+// executor's own code, written as what the simulator reads: kernel profiles (gemm, attention,
+// the Engram gather) and a hardware section whose "accelerator" is the host CPU
+// (hardware.gpu.kind host-cpu), plus the sim parameters of the cpu-gather model. Nothing of a
+// serving run is measured: the simulator's prediction from it comes before any execution.
+//
+// What is measured, and how (each a median over repeats, after one untimed call):
+//   gemm              executor::linear at every (n, k) the step model prices, m on a grid up to
+//                     the most tokens (or sequences, for the LM head) a step feeds
+//   attention_decode  executor::attention_step, one decode token per sequence, sequences x
+//                     context on a grid
+//   attention_prefill attention_step over one sequence of T tokens (a causal prefill)
+//   engram_gather     executor::widen_lookups (staged rows -> memory vectors)
+//   elementwise rate  executor::rms_norm over 16 Mi values: bytes / s (the roofline's
+//                     "memory" bandwidth for the ops no profile covers)
+//   gather model      the host-fetch validation's microbenchmarks (kernels/cpu/host_fetch.h):
+//                     row latency, the gather line at sim.gather_threads, dedup rate
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+namespace engramsim::executor {
+
+struct CalibrateOptions {
+    int repeats = 5;
+    bool quick = false;  // fewer grid points and repeats
+    std::function<void(const std::string&)> say;  // progress
+};
+
+// Measures and writes DIR/profiles/*.json, DIR/hardware.json (a hardware section),
+// DIR/sim.json (sim keys) and DIR/calibration.json (everything measured, with methods).
+// Returns calibration.json's content.
+nlohmann::json calibrate(const nlohmann::json& resolved_config, const std::string& dir,
+                         const CalibrateOptions& options);
+
+// `config` with the calibration in DIR applied: its hardware section replaced, its sim keys
+// set (profiles, gather model, efficiencies), and sim.num_kv_blocks the executor's.
+nlohmann::json apply_calibration(const nlohmann::json& config, const std::string& dir);
+
+}  // namespace engramsim::executor

@@ -1,0 +1,413 @@
+#include "executor/executor.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "executor/backbone.h"
+#include "executor/engram_layer.h"
+#include "executor/kv_cache.h"
+#include "kernels/cpu/host_fetch.h"
+#include "model/config.h"
+#include "model/resources.h"
+#include "model/statistics.h"
+#include "sim/prefetch.h"
+#include "traces/lookups.h"
+#include "traces/workload.h"
+
+namespace engramsim::executor {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t fnv1a(uint64_t h, uint64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xFF)) * 0x100000001b3ULL;
+    return h;
+}
+
+// One Engram layer's fetches: a thread of its own that, when handed a step's keys, deduplicates
+// them and gathers the rows with `threads` gather threads (itself one of them), as an engine's
+// prefetcher does. Schedule none calls fetch() on the compute thread instead.
+class LayerFetcher {
+public:
+    LayerFetcher(kernels::HostTable& table, int threads) : exec_(table, threads) {
+        worker_ = std::thread([this] { loop(); });
+    }
+    ~LayerFetcher() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        worker_.join();
+    }
+    void issue(std::span<const uint64_t> keys) {
+        {
+            std::lock_guard lock(mu_);
+            keys_ = keys, pending_ = true, done_ = false;
+        }
+        cv_.notify_all();
+    }
+    void wait() {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return done_; });
+    }
+    void fetch(std::span<const uint64_t> keys) {
+        times_ = exec_.fetch(keys, &inverse_);
+        ready_ = Clock::now();
+    }
+    const kernels::HostFetchTimes& times() const { return times_; }
+    Clock::time_point ready() const { return ready_; }
+    std::span<const uint8_t> staging() const { return exec_.staging(); }
+    std::span<const uint32_t> inverse() const { return inverse_; }
+    int threads() const { return exec_.threads(); }
+
+private:
+    void loop() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [&] { return pending_ || stop_; });
+            if (stop_) return;
+            pending_ = false;
+            lock.unlock();
+            fetch(keys_);
+            lock.lock();
+            done_ = true;
+            cv_.notify_all();
+        }
+    }
+    kernels::HostFetchExecutor exec_;
+    std::vector<uint32_t> inverse_;
+    kernels::HostFetchTimes times_;
+    Clock::time_point ready_;
+    std::span<const uint64_t> keys_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool pending_ = false, done_ = false, stop_ = false;
+    std::thread worker_;
+};
+
+// What a step feeds: its slices, the requests preempted while choosing it, and (with Engram)
+// the rows of every Engram layer.
+struct StepIn {
+    uint64_t index = 0;
+    bool prefill = false;
+    uint64_t context_tokens = 0;
+    std::vector<StepSlice> slices;
+    std::vector<uint32_t> preempted;
+    const std::vector<std::vector<uint64_t>>* rows = nullptr;
+};
+
+// The steps, from the hashed lookups (with Engram) or the scheduler alone (the baseline).
+class StepSource {
+public:
+    StepSource(const nlohmann::json& cfg, const EngramConfig* engram, const SchedulerConfig& sc,
+               const std::vector<uint32_t>& prompt_len, const std::vector<uint32_t>& output_len) {
+        if (engram)
+            lookups_ = make_lookups(*engram, cfg.at("workload"), sc);
+        else
+            scheduler_.emplace(sc, prompt_len, output_len);
+    }
+    bool next(StepIn& in) {
+        if (lookups_) {
+            if (!lookups_->next(batch_)) return false;
+            in.index = batch_.step, in.prefill = batch_.prefill;
+            in.context_tokens = batch_.context_tokens;
+            in.slices = batch_.slices, in.preempted = batch_.preempted, in.rows = &batch_.rows;
+            return true;
+        }
+        auto step = scheduler_->next();
+        if (!step) return false;
+        in.index = step->index, in.prefill = step->prefill;
+        in.context_tokens = step->context_tokens;
+        in.slices = std::move(step->slices), in.preempted = std::move(step->preempted);
+        in.rows = nullptr;
+        return true;
+    }
+
+private:
+    std::unique_ptr<LookupSource> lookups_;
+    StepBatch batch_;
+    std::optional<Scheduler> scheduler_;
+};
+
+config::ConfigError refuse(const std::string& key, const std::string& why) {
+    return config::ConfigError(key + ": " + why);
+}
+
+int64_t blocks_for(uint64_t tokens, int block) { return int64_t((tokens + block - 1) / block); }
+
+}  // namespace
+
+int64_t kv_blocks(const nlohmann::json& cfg) {
+    const auto& simc = cfg.at("sim");
+    const int64_t n = simc.at("num_kv_blocks").get<int64_t>();
+    if (n >= 0) return n;
+    std::vector<uint32_t> prompt_len, output_len;
+    workload_lengths(cfg.at("workload"), prompt_len, output_len);
+    int64_t sum = 0;
+    const int block = simc.at("kv_block_size").get<int>();
+    for (size_t i = 0; i < prompt_len.size(); ++i)
+        sum += blocks_for(prompt_len[i] + output_len[i], block);
+    return sum;
+}
+
+ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+    const auto& simc = cfg.at("sim");
+    const BackboneShape shape = BackboneShape::from_json(cfg.at("backbone"));
+    const EngramConfig engram = EngramConfig::from_json(cfg.at("engram"));
+    const bool with_engram = opt.engram && !engram.layer_ids.empty();
+    const std::string table = simc.at("table").get<std::string>();
+    if (with_engram && table != "host-dram")
+        throw refuse("sim.table", "the executor serves the table from host DRAM (host-dram), not \"" +
+                                      table + "\"");
+    if (with_engram && simc.at("mechanism").get<std::string>() != "cpu-gather")
+        throw refuse("sim.mechanism", "the executor fetches with cpu-gather, not \"" +
+                                          simc.at("mechanism").get<std::string>() + "\"");
+    const sim::PrefetchSchedule schedule =
+        sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
+    if (schedule.free())
+        throw refuse("sim.schedule", "oracle is a bound, not something an engine can run");
+    if (with_engram && engram.hc_mult != 1)
+        throw refuse("engram.hc_mult", "the executor serves hc_mult 1 (no mHC), not " +
+                                           std::to_string(engram.hc_mult));
+    if (with_engram && engram.dtype != TableDtype::Bf16)
+        throw refuse("engram.dtype", std::string("the executor serves bf16 tables, not ") +
+                                         to_string(engram.dtype));
+    if (shape.mla || shape.moe || shape.hc_mult != 1)
+        throw refuse("backbone", "the executor serves dense GQA backbones without mHC (" +
+                                     shape.name + " is not one)");
+    for (int l : engram.layer_ids)
+        if (l >= shape.layers)
+            throw refuse("engram.layer_ids", "layer " + std::to_string(l) + " past the backbone's " +
+                                                 std::to_string(shape.layers) + " layers");
+
+    // The steps: the scheduler's, with the config's limits and KV cache.
+    const Workload work = make_workload(cfg.at("workload"));
+    std::vector<uint32_t> prompt_len, output_len;
+    request_lengths(work, prompt_len, output_len);
+    SchedulerConfig sc{.max_num_seqs = simc.at("max_num_seqs").get<int>(),
+                       .max_num_batched_tokens = simc.at("max_num_batched_tokens").get<int>(),
+                       .kv_block_size = simc.at("kv_block_size").get<int>(),
+                       .num_kv_blocks = simc.at("num_kv_blocks").get<int64_t>()};
+    sc.num_kv_blocks = kv_blocks(cfg);
+    const KvShape kv{.layers = shape.layers, .n_kv_heads = shape.n_kv_heads,
+                     .head_dim = shape.head_dim, .block_size = sc.kv_block_size,
+                     .num_blocks = sc.num_kv_blocks};
+
+    // Memory, before anything is allocated: weights, KV cache, table.
+    const LookupLayout layout = lookup_layout(engram);
+    const uint64_t table_bytes = with_engram ? uint64_t(layout.total_rows * layout.row_bytes) : 0;
+    const double weights = 4.0 * shape.params();
+    resources::require_memory(weights + double(kv.bytes()) + double(table_bytes), "execute",
+                              "float32 weights " + std::to_string(weights / 1e9) +
+                                  " GB, KV cache " + std::to_string(kv.bytes() / 1e9) +
+                                  " GB, Engram table " + std::to_string(table_bytes / 1e9) + " GB");
+
+    ExecuteResult res;
+    const auto setup0 = Clock::now();
+    const int threads = opt.compute_threads > 0 ? opt.compute_threads
+                                                : int(std::max(1u, std::thread::hardware_concurrency()));
+    kernels::ThreadTeam team(threads);
+    Backbone backbone(shape, opt.seed);
+    PagedKvCache cache(kv);
+    std::unique_ptr<kernels::HostTable> host_table;
+    std::vector<std::unique_ptr<EngramModule>> modules(shape.layers);
+    std::vector<std::unique_ptr<LayerFetcher>> fetchers(shape.layers);
+    std::vector<int> engram_index(shape.layers, -1);
+    const int gather_threads = simc.at("gather_threads").get<int>();
+    if (with_engram) {
+        host_table = std::make_unique<kernels::HostTable>(table_bytes, size_t(layout.row_bytes));
+        for (size_t i = 0; i < engram.layer_ids.size(); ++i) {
+            const int l = engram.layer_ids[i];
+            engram_index[l] = int(i);
+            modules[l] = std::make_unique<EngramModule>(engram, shape.hidden, opt.seed + 7919 * (l + 1));
+            fetchers[l] = std::make_unique<LayerFetcher>(*host_table, gather_threads);
+        }
+    }
+    res.setup_s = std::chrono::duration<double>(Clock::now() - setup0).count();
+    res.num_kv_blocks = sc.num_kv_blocks;
+    res.table_bytes = table_bytes;
+    res.weight_bytes = backbone.weight_bytes();
+    res.kv_cache_bytes = kv.bytes();
+    res.compute_threads = threads;
+    res.gather_threads = with_engram ? gather_threads : 0;
+    res.blas_threads = openblas_get_num_threads();
+    res.schedule = with_engram ? schedule.name() : "none (no Engram)";
+    res.requests = prompt_len.size();
+    for (size_t i = 0; i < prompt_len.size(); ++i)
+        res.prompt_tokens += prompt_len[i], res.output_tokens += output_len[i];
+    res.output_len = output_len;
+    res.argmax.resize(prompt_len.size());
+    res.first_token_s.assign(prompt_len.size(), 0);
+    res.last_token_s.assign(prompt_len.size(), 0);
+    res.output_digest = res.rows_digest = 0xcbf29ce484222325ULL;
+
+    const size_t H = size_t(shape.hidden);
+    std::vector<float> h, e;
+    std::vector<uint32_t> tokens;
+    std::vector<uint32_t> generated(prompt_len.size(), 0);
+    auto token_at = [&](uint32_t r, uint32_t pos) {
+        const Request& q = work.requests[r];
+        return pos < q.prompt.size() ? q.prompt[pos] : q.output[pos - q.prompt.size()];
+    };
+
+    // One forward pass over a step; `rec` gets the Engram layers' times (null: untimed warm-up).
+    auto forward = [&](const StepIn& in, Clock::time_point t0, StepRecord* rec,
+                       const std::function<uint32_t(uint32_t, uint32_t)>& token) {
+        tokens.clear();
+        std::vector<size_t> last;
+        for (const StepSlice& s : in.slices) {
+            if (cache.capacity(s.request) < s.first + s.count) cache.reserve(s.request, s.first + s.count);
+            for (uint32_t p = s.first; p < s.first + s.count; ++p) tokens.push_back(token(s.request, p));
+            last.push_back(tokens.size() - 1);
+        }
+        h.resize(tokens.size() * H);
+        backbone.embed(tokens, h);
+        auto since = [&](Clock::time_point t) { return std::chrono::duration<double>(t - t0).count(); };
+        std::vector<EngramLayerRecord> recs(engram.layer_ids.size());
+        auto issue = [&](int l) {
+            const int i = engram_index[l];
+            recs[i].layer = l;
+            recs[i].issue_s = since(Clock::now());
+            if (schedule.kind != sim::PrefetchSchedule::Kind::None)
+                fetchers[l]->issue((*in.rows)[i]);
+        };
+        for (int l = 0; l < shape.layers; ++l) {
+            if (with_engram && in.rows)
+                for (int el : engram.layer_ids)
+                    if (schedule.issue_layer(el) == l) issue(el);
+            if (modules[l] && in.rows) {
+                const int i = engram_index[l];
+                const auto w0 = Clock::now();
+                if (schedule.kind == sim::PrefetchSchedule::Kind::None)
+                    fetchers[l]->fetch((*in.rows)[i]);
+                else
+                    fetchers[l]->wait();
+                const auto w1 = Clock::now();
+                const LayerFetcher& f = *fetchers[l];
+                recs[i].ready_s = since(f.ready());
+                recs[i].stall_s = std::chrono::duration<double>(w1 - w0).count();
+                recs[i].lookups = f.times().lookups, recs[i].unique_rows = f.times().unique_rows;
+                recs[i].dedup_s = f.times().dedup_s, recs[i].gather_s = f.times().gather_s;
+                e.resize(tokens.size() * size_t(modules[l]->d_mem()));
+                widen_lookups(f.staging(), f.inverse(), modules[l]->heads(), modules[l]->row_dim(), e, team);
+                modules[l]->forward(in.slices, e, h, team);
+                recs[i].compute_s = std::chrono::duration<double>(Clock::now() - w1).count();
+            }
+            backbone.layer(l, in.slices, h, cache, team);
+        }
+        const std::vector<uint32_t> next = backbone.head(h, last, team);
+        if (rec) {
+            rec->engram = std::move(recs);
+            for (size_t i = 0; i < next.size(); ++i) {
+                res.output_digest = fnv1a(res.output_digest, next[i]);
+                res.argmax[in.slices[i].request].push_back(next[i]);
+            }
+        }
+    };
+
+    // Warm-up: one untimed prefill of a request the workload does not have, then forgotten.
+    if (opt.warmup_tokens > 0) {
+        const uint32_t ghost = uint32_t(prompt_len.size());
+        StepIn w;
+        w.prefill = true;
+        const int64_t room = sc.num_kv_blocks * sc.kv_block_size;
+        w.slices = {{ghost, 0, uint32_t(std::min<int64_t>({opt.warmup_tokens, sc.max_num_batched_tokens, room}))}};
+        std::vector<std::vector<uint64_t>> rows(engram.layer_ids.size());
+        for (size_t i = 0; i < rows.size(); ++i)
+            for (uint64_t k = 0; k < w.slices[0].count * uint64_t(layout.heads_per_layer); ++k)
+                rows[i].push_back(layout.layer_base[i] + (k * 2654435761ULL) % layout.layer_rows[i]);
+        w.rows = with_engram ? &rows : nullptr;
+        forward(w, Clock::now(), nullptr, [](uint32_t, uint32_t p) { return p; });
+        cache.release(ghost);
+        for (auto& m : modules)
+            if (m) m->release(ghost);
+    }
+
+    StepSource source(cfg, with_engram ? &engram : nullptr, sc, prompt_len, output_len);
+    StepIn in;
+    uint64_t done_tokens = 0;
+    const auto t0 = Clock::now();
+    for (;;) {
+        const auto s0 = Clock::now();
+        if (!source.next(in)) break;
+        StepRecord rec;
+        rec.index = in.index, rec.prefill = in.prefill, rec.context_tokens = in.context_tokens;
+        rec.seqs = in.slices.size();
+        for (const StepSlice& s : in.slices) rec.tokens += s.count;
+        for (uint32_t r : in.preempted) {
+            cache.release(r);
+            for (auto& m : modules)
+                if (m) m->release(r);
+            ++res.preemptions;
+        }
+        if (in.rows)
+            for (const auto& layer_rows : *in.rows)
+                for (uint64_t k : layer_rows) res.rows_digest = fnv1a(res.rows_digest, k);
+        rec.start_s = std::chrono::duration<double>(s0 - t0).count();
+        rec.schedule_s = std::chrono::duration<double>(Clock::now() - s0).count();
+        forward(in, t0, &rec, token_at);
+        rec.end_s = std::chrono::duration<double>(Clock::now() - t0).count();
+        for (const StepSlice& s : in.slices) {  // each sequence produced one token
+            const uint32_t r = s.request;
+            if (generated[r]++ == 0) res.first_token_s[r] = rec.end_s;
+            ++done_tokens;
+            if (generated[r] == output_len[r]) {
+                res.last_token_s[r] = rec.end_s;
+                cache.release(r);
+                for (auto& m : modules)
+                    if (m) m->release(r);
+            }
+        }
+        res.steps.push_back(std::move(rec));
+        if (opt.progress) opt.progress(res.steps.size(), done_tokens, res.output_tokens);
+    }
+    return res;
+}
+
+ExecuteMetrics metrics_of(const ExecuteResult& r) {
+    ExecuteMetrics m;
+    m.makespan_s = r.makespan_s();
+    m.throughput_tok_per_s = m.makespan_s > 0 ? double(r.output_tokens) / m.makespan_s : 0;
+    std::vector<double> ttft, tpot;  // every request arrives at t = 0 (offline benchmark)
+    for (size_t i = 0; i < r.first_token_s.size(); ++i) {
+        ttft.push_back(r.first_token_s[i]);
+        if (r.output_len[i] > 1)
+            tpot.push_back((r.last_token_s[i] - r.first_token_s[i]) / (r.output_len[i] - 1));
+    }
+    auto mean = [](const std::vector<double>& v) {
+        double s = 0;
+        for (double x : v) s += x;
+        return v.empty() ? 0 : s / double(v.size());
+    };
+    std::sort(ttft.begin(), ttft.end()), std::sort(tpot.begin(), tpot.end());
+    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = percentile_sorted(ttft, 0.5);
+    m.ttft_p99_s = percentile_sorted(ttft, 0.99);
+    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = percentile_sorted(tpot, 0.5);
+    m.tpot_p99_s = percentile_sorted(tpot, 0.99);
+    m.steps = r.steps.size();
+    double step_sum = 0;
+    for (const StepRecord& s : r.steps) {
+        m.prefill_steps += s.prefill;
+        m.schedule_s += s.schedule_s;
+        step_sum += s.end_s - s.start_s;
+        for (const EngramLayerRecord& e : s.engram) {
+            m.stall_s += e.stall_s;
+            m.fetch_s += e.ready_s - e.issue_s;
+            m.engram_compute_s += e.compute_s;
+            m.lookups += e.lookups, m.unique_rows += e.unique_rows;
+        }
+    }
+    m.mean_step_s = m.steps ? step_sum / double(m.steps) : 0;
+    return m;
+}
+
+}  // namespace engramsim::executor

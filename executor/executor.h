@@ -1,0 +1,98 @@
+// `engramsim execute`: a run config served for real on this machine's CPU. The project's
+// scheduler (traces/schedule.h) decides every step, exactly the steps the simulator times; the
+// project's hashing gives every step's rows, exactly the rows of its trace; a real Transformer
+// (executor/backbone.h) with real Engram modules (executor/engram_layer.h) computes them; the
+// rows are fetched from a table in this machine's DRAM by the gather the host-fetch validation
+// times (kernels/cpu/host_fetch.h), issued when the config's prefetch schedule says
+// (sim/prefetch.h), on threads of their own that share the cores with the compute.
+//
+// Every step is measured: its wall time, the time spent choosing and hashing it, and at each
+// Engram layer when the fetch was issued, when it was ready, how long the compute waited for it
+// (the stall) and how long the module took. docs/executor.md says what is and is not modeled.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace engramsim::executor {
+
+struct ExecuteOptions {
+    bool engram = true;         // false: the same workload with no Engram layer (the baseline)
+    // Threads of the non-GEMM ops (norms, attention, Engram module). 1 by default: a second
+    // team beside OpenBLAS's threads on this 2-core machine made a layer 2.6x slower
+    // (bench_executor; docs/executor.md). BLAS threads: OPENBLAS_NUM_THREADS.
+    int compute_threads = 1;
+    uint64_t seed = 0;          // weights
+    int warmup_tokens = 256;    // one untimed prefill of this many tokens first (0: none)
+    // Called after each step with (steps done, output tokens done, output tokens in all).
+    std::function<void(uint64_t, uint64_t, uint64_t)> progress;
+};
+
+// One Engram layer in one step; times in seconds from the run's start.
+struct EngramLayerRecord {
+    int layer = 0;
+    uint64_t lookups = 0, unique_rows = 0;
+    double issue_s = 0;       // fetch handed to the prefetcher (or started, schedule none)
+    double ready_s = 0;       // the rows in the staging buffer
+    double dedup_s = 0;       // part of the fetch: distinct keys
+    double gather_s = 0;      // part of the fetch: rows copied, all gather threads
+    double stall_s = 0;       // the compute waiting at the Engram layer for the rows
+    double compute_s = 0;     // the module: widen, projections, gate, short conv
+};
+
+struct StepRecord {
+    uint64_t index = 0;
+    bool prefill = false;
+    uint64_t tokens = 0, seqs = 0, context_tokens = 0;
+    double start_s = 0, end_s = 0;
+    double schedule_s = 0;  // the scheduler's decision and the step's hashing
+    std::vector<EngramLayerRecord> engram;
+};
+
+struct ExecuteResult {
+    std::vector<StepRecord> steps;
+    uint64_t requests = 0, prompt_tokens = 0, output_tokens = 0, preemptions = 0;
+    int64_t num_kv_blocks = 0;
+    uint64_t table_bytes = 0, weight_bytes = 0, kv_cache_bytes = 0;
+    int compute_threads = 0, gather_threads = 0, blas_threads = 0;
+    std::string schedule;
+    double setup_s = 0;  // weights, table, KV cache (before the run's clock starts)
+    // Per request: the end of the step that produced its first and its last output token.
+    std::vector<double> first_token_s, last_token_s;
+    std::vector<uint32_t> output_len;
+    // Per request, the argmax id of each step that fed it, in order: the token the model would
+    // have sampled after each (teacher-forced) position it computed logits for.
+    std::vector<std::vector<uint32_t>> argmax;
+    // FNV-1a over every step's argmax ids, in order: two runs that computed the same tokens
+    // agree (runs on different thread counts may differ in the last bits of a float).
+    uint64_t output_digest = 0;
+    // FNV-1a over every row key fetched, in step and layer order (the trace's rows).
+    uint64_t rows_digest = 0;
+
+    double makespan_s() const { return steps.empty() ? 0 : steps.back().end_s; }
+};
+
+// KV blocks the executor gives the scheduler: sim.num_kv_blocks, or when that is -1
+// (unlimited, as the scheduler reads it) enough for every request at once.
+int64_t kv_blocks(const nlohmann::json& config);
+
+// Serves the resolved run config `config` (config::resolve). Throws config::ConfigError naming
+// the key for what the executor cannot serve here (an MLA or MoE backbone, mHC, a table not in
+// host DRAM, more memory than this machine has available), before allocating anything.
+ExecuteResult execute(const nlohmann::json& config, const ExecuteOptions& options);
+
+// The metrics of `engramsim run` (sim/results.h) from the measured steps.
+struct ExecuteMetrics {
+    double makespan_s = 0, throughput_tok_per_s = 0;
+    double ttft_mean_s = 0, ttft_p50_s = 0, ttft_p99_s = 0;
+    double tpot_mean_s = 0, tpot_p50_s = 0, tpot_p99_s = 0;
+    double mean_step_s = 0, stall_s = 0, fetch_s = 0, engram_compute_s = 0, schedule_s = 0;
+    uint64_t steps = 0, prefill_steps = 0, lookups = 0, unique_rows = 0;
+};
+ExecuteMetrics metrics_of(const ExecuteResult& result);
+
+}  // namespace engramsim::executor

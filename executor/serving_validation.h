@@ -1,0 +1,67 @@
+// `engramsim validate serving`: the simulator's prediction of a serving run beside the run
+// itself, executed on this machine. For each config: calibrate (or reuse a calibration), predict
+// with the simulator from the calibration alone (hardware.gpu.kind host-cpu, the measured
+// profiles and gather model), then execute (executor/executor.h), the Engram run and its
+// baseline without Engram alternating. Both serve the very same steps (the same scheduler and KV
+// blocks), so they compare step by step as well as in total.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace engramsim::executor {
+
+struct ServingCase {
+    std::string name;
+    std::string path;     // the config file (or preset)
+    nlohmann::json config;  // resolved
+};
+
+struct ServingOptions {
+    std::string calibration_dir;  // reused when it holds a calibration, else written there
+    bool quick = false;
+    int repeat = 2;  // Engram / baseline pairs executed (medians)
+    std::function<void(const std::string&)> say;
+};
+
+// A predicted and a measured value; error = (predicted - measured) / measured.
+struct Versus {
+    double predicted = 0, measured = 0;
+    double error_pct() const { return measured != 0 ? (predicted - measured) / measured * 100 : 0; }
+};
+
+struct ServingOutcome {
+    std::string name, schedule, table, workload;
+    int max_num_seqs = 0, engram_layers = 0;
+    uint64_t steps = 0, preemptions = 0;
+    Versus tok_per_s, mean_step_s, ttft_s, tpot_s, stall_s, no_engram_tok_per_s;
+    Versus overhead_pct;             // against no Engram; its error is in percentage points
+    std::vector<double> measured_overhead_runs;  // each alternating pair's overhead
+    std::vector<double> step_predicted_s, step_measured_s;
+    double step_error_p50_pct = 0, step_error_p90_pct = 0;  // |error| per step
+    double step_error_mean_pct = 0;                          // signed: the bias
+    nlohmann::json predicted_metrics, measured_metrics;
+};
+
+struct ServingSummary {
+    std::vector<ServingOutcome> outcomes;
+    double tok_error_median_pct = 0, tok_error_worst_pct = 0;
+    double step_error_median_pct = 0, step_error_worst_pct = 0;
+    int overhead_within_target = 0;  // |error| <= max(1 point, 20% of measured)
+    bool same_overhead_rank = false;
+    nlohmann::json calibration;
+};
+
+// The default set (executor/configs/serving/*.json, sorted), or its --quick subset.
+std::vector<std::string> default_serving_configs(bool quick);
+
+ServingSummary validate_serving(const std::vector<ServingCase>& cases, const ServingOptions& opt);
+
+nlohmann::json to_json(const ServingSummary& s);
+// One row per step of every case: case, step, prefill, tokens, predicted_s, measured_s.
+void write_steps_csv(const ServingSummary& s, std::ostream& out);
+
+}  // namespace engramsim::executor

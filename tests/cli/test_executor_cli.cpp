@@ -1,0 +1,113 @@
+// engramsim execute, calibrate and validate serving, run as a user runs them, on a tiny config:
+// the files they write, what they refuse, and that validate serving predicts the very steps it
+// then executes.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "tests/cli_runner.h"
+
+namespace {
+
+using nlohmann::json;
+using Result = engramsim::test::CliResult;
+
+Result run(const std::string& args) { return engramsim::test::run_engramsim(args); }
+
+std::string temp(const std::string& name) {
+    return ::testing::TempDir() + "executor_cli_" + std::to_string(getpid()) + "_" + name;
+}
+
+json tiny() {
+    return {{"backbone",
+             {{"base", "dense-4b"}, {"name", "tiny"}, {"hidden_size", 64}, {"layers", 2},
+              {"vocab_size", 512}, {"dtype", "fp32"},
+              {"attention", {{"n_heads", 4}, {"n_kv_heads", 2}, {"head_dim", 16}, {"v_head_dim", 16}}},
+              {"mlp", {{"intermediate_size", 128}}}}},
+            {"engram",
+             {{"base", "demo-v1"}, {"engram_vocab_size", {4001, 4001}}, {"n_embed_per_ngram", 32},
+              {"n_head_per_ngram", 2}, {"layer_ids", {1}}, {"hc_mult", 1}}},
+            {"hardware", "h800-pcie5"},
+            {"workload",
+             {{"base", "nano-vllm-512"}, {"num_requests", 4},
+              {"prompt_len", {{"min", 8}, {"max", 24}}}, {"output_len", {{"min", 8}, {"max", 12}}}}},
+            {"sim",
+             {{"table", "host-dram"}, {"mechanism", "cpu-gather"}, {"schedule", "layer-ahead:0"},
+              {"gather_threads", 1}, {"max_num_seqs", 4}, {"max_num_batched_tokens", 128}}}};
+}
+
+std::string write_config(const std::string& name, const json& cfg) {
+    const std::string path = temp(name + ".json");
+    std::ofstream(path) << cfg.dump();
+    return path;
+}
+
+json read_json(const std::string& path) {
+    std::ifstream f(path);
+    return json::parse(f);
+}
+
+}  // namespace
+
+TEST(ExecutorCli, ExecuteWritesResultsStepsAndATimeline) {
+    const std::string cfg = write_config("exec", tiny()), out = temp("exec_out");
+    const Result r = run("execute " + cfg + " -q -o " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("overhead vs no Engram"), std::string::npos) << r.out;
+    const json res = read_json(out + "/results.json");
+    EXPECT_EQ(res["schema"], "engramsim.execute");
+    EXPECT_EQ(res["version"], 1);
+    const uint64_t steps = res["run"]["metrics"]["steps"].get<uint64_t>();
+    EXPECT_GT(steps, 0u);
+    EXPECT_EQ(res["no_engram"]["metrics"]["steps"].get<uint64_t>(), steps);  // the same schedule
+    EXPECT_GT(res["run"]["metrics"]["throughput_tok_per_s"].get<double>(), 0);
+    EXPECT_GT(res["run"]["metrics"]["lookups"].get<uint64_t>(), 0u);
+    std::ifstream csv(out + "/steps.csv");
+    std::string line;
+    uint64_t rows = 0;
+    std::getline(csv, line);
+    EXPECT_EQ(line.rfind("step,prefill,tokens", 0), 0u) << line;
+    while (std::getline(csv, line)) ++rows;
+    EXPECT_EQ(rows, steps);  // one Engram layer: one row per step
+    EXPECT_TRUE(read_json(out + "/timeline.json").contains("traceEvents"));
+}
+
+TEST(ExecutorCli, ExecuteRefusesWhatItCannotServeNamingTheKey) {
+    json c = tiny();
+    c["sim"]["table"] = "nvme";
+    c["sim"]["mechanism"] = "nvme";
+    const Result r = run("execute " + write_config("nvme", c) + " -q");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err.rfind("engramsim: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("sim.table"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty());
+}
+
+TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibration) {
+    const std::string cfg = write_config("validate", tiny());
+    const std::string cal = temp("cal"), out = temp("val_out");
+    const Result r = run("validate serving " + cfg + " --quick --calibration " + cal + " -o " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("tok/s |error|"), std::string::npos) << r.out;
+    const json v = read_json(out + "/validation.json");
+    EXPECT_EQ(v["schema"], "engramsim.validate_serving");
+    ASSERT_EQ(v["cases"].size(), 1u);
+    const json& c = v["cases"][0];
+    EXPECT_EQ(c["step_times"].size(), c["measured"]["steps"].get<size_t>());
+    EXPECT_EQ(c["predicted"]["steps"], c["measured"]["steps"]);
+    for (const auto& s : c["step_times"]) {
+        EXPECT_GT(s[0].get<double>(), 0);  // predicted
+        EXPECT_GT(s[1].get<double>(), 0);  // measured
+    }
+    EXPECT_EQ(v["calibrations_made"].size(), 1u);
+    // The calibration was written and is reused: the second run makes none.
+    const Result again = run("validate serving " + cfg + " --quick --calibration " + cal + " --json");
+    ASSERT_EQ(again.status, 0) << again.err;
+    EXPECT_EQ(json::parse(again.out)["calibrations_made"].size(), 0u);
+}

@@ -1,0 +1,250 @@
+// The real executor (executor/): its Engram module against the CPU references over whole
+// sequences, and whole runs against the scheduler (the same steps and preemptions), the hashed
+// lookups (the same rows) and themselves (the same tokens, however the requests are batched).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "executor/engram_layer.h"
+#include "executor/executor.h"
+#include "kernels/cpu/engram_kernels.h"
+#include "model/config.h"
+#include "traces/lookups.h"
+#include "traces/workload.h"
+
+using namespace engramsim;
+using namespace engramsim::executor;
+
+namespace {
+
+EngramConfig small_engram(bool short_conv = true) {
+    EngramConfig e;
+    e.name = "test";
+    e.engram_vocab_size = {1009, 1009};
+    e.max_ngram_size = 3;
+    e.n_embed_per_ngram = 32;
+    e.n_head_per_ngram = 2;
+    e.layer_ids = {1};
+    e.hc_mult = 1;
+    e.short_conv = short_conv;
+    return e;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-1, 1);
+    std::vector<float> v(n);
+    for (float& x : v) x = u(rng);
+    return v;
+}
+
+// The module's output over a whole sequence at once, with the plain reference kernels.
+std::vector<float> reference(const EngramModule& m, const std::vector<float>& h,
+                             const std::vector<float>& e) {
+    const size_t H = m.hidden(), T = h.size() / H;
+    std::vector<float> k(T * H), v(T * H), out(T * H), alpha(T), gated(T * H);
+    kernels::gemm_nt(T, H, m.d_mem(), e, m.w_k(), k);
+    kernels::gemm_nt(T, H, m.d_mem(), e, m.w_v(), v);
+    kernels::GateShape g{.tokens = T, .branches = 1, .dim = int(H), .signed_sqrt = m.signed_sqrt()};
+    if (!m.short_conv()) {
+        kernels::engram_gate(g, h, k, v, m.norm_h(), m.norm_k(), alpha, gated);
+        for (size_t i = 0; i < out.size(); ++i) out[i] = h[i] + gated[i];
+        return out;
+    }
+    kernels::ConvShape c{.tokens = T, .seq_len = T, .branches = 1, .dim = int(H),
+                         .kernel = m.kernel(), .dilation = m.dilation()};
+    kernels::engram_gate_conv_residual(g, c, h, k, v, m.norm_h(), m.norm_k(), m.conv_norm(),
+                                       m.conv_w(), out);
+    return out;
+}
+
+nlohmann::json tiny_config(int max_num_seqs, int64_t num_kv_blocks, const std::string& schedule) {
+    nlohmann::json doc = {
+        {"backbone",
+         {{"base", "dense-4b"}, {"name", "tiny"}, {"hidden_size", 64}, {"layers", 3},
+          {"vocab_size", 512}, {"dtype", "fp32"},
+          {"attention", {{"n_heads", 4}, {"n_kv_heads", 2}, {"head_dim", 16}, {"v_head_dim", 16}}},
+          {"mlp", {{"intermediate_size", 128}}}}},
+        {"engram",
+         {{"base", "demo-v1"}, {"engram_vocab_size", {2003, 2003}}, {"n_embed_per_ngram", 32},
+          {"n_head_per_ngram", 2}, {"layer_ids", {0, 2}}, {"hc_mult", 1}}},
+        {"hardware", "h800-pcie5"},
+        {"workload",
+         {{"base", "nano-vllm-512"}, {"num_requests", 6},
+          {"prompt_len", {{"min", 4}, {"max", 20}}}, {"output_len", {{"min", 4}, {"max", 12}}}}},
+        {"sim",
+         {{"table", "host-dram"}, {"mechanism", "cpu-gather"}, {"schedule", schedule},
+          {"gather_threads", 2}, {"max_num_seqs", max_num_seqs}, {"kv_block_size", 4},
+          {"num_kv_blocks", num_kv_blocks}, {"max_num_batched_tokens", 64}}}};
+    return config::resolve(doc, "test");
+}
+
+}  // namespace
+
+TEST(ExecutorEngram, StreamedStepsEqualTheReferenceOverTheWholeSequence) {
+    for (bool conv : {true, false}) {
+        const EngramConfig cfg = small_engram(conv);
+        EngramModule m(cfg, 48, 7);
+        kernels::ThreadTeam team(2);
+        const size_t H = 48, D = m.d_mem();
+        // Request 0: 23 tokens, fed as a prefill of 9 and then 14 decodes; request 1 (5 tokens)
+        // shares the first decode steps, so slices of different requests sit side by side.
+        const std::vector<float> h0 = random_floats(23 * H, 1), e0 = random_floats(23 * D, 2);
+        const std::vector<float> h1 = random_floats(5 * H, 3), e1 = random_floats(5 * D, 4);
+        std::vector<float> got0, got1;
+        auto step = [&](std::vector<StepSlice> slices) {
+            std::vector<float> h, e;
+            for (const StepSlice& s : slices) {
+                const auto& hs = s.request == 0 ? h0 : h1;
+                const auto& es = s.request == 0 ? e0 : e1;
+                h.insert(h.end(), hs.begin() + s.first * H, hs.begin() + (s.first + s.count) * H);
+                e.insert(e.end(), es.begin() + s.first * D, es.begin() + (s.first + s.count) * D);
+            }
+            m.forward(slices, e, h, team);
+            size_t o = 0;
+            for (const StepSlice& s : slices) {
+                auto& got = s.request == 0 ? got0 : got1;
+                got.insert(got.end(), h.begin() + o * H, h.begin() + (o + s.count) * H);
+                o += s.count;
+            }
+        };
+        step({{0, 0, 9}, {1, 0, 1}});
+        for (uint32_t p = 9; p < 23; ++p) {
+            std::vector<StepSlice> s = {{0, p, 1}};
+            if (p - 8 < 5) s.push_back({1, p - 8, 1});
+            step(s);
+        }
+        const auto want0 = reference(m, h0, e0), want1 = reference(m, h1, e1);
+        ASSERT_EQ(got0.size(), want0.size());
+        ASSERT_EQ(got1.size(), want1.size());
+        for (size_t i = 0; i < want0.size(); ++i)
+            ASSERT_NEAR(got0[i], want0[i], 1e-4f * (1 + std::fabs(want0[i]))) << "conv " << conv << " at " << i;
+        for (size_t i = 0; i < want1.size(); ++i)
+            ASSERT_NEAR(got1[i], want1[i], 1e-4f * (1 + std::fabs(want1[i]))) << "conv " << conv << " at " << i;
+    }
+}
+
+TEST(ExecutorEngram, AResumedRequestWithoutItsHistoryIsAnError) {
+    EngramModule m(small_engram(), 16, 1);
+    kernels::ThreadTeam team(1);
+    std::vector<float> h(16), e(m.d_mem());
+    const std::vector<StepSlice> s = {{3, 5, 1}};
+    EXPECT_THROW(m.forward(s, e, h, team), std::logic_error);
+}
+
+TEST(ExecutorEngram, TableValuesAreFiniteAndBelowTwo) {
+    for (uint32_t b = 0; b < 65536; ++b) {
+        const float v = table_value(uint16_t(b));
+        ASSERT_TRUE(std::isfinite(v)) << b;
+        ASSERT_LT(std::fabs(v), 2.0f) << b;
+    }
+}
+
+TEST(Executor, ServesTheSchedulersStepsAndTheTracesRows) {
+    const nlohmann::json cfg = tiny_config(4, 9, "layer-ahead:1");
+    ExecuteOptions opt;
+    opt.compute_threads = 2;
+    const ExecuteResult r = execute(cfg, opt);
+
+    // The scheduler alone, and the hashed lookups, over the same workload.
+    const EngramConfig engram = EngramConfig::from_json(cfg["engram"]);
+    SchedulerConfig sc{.max_num_seqs = 4, .max_num_batched_tokens = 64, .kv_block_size = 4,
+                       .num_kv_blocks = 9};
+    auto lookups = make_lookups(engram, cfg["workload"], sc);
+    StepBatch b;
+    size_t i = 0;
+    uint64_t digest = 0xcbf29ce484222325ULL;
+    auto fnv = [&](uint64_t v) {
+        for (int k = 0; k < 8; ++k) digest = (digest ^ ((v >> (8 * k)) & 0xFF)) * 0x100000001b3ULL;
+    };
+    while (lookups->next(b)) {
+        ASSERT_LT(i, r.steps.size());
+        EXPECT_EQ(r.steps[i].index, b.step);
+        EXPECT_EQ(r.steps[i].prefill, b.prefill);
+        EXPECT_EQ(r.steps[i].tokens, b.tokens);
+        EXPECT_EQ(r.steps[i].seqs, b.slices.size());
+        ASSERT_EQ(r.steps[i].engram.size(), 2u);
+        for (size_t l = 0; l < 2; ++l) {
+            EXPECT_EQ(r.steps[i].engram[l].lookups, b.rows[l].size());
+            std::vector<uint64_t> u(b.rows[l]);
+            std::sort(u.begin(), u.end());
+            EXPECT_EQ(r.steps[i].engram[l].unique_rows, uint64_t(std::unique(u.begin(), u.end()) - u.begin()));
+            for (uint64_t k : b.rows[l]) fnv(k);
+        }
+        ++i;
+    }
+    EXPECT_EQ(i, r.steps.size());
+    EXPECT_EQ(digest, r.rows_digest);
+    EXPECT_GT(r.preemptions, 0u) << "the KV cache of 9 blocks of 4 tokens should force preemptions";
+
+    std::vector<uint32_t> pl, ol;
+    request_lengths(make_workload(cfg["workload"]), pl, ol);
+    Scheduler plain(sc, pl, ol);
+    while (plain.next()) {
+    }
+    EXPECT_EQ(r.preemptions, plain.preemptions());
+
+    // Times are ordered within each step, and every request got all its tokens.
+    for (const StepRecord& s : r.steps) {
+        EXPECT_LE(s.start_s, s.end_s);
+        for (const EngramLayerRecord& e : s.engram) {
+            EXPECT_LE(s.start_s, e.issue_s);
+            EXPECT_LE(e.issue_s, e.ready_s);
+            EXPECT_LE(e.ready_s, s.end_s);
+            EXPECT_GE(e.stall_s, 0);
+        }
+    }
+    for (size_t q = 0; q < r.requests; ++q) {
+        EXPECT_GT(r.first_token_s[q], 0);
+        EXPECT_LE(r.first_token_s[q], r.last_token_s[q]);
+    }
+}
+
+TEST(Executor, TokensDoNotDependOnBatchingPreemptionOrSchedule) {
+    ExecuteOptions opt;
+    opt.compute_threads = 2;
+    // One request at a time with room to spare, against four at a time in a KV cache small
+    // enough to preempt, with another prefetch schedule: each request's argmax ids must agree.
+    const ExecuteResult alone = execute(tiny_config(1, -1, "none"), opt);
+    const ExecuteResult batched = execute(tiny_config(4, 9, "layer-ahead:0"), opt);
+    ASSERT_EQ(alone.preemptions, 0u);
+    ASSERT_GT(batched.preemptions, 0u);
+    ASSERT_EQ(alone.argmax.size(), batched.argmax.size());
+    for (size_t q = 0; q < alone.argmax.size(); ++q) {
+        ASSERT_EQ(alone.argmax[q].size(), alone.output_len[q]);
+        // A preempted request computes again the positions it had; its last argmax ids are the
+        // ones that count: the final output_len of them.
+        const auto& b = batched.argmax[q];
+        ASSERT_GE(b.size(), alone.argmax[q].size());
+        const std::vector<uint32_t> tail(b.end() - alone.argmax[q].size(), b.end());
+        EXPECT_EQ(tail, alone.argmax[q]) << "request " << q;
+    }
+    std::set<uint32_t> ids;  // the check means something only if the ids vary
+    for (const auto& a : alone.argmax) ids.insert(a.begin(), a.end());
+    EXPECT_GT(ids.size(), 10u);
+    // Same config, same bytes.
+    const ExecuteResult again = execute(tiny_config(4, 9, "layer-ahead:0"), opt);
+    EXPECT_EQ(again.output_digest, batched.output_digest);
+    EXPECT_EQ(again.rows_digest, batched.rows_digest);
+}
+
+TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
+    auto msg = [](nlohmann::json cfg) {
+        try {
+            execute(cfg, {});
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    nlohmann::json c = tiny_config(4, -1, "none");
+    c["sim"]["table"] = "nvme";
+    EXPECT_NE(msg(c).find("sim.table"), std::string::npos) << msg(c);
+    c = tiny_config(4, -1, "oracle");
+    EXPECT_NE(msg(c).find("sim.schedule"), std::string::npos) << msg(c);
+    c = tiny_config(4, -1, "none");
+    c["engram"]["hc_mult"] = 4;
+    EXPECT_NE(msg(c).find("engram.hc_mult"), std::string::npos) << msg(c);
+}
