@@ -13,6 +13,8 @@
 #include "executor/executor.h"
 #include "executor/kv_cache.h"
 #include "executor/ops.h"
+#include "executor/prefetcher.h"
+#include "model/statistics.h"
 #include "kernels/cpu/host_fetch.h"
 #include "kernels/profiler/profile.h"
 #include "model/config.h"
@@ -213,6 +215,61 @@ double op_floor(int repeats) {
     return s.median_s;
 }
 
+// What a prefetch issued at a decode step's start costs the compute beyond its own work: the
+// GEMMs of every layer of a 16-sequence decode step (the config's shapes, each layer its own
+// weights), timed alone and with a fetch of `lookups` keys handed to a prefetcher thread just
+// before them (then waited for after them), alternating; the penalty is the difference of the
+// medians less the fetch's own time alone (its share of the cores), at least 0.
+struct WakePenalty {
+    double gemms_alone_s = 0, gemms_beside_fetch_s = 0, fetch_alone_s = 0, penalty_s = 0;
+};
+WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& table,
+                                 int gather_threads, size_t lookups, int trials) {
+    const size_t m = 16, H = b.hidden, I = b.intermediate;
+    const size_t q = size_t(b.n_heads) * b.head_dim, kv = size_t(b.n_kv_heads) * b.head_dim;
+    struct W {
+        std::vector<float> qkv, o, gu, d;
+    };
+    std::vector<W> layers(b.layers);
+    for (auto& w : layers)
+        w.qkv.assign((q + 2 * kv) * H, 0.01f), w.o.assign(H * q, 0.01f),
+            w.gu.assign(2 * I * H, 0.01f), w.d.assign(H * I, 0.01f);
+    std::vector<float> x(m * std::max({H, I, q}), 0.01f), y(m * std::max(2 * I, q + 2 * kv));
+    auto gemms = [&] {
+        for (auto& w : layers) {
+            linear(m, q + 2 * kv, H, x.data(), w.qkv.data(), y.data());
+            linear(m, H, q, x.data(), w.o.data(), y.data());
+            linear(m, 2 * I, H, x.data(), w.gu.data(), y.data());
+            linear(m, H, I, x.data(), w.d.data(), y.data());
+        }
+    };
+    std::vector<uint64_t> keys(lookups);
+    uint64_t s = 0x5eed;
+    for (auto& k : keys) k = (s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 20;
+    Prefetcher pf(table, gather_threads);
+    std::vector<double> alone, beside, fetch;
+    gemms(), pf.fetch(keys);
+    for (int t = 0; t < trials; ++t) {
+        auto t0 = Clock::now();
+        gemms();
+        alone.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        t0 = Clock::now();
+        pf.issue(keys);
+        gemms();
+        pf.wait();
+        beside.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the prefetcher idles, as between steps
+        t0 = Clock::now();
+        pf.fetch(keys);
+        fetch.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    WakePenalty w;
+    w.gemms_alone_s = median(alone), w.gemms_beside_fetch_s = median(beside);
+    w.fetch_alone_s = median(fetch);
+    w.penalty_s = std::max(0.0, w.gemms_beside_fetch_s - w.gemms_alone_s - w.fetch_alone_s);
+    return w;
+}
+
 uint64_t meminfo_bytes(const std::string& key) {
     std::ifstream f("/proc/meminfo");
     std::string k;
@@ -272,6 +329,11 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     const double outstanding = row_latency / line1.per_row_s;
     const double dram_bw = (1.0 / lineT.per_row_s) * (std::ceil(double(row_bytes) / 64) * 64 + double(row_bytes));
     const double dedup = kernels::measure_dedup_rate(1 << 16, 1 << 22, 0xd00d);
+    if (opt.say) opt.say("a prefetch beside the compute: the wake penalty");
+    const WakePenalty wake =
+        has_engram ? measure_wake_penalty(b, table, gather_threads, 16 * size_t(e.heads_per_layer()),
+                                          opt.quick ? 21 : 41)
+                   : WakePenalty{};
     const uint64_t mem_total = meminfo_bytes("MemTotal");
     const uint64_t mem_avail = resources::available_memory_bytes();
     const profiler::Provenance prov = profiler::host_provenance();
@@ -316,7 +378,8 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         {"attention_efficiency", 1},
         {"memory_efficiency", 1},
         {"kernel_floor", q(floor_s, units::Dim::Time)},
-        {"dma_setup", "0 s"}};
+        {"dma_setup", "0 s"},
+        {"fetch_wake_penalty", q(wake.penalty_s, units::Dim::Time)}};
     write_json(dir + "/hardware.json", hw);
     write_json(dir + "/sim.json", sim_keys);
     json cal = {{"schema", "engramsim.calibration"},
@@ -332,6 +395,11 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
                   {"outstanding_per_thread", outstanding},
                   {"dram_bytes_per_s", dram_bw},
                   {"dedup_keys_per_s", dedup},
+                  {"fetch_wake",
+                   {{"decode_gemms_alone_s", wake.gemms_alone_s},
+                    {"decode_gemms_beside_a_fetch_s", wake.gemms_beside_fetch_s},
+                    {"fetch_alone_s", wake.fetch_alone_s},
+                    {"penalty_s", wake.penalty_s}}},
                   {"memory_total_bytes", mem_total},
                   {"memory_available_bytes", mem_avail}}},
                 {"hardware", hw},

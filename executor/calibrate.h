@@ -15,6 +15,9 @@
 //                     "memory" bandwidth for the ops no profile covers)
 //   gather model      the host-fetch validation's microbenchmarks (kernels/cpu/host_fetch.h):
 //                     row latency, the gather line at sim.gather_threads, dedup rate
+//   wake penalty      a decode step's GEMMs alone and with a prefetch handed to a prefetcher
+//                     thread beside them: what the overlap costs beyond the fetch's own work
+//                     (sim.fetch_wake_penalty)
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -13,6 +13,7 @@
 #include "executor/backbone.h"
 #include "executor/engram_layer.h"
 #include "executor/kv_cache.h"
+#include "executor/prefetcher.h"
 #include "kernels/cpu/host_fetch.h"
 #include "model/config.h"
 #include "model/resources.h"
@@ -31,68 +32,6 @@ uint64_t fnv1a(uint64_t h, uint64_t v) {
     for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xFF)) * 0x100000001b3ULL;
     return h;
 }
-
-// One Engram layer's fetches: a thread of its own that, when handed a step's keys, deduplicates
-// them and gathers the rows with `threads` gather threads (itself one of them), as an engine's
-// prefetcher does. Schedule none calls fetch() on the compute thread instead.
-class LayerFetcher {
-public:
-    LayerFetcher(kernels::HostTable& table, int threads) : exec_(table, threads) {
-        worker_ = std::thread([this] { loop(); });
-    }
-    ~LayerFetcher() {
-        {
-            std::lock_guard lock(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        worker_.join();
-    }
-    void issue(std::span<const uint64_t> keys) {
-        {
-            std::lock_guard lock(mu_);
-            keys_ = keys, pending_ = true, done_ = false;
-        }
-        cv_.notify_all();
-    }
-    void wait() {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return done_; });
-    }
-    void fetch(std::span<const uint64_t> keys) {
-        times_ = exec_.fetch(keys, &inverse_);
-        ready_ = Clock::now();
-    }
-    const kernels::HostFetchTimes& times() const { return times_; }
-    Clock::time_point ready() const { return ready_; }
-    std::span<const uint8_t> staging() const { return exec_.staging(); }
-    std::span<const uint32_t> inverse() const { return inverse_; }
-    int threads() const { return exec_.threads(); }
-
-private:
-    void loop() {
-        std::unique_lock lock(mu_);
-        for (;;) {
-            cv_.wait(lock, [&] { return pending_ || stop_; });
-            if (stop_) return;
-            pending_ = false;
-            lock.unlock();
-            fetch(keys_);
-            lock.lock();
-            done_ = true;
-            cv_.notify_all();
-        }
-    }
-    kernels::HostFetchExecutor exec_;
-    std::vector<uint32_t> inverse_;
-    kernels::HostFetchTimes times_;
-    Clock::time_point ready_;
-    std::span<const uint64_t> keys_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool pending_ = false, done_ = false, stop_ = false;
-    std::thread worker_;
-};
 
 // What a step feeds: its slices, the requests preempted while choosing it, and (with Engram)
 // the rows of every Engram layer.
@@ -220,7 +159,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     PagedKvCache cache(kv);
     std::unique_ptr<kernels::HostTable> host_table;
     std::vector<std::unique_ptr<EngramModule>> modules(shape.layers);
-    std::vector<std::unique_ptr<LayerFetcher>> fetchers(shape.layers);
+    std::vector<std::unique_ptr<Prefetcher>> fetchers(shape.layers);
     std::vector<int> engram_index(shape.layers, -1);
     const int gather_threads = simc.at("gather_threads").get<int>();
     if (with_engram) {
@@ -229,7 +168,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
             const int l = engram.layer_ids[i];
             engram_index[l] = int(i);
             modules[l] = std::make_unique<EngramModule>(engram, shape.hidden, opt.seed + 7919 * (l + 1));
-            fetchers[l] = std::make_unique<LayerFetcher>(*host_table, gather_threads);
+            fetchers[l] = std::make_unique<Prefetcher>(*host_table, gather_threads);
         }
     }
     res.setup_s = std::chrono::duration<double>(Clock::now() - setup0).count();
@@ -292,7 +231,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
                 else
                     fetchers[l]->wait();
                 const auto w1 = Clock::now();
-                const LayerFetcher& f = *fetchers[l];
+                const Prefetcher& f = *fetchers[l];
                 recs[i].ready_s = since(f.ready());
                 recs[i].stall_s = std::chrono::duration<double>(w1 - w0).count();
                 recs[i].lookups = f.times().lookups, recs[i].unique_rows = f.times().unique_rows;

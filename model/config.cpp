@@ -303,6 +303,11 @@ Key sim_section() {
                    "equal share (host threads) or share of the link (copies and UVA reads); fifo, "
                    "one fetch at a time on each, in the order they reach it (one job queue, one "
                    "CUDA stream), so the first layer's rows are ready first."),
+            quantity_key("fetch_wake_penalty", Dim::Time, "0 s",
+                         "hardware.gpu.kind host-cpu: what a prefetch issued while the step "
+                         "computes costs the compute beyond the fetch's own work (its thread "
+                         "wakes onto cores a GEMM team holds, which then waits for it); "
+                         "measured by `engramsim calibrate` (docs/executor.md)."),
             quantity_key("row_access_latency", Dim::Time, "250 ns",
                          "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
             quantity_key("outstanding_per_thread", Dim::Count, 2,

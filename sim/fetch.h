@@ -102,6 +102,9 @@ struct FetchParams {
     // hardware.gpu.kind host-cpu: the compute reads the gathered rows where they are (host
     // staging), so cpu-gather copies nothing over a link and sets up no DMA.
     bool rows_stay_on_host = false;
+    // With rows_stay_on_host: added to the host work of a fetch issued before its Engram layer
+    // (sim.fetch_wake_penalty).
+    double fetch_wake_penalty_s = 0;
     int memory_nodes = 0;              // remote-gather: memory servers holding the table
     double memory_node_dram_bytes_per_s = 0;  // each one's DRAM bandwidth
 };

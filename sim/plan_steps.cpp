@@ -90,6 +90,7 @@ FetchParams fetch_params(const FetchWorkInput& in) {
     // remote-gather: each memory node is the preset's host (its DRAM bandwidth, the same gather
     // threads and row access latency).
     fp.rows_stay_on_host = in.hardware["gpu"]["kind"] == "host-cpu";
+    fp.fetch_wake_penalty_s = config::quantity(simc, "fetch_wake_penalty", Dim::Time);
     if (fp.rows_stay_on_host && in.run.has_engram && in.run.table != "hbm" &&
         in.run.mechanism != "cpu-gather")
         throw config::ConfigError("sim.mechanism: hardware.gpu.kind host-cpu computes on the host, "
@@ -197,6 +198,11 @@ PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, 
                    run.engram.row_bytes()};
     fin.dram_rows = double(f.dram_rows) / tpd;
     f.work = in.fetch.mechanism->plan(fin);
+    // A CPU engine: a fetch issued before its Engram layer wakes the prefetcher while the
+    // compute holds every core, which costs the compute more than the fetch's own work.
+    if (in.fetch.params.rows_stay_on_host && f.work.host_s > 0 &&
+        f.issue_layer < run.engram_layers[e_i])
+        f.work.host_s += in.fetch.params.fetch_wake_penalty_s;
     return f;
 }
 

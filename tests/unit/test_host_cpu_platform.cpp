@@ -76,6 +76,26 @@ TEST(HostCpuPlatform, ComputeAndFetchShareOneCoreSoWorkIsConserved) {
     EXPECT_LT(gpu.metrics.stall_s, host_work(cpu.plan));
 }
 
+TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
+    const double P = 2e-3;
+    auto with_penalty = [&](const std::string& schedule) {
+        nlohmann::json c = cfg("host-cpu", schedule);
+        c["sim"]["fetch_wake_penalty"] = "2 ms";
+        return sim::run_config(config::resolve(c, "test"));
+    };
+    // Engram at layer 2: layer-ahead:0 issues before it (overlap), none and layer-ahead:2 at it.
+    for (const std::string schedule : {"none", "layer-ahead:2", "layer-ahead:0"}) {
+        const sim::RunOutcome plain = sim::run_config(cfg("host-cpu", schedule));
+        const sim::RunOutcome pen = with_penalty(schedule);
+        uint64_t fetches = 0;
+        for (const auto& st : plain.plan.steps) fetches += st.fetch.size();
+        ASSERT_GT(fetches, 0u);
+        const double extra = schedule == "layer-ahead:0" ? P * double(fetches) : 0;
+        EXPECT_NEAR(pen.metrics.makespan_s, plain.metrics.makespan_s + extra,
+                    1e-9 * pen.metrics.makespan_s) << schedule;
+    }
+}
+
 TEST(HostCpuPlatform, OnlyCpuGatherComputesWhereTheRowsAre) {
     try {
         sim::run_config(cfg("host-cpu", "layer-ahead:0", "uva"));
