@@ -31,6 +31,7 @@ struct ExecuteCliOptions {
     bool quiet = false;
     int threads = 1;
     int repeat = 1;
+    std::string table_file;
 };
 
 // Throughput with and without Engram, run after run: the overhead's median and its band.
@@ -73,6 +74,7 @@ nlohmann::json run_json(const executor::ExecuteResult& r) {
     std::snprintf(digest[1], 17, "%016llx", (unsigned long long)r.rows_digest);
     return {{"metrics", metrics_json(executor::metrics_of(r))},
             {"schedule", r.schedule},
+            {"table", r.table},
             {"requests", r.requests},
             {"prompt_tokens", r.prompt_tokens},
             {"output_tokens", r.output_tokens},
@@ -155,7 +157,8 @@ void print(const executor::ExecuteResult& run, const executor::ExecuteResult* ba
     t.add({"unique rows / lookups", thousands(m.unique_rows) + " / " + thousands(m.lookups)});
     t.add({"KV blocks / preemptions", thousands(uint64_t(run.num_kv_blocks)) + " / " +
                                           thousands(run.preemptions)});
-    t.add({"threads: compute / gather / BLAS",
+    if (!run.table.empty()) t.add({"Engram rows from", run.table});
+    t.add({"threads: compute / gather (or reads in flight) / BLAS",
            std::to_string(run.compute_threads) + " / " + std::to_string(run.gather_threads) + " / " +
                std::to_string(run.blas_threads)});
     t.add({"table / weights / KV cache",
@@ -170,6 +173,7 @@ void execute(const ExecuteCliOptions& opt) {
     const nlohmann::json cfg = sim::load_run_config(opt.config);
     executor::ExecuteOptions eo;
     eo.compute_threads = opt.threads;
+    eo.table_file = opt.table_file;
     if (!opt.quiet)
         eo.progress = [](uint64_t steps, uint64_t done, uint64_t all) {
             if (steps % 16 == 0 || done == all)
@@ -250,6 +254,9 @@ void add_execute_command(CLI::App& app) {
     cmd->add_flag("--json", opt->json, "Print results.json instead of the table");
     cmd->add_flag("--no-baseline", opt->no_baseline, "Skip the run without Engram");
     cmd->add_flag("-q,--quiet", opt->quiet, "No progress on stderr");
+    cmd->add_option("--table-file", opt->table_file,
+                    "sim.table nvme: the table file, on a file system that allows direct I/O "
+                    "(default /var/tmp/engramsim-table-BYTES.bin; written once, then reused)");
     cmd->add_option("--repeat", opt->repeat,
                     "Alternate the Engram run and the baseline N times; report the overhead's "
                     "median and band (results.json: repeats)")
@@ -263,7 +270,7 @@ void add_execute_command(CLI::App& app) {
 
 void add_calibrate_command(CLI::App& app) {
     struct Opt {
-        std::string config, out_dir;
+        std::string config, out_dir, table_file;
         bool quick = false;
     };
     auto opt = std::make_shared<Opt>();
@@ -277,10 +284,13 @@ void add_calibrate_command(CLI::App& app) {
                     "Write profiles/, hardware.json, sim.json and calibration.json here")
         ->required();
     cmd->add_flag("--quick", opt->quick, "Fewer shapes and repeats");
+    cmd->add_option("--table-file", opt->table_file,
+                    "sim.table nvme: the table file the drive is measured on (as execute)");
     cmd->callback([opt] {
         const nlohmann::json cfg = sim::load_run_config(opt->config);
         executor::CalibrateOptions co;
         co.quick = opt->quick;
+        co.table_file = opt->table_file;
         co.say = [](const std::string& s) { std::cerr << "calibrate: " << s << "\n"; };
         const nlohmann::json cal = executor::calibrate(cfg, opt->out_dir, co);
         const auto& m = cal["measured"];
@@ -301,7 +311,7 @@ void add_calibrate_command(CLI::App& app) {
 void add_validate_serving(CLI::App& validate) {
     struct Opt {
         std::vector<std::string> configs;
-        std::string out_dir, plot_dir, calibration;
+        std::string out_dir, plot_dir, calibration, table_file;
         bool quick = false, json = false;
         int repeat = 0;
     };
@@ -320,6 +330,8 @@ void add_validate_serving(CLI::App& validate) {
     cmd->add_option("--calibration", opt->calibration,
                     "Calibration folder: reused where it holds one, else written there "
                     "(default: OUT/calibration, or build/calibration without -o)");
+    cmd->add_option("--table-file", opt->table_file,
+                    "sim.table nvme: the table file (as execute)");
     cmd->add_option("-o,--out", opt->out_dir, "Write validation.json and steps.csv here");
     cmd->add_option("--plot", opt->plot_dir, "Write serving_validation.png here");
     cmd->add_flag("--json", opt->json, "Print validation.json instead of the table");
@@ -332,6 +344,7 @@ void add_validate_serving(CLI::App& validate) {
             cases.push_back({std::filesystem::path(p).stem().string(), p, sim::load_run_config(p)});
         executor::ServingOptions so;
         so.quick = opt->quick;
+        so.table_file = opt->table_file;
         so.repeat = opt->repeat > 0 ? opt->repeat : (opt->quick ? 1 : 2);
         so.calibration_dir = !opt->calibration.empty() ? opt->calibration
                              : !opt->out_dir.empty()   ? opt->out_dir + "/calibration"

@@ -15,7 +15,9 @@
 #include "executor/ops.h"
 #include "executor/prefetcher.h"
 #include "model/statistics.h"
+#include "kernels/cpu/block_io.h"
 #include "kernels/cpu/host_fetch.h"
+#include "traces/lookups.h"
 #include "kernels/profiler/profile.h"
 #include "model/config.h"
 #include "model/engram_config.h"
@@ -270,6 +272,33 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
     return w;
 }
 
+// The drive under the table file: read latency at depth 1, random reads per second at several
+// depths (the curve sim.nvme_queueing measured interpolates), sequential bandwidth.
+json measure_drive(const json& cfg, const CalibrateOptions& opt) {
+    const EngramConfig e = EngramConfig::from_json(cfg.at("engram"));
+    const LookupLayout layout = lookup_layout(e);
+    const uint64_t bytes = uint64_t(layout.total_rows * layout.row_bytes);
+    const size_t io = size_t(config::quantity(cfg["sim"], "nvme_io_size", units::Dim::Bytes));
+    const std::string path = opt.table_file.empty() ? default_table_file(bytes) : opt.table_file;
+    if (opt.say) opt.say("the drive under " + path + ": latency, reads per second by depth, bandwidth");
+    kernels::BlockFile file(path, (bytes + io - 1) / io * io, io);
+    const int qd = cfg["sim"]["nvme_queue_depth"].get<int>();
+    json at_depth = json::object();
+    double at_qd = 0;
+    std::set<int> depths = {1, 4, 16, 64, qd};
+    for (int d : depths) {
+        const double iops = kernels::measure_read_iops(file, d, uint64_t(std::max(d * 40, opt.quick ? 1000 : 3000)), 0xd15c + uint64_t(d));
+        at_depth[std::to_string(d)] = std::to_string(iops);
+        if (d == qd) at_qd = iops;
+    }
+    return {{"file", path},
+            {"read_latency_s", kernels::measure_read_latency(file, opt.quick ? 500 : 2000, 0x1a7)},
+            {"iops_at_depth", at_depth},
+            {"queue_depth", qd},
+            {"iops_at_queue_depth", at_qd},
+            {"read_bytes_per_s", kernels::measure_read_bandwidth(file, size_t(1) << 20, 4, uint64_t(256) << 20)}};
+}
+
 uint64_t meminfo_bytes(const std::string& key) {
     std::ifstream f("/proc/meminfo");
     std::string k;
@@ -334,6 +363,9 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         has_engram ? measure_wake_penalty(b, table, gather_threads, 16 * size_t(e.heads_per_layer()),
                                           opt.quick ? 21 : 41)
                    : WakePenalty{};
+    json drive = json::object();
+    const bool on_disk = has_engram && simc.at("table") == "nvme";
+    if (on_disk) drive = measure_drive(cfg, o);
     const uint64_t mem_total = meminfo_bytes("MemTotal");
     const uint64_t mem_avail = resources::available_memory_bytes();
     const profiler::Provenance prov = profiler::host_provenance();
@@ -364,6 +396,14 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     hw["host"]["cores_per_socket"] = cores;
     hw["host"]["dram_capacity"] = q(double(mem_total), units::Dim::Bytes);
     hw["host"]["dram_bandwidth"] = q(std::floor(dram_bw), units::Dim::Bandwidth);
+    if (on_disk) {
+        hw["nvme"]["model"] = "this machine's disk, measured on the table file with direct I/O";
+        hw["nvme"]["count"] = 1;
+        hw["nvme"]["read_latency"] = q(drive["read_latency_s"].get<double>(), units::Dim::Time);
+        hw["nvme"]["random_read_iops"] = drive["iops_at_queue_depth"].get<double>();
+        hw["nvme"]["read_bandwidth"] = q(std::floor(drive["read_bytes_per_s"].get<double>()), units::Dim::Bandwidth);
+        hw["nvme"]["iops_at_depth"] = drive["iops_at_depth"];
+    }
     hw["host_link"]["bandwidth_per_direction"] = "1000 TB/s";
     hw["host_link"]["latency"] = "0 s";
 
@@ -380,8 +420,10 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         {"kernel_floor", q(floor_s, units::Dim::Time)},
         {"dma_setup", "0 s"},
         {"fetch_wake_penalty", q(wake.penalty_s, units::Dim::Time)}};
+    json sim_out = sim_keys;
+    if (on_disk) sim_out["nvme_queueing"] = "measured";
     write_json(dir + "/hardware.json", hw);
-    write_json(dir + "/sim.json", sim_keys);
+    write_json(dir + "/sim.json", sim_out);
     json cal = {{"schema", "engramsim.calibration"},
                 {"version", 1},
                 {"provenance", profiler::to_json(prov)},
@@ -403,7 +445,8 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
                   {"memory_total_bytes", mem_total},
                   {"memory_available_bytes", mem_avail}}},
                 {"hardware", hw},
-                {"sim", sim_keys},
+                {"sim", sim_out},
+                {"drive", drive},
                 {"profiles", json::array()}};
     for (const auto& p : profiles) cal["profiles"].push_back(p.kernel + " (" + std::to_string(p.points.size()) + " points)");
     write_json(dir + "/calibration.json", cal);

@@ -15,6 +15,9 @@
 //                     "memory" bandwidth for the ops no profile covers)
 //   gather model      the host-fetch validation's microbenchmarks (kernels/cpu/host_fetch.h):
 //                     row latency, the gather line at sim.gather_threads, dedup rate
+//   drive (nvme)      on the table file: one direct 4 KiB read at a time (latency), random reads
+//                     at depths 1, 4, 16, 64 and sim.nvme_queue_depth (the measured curve the
+//                     simulator interpolates), sequential 1 MiB reads (bandwidth)
 //   wake penalty      a decode step's GEMMs alone and with a prefetch handed to a prefetcher
 //                     thread beside them: what the overlap costs beyond the fetch's own work
 //                     (sim.fetch_wake_penalty)
@@ -29,6 +32,9 @@ namespace engramsim::executor {
 
 struct CalibrateOptions {
     int repeats = 5;
+    // sim.table nvme: the table file the executor reads (default_table_file() when empty); the
+    // drive is measured on it: direct reads of one block at several depths, and in sequence.
+    std::string table_file;
     bool quick = false;  // fewer grid points and repeats
     std::function<void(const std::string&)> say;  // progress
 };

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "executor/prefetcher.h"
 #include "kernels/cpu/host_fetch.h"
 #include "model/config.h"
+#include "model/units.h"
 #include "model/resources.h"
 #include "model/statistics.h"
 #include "sim/prefetch.h"
@@ -85,6 +87,28 @@ int64_t blocks_for(uint64_t tokens, int block) { return int64_t((tokens + block 
 
 }  // namespace
 
+std::string default_table_file(uint64_t bytes) {
+    return "/var/tmp/engramsim-table-" + std::to_string(bytes) + ".bin";
+}
+
+namespace {
+
+// The table file fits the disk: its size, or what the file already there lacks of it.
+void require_disk(const std::string& path, uint64_t bytes) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::absolute(path).parent_path();
+    std::error_code ec;
+    const uint64_t have = fs::exists(path, ec) ? fs::file_size(path, ec) : 0;
+    const fs::space_info sp = fs::space(dir, ec);
+    if (ec) throw refuse("sim.table", "cannot read the free space of " + dir.string() + ": " + ec.message());
+    if (bytes > have && bytes - have > sp.available)
+        throw refuse("sim.table", "the table file " + path + " needs " + std::to_string(bytes / 1e9) +
+                                      " GB, more than the " + std::to_string(sp.available / 1e9) +
+                                      " GB free on its disk (--table-file elsewhere)");
+}
+
+}  // namespace
+
 int64_t kv_blocks(const nlohmann::json& cfg) {
     const auto& simc = cfg.at("sim");
     const int64_t n = simc.at("num_kv_blocks").get<int64_t>();
@@ -104,12 +128,28 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     const EngramConfig engram = EngramConfig::from_json(cfg.at("engram"));
     const bool with_engram = opt.engram && !engram.layer_ids.empty();
     const std::string table = simc.at("table").get<std::string>();
-    if (with_engram && table != "host-dram")
-        throw refuse("sim.table", "the executor serves the table from host DRAM (host-dram), not \"" +
-                                      table + "\"");
-    if (with_engram && simc.at("mechanism").get<std::string>() != "cpu-gather")
-        throw refuse("sim.mechanism", "the executor fetches with cpu-gather, not \"" +
-                                          simc.at("mechanism").get<std::string>() + "\"");
+    const std::string mechanism = simc.at("mechanism").get<std::string>();
+    const bool on_disk = table == "nvme";
+    if (with_engram && table != "host-dram" && !on_disk)
+        throw refuse("sim.table", "the executor serves the table from host DRAM (host-dram) or a "
+                                  "file on disk (nvme), not \"" + table + "\"");
+    if (with_engram && mechanism != (on_disk ? "nvme" : "cpu-gather"))
+        throw refuse("sim.mechanism", std::string("the executor fetches a table in ") +
+                                          (on_disk ? "a file with nvme" : "DRAM with cpu-gather") +
+                                          ", not \"" + mechanism + "\"");
+    auto zero = [](const std::string& v) {
+        try {
+            return std::stod(v) == 0;
+        } catch (const std::exception&) {
+            return false;
+        }
+    };
+    if (with_engram && on_disk && cfg.contains("placement") &&
+        !zero(cfg["placement"].value("dram_capacity", std::string("all"))))
+        throw refuse("placement.dram_capacity",
+                     "the executor reads every fetched row from the file (0); a DRAM cache in "
+                     "front of it is not built, not \"" +
+                         cfg["placement"].value("dram_capacity", std::string()) + "\"");
     const sim::PrefetchSchedule schedule =
         sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
     if (schedule.free())
@@ -145,10 +185,13 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     const LookupLayout layout = lookup_layout(engram);
     const uint64_t table_bytes = with_engram ? uint64_t(layout.total_rows * layout.row_bytes) : 0;
     const double weights = 4.0 * shape.params();
-    resources::require_memory(weights + double(kv.bytes()) + double(table_bytes), "execute",
+    const double in_dram = on_disk ? 0 : double(table_bytes);
+    resources::require_memory(weights + double(kv.bytes()) + in_dram, "execute",
                               "float32 weights " + std::to_string(weights / 1e9) +
                                   " GB, KV cache " + std::to_string(kv.bytes() / 1e9) +
-                                  " GB, Engram table " + std::to_string(table_bytes / 1e9) + " GB");
+                                  " GB, Engram table " + std::to_string(in_dram / 1e9) + " GB");
+    const std::string table_file = opt.table_file.empty() ? default_table_file(table_bytes) : opt.table_file;
+    if (with_engram && on_disk) require_disk(table_file, table_bytes);
 
     ExecuteResult res;
     const auto setup0 = Clock::now();
@@ -158,17 +201,25 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     Backbone backbone(shape, opt.seed);
     PagedKvCache cache(kv);
     std::unique_ptr<kernels::HostTable> host_table;
+    std::unique_ptr<kernels::BlockFile> table_on_disk;
     std::vector<std::unique_ptr<EngramModule>> modules(shape.layers);
     std::vector<std::unique_ptr<Prefetcher>> fetchers(shape.layers);
     std::vector<int> engram_index(shape.layers, -1);
     const int gather_threads = simc.at("gather_threads").get<int>();
+    const int queue_depth = simc.at("nvme_queue_depth").get<int>();
+    const size_t io_bytes = size_t(config::quantity(simc, "nvme_io_size", units::Dim::Bytes));
     if (with_engram) {
-        host_table = std::make_unique<kernels::HostTable>(table_bytes, size_t(layout.row_bytes));
+        if (on_disk)
+            table_on_disk = std::make_unique<kernels::BlockFile>(
+                table_file, (table_bytes + io_bytes - 1) / io_bytes * io_bytes, io_bytes);
+        else
+            host_table = std::make_unique<kernels::HostTable>(table_bytes, size_t(layout.row_bytes));
         for (size_t i = 0; i < engram.layer_ids.size(); ++i) {
             const int l = engram.layer_ids[i];
             engram_index[l] = int(i);
             modules[l] = std::make_unique<EngramModule>(engram, shape.hidden, opt.seed + 7919 * (l + 1));
-            fetchers[l] = std::make_unique<Prefetcher>(*host_table, gather_threads);
+            fetchers[l] = on_disk ? std::make_unique<Prefetcher>(*table_on_disk, size_t(layout.row_bytes), queue_depth)
+                                  : std::make_unique<Prefetcher>(*host_table, gather_threads);
         }
     }
     res.setup_s = std::chrono::duration<double>(Clock::now() - setup0).count();
@@ -177,7 +228,8 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     res.weight_bytes = backbone.weight_bytes();
     res.kv_cache_bytes = kv.bytes();
     res.compute_threads = threads;
-    res.gather_threads = with_engram ? gather_threads : 0;
+    res.gather_threads = with_engram ? (on_disk ? queue_depth : gather_threads) : 0;
+    res.table = with_engram ? (on_disk ? "file " + table_file + " (direct I/O)" : std::string("host DRAM")) : "";
     res.blas_threads = openblas_get_num_threads();
     res.schedule = with_engram ? schedule.name() : "none (no Engram)";
     res.requests = prompt_len.size();

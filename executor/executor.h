@@ -28,6 +28,9 @@ struct ExecuteOptions {
     int compute_threads = 1;
     uint64_t seed = 0;          // weights
     int warmup_tokens = 256;    // one untimed prefill of this many tokens first (0: none)
+    // sim.table nvme: the table file (written once with its pattern, reused while big enough);
+    // empty: default_table_file(). It must be on a file system that allows O_DIRECT.
+    std::string table_file;
     // Called after each step with (steps done, output tokens done, output tokens in all).
     std::function<void(uint64_t, uint64_t, uint64_t)> progress;
 };
@@ -60,6 +63,7 @@ struct ExecuteResult {
     uint64_t table_bytes = 0, weight_bytes = 0, kv_cache_bytes = 0;
     int compute_threads = 0, gather_threads = 0, blas_threads = 0;
     std::string schedule;
+    std::string table;  // where the rows were fetched from
     double setup_s = 0;  // weights, table, KV cache (before the run's clock starts)
     // Per request: the end of the step that produced its first and its last output token.
     std::vector<double> first_token_s, last_token_s;
@@ -75,6 +79,9 @@ struct ExecuteResult {
 
     double makespan_s() const { return steps.empty() ? 0 : steps.back().end_s; }
 };
+
+// The default table file of a table of `bytes` (sim.table nvme): /var/tmp/engramsim-table-N.bin.
+std::string default_table_file(uint64_t bytes);
 
 // KV blocks the executor gives the scheduler: sim.num_kv_blocks, or when that is -1
 // (unlimited, as the scheduler reads it) enough for every request at once.

@@ -1,25 +1,43 @@
 // One Engram layer's prefetcher in the executor: a thread of its own that, handed a step's
-// keys, deduplicates them and gathers the rows from the table in DRAM with a team of gather
-// threads (itself one of them), as an engine's prefetcher does (kernels/cpu/host_fetch.h does
-// the work). issue() hands the keys over and returns; wait() blocks until the rows are staged.
-// fetch() does the same work on the calling thread (schedule none).
+// keys, deduplicates them and brings the unique rows into a staging buffer, as an engine's
+// prefetcher does: gathered from the table in DRAM by a team of threads (itself one of them;
+// kernels/cpu/host_fetch.h), or read from the table file on disk with direct I/O, one read in
+// flight per thread (kernels/cpu/block_io.h, rows packed as a real table file holds them).
+// issue() hands the keys over and returns; wait() blocks until the rows are staged. fetch()
+// does the same work on the calling thread (schedule none).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <thread>
 #include <vector>
 
+#include "kernels/cpu/block_io.h"
 #include "kernels/cpu/host_fetch.h"
 
 namespace engramsim::executor {
 
+struct FetchTimes {
+    uint64_t lookups = 0, unique_rows = 0;
+    double dedup_s = 0;
+    double gather_s = 0;  // rows into staging: the DRAM gather, or the disk reads
+};
+
 class Prefetcher {
 public:
-    Prefetcher(kernels::HostTable& table, int threads) : exec_(table, threads) {
-        worker_ = std::thread([this] { loop(); });
+    // Rows from the table in DRAM, gathered by `threads` threads.
+    Prefetcher(kernels::HostTable& table, int threads)
+        : dram_(std::make_unique<kernels::HostFetchExecutor>(table, threads)) {
+        start();
+    }
+    // Rows from the table file, `queue_depth` direct reads in flight.
+    Prefetcher(const kernels::BlockFile& file, size_t row_bytes, int queue_depth)
+        : disk_(std::make_unique<kernels::BlockFetchExecutor>(file, row_bytes, queue_depth,
+                                                              kernels::RowLayout::Packed)) {
+        start();
     }
     ~Prefetcher() {
         {
@@ -29,6 +47,9 @@ public:
         cv_.notify_all();
         worker_.join();
     }
+    Prefetcher(const Prefetcher&) = delete;
+    Prefetcher& operator=(const Prefetcher&) = delete;
+
     void issue(std::span<const uint64_t> keys) {
         {
             std::lock_guard lock(mu_);
@@ -41,16 +62,24 @@ public:
         cv_.wait(lock, [&] { return done_; });
     }
     void fetch(std::span<const uint64_t> keys) {
-        times_ = exec_.fetch(keys, &inverse_);
+        if (dram_) {
+            const auto t = dram_->fetch(keys, &inverse_);
+            times_ = {t.lookups, t.unique_rows, t.dedup_s, t.gather_s};
+        } else {
+            const auto t = disk_->fetch(keys, &inverse_);
+            times_ = {t.lookups, t.unique_rows, t.dedup_s, t.read_s};
+        }
         ready_ = std::chrono::steady_clock::now();
     }
-    const kernels::HostFetchTimes& times() const { return times_; }
+    const FetchTimes& times() const { return times_; }
     std::chrono::steady_clock::time_point ready() const { return ready_; }
-    std::span<const uint8_t> staging() const { return exec_.staging(); }
+    std::span<const uint8_t> staging() const { return dram_ ? dram_->staging() : disk_->staging(); }
     std::span<const uint32_t> inverse() const { return inverse_; }
-    int threads() const { return exec_.threads(); }
 
 private:
+    void start() {
+        worker_ = std::thread([this] { loop(); });
+    }
     void loop() {
         std::unique_lock lock(mu_);
         for (;;) {
@@ -64,9 +93,10 @@ private:
             cv_.notify_all();
         }
     }
-    kernels::HostFetchExecutor exec_;
+    std::unique_ptr<kernels::HostFetchExecutor> dram_;
+    std::unique_ptr<kernels::BlockFetchExecutor> disk_;
     std::vector<uint32_t> inverse_;
-    kernels::HostFetchTimes times_;
+    FetchTimes times_;
     std::chrono::steady_clock::time_point ready_;
     std::span<const uint64_t> keys_;
     std::mutex mu_;
@@ -74,6 +104,5 @@ private:
     bool pending_ = false, done_ = false, stop_ = false;
     std::thread worker_;
 };
-
 
 }  // namespace engramsim::executor

@@ -27,7 +27,8 @@ std::string shape_key(const json& cfg) {
     json engram = cfg["engram"];
     engram.erase("layer_ids");
     const json key = {cfg["backbone"], engram, cfg["sim"]["gather_threads"],
-                      cfg["sim"]["max_num_batched_tokens"]};
+                      cfg["sim"]["max_num_batched_tokens"], cfg["sim"]["table"],
+                      cfg["sim"]["nvme_queue_depth"]};
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016zx", std::hash<std::string>{}(key.dump()));
     return buf;
@@ -43,6 +44,7 @@ std::string calibration_for(const json& cfg, const ServingOptions& opt, json& re
         CalibrateOptions co;
         co.quick = opt.quick;
         co.say = opt.say;
+        co.table_file = opt.table_file;
         record[dir] = calibrate(cfg, dir, co);
     }
     return dir;
@@ -80,6 +82,7 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
 
     // 2. Execute: the Engram run and the baseline, alternating.
     ExecuteOptions eo;
+    eo.table_file = opt.table_file;
     std::vector<double> tps, base_tps;
     std::optional<ExecuteResult> first;
     for (int i = 0; i < opt.repeat; ++i) {

@@ -24,6 +24,7 @@ struct ServingOptions {
     std::string calibration_dir;  // reused when it holds a calibration, else written there
     bool quick = false;
     int repeat = 2;  // Engram / baseline pairs executed (medians)
+    std::string table_file;  // sim.table nvme (ExecuteOptions::table_file)
     std::function<void(const std::string&)> say;
 };
 

@@ -154,7 +154,8 @@ Key hardware_section() {
                 choice("kind", {"gpu", "host-cpu"}, "gpu",
                        "gpu: a device with HBM behind the host link. host-cpu: the host's own "
                        "cores compute (a CPU serving engine, `engramsim execute`): fetched rows "
-                       "stay in host memory (no copy over a link) and the step's compute shares "
+                       "stay in host memory (no copy over a link; mechanisms cpu-gather and nvme) "
+                       "and the step's compute shares "
                        "the host's cores with the fetch threads (docs/executor.md). With "
                        "host-cpu, hbm_* describe the memory the compute streams from (DRAM) and "
                        "bf16_dense_flops its matrix rate, from `engramsim calibrate`."),

@@ -147,6 +147,7 @@ public:
         w.nvme_io_s = ios / nvme_read_rate(p_);
         if (dram > 0) w.host_s += gather_seconds(p_, dram, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
+        if (p_.rows_stay_on_host) return w;  // a CPU engine reads the staging itself
         w.h2d_wire_bytes = p_.pcie.bulk_wire_bytes(w.payload_bytes);
         w.fixed_s += p_.dma_setup_s;
         return w;

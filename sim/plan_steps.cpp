@@ -92,9 +92,9 @@ FetchParams fetch_params(const FetchWorkInput& in) {
     fp.rows_stay_on_host = in.hardware["gpu"]["kind"] == "host-cpu";
     fp.fetch_wake_penalty_s = config::quantity(simc, "fetch_wake_penalty", Dim::Time);
     if (fp.rows_stay_on_host && in.run.has_engram && in.run.table != "hbm" &&
-        in.run.mechanism != "cpu-gather")
+        in.run.mechanism != "cpu-gather" && in.run.mechanism != "nvme")
         throw config::ConfigError("sim.mechanism: hardware.gpu.kind host-cpu computes on the host, "
-                                  "where the rows are gathered (cpu-gather), not \"" +
+                                  "where the rows are gathered (cpu-gather) or read (nvme), not \"" +
                                   in.run.mechanism + "\"");
     fp.memory_nodes = in.run.memory_nodes;
     fp.memory_node_dram_bytes_per_s =

@@ -120,13 +120,19 @@ BlockFile::~BlockFile() {
 
 // ---- BlockFetchExecutor -------------------------------------------------------------------
 
-BlockFetchExecutor::BlockFetchExecutor(const BlockFile& file, size_t row_bytes, int queue_depth)
-    : file_(file), row_bytes_(row_bytes), team_(queue_depth, /*sleep_to_join=*/true),
+BlockFetchExecutor::BlockFetchExecutor(const BlockFile& file, size_t row_bytes, int queue_depth,
+                                       RowLayout layout)
+    : file_(file), row_bytes_(row_bytes), layout_(layout),
+      team_(queue_depth, /*sleep_to_join=*/true),
       io_buffers_(size_t(queue_depth) * file.io_bytes()) {
     if (row_bytes == 0 || row_bytes > file.io_bytes())
         throw std::invalid_argument("block fetch: a row of " + std::to_string(row_bytes) +
                                     " bytes must fit one I/O block of " +
                                     std::to_string(file.io_bytes()));
+    if (layout == RowLayout::Packed && file.io_bytes() % row_bytes != 0)
+        throw std::invalid_argument("block fetch: packed rows of " + std::to_string(row_bytes) +
+                                    " bytes must divide the I/O block of " +
+                                    std::to_string(file.io_bytes()) + " (no row across two)");
 }
 
 double BlockFetchExecutor::read(std::span<const uint64_t> rows) {
@@ -134,19 +140,27 @@ double BlockFetchExecutor::read(std::span<const uint64_t> rows) {
     staged_bytes_ = rows.size() * row_bytes_;
     return timed_team_run(team_, [&](int part, int parts) {
         uint8_t* buf = io_buffers_.data() + size_t(part) * file_.io_bytes();
+        const uint64_t per_block = file_.io_bytes() / row_bytes_;
         for (size_t i = size_t(part); i < rows.size(); i += size_t(parts)) {
-            const uint64_t block = rows[i] % file_.blocks();
+            const bool packed = layout_ == RowLayout::Packed;
+            const uint64_t r = packed ? rows[i] % (file_.blocks() * per_block) : rows[i];
+            const uint64_t block = packed ? r / per_block : r % file_.blocks();
             read_block(file_.fd(), buf, file_.io_bytes(), block * file_.io_bytes(), file_.path());
-            std::memcpy(staging_.data() + i * row_bytes_, buf, row_bytes_);
+            const size_t at = packed ? size_t(r % per_block) * row_bytes_ : 0;
+            std::memcpy(staging_.data() + i * row_bytes_, buf + at, row_bytes_);
         }
     });
 }
 
-BlockFetchTimes BlockFetchExecutor::fetch(std::span<const uint64_t> keys) {
+BlockFetchTimes BlockFetchExecutor::fetch(std::span<const uint64_t> keys,
+                                          std::vector<uint32_t>* inverse) {
     BlockFetchTimes t;
     t.lookups = keys.size();
     const auto t0 = Clock::now();
-    dedup_.unique(keys, unique_);
+    if (inverse)
+        dedup_.unique(keys, unique_, *inverse);
+    else
+        dedup_.unique(keys, unique_);
     t.dedup_s = seconds_since(t0);
     t.unique_rows = unique_.size();
     t.read_s = read(unique_);

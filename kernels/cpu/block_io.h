@@ -50,11 +50,19 @@ struct BlockFetchTimes {
     double read_s = 0;   // every block read and its row copied into staging, all threads
 };
 
+// Where row r is in the file. OnePerBlock (the validation's stand-in): at the start of block
+// r mod blocks. Packed (a real table file): at byte r x row_bytes, rows back to back, a read
+// fetching the one block that holds it (io_bytes must be a multiple of row_bytes, so no row
+// straddles two blocks); rows past the file wrap around.
+enum class RowLayout { OnePerBlock, Packed };
+
 // Executes fetches against one file with `queue_depth` threads, each with one read in flight.
 class BlockFetchExecutor {
 public:
-    BlockFetchExecutor(const BlockFile& file, size_t row_bytes, int queue_depth);
-    BlockFetchTimes fetch(std::span<const uint64_t> keys);
+    BlockFetchExecutor(const BlockFile& file, size_t row_bytes, int queue_depth,
+                       RowLayout layout = RowLayout::OnePerBlock);
+    // With `inverse`, also each key's row in the staging (see KeyDeduper).
+    BlockFetchTimes fetch(std::span<const uint64_t> keys, std::vector<uint32_t>* inverse = nullptr);
     // Deduplicates `keys` and sizes the staging for them, untimed and without reading: the
     // first fetch of a size otherwise pays for growing and faulting in the buffers.
     void warm(std::span<const uint64_t> keys);
@@ -68,6 +76,7 @@ public:
 private:
     const BlockFile& file_;
     size_t row_bytes_;
+    RowLayout layout_ = RowLayout::OnePerBlock;
     ThreadTeam team_;
     KeyDeduper dedup_;
     std::vector<uint64_t> unique_;

@@ -86,6 +86,33 @@ TEST(BlockIo, EveryStagedRowIsItsBlocksBytesAtEveryQueueDepth) {
     std::filesystem::remove(path);
 }
 
+// A real table file: rows packed back to back, so row r is bytes [r x 128, (r + 1) x 128) of
+// the file, read through the block that holds it; the inverse index points each key at its row.
+TEST(BlockIo, PackedRowsAreTheFilesBytesAtTheirOffsets) {
+    const std::string path = file_name("packed");
+    auto f = open_or_skip(path, 16 * 4096, 4096);
+    if (!f) GTEST_SKIP() << "this file system refuses direct I/O (O_DIRECT)";
+    const size_t rb = 128, rows = 16 * 4096 / rb;  // 512 rows
+    std::mt19937_64 rng(11);
+    std::vector<uint64_t> keys(700);
+    for (auto& x : keys) x = rng() % (rows + 40);  // repeats, and rows past the file (wrap)
+    k::BlockFetchExecutor exec(*f, rb, 4, k::RowLayout::Packed);
+    std::vector<uint32_t> inverse;
+    const auto t = exec.fetch(keys, &inverse);
+    ASSERT_EQ(inverse.size(), keys.size());
+    const auto st = exec.staging();
+    ASSERT_EQ(st.size(), t.unique_rows * rb);
+    for (size_t j = 0; j < keys.size(); ++j) {
+        const uint64_t r = keys[j] % rows, offset = r * rb;
+        for (size_t b = 0; b < rb; b += 31)
+            ASSERT_EQ(st[inverse[j] * rb + b],
+                      k::host_table_byte(offset / 4096, offset % 4096 + b))
+                << "key " << keys[j] << " byte " << b;
+    }
+    EXPECT_THROW(k::BlockFetchExecutor(*f, 160, 2, k::RowLayout::Packed), std::invalid_argument);
+    std::filesystem::remove(path);
+}
+
 TEST(BlockIo, BadSizesAreRefused) {
     EXPECT_THROW(k::BlockFile(file_name("bad"), 1 << 20, 3000), std::invalid_argument);
     EXPECT_THROW(k::BlockFile(file_name("bad"), 100, 4096), std::invalid_argument);
