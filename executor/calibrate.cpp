@@ -57,6 +57,23 @@ profiler::SampleStats time_calls(int repeats, const std::function<void()>& fn) {
     return profiler::SampleStats::of(s);
 }
 
+// The stats of each of `calls`, sampled in `rounds` rounds of one call each, in order (after one
+// untimed round), the caches flushed before every sample.
+std::vector<profiler::SampleStats> time_in_rounds(int rounds, const std::vector<std::function<void()>>& calls) {
+    for (const auto& c : calls) c();
+    std::vector<std::vector<double>> s(calls.size());
+    for (int r = 0; r < rounds; ++r)
+        for (size_t i = 0; i < calls.size(); ++i) {
+            flush_caches();
+            const auto t0 = Clock::now();
+            calls[i]();
+            s[i].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        }
+    std::vector<profiler::SampleStats> out;
+    for (auto& v : s) out.push_back(profiler::SampleStats::of(v));
+    return out;
+}
+
 profiler::KernelProfile new_profile(const std::string& kernel, const std::string& variant) {
     profiler::KernelProfile p;
     p.kernel = kernel;
@@ -94,22 +111,36 @@ profiler::KernelProfile profile_gemm(const BackboneShape& b, const EngramConfig*
     add(head_ops(b, s), max_seqs);
     if (e) add(engram_ops(EngramGpuShape::from_config(*e), b, s), max_tokens);
     profiler::KernelProfile p = new_profile("gemm", "cpu-openblas/f32");
+    p.provenance.notes.push_back(
+        "points sampled in rounds (every point once per round, caches flushed before each "
+        "sample), so each median spans the whole calibration, not one moment of a shared VM");
+    struct Operands {
+        std::vector<float> x, w, y;
+    };
+    std::vector<std::unique_ptr<Operands>> operands;
+    std::vector<std::function<void()>> calls;
     for (const auto& [nk, hi] : shapes) {
         const auto [n, k] = nk;
-        std::vector<float> x(size_t(hi * k), 0.01f), w(size_t(n * k), 0.01f), y(size_t(hi * n));
+        operands.push_back(std::make_unique<Operands>(
+            Operands{std::vector<float>(size_t(hi * k), 0.01f), std::vector<float>(size_t(n * k), 0.01f),
+                     std::vector<float>(size_t(hi * n))}));
+        Operands* o = operands.back().get();
         for (double m : grid(hi, opt.quick)) {
-            if (opt.say) opt.say("gemm m " + std::to_string(int(m)) + " n " + std::to_string(int(n)) +
-                                 " k " + std::to_string(int(k)));
             profiler::ProfilePoint pt;
             pt.dims = {{"m", m}, {"n", n}, {"k", k}};
             pt.dtype = "f32";
             pt.flops = 2 * m * n * k;
             pt.bytes = (m * k + k * n + m * n) * 4;
-            pt.stats = time_calls(m * n * k > 1e10 ? 2 : opt.repeats,
-                                  [&] { linear(size_t(m), size_t(n), size_t(k), x.data(), w.data(), y.data()); });
             p.points.push_back(pt);
+            calls.push_back([o, m, n = n, k = k] {
+                linear(size_t(m), size_t(n), size_t(k), o->x.data(), o->w.data(), o->y.data());
+            });
         }
     }
+    if (opt.say) opt.say("gemm: " + std::to_string(calls.size()) + " shapes, " +
+                         std::to_string(opt.repeats) + " rounds");
+    const auto stats = time_in_rounds(opt.repeats, calls);
+    for (size_t i = 0; i < stats.size(); ++i) p.points[i].stats = stats[i];
     return p;
 }
 
@@ -330,7 +361,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     // differ only in it (validate serving).
     const int max_seqs = std::max(256, simc.at("max_num_seqs").get<int>());
     const int gather_threads = simc.at("gather_threads").get<int>();
-    const int reps = opt.quick ? 3 : opt.repeats;
+    const int reps = opt.quick ? 3 : opt.repeats;  // gemm: rounds
     CalibrateOptions o = opt;
     o.repeats = reps;
     fs::create_directories(dir + "/profiles");
