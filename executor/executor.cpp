@@ -144,12 +144,15 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
             return false;
         }
     };
-    if (with_engram && on_disk && cfg.contains("placement") &&
-        !zero(cfg["placement"].value("dram_capacity", std::string("all"))))
+    // placement.dram_capacity defaults to "all" (the whole table cached in DRAM) when the
+    // config has no placement section.
+    const std::string dram_cache = cfg.contains("placement")
+                                       ? cfg["placement"].value("dram_capacity", std::string("all"))
+                                       : std::string("all");
+    if (with_engram && on_disk && !zero(dram_cache))
         throw refuse("placement.dram_capacity",
                      "the executor reads every fetched row from the file (0); a DRAM cache in "
-                     "front of it is not built, not \"" +
-                         cfg["placement"].value("dram_capacity", std::string()) + "\"");
+                     "front of it is not built, not \"" + dram_cache + "\"");
     const sim::PrefetchSchedule schedule =
         sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
     if (schedule.free())

@@ -80,13 +80,19 @@ TEST(ExecutorCli, ExecuteWritesResultsStepsAndATimeline) {
 
 TEST(ExecutorCli, ExecuteRefusesWhatItCannotServeNamingTheKey) {
     json c = tiny();
-    c["sim"]["table"] = "nvme";
-    c["sim"]["mechanism"] = "nvme";
-    const Result r = run("execute " + write_config("nvme", c) + " -q");
+    c["sim"]["table"] = "remote-dram";
+    c["sim"]["mechanism"] = "remote-gather";
+    Result r = run("execute " + write_config("remote", c) + " -q");
     EXPECT_EQ(r.status, 1);
     EXPECT_EQ(r.err.rfind("engramsim: error: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find("sim.table"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty());
+    c["sim"]["table"] = "nvme";  // on disk, a DRAM cache in front: not built
+    c["sim"]["mechanism"] = "nvme";
+    c["placement"] = {{"dram_capacity", "50%"}};
+    r = run("execute " + write_config("cached", c) + " -q");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("placement.dram_capacity"), std::string::npos) << r.err;
 }
 
 TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibration) {
@@ -110,4 +116,28 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     const Result again = run("validate serving " + cfg + " --quick --calibration " + cal + " --json");
     ASSERT_EQ(again.status, 0) << again.err;
     EXPECT_EQ(json::parse(again.out)["calibrations_made"].size(), 0u);
+}
+
+// The table in a file read cold with direct I/O, beside the build (a tmpfs /tmp may refuse
+// O_DIRECT): the same steps and rows as from DRAM, the rows now from the file.
+TEST(ExecutorCli, ExecuteReadsATableFileWithDirectIo) {
+    json c = tiny();
+    const std::string dram_out = temp("dram_out"), disk_out = temp("disk_out");
+    ASSERT_EQ(run("execute " + write_config("dram", c) + " -q --no-baseline -o " + dram_out).status, 0);
+    c["sim"]["table"] = "nvme";
+    c["sim"]["mechanism"] = "nvme";
+    c["sim"]["nvme_queue_depth"] = 4;
+    c["placement"] = {{"dram_capacity", "0"}};
+    const std::string file = "executor_cli_table_" + std::to_string(getpid()) + ".bin";
+    const Result r = run("execute " + write_config("disk", c) + " -q --no-baseline --table-file " +
+                         file + " -o " + disk_out);
+    std::filesystem::remove(file);
+    if (r.status != 0 && r.err.find("direct") != std::string::npos)
+        GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json dram = read_json(dram_out + "/results.json"), disk = read_json(disk_out + "/results.json");
+    EXPECT_NE(disk["run"]["table"].get<std::string>().find("direct I/O"), std::string::npos);
+    EXPECT_EQ(disk["run"]["rows_digest"], dram["run"]["rows_digest"]);  // the same rows
+    EXPECT_EQ(disk["run"]["metrics"]["steps"], dram["run"]["metrics"]["steps"]);
+    EXPECT_EQ(disk["run"]["metrics"]["unique_rows"], dram["run"]["metrics"]["unique_rows"]);
 }

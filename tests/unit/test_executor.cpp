@@ -240,8 +240,14 @@ TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
         return std::string("(no error)");
     };
     nlohmann::json c = tiny_config(4, -1, "none");
-    c["sim"]["table"] = "nvme";
+    c["sim"]["table"] = "remote-dram";
     EXPECT_NE(msg(c).find("sim.table"), std::string::npos) << msg(c);
+    c = tiny_config(4, -1, "none");  // on disk, but with the whole table cached in DRAM
+    c["sim"]["table"] = "nvme";
+    c["sim"]["mechanism"] = "nvme";
+    EXPECT_NE(msg(c).find("placement.dram_capacity"), std::string::npos) << msg(c);
+    c["sim"]["mechanism"] = "cpu-gather";
+    EXPECT_NE(msg(c).find("sim.mechanism"), std::string::npos) << msg(c);
     c = tiny_config(4, -1, "oracle");
     EXPECT_NE(msg(c).find("sim.schedule"), std::string::npos) << msg(c);
     c = tiny_config(4, -1, "none");
