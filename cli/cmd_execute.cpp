@@ -215,12 +215,8 @@ void execute(const ExecuteCliOptions& opt) {
                               executor::metrics_of(run).throughput_tok_per_s);
     }
     if (!opt.out_dir.empty()) {
-        std::filesystem::create_directories(opt.out_dir);
-        auto write = [&](const std::string& name, const auto& fill) {
-            const std::string path = opt.out_dir + "/" + name;
-            std::ofstream f(path);
-            fill(f);
-            if (!f.flush()) throw std::runtime_error(path + ": write failed");
+        auto write = [&](const std::string& name, const std::function<void(std::ostream&)>& fill) {
+            write_output(opt.out_dir, name, fill);
         };
         write("results.json", [&](std::ostream& f) { f << results.dump(2) << '\n'; });
         write("resolved_config.json", [&](std::ostream& f) { f << cfg.dump(2) << '\n'; });
@@ -353,12 +349,8 @@ void add_validate_serving(CLI::App& validate) {
         const executor::ServingSummary s = executor::validate_serving(cases, so);
         const nlohmann::json j = executor::to_json(s);
         if (!opt->out_dir.empty()) {
-            std::filesystem::create_directories(opt->out_dir);
-            std::ofstream f(opt->out_dir + "/validation.json");
-            f << j.dump(2) << '\n';
-            std::ofstream c(opt->out_dir + "/steps.csv");
-            executor::write_steps_csv(s, c);
-            if (!f.flush() || !c.flush()) throw std::runtime_error(opt->out_dir + ": write failed");
+            write_output(opt->out_dir, "validation.json", [&](std::ostream& f) { f << j.dump(2) << '\n'; });
+            write_output(opt->out_dir, "steps.csv", [&](std::ostream& f) { executor::write_steps_csv(s, f); });
         }
         if (!opt->plot_dir.empty())
             write_and_plot(j, opt->plot_dir, "serving_validation.json",

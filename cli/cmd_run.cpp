@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/plots.h"
 #include "cli/text_table.h"
 #include "sim/experiment.h"
 
@@ -98,12 +99,8 @@ void run(const RunOptions& opt) {
     const nlohmann::json results =
         sim::results_json(c.run.plan, c.run.metrics, {{"comparison", c.comparison_json()}});
     if (!opt.out_dir.empty()) {
-        std::filesystem::create_directories(opt.out_dir);
-        auto write = [&](const std::string& name, const auto& fill) {
-            const std::string path = opt.out_dir + "/" + name;
-            std::ofstream f(path);
-            fill(f);
-            if (!f.flush()) throw std::runtime_error(path + ": write failed");
+        auto write = [&](const std::string& name, const std::function<void(std::ostream&)>& fill) {
+            write_output(opt.out_dir, name, fill);
         };
         write("results.json", [&](std::ostream& f) { f << results.dump(2) << '\n'; });
         write("resolved_config.json", [&](std::ostream& f) { f << cfg.dump(2) << '\n'; });

@@ -9,6 +9,15 @@
 
 namespace engramsim::cli {
 
+void write_output(const std::string& dir, const std::string& name,
+                  const std::function<void(std::ostream&)>& fill) {
+    std::filesystem::create_directories(dir);
+    const std::string path = dir + "/" + name;
+    std::ofstream f(path);
+    fill(f);
+    if (!f.flush()) throw std::runtime_error(path + ": write failed");
+}
+
 void write_and_plot(const nlohmann::json& data, const std::string& dir,
                     const std::string& json_name, const std::string& script) {
     std::filesystem::create_directories(dir);

@@ -59,13 +59,20 @@ TEST(Scheduler, MaxNumSeqsCapsTheBatch) {
     for (const auto& s : steps) EXPECT_LE(s.slices.size(), 2u);
 }
 
-TEST(Scheduler, KvPressurePreemptsAndRecomputesEveryTokenInOrder) {
+// Six requests in a KV cache of 12 blocks of 4 tokens: room for two or three at a time.
+SchedulerConfig kv_pressure() {
     SchedulerConfig cfg;
     cfg.kv_block_size = 4;
     cfg.num_kv_blocks = 12;
-    const std::vector<uint32_t> p = {9, 7, 12, 5, 8, 11};
-    const std::vector<uint32_t> o = {15, 20, 9, 17, 13, 10};
-    Scheduler s(cfg, p, o);
+    return cfg;
+}
+const std::vector<uint32_t> kPressurePrompts = {9, 7, 12, 5, 8, 11};
+const std::vector<uint32_t> kPressureOutputs = {15, 20, 9, 17, 13, 10};
+
+TEST(Scheduler, KvPressurePreemptsAndRecomputesEveryTokenInOrder) {
+    const std::vector<uint32_t>& p = kPressurePrompts;
+    const std::vector<uint32_t>& o = kPressureOutputs;
+    Scheduler s(kv_pressure(), p, o);
     std::map<uint32_t, uint32_t> produced, next_pos;
     uint64_t steps = 0;
     while (auto step = s.next()) {
@@ -91,12 +98,7 @@ TEST(Scheduler, KvPressurePreemptsAndRecomputesEveryTokenInOrder) {
 // is unfinished and comes back with a prefill from position 0 before it feeds again, and the
 // names add up to the count.
 TEST(Scheduler, StepsNameTheRequestsTheyPreempt) {
-    SchedulerConfig cfg;
-    cfg.kv_block_size = 4;
-    cfg.num_kv_blocks = 12;
-    const std::vector<uint32_t> p = {9, 7, 12, 5, 8, 11};
-    const std::vector<uint32_t> o = {15, 20, 9, 17, 13, 10};
-    Scheduler s(cfg, p, o);
+    Scheduler s(kv_pressure(), kPressurePrompts, kPressureOutputs);
     std::map<uint32_t, bool> out;  // preempted and not yet prefilled again
     uint64_t named = 0;
     while (auto step = s.next()) {
