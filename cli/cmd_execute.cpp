@@ -108,28 +108,6 @@ void write_steps_csv(const executor::ExecuteResult& r, std::ostream& f) {
     }
 }
 
-// Chrome trace events (ui.perfetto.dev): the compute thread's steps and Engram stalls and
-// modules, and each Engram layer's fetch on its prefetcher's track.
-void write_timeline(const executor::ExecuteResult& r, std::ostream& f) {
-    nlohmann::json ev = nlohmann::json::array();
-    auto slice = [&](const std::string& name, int tid, double b, double e, nlohmann::json args) {
-        ev.push_back({{"name", name}, {"ph", "X"}, {"pid", 1}, {"tid", tid}, {"ts", b * 1e6},
-                      {"dur", (e - b) * 1e6}, {"args", std::move(args)}});
-    };
-    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", 1},
-                  {"args", {{"name", "compute (executor)"}}}});
-    for (const auto& s : r.steps) {
-        slice(std::string(s.prefill ? "prefill" : "decode") + " step " + std::to_string(s.index), 1,
-              s.start_s, s.end_s, {{"tokens", s.tokens}, {"seqs", s.seqs}});
-        for (const auto& e : s.engram) {
-            const int tid = 10 + e.layer;
-            slice("fetch layer " + std::to_string(e.layer), tid, e.issue_s, e.ready_s,
-                  {{"lookups", e.lookups}, {"unique_rows", e.unique_rows}});
-        }
-    }
-    f << nlohmann::json{{"traceEvents", ev}, {"displayTimeUnit", "ms"}}.dump() << '\n';
-}
-
 void print(const executor::ExecuteResult& run, const executor::ExecuteResult* base,
            const nlohmann::json& cfg, double wall_s) {
     const auto m = executor::metrics_of(run);
@@ -221,7 +199,7 @@ void execute(const ExecuteCliOptions& opt) {
         write("results.json", [&](std::ostream& f) { f << results.dump(2) << '\n'; });
         write("resolved_config.json", [&](std::ostream& f) { f << cfg.dump(2) << '\n'; });
         write("steps.csv", [&](std::ostream& f) { write_steps_csv(run, f); });
-        write("timeline.json", [&](std::ostream& f) { write_timeline(run, f); });
+        write("timeline.json", [&](std::ostream& f) { executor::write_timeline(run, f); });
     }
     if (opt.json)
         std::cout << results.dump(2) << '\n';
@@ -328,7 +306,9 @@ void add_validate_serving(CLI::App& validate) {
                     "(default: OUT/calibration, or build/calibration without -o)");
     cmd->add_option("--table-file", opt->table_file,
                     "sim.table nvme: the table file (as execute)");
-    cmd->add_option("-o,--out", opt->out_dir, "Write validation.json and steps.csv here");
+    cmd->add_option("-o,--out", opt->out_dir,
+                    "Write validation.json, steps.csv and timelines/ (each config's predicted "
+                    "and measured Perfetto timelines) here");
     cmd->add_option("--plot", opt->plot_dir, "Write serving_validation.png here");
     cmd->add_flag("--json", opt->json, "Print validation.json instead of the table");
     cmd->callback([opt] {
@@ -341,6 +321,7 @@ void add_validate_serving(CLI::App& validate) {
         executor::ServingOptions so;
         so.quick = opt->quick;
         so.table_file = opt->table_file;
+        if (!opt->out_dir.empty()) so.timeline_dir = opt->out_dir + "/timelines";
         so.repeat = opt->repeat > 0 ? opt->repeat : (opt->quick ? 1 : 2);
         so.calibration_dir = !opt->calibration.empty() ? opt->calibration
                              : !opt->out_dir.empty()   ? opt->out_dir + "/calibration"

@@ -367,6 +367,28 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     return res;
 }
 
+// Chrome trace events (ui.perfetto.dev): the compute thread's steps and Engram stalls and
+// modules, and each Engram layer's fetch on its prefetcher's track.
+void write_timeline(const ExecuteResult& r, std::ostream& f) {
+    nlohmann::json ev = nlohmann::json::array();
+    auto slice = [&](const std::string& name, int tid, double b, double e, nlohmann::json args) {
+        ev.push_back({{"name", name}, {"ph", "X"}, {"pid", 1}, {"tid", tid}, {"ts", b * 1e6},
+                      {"dur", (e - b) * 1e6}, {"args", std::move(args)}});
+    };
+    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", 1},
+                  {"args", {{"name", "compute (executor)"}}}});
+    for (const auto& s : r.steps) {
+        slice(std::string(s.prefill ? "prefill" : "decode") + " step " + std::to_string(s.index), 1,
+              s.start_s, s.end_s, {{"tokens", s.tokens}, {"seqs", s.seqs}});
+        for (const auto& e : s.engram) {
+            const int tid = 10 + e.layer;
+            slice("fetch layer " + std::to_string(e.layer), tid, e.issue_s, e.ready_s,
+                  {{"lookups", e.lookups}, {"unique_rows", e.unique_rows}});
+        }
+    }
+    f << nlohmann::json{{"traceEvents", ev}, {"displayTimeUnit", "ms"}}.dump() << '\n';
+}
+
 ExecuteMetrics metrics_of(const ExecuteResult& r) {
     ExecuteMetrics m;
     m.makespan_s = r.makespan_s();

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,10 @@ int64_t kv_blocks(const nlohmann::json& config);
 // the key for what the executor cannot serve here (an MLA or MoE backbone, mHC, a table not in
 // host DRAM, more memory than this machine has available), before allocating anything.
 ExecuteResult execute(const nlohmann::json& config, const ExecuteOptions& options);
+
+// The run as Chrome trace events (open in ui.perfetto.dev): the compute thread's steps, and each
+// Engram layer's fetches (issue to ready) on its prefetcher's track.
+void write_timeline(const ExecuteResult& result, std::ostream& out);
 
 // The metrics of `engramsim run` (sim/results.h) from the measured steps.
 struct ExecuteMetrics {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <ostream>
 
@@ -94,6 +95,14 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
         base_tps.push_back(metrics_of(execute(cfg, eo)).throughput_tok_per_s);
         o.measured_overhead_runs.push_back(sim::overhead_pct(base_tps.back(), tps.back()));
         if (!first) first = std::move(r);
+    }
+    if (!opt.timeline_dir.empty()) {
+        fs::create_directories(opt.timeline_dir);
+        const std::string base = opt.timeline_dir + "/" + c.name;
+        std::ofstream p(base + ".predicted.timeline.json"), e(base + ".measured.timeline.json");
+        sim::write_timeline(pred.plan, pred.des, p);
+        write_timeline(*first, e);
+        if (!p.flush() || !e.flush()) throw std::runtime_error(base + ".*.timeline.json: write failed");
     }
     const ExecuteMetrics m = metrics_of(*first);
     const sim::RunMetrics& p = pred.metrics;

@@ -25,6 +25,9 @@ struct ServingOptions {
     bool quick = false;
     int repeat = 2;  // Engram / baseline pairs executed (medians)
     std::string table_file;  // sim.table nvme (ExecuteOptions::table_file)
+    // When set: DIR/<config>.predicted.timeline.json (the simulator's run) and
+    // DIR/<config>.measured.timeline.json (the executor's first Engram run), both for Perfetto.
+    std::string timeline_dir;
     std::function<void(const std::string&)> say;
 };
 

@@ -112,6 +112,10 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
         EXPECT_GT(s[1].get<double>(), 0);  // measured
     }
     EXPECT_EQ(v["calibrations_made"].size(), 1u);
+    for (const char* which : {"predicted", "measured"})  // both runs as Perfetto timelines
+        EXPECT_TRUE(read_json(out + "/timelines/" + std::filesystem::path(cfg).stem().string() +
+                              "." + which + ".timeline.json")
+                        .contains("traceEvents")) << which;
     // The calibration was written and is reused: the second run makes none.
     const Result again = run("validate serving " + cfg + " --quick --calibration " + cal + " --json");
     ASSERT_EQ(again.status, 0) << again.err;
