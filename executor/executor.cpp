@@ -109,24 +109,12 @@ void require_disk(const std::string& path, uint64_t bytes) {
 
 }  // namespace
 
-int64_t kv_blocks(const nlohmann::json& cfg) {
-    const auto& simc = cfg.at("sim");
-    const int64_t n = simc.at("num_kv_blocks").get<int64_t>();
-    if (n >= 0) return n;
-    std::vector<uint32_t> prompt_len, output_len;
-    workload_lengths(cfg.at("workload"), prompt_len, output_len);
-    int64_t sum = 0;
-    const int block = simc.at("kv_block_size").get<int>();
-    for (size_t i = 0; i < prompt_len.size(); ++i)
-        sum += blocks_for(prompt_len[i] + output_len[i], block);
-    return sum;
-}
+namespace {
 
-ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+// What the executor cannot serve, refused before anything is allocated, naming the key.
+void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
+                    const EngramConfig& engram, bool with_engram) {
     const auto& simc = cfg.at("sim");
-    const BackboneShape shape = BackboneShape::from_json(cfg.at("backbone"));
-    const EngramConfig engram = EngramConfig::from_json(cfg.at("engram"));
-    const bool with_engram = opt.engram && !engram.layer_ids.empty();
     const std::string table = simc.at("table").get<std::string>();
     const std::string mechanism = simc.at("mechanism").get<std::string>();
     const bool on_disk = table == "nvme";
@@ -153,9 +141,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
         throw refuse("placement.dram_capacity",
                      "the executor reads every fetched row from the file (0); a DRAM cache in "
                      "front of it is not built, not \"" + dram_cache + "\"");
-    const sim::PrefetchSchedule schedule =
-        sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
-    if (schedule.free())
+    if (sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>()).free())
         throw refuse("sim.schedule", "oracle is a bound, not something an engine can run");
     if (with_engram && engram.hc_mult != 1)
         throw refuse("engram.hc_mult", "the executor serves hc_mult 1 (no mHC), not " +
@@ -170,6 +156,32 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
         if (l >= shape.layers)
             throw refuse("engram.layer_ids", "layer " + std::to_string(l) + " past the backbone's " +
                                                  std::to_string(shape.layers) + " layers");
+}
+
+}  // namespace
+
+int64_t kv_blocks(const nlohmann::json& cfg) {
+    const auto& simc = cfg.at("sim");
+    const int64_t n = simc.at("num_kv_blocks").get<int64_t>();
+    if (n >= 0) return n;
+    std::vector<uint32_t> prompt_len, output_len;
+    workload_lengths(cfg.at("workload"), prompt_len, output_len);
+    int64_t sum = 0;
+    const int block = simc.at("kv_block_size").get<int>();
+    for (size_t i = 0; i < prompt_len.size(); ++i)
+        sum += blocks_for(prompt_len[i] + output_len[i], block);
+    return sum;
+}
+
+ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+    const auto& simc = cfg.at("sim");
+    const BackboneShape shape = BackboneShape::from_json(cfg.at("backbone"));
+    const EngramConfig engram = EngramConfig::from_json(cfg.at("engram"));
+    const bool with_engram = opt.engram && !engram.layer_ids.empty();
+    const bool on_disk = simc.at("table") == "nvme";
+    check_servable(cfg, shape, engram, with_engram);
+    const sim::PrefetchSchedule schedule =
+        sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
 
     // The steps: the scheduler's, with the config's limits and KV cache.
     const Workload work = make_workload(cfg.at("workload"));
