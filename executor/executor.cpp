@@ -411,16 +411,11 @@ ExecuteMetrics metrics_of(const ExecuteResult& r) {
         if (r.output_len[i] > 1)
             tpot.push_back((r.last_token_s[i] - r.first_token_s[i]) / (r.output_len[i] - 1));
     }
-    auto mean = [](const std::vector<double>& v) {
-        double s = 0;
-        for (double x : v) s += x;
-        return v.empty() ? 0 : s / double(v.size());
-    };
-    std::sort(ttft.begin(), ttft.end()), std::sort(tpot.begin(), tpot.end());
-    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = percentile_sorted(ttft, 0.5);
-    m.ttft_p99_s = percentile_sorted(ttft, 0.99);
-    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = percentile_sorted(tpot, 0.5);
-    m.tpot_p99_s = percentile_sorted(tpot, 0.99);
+    // The definitions of `engramsim run` (sim/results.cpp): mean, and nearest-rank p50 / p99.
+    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = nearest_rank_quantile(ttft, 0.5);
+    m.ttft_p99_s = nearest_rank_quantile(ttft, 0.99);
+    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = nearest_rank_quantile(tpot, 0.5);
+    m.tpot_p99_s = nearest_rank_quantile(tpot, 0.99);
     m.steps = r.steps.size();
     double step_sum = 0;
     for (const StepRecord& s : r.steps) {

@@ -17,6 +17,22 @@ inline double percentile_sorted(const std::vector<double>& sorted, double q) {
     return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
 }
 
+// The q-quantile of `v` (any order) by nearest rank: the ceil(q n)-th smallest; 0 for no samples.
+// The serving metrics' p50 / p99 (TTFT, TPOT), simulated and executed alike.
+inline double nearest_rank_quantile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t i = size_t(std::ceil(q * double(v.size())));
+    return v[std::min(v.size() - 1, i ? i - 1 : 0)];
+}
+
+// The arithmetic mean, summed in order; 0 for no samples.
+inline double mean(const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0 : s / double(v.size());
+}
+
 // The median of `v` (any order).
 inline double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());

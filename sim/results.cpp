@@ -11,21 +11,11 @@
 #include <fstream>
 #include <iomanip>
 
+#include "model/statistics.h"
+
 namespace engramsim::sim {
 
 namespace {
-double quantile(std::vector<double> v, double q) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    // nearest rank
-    size_t i = size_t(std::ceil(q * double(v.size())));
-    return v[std::min(v.size() - 1, i ? i - 1 : 0)];
-}
-double mean(const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? 0 : s / double(v.size());
-}
 // Every request's TTFT and TPOT (all arrive at t = 0).
 void add_latencies(const Plan& plan, const DesResult& des, std::vector<double>& ttft,
                    std::vector<double>& tpot) {
@@ -40,10 +30,10 @@ void add_latencies(const Plan& plan, const DesResult& des, std::vector<double>& 
 
 void set_latencies(RunMetrics& m, const std::vector<double>& ttft,
                    const std::vector<double>& tpot) {
-    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = quantile(ttft, 0.5),
-    m.ttft_p99_s = quantile(ttft, 0.99);
-    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = quantile(tpot, 0.5),
-    m.tpot_p99_s = quantile(tpot, 0.99);
+    m.ttft_mean_s = mean(ttft), m.ttft_p50_s = nearest_rank_quantile(ttft, 0.5),
+    m.ttft_p99_s = nearest_rank_quantile(ttft, 0.99);
+    m.tpot_mean_s = mean(tpot), m.tpot_p50_s = nearest_rank_quantile(tpot, 0.5),
+    m.tpot_p99_s = nearest_rank_quantile(tpot, 0.99);
 }
 
 // Data parallelism: each replica's metrics alone, summed; throughput and utilisations over the
