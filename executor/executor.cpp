@@ -5,9 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -49,10 +47,10 @@ struct StepIn {
 // The steps, from the hashed lookups (with Engram) or the scheduler alone (the baseline).
 class StepSource {
 public:
-    StepSource(const nlohmann::json& cfg, const EngramConfig* engram, const SchedulerConfig& sc,
+    StepSource(const Workload& work, const EngramConfig* engram, const SchedulerConfig& sc,
                const std::vector<uint32_t>& prompt_len, const std::vector<uint32_t>& output_len) {
         if (engram)
-            lookups_ = make_lookups(*engram, cfg.at("workload"), sc);
+            lookups_ = hashed_lookups(*engram, work, sc);
         else
             scheduler_.emplace(sc, prompt_len, output_len);
     }
@@ -160,17 +158,27 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
 
 }  // namespace
 
-int64_t kv_blocks(const nlohmann::json& cfg) {
-    const auto& simc = cfg.at("sim");
+namespace {
+
+// sim.num_kv_blocks, or with -1 enough blocks for every request of these lengths at once.
+int64_t kv_blocks(const nlohmann::json& simc, const std::vector<uint32_t>& prompt_len,
+                  const std::vector<uint32_t>& output_len) {
     const int64_t n = simc.at("num_kv_blocks").get<int64_t>();
     if (n >= 0) return n;
-    std::vector<uint32_t> prompt_len, output_len;
-    workload_lengths(cfg.at("workload"), prompt_len, output_len);
     int64_t sum = 0;
     const int block = simc.at("kv_block_size").get<int>();
     for (size_t i = 0; i < prompt_len.size(); ++i)
         sum += blocks_for(prompt_len[i] + output_len[i], block);
     return sum;
+}
+
+}  // namespace
+
+int64_t kv_blocks(const nlohmann::json& cfg) {
+    std::vector<uint32_t> prompt_len, output_len;
+    if (cfg.at("sim").at("num_kv_blocks").get<int64_t>() < 0)
+        workload_lengths(cfg.at("workload"), prompt_len, output_len);
+    return kv_blocks(cfg.at("sim"), prompt_len, output_len);
 }
 
 ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
@@ -190,8 +198,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     SchedulerConfig sc{.max_num_seqs = simc.at("max_num_seqs").get<int>(),
                        .max_num_batched_tokens = simc.at("max_num_batched_tokens").get<int>(),
                        .kv_block_size = simc.at("kv_block_size").get<int>(),
-                       .num_kv_blocks = simc.at("num_kv_blocks").get<int64_t>()};
-    sc.num_kv_blocks = kv_blocks(cfg);
+                       .num_kv_blocks = kv_blocks(simc, prompt_len, output_len)};
     const KvShape kv{.layers = shape.layers, .n_kv_heads = shape.n_kv_heads,
                      .head_dim = shape.head_dim, .block_size = sc.kv_block_size,
                      .num_blocks = sc.num_kv_blocks};
@@ -338,7 +345,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
             if (m) m->release(ghost);
     }
 
-    StepSource source(cfg, with_engram ? &engram : nullptr, sc, prompt_len, output_len);
+    StepSource source(work, with_engram ? &engram : nullptr, sc, prompt_len, output_len);
     StepIn in;
     uint64_t done_tokens = 0;
     const auto t0 = Clock::now();
