@@ -14,6 +14,7 @@
 #include "executor/kv_cache.h"
 #include "executor/prefetcher.h"
 #include "kernels/cpu/host_fetch.h"
+#include "model/capacity.h"
 #include "model/config.h"
 #include "model/units.h"
 #include "model/resources.h"
@@ -123,12 +124,13 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
         throw refuse("sim.mechanism", std::string("the executor fetches a table in ") +
                                           (on_disk ? "a file with nvme" : "DRAM with cpu-gather") +
                                           ", not \"" + mechanism + "\"");
+    // No rows of the table held in DRAM: 0 rows, 0 bytes or 0% (the config schema already
+    // checked the text with the same parser).
     auto zero = [](const std::string& v) {
-        try {
-            return std::stod(v) == 0;
-        } catch (const std::exception&) {
-            return false;
-        }
+        const capacity::Capacity c = capacity::parse(v);
+        return (c.kind == capacity::Kind::Rows && c.rows == 0) ||
+               (c.kind == capacity::Kind::Bytes && c.bytes == 0) ||
+               (c.kind == capacity::Kind::Percent && c.percent == 0);
     };
     // placement.dram_capacity defaults to "all" (the whole table cached in DRAM) when the
     // config has no placement section.
