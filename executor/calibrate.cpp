@@ -43,19 +43,6 @@ void flush_caches() {
     for (size_t i = 0; i < junk.size(); i += 8) junk[i] += round;  // one write per line
 }
 
-// Median seconds of `fn` over `repeats` calls, after one untimed call; caches flushed before
-// each call.
-profiler::SampleStats time_calls(int repeats, const std::function<void()>& fn) {
-    fn();
-    std::vector<double> s;
-    for (int i = 0; i < repeats; ++i) {
-        flush_caches();
-        const auto t0 = Clock::now();
-        fn();
-        s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    }
-    return profiler::SampleStats::of(s);
-}
 
 // The stats of each of `calls`, sampled in `rounds` rounds of one call each, in order (after one
 // untimed round), the caches flushed before every sample.
@@ -72,6 +59,11 @@ std::vector<profiler::SampleStats> time_in_rounds(int rounds, const std::vector<
     std::vector<profiler::SampleStats> out;
     for (auto& v : s) out.push_back(profiler::SampleStats::of(v));
     return out;
+}
+
+// The stats of `fn` over `repeats` calls, after one untimed call, caches flushed before each.
+profiler::SampleStats time_calls(int repeats, const std::function<void()>& fn) {
+    return time_in_rounds(repeats, {fn}).front();
 }
 
 profiler::KernelProfile new_profile(const std::string& kernel, const std::string& variant) {
@@ -330,16 +322,6 @@ json measure_drive(const json& cfg, const CalibrateOptions& opt) {
             {"read_bytes_per_s", kernels::measure_read_bandwidth(file, size_t(1) << 20, 4, uint64_t(256) << 20)}};
 }
 
-uint64_t meminfo_bytes(const std::string& key) {
-    std::ifstream f("/proc/meminfo");
-    std::string k;
-    uint64_t v = 0;
-    std::string unit;
-    while (f >> k >> v >> unit)
-        if (k == key + ":") return v * 1024;
-    return 0;
-}
-
 void write_json(const std::string& path, const json& j) {
     std::ofstream f(path);
     f << j.dump(2) << '\n';
@@ -397,7 +379,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     json drive = json::object();
     const bool on_disk = has_engram && simc.at("table") == "nvme";
     if (on_disk) drive = measure_drive(cfg, o);
-    const uint64_t mem_total = meminfo_bytes("MemTotal");
+    const uint64_t mem_total = resources::total_memory_bytes();
     const uint64_t mem_avail = resources::available_memory_bytes();
     const profiler::Provenance prov = profiler::host_provenance();
     const int cores = std::max(1, int(std::thread::hardware_concurrency()));

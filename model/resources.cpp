@@ -19,18 +19,24 @@ uint64_t read_number(const std::string& path) {
     return 0;
 }
 
-}  // namespace
-
-uint64_t available_memory_bytes() {
-    uint64_t avail = 0;
+// Bytes of the /proc/meminfo line `key` ("MemAvailable"), 0 if it cannot be read.
+uint64_t meminfo_bytes(const std::string& key) {
     std::ifstream meminfo("/proc/meminfo");
     for (std::string line; std::getline(meminfo, line);) {
-        if (line.rfind("MemAvailable:", 0) != 0) continue;
-        std::istringstream fields(line.substr(13));
+        if (line.rfind(key + ":", 0) != 0) continue;
+        std::istringstream fields(line.substr(key.size() + 1));
         uint64_t kib = 0;
-        if (fields >> kib) avail = kib * 1024;
-        break;
+        return fields >> kib ? kib * 1024 : 0;
     }
+    return 0;
+}
+
+}  // namespace
+
+uint64_t total_memory_bytes() { return meminfo_bytes("MemTotal"); }
+
+uint64_t available_memory_bytes() {
+    uint64_t avail = meminfo_bytes("MemAvailable");
     const uint64_t limit = read_number("/sys/fs/cgroup/memory.max");
     const uint64_t used = read_number("/sys/fs/cgroup/memory.current");
     if (limit > 0) {

@@ -7,6 +7,9 @@
 
 namespace engramsim::resources {
 
+// This machine's memory (/proc/meminfo's MemTotal); 0 when it cannot be read.
+uint64_t total_memory_bytes();
+
 // Bytes this process may still allocate: the smaller of /proc/meminfo's MemAvailable and the
 // headroom under its cgroup's memory.max (cgroup v2). 0 when neither can be read (no guard).
 uint64_t available_memory_bytes();
