@@ -64,7 +64,8 @@ nlohmann::json metrics_json(const executor::ExecuteMetrics& m) {
             {"steps", m.steps},
             {"prefill_steps", m.prefill_steps},
             {"lookups", m.lookups},
-            {"unique_rows", m.unique_rows}};
+            {"unique_rows", m.unique_rows},
+            {"dram_cache_hits", m.cache_hits}};
 }
 
 nlohmann::json run_json(const executor::ExecuteResult& r) {
@@ -81,6 +82,7 @@ nlohmann::json run_json(const executor::ExecuteResult& r) {
             {"num_kv_blocks", r.num_kv_blocks},
             {"bytes", {{"weights", r.weight_bytes}, {"kv_cache", r.kv_cache_bytes},
                        {"engram_table", r.table_bytes}}},
+            {"dram_cache_rows", r.dram_cache_rows},
             {"threads", {{"compute", r.compute_threads}, {"gather_per_engram_layer", r.gather_threads},
                          {"blas", r.blas_threads}}},
             {"setup_s", r.setup_s},
@@ -90,19 +92,19 @@ nlohmann::json run_json(const executor::ExecuteResult& r) {
 
 void write_steps_csv(const executor::ExecuteResult& r, std::ostream& f) {
     f << "step,prefill,tokens,seqs,context_tokens,start_s,end_s,schedule_s,engram_layer,lookups,"
-         "unique_rows,issue_s,ready_s,dedup_s,gather_s,stall_s,engram_compute_s\n";
+         "unique_rows,issue_s,ready_s,dedup_s,gather_s,stall_s,engram_compute_s,dram_cache_hits\n";
     f.precision(9);
     for (const auto& s : r.steps) {
         auto head = [&] {
             f << s.index << ',' << int(s.prefill) << ',' << s.tokens << ',' << s.seqs << ','
               << s.context_tokens << ',' << s.start_s << ',' << s.end_s << ',' << s.schedule_s;
         };
-        if (s.engram.empty()) head(), f << ",,,,,,,,,\n";
+        if (s.engram.empty()) head(), f << ",,,,,,,,,,\n";
         for (const auto& e : s.engram) {
             head();
             f << ',' << e.layer << ',' << e.lookups << ',' << e.unique_rows << ',' << e.issue_s
               << ',' << e.ready_s << ',' << e.dedup_s << ',' << e.gather_s << ',' << e.stall_s
-              << ',' << e.compute_s << '\n';
+              << ',' << e.compute_s << ',' << e.cache_hits << '\n';
         }
     }
 }
@@ -132,6 +134,10 @@ void print(const executor::ExecuteResult& run, const executor::ExecuteResult* ba
     t.add({"Engram modules (compute)", fixed(m.engram_compute_s, 4) + " s"});
     t.add({"scheduling and hashing", fixed(m.schedule_s, 4) + " s"});
     t.add({"unique rows / lookups", thousands(m.unique_rows) + " / " + thousands(m.lookups)});
+    if (run.dram_cache_rows > 0)
+        t.add({"DRAM cache hits / unique rows",
+               thousands(m.cache_hits) + " / " + thousands(m.unique_rows) + " (" +
+                   fixed(m.unique_rows ? 100.0 * double(m.cache_hits) / double(m.unique_rows) : 0, 1) + "%)"});
     t.add({"KV blocks / preemptions", thousands(uint64_t(run.num_kv_blocks)) + " / " +
                                           thousands(run.preemptions)});
     if (!run.table.empty()) t.add({"Engram rows from", run.table});
@@ -360,7 +366,13 @@ void add_validate_serving(CLI::App& validate) {
                   << "%, worst " << fixed(s.step_error_worst_pct, 1) << "%\n"
                   << "  overhead within max(1 point, 20%): " << s.overhead_within_target << " of "
                   << s.outcomes.size() << "; same ranking: " << (s.same_overhead_rank ? "yes" : "no")
-                  << "\n";
+                  << "\n  rows (distinct rows fetched, DRAM-cache hits) exactly as planned: "
+                  << s.rows_exact << " of " << s.outcomes.size() << "\n";
+        for (const auto& o : s.outcomes)
+            if (o.cache_hits_measured > 0 || o.cache_hits_predicted > 0 || !o.rows_exact())
+                std::cout << "    " << o.name << ": DRAM-cache hits " << thousands(o.cache_hits_predicted)
+                          << " predicted / " << thousands(o.cache_hits_measured) << " measured of "
+                          << thousands(o.unique_rows_measured) << " distinct rows\n";
     });
 }
 

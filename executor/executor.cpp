@@ -13,12 +13,15 @@
 #include "executor/engram_layer.h"
 #include "executor/kv_cache.h"
 #include "executor/prefetcher.h"
+#include "executor/row_cache.h"
 #include "kernels/cpu/host_fetch.h"
 #include "model/capacity.h"
 #include "model/config.h"
 #include "model/units.h"
 #include "model/resources.h"
 #include "model/statistics.h"
+#include "sim/placement/cache_policy.h"
+#include "sim/placement/dense_trace.h"
 #include "sim/prefetch.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
@@ -110,6 +113,55 @@ void require_disk(const std::string& path, uint64_t bytes) {
 
 namespace {
 
+// The DRAM cache in front of a table file: the rows of placement.dram_capacity (with no placement
+// section, "all": the whole table). 0 for a table in DRAM.
+uint64_t dram_cache_rows(const nlohmann::json& cfg, const EngramConfig& engram, bool on_disk) {
+    if (!on_disk) return 0;
+    const std::string text = cfg.contains("placement")
+                                 ? cfg["placement"].value("dram_capacity", std::string("all"))
+                                 : std::string("all");
+    const LookupLayout layout = lookup_layout(engram);
+    return capacity::rows(capacity::parse(text), layout.row_bytes, layout.total_rows, text);
+}
+
+// The caches the executor builds: none in device memory (it has none), and in front of a table
+// file a DRAM cache smaller than the table, kept by an online policy from a cold start.
+void check_cache(const nlohmann::json& cfg, const EngramConfig& engram, bool on_disk) {
+    const nlohmann::json place = cfg.value("placement", nlohmann::json::object());
+    const std::string hbm = place.value("hbm_capacity", std::string("0"));
+    if (capacity::rows(capacity::parse(hbm), lookup_layout(engram).row_bytes,
+                       lookup_layout(engram).total_rows, hbm) > 0)
+        throw refuse("placement.hbm_capacity", "the executor computes on the host CPU, with no "
+                                               "device memory to cache rows in (0), not \"" + hbm + "\"");
+    const uint64_t rows = dram_cache_rows(cfg, engram, on_disk);
+    if (!on_disk || rows == 0) return;
+    if (rows >= lookup_layout(engram).total_rows)
+        throw refuse("placement.dram_capacity",
+                     "the whole table cached in DRAM is sim.table host-dram; in front of the "
+                     "table file the executor builds a cache smaller than the table (" +
+                         std::to_string(lookup_layout(engram).total_rows) + " rows), not \"" +
+                         place.value("dram_capacity", std::string("all")) + "\"");
+    const std::string policy = place.value("dram_policy", std::string("lru"));
+    const placement::PolicyInfo* info_p = nullptr;
+    try {
+        info_p = &placement::policy_info(policy);
+    } catch (const placement::PolicyError& e) {
+        throw refuse("placement.dram_policy", e.what());
+    }
+    const placement::PolicyInfo& info = *info_p;
+    if (info.needs_next_use || policy == "static")
+        throw refuse("placement.dram_policy", "the executor's cache decides online, from the "
+                                              "past; \"" + policy + "\" needs the future or a "
+                                              "profile of it");
+    const auto options = place.value("dram_policy_options", nlohmann::json::object());
+    if (options.contains("lookahead"))
+        throw refuse("placement.dram_policy_options.lookahead",
+                     "the executor's cache decides online, without a look ahead");
+    if (place.value("warmup_requests", uint64_t(0)) > 0)
+        throw refuse("placement.warmup_requests",
+                     "the executor's cache starts cold (0), not warmed by another workload");
+}
+
 // What the executor cannot serve, refused before anything is allocated, naming the key.
 void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
                     const EngramConfig& engram, bool with_engram) {
@@ -124,23 +176,7 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
         throw refuse("sim.mechanism", std::string("the executor fetches a table in ") +
                                           (on_disk ? "a file with nvme" : "DRAM with cpu-gather") +
                                           ", not \"" + mechanism + "\"");
-    // No rows of the table held in DRAM: 0 rows, 0 bytes or 0% (the config schema already
-    // checked the text with the same parser).
-    auto zero = [](const std::string& v) {
-        const capacity::Capacity c = capacity::parse(v);
-        return (c.kind == capacity::Kind::Rows && c.rows == 0) ||
-               (c.kind == capacity::Kind::Bytes && c.bytes == 0) ||
-               (c.kind == capacity::Kind::Percent && c.percent == 0);
-    };
-    // placement.dram_capacity defaults to "all" (the whole table cached in DRAM) when the
-    // config has no placement section.
-    const std::string dram_cache = cfg.contains("placement")
-                                       ? cfg["placement"].value("dram_capacity", std::string("all"))
-                                       : std::string("all");
-    if (with_engram && on_disk && !zero(dram_cache))
-        throw refuse("placement.dram_capacity",
-                     "the executor reads every fetched row from the file (0); a DRAM cache in "
-                     "front of it is not built, not \"" + dram_cache + "\"");
+    if (with_engram) check_cache(cfg, engram, on_disk);
     if (sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>()).free())
         throw refuse("sim.schedule", "oracle is a bound, not something an engine can run");
     if (with_engram && engram.hc_mult != 1)
@@ -209,11 +245,13 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     const LookupLayout layout = lookup_layout(engram);
     const uint64_t table_bytes = with_engram ? uint64_t(layout.total_rows * layout.row_bytes) : 0;
     const double weights = 4.0 * shape.params();
-    const double in_dram = on_disk ? 0 : double(table_bytes);
+    const uint64_t cache_rows = with_engram ? dram_cache_rows(cfg, engram, on_disk) : 0;
+    const double in_dram = on_disk ? double(cache_rows) * layout.row_bytes : double(table_bytes);
     resources::require_memory(weights + double(kv.bytes()) + in_dram, "execute",
                               "float32 weights " + std::to_string(weights / 1e9) +
                                   " GB, KV cache " + std::to_string(kv.bytes() / 1e9) +
-                                  " GB, Engram table " + std::to_string(in_dram / 1e9) + " GB");
+                                  " GB, Engram table " + (on_disk ? "cache " : "") +
+                                  std::to_string(in_dram / 1e9) + " GB");
     const std::string table_file = opt.table_file.empty() ? default_table_file(table_bytes) : opt.table_file;
     if (with_engram && on_disk) require_disk(table_file, table_bytes);
 
@@ -226,6 +264,8 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     PagedKvCache cache(kv);
     std::unique_ptr<kernels::HostTable> host_table;
     std::unique_ptr<kernels::BlockFile> table_on_disk;
+    std::unique_ptr<placement::DenseTrace> trace;  // the dense ids the cache's policy indexes by
+    std::unique_ptr<DramRowCache> row_cache;
     std::vector<std::unique_ptr<EngramModule>> modules(shape.layers);
     std::vector<std::unique_ptr<Prefetcher>> fetchers(shape.layers);
     std::vector<int> engram_index(shape.layers, -1);
@@ -236,13 +276,22 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
         if (on_disk)
             table_on_disk = std::make_unique<kernels::BlockFile>(
                 table_file, (table_bytes + io_bytes - 1) / io_bytes * io_bytes, io_bytes);
-        else
+        if (cache_rows > 0) {
+            auto lookups = hashed_lookups(engram, work, sc);
+            trace = std::make_unique<placement::DenseTrace>(placement::densify(*lookups));
+            const auto& place = cfg.at("placement");
+            row_cache = std::make_unique<DramRowCache>(
+                *trace, cache_rows, size_t(layout.row_bytes), place.at("dram_policy").get<std::string>(),
+                place.at("dram_policy_options").get<std::map<std::string, std::string>>());
+        }
+        if (!on_disk)
             host_table = std::make_unique<kernels::HostTable>(table_bytes, size_t(layout.row_bytes));
         for (size_t i = 0; i < engram.layer_ids.size(); ++i) {
             const int l = engram.layer_ids[i];
             engram_index[l] = int(i);
             modules[l] = std::make_unique<EngramModule>(engram, shape.hidden, opt.seed + 7919 * (l + 1));
-            fetchers[l] = on_disk ? std::make_unique<Prefetcher>(*table_on_disk, size_t(layout.row_bytes), queue_depth)
+            fetchers[l] = on_disk ? std::make_unique<Prefetcher>(*table_on_disk, size_t(layout.row_bytes),
+                                                                 queue_depth, row_cache.get())
                                   : std::make_unique<Prefetcher>(*host_table, gather_threads);
         }
     }
@@ -254,6 +303,11 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     res.compute_threads = threads;
     res.gather_threads = with_engram ? (on_disk ? queue_depth : gather_threads) : 0;
     res.table = with_engram ? (on_disk ? "file " + table_file + " (direct I/O)" : std::string("host DRAM")) : "";
+    if (row_cache) {
+        res.dram_cache_rows = cache_rows;
+        res.table += ", a DRAM cache of " + std::to_string(cache_rows) + " rows (" +
+                     cfg["placement"]["dram_policy"].get<std::string>() + ") in front";
+    }
     res.blas_threads = openblas_get_num_threads();
     res.schedule = with_engram ? schedule.name() : "none (no Engram)";
     res.requests = prompt_len.size();
@@ -263,7 +317,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     res.argmax.resize(prompt_len.size());
     res.first_token_s.assign(prompt_len.size(), 0);
     res.last_token_s.assign(prompt_len.size(), 0);
-    res.output_digest = res.rows_digest = 0xcbf29ce484222325ULL;
+    res.output_digest = res.rows_digest = res.fetched_digest = 0xcbf29ce484222325ULL;
 
     const size_t H = size_t(shape.hidden);
     std::vector<float> h, e;
@@ -293,7 +347,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
             recs[i].layer = l;
             recs[i].issue_s = since(Clock::now());
             if (schedule.kind != sim::PrefetchSchedule::Kind::None)
-                fetchers[l]->issue((*in.rows)[i]);
+                fetchers[l]->issue((*in.rows)[i], /*cached=*/rec != nullptr);
         };
         for (int l = 0; l < shape.layers; ++l) {
             if (with_engram && in.rows)
@@ -303,7 +357,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
                 const int i = engram_index[l];
                 const auto w0 = Clock::now();
                 if (schedule.kind == sim::PrefetchSchedule::Kind::None)
-                    fetchers[l]->fetch((*in.rows)[i]);
+                    fetchers[l]->fetch((*in.rows)[i], /*cached=*/rec != nullptr);
                 else
                     fetchers[l]->wait();
                 const auto w1 = Clock::now();
@@ -312,6 +366,13 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
                 recs[i].stall_s = std::chrono::duration<double>(w1 - w0).count();
                 recs[i].lookups = f.times().lookups, recs[i].unique_rows = f.times().unique_rows;
                 recs[i].dedup_s = f.times().dedup_s, recs[i].gather_s = f.times().gather_s;
+                recs[i].cache_hits = f.times().cache_hits;
+                if (opt.digest_fetched_rows && rec)
+                    for (uint32_t at : f.inverse())
+                        for (size_t b = 0; b < size_t(layout.row_bytes); ++b)
+                            res.fetched_digest =
+                                (res.fetched_digest ^ f.staging()[at * size_t(layout.row_bytes) + b]) *
+                                0x100000001b3ULL;
                 e.resize(tokens.size() * size_t(modules[l]->d_mem()));
                 widen_lookups(f.staging(), f.inverse(), modules[l]->heads(), modules[l]->row_dim(), e, team);
                 modules[l]->forward(in.slices, e, h, team);
@@ -436,6 +497,7 @@ ExecuteMetrics metrics_of(const ExecuteResult& r) {
             m.fetch_s += e.ready_s - e.issue_s;
             m.engram_compute_s += e.compute_s;
             m.lookups += e.lookups, m.unique_rows += e.unique_rows;
+            m.cache_hits += e.cache_hits;
         }
     }
     m.mean_step_s = m.steps ? step_sum / double(m.steps) : 0;

@@ -32,6 +32,9 @@ struct ExecuteOptions {
     // sim.table nvme: the table file (written once with its pattern, reused while big enough);
     // empty: default_table_file(). It must be on a file system that allows O_DIRECT.
     std::string table_file;
+    // Fold every looked-up row's bytes, as the Engram module reads them, into
+    // ExecuteResult::fetched_digest (a check for tests; it costs a pass over the staging).
+    bool digest_fetched_rows = false;
     // Called after each step with (steps done, output tokens done, output tokens in all).
     std::function<void(uint64_t, uint64_t, uint64_t)> progress;
 };
@@ -44,6 +47,7 @@ struct EngramLayerRecord {
     double ready_s = 0;       // the rows in the staging buffer
     double dedup_s = 0;       // part of the fetch: distinct keys
     double gather_s = 0;      // part of the fetch: rows copied, all gather threads
+    uint64_t cache_hits = 0;  // distinct rows the DRAM cache in front of the file served
     double stall_s = 0;       // the compute waiting at the Engram layer for the rows
     double compute_s = 0;     // the module: widen, projections, gate, short conv
 };
@@ -65,6 +69,7 @@ struct ExecuteResult {
     int compute_threads = 0, gather_threads = 0, blas_threads = 0;
     std::string schedule;
     std::string table;  // where the rows were fetched from
+    uint64_t dram_cache_rows = 0;  // the DRAM cache in front of the table file (0: none)
     double setup_s = 0;  // weights, table, KV cache (before the run's clock starts)
     // Per request: the end of the step that produced its first and its last output token.
     std::vector<double> first_token_s, last_token_s;
@@ -77,6 +82,9 @@ struct ExecuteResult {
     uint64_t output_digest = 0;
     // FNV-1a over every row key fetched, in step and layer order (the trace's rows).
     uint64_t rows_digest = 0;
+    // With ExecuteOptions::digest_fetched_rows: FNV-1a over the bytes of every lookup's row, in
+    // step, layer and lookup order, whichever tier served it.
+    uint64_t fetched_digest = 0;
 
     double makespan_s() const { return steps.empty() ? 0 : steps.back().end_s; }
 };
@@ -104,6 +112,7 @@ struct ExecuteMetrics {
     double tpot_mean_s = 0, tpot_p50_s = 0, tpot_p99_s = 0;
     double mean_step_s = 0, stall_s = 0, fetch_s = 0, engram_compute_s = 0, schedule_s = 0;
     uint64_t steps = 0, prefill_steps = 0, lookups = 0, unique_rows = 0;
+    uint64_t cache_hits = 0;  // distinct rows served by the DRAM cache in front of the file
 };
 ExecuteMetrics metrics_of(const ExecuteResult& result);
 

@@ -119,6 +119,12 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
     o.ttft_s = {p.ttft_mean_s, m.ttft_mean_s};
     o.tpot_s = {p.tpot_mean_s, m.tpot_mean_s};
     o.stall_s = {p.stall_s, m.stall_s};
+    for (const sim::PlannedStep& st : pred.plan.steps)
+        for (const sim::PlannedFetch& f : st.fetch) {
+            o.unique_rows_predicted += f.unique_rows;
+            if (first->dram_cache_rows > 0) o.cache_hits_predicted += f.dram_rows;
+        }
+    o.unique_rows_measured = m.unique_rows, o.cache_hits_measured = m.cache_hits;
     o.overhead_pct = {sim::overhead_pct(o.no_engram_tok_per_s.predicted, o.tok_per_s.predicted),
                       median_of(o.measured_overhead_runs)};
     // 3. Step by step.
@@ -174,6 +180,7 @@ ServingSummary validate_serving(const std::vector<ServingCase>& cases, const Ser
         const double miss = std::fabs(o.overhead_pct.predicted - o.overhead_pct.measured);
         s.overhead_within_target += miss <= std::max(1.0, 0.2 * std::fabs(o.overhead_pct.measured));
         po.push_back(o.overhead_pct.predicted), mo.push_back(o.overhead_pct.measured);
+        s.rows_exact += o.rows_exact();
     }
     s.tok_error_median_pct = median_of(tok);
     s.step_error_median_pct = median_of(step);
@@ -217,6 +224,10 @@ json to_json(const ServingSummary& s) {
                            {"measured", o.overhead_pct.measured},
                            {"miss_points", o.overhead_pct.predicted - o.overhead_pct.measured},
                            {"measured_runs", o.measured_overhead_runs}}},
+                         {"rows",
+                          {{"unique", {{"predicted", o.unique_rows_predicted}, {"measured", o.unique_rows_measured}}},
+                           {"dram_cache_hits", {{"predicted", o.cache_hits_predicted}, {"measured", o.cache_hits_measured}}},
+                           {"exact", o.rows_exact()}}},
                          {"step_error_pct",
                           {{"abs_p50", o.step_error_p50_pct}, {"abs_p90", o.step_error_p90_pct},
                            {"mean_signed", o.step_error_mean_pct}}},
@@ -233,6 +244,7 @@ json to_json(const ServingSummary& s) {
               {"mean_step_abs_error_pct", {{"median", s.step_error_median_pct}, {"worst", s.step_error_worst_pct}}},
               {"overhead_within_target", s.overhead_within_target},
               {"same_overhead_rank", s.same_overhead_rank},
+              {"rows_exact", s.rows_exact},
               {"targets", "median |error| <= 10%, worst <= 20% (tok/s, mean step); overhead within "
                           "max(1 point, 20% of measured); the same overhead ranking"}}},
             {"cases", cases},

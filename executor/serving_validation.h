@@ -43,6 +43,14 @@ struct ServingOutcome {
     uint64_t steps = 0, preemptions = 0;
     Versus tok_per_s, mean_step_s, ttft_s, tpot_s, stall_s, no_engram_tok_per_s;
     Versus overhead_pct;             // against no Engram; its error is in percentage points
+    // The rows, exact integers: distinct rows fetched, and those the DRAM cache in front of a
+    // table file served (the placement replay's hits against the executor's).
+    uint64_t unique_rows_predicted = 0, unique_rows_measured = 0;
+    uint64_t cache_hits_predicted = 0, cache_hits_measured = 0;
+    bool rows_exact() const {
+        return unique_rows_predicted == unique_rows_measured &&
+               cache_hits_predicted == cache_hits_measured;
+    }
     std::vector<double> measured_overhead_runs;  // each alternating pair's overhead
     std::vector<double> step_predicted_s, step_measured_s;
     double step_error_p50_pct = 0, step_error_p90_pct = 0;  // |error| per step
@@ -55,6 +63,7 @@ struct ServingSummary {
     double tok_error_median_pct = 0, tok_error_worst_pct = 0;
     double step_error_median_pct = 0, step_error_worst_pct = 0;
     int overhead_within_target = 0;  // |error| <= max(1 point, 20% of measured)
+    int rows_exact = 0;              // cases whose rows agree exactly
     bool same_overhead_rank = false;
     nlohmann::json calibration;
 };

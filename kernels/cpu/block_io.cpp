@@ -136,32 +136,51 @@ BlockFetchExecutor::BlockFetchExecutor(const BlockFile& file, size_t row_bytes, 
 }
 
 double BlockFetchExecutor::read(std::span<const uint64_t> rows) {
-    if (staging_.size() < rows.size() * row_bytes_) staging_.resize(rows.size() * row_bytes_);
-    staged_bytes_ = rows.size() * row_bytes_;
+    stage(rows.size());
+    return read_at(rows, {});
+}
+
+void BlockFetchExecutor::stage(size_t rows) {
+    if (staging_.size() < rows * row_bytes_) staging_.resize(rows * row_bytes_);
+    staged_bytes_ = rows * row_bytes_;
+}
+
+double BlockFetchExecutor::read_at(std::span<const uint64_t> rows, std::span<const uint32_t> at) {
+    if (!at.empty() && at.size() != rows.size())
+        throw std::invalid_argument("block fetch: one staging position per row");
+    for (uint32_t a : at)
+        if ((size_t(a) + 1) * row_bytes_ > staged_bytes_)
+            throw std::out_of_range("block fetch: staging position past the staged rows");
     return timed_team_run(team_, [&](int part, int parts) {
         uint8_t* buf = io_buffers_.data() + size_t(part) * file_.io_bytes();
         const uint64_t per_block = file_.io_bytes() / row_bytes_;
+        const bool packed = layout_ == RowLayout::Packed;
         for (size_t i = size_t(part); i < rows.size(); i += size_t(parts)) {
-            const bool packed = layout_ == RowLayout::Packed;
             const uint64_t r = packed ? rows[i] % (file_.blocks() * per_block) : rows[i];
             const uint64_t block = packed ? r / per_block : r % file_.blocks();
             read_block(file_.fd(), buf, file_.io_bytes(), block * file_.io_bytes(), file_.path());
-            const size_t at = packed ? size_t(r % per_block) * row_bytes_ : 0;
-            std::memcpy(staging_.data() + i * row_bytes_, buf + at, row_bytes_);
+            const size_t from = packed ? size_t(r % per_block) * row_bytes_ : 0;
+            const size_t to = at.empty() ? i : size_t(at[i]);
+            std::memcpy(staging_.data() + to * row_bytes_, buf + from, row_bytes_);
         }
     });
+}
+
+double BlockFetchExecutor::deduplicate(std::span<const uint64_t> keys,
+                                       std::vector<uint32_t>* inverse) {
+    const auto t0 = Clock::now();
+    if (inverse)
+        dedup_.unique(keys, unique_, *inverse);
+    else
+        dedup_.unique(keys, unique_);
+    return seconds_since(t0);
 }
 
 BlockFetchTimes BlockFetchExecutor::fetch(std::span<const uint64_t> keys,
                                           std::vector<uint32_t>* inverse) {
     BlockFetchTimes t;
     t.lookups = keys.size();
-    const auto t0 = Clock::now();
-    if (inverse)
-        dedup_.unique(keys, unique_, *inverse);
-    else
-        dedup_.unique(keys, unique_);
-    t.dedup_s = seconds_since(t0);
+    t.dedup_s = deduplicate(keys, inverse);
     t.unique_rows = unique_.size();
     t.read_s = read(unique_);
     return t;

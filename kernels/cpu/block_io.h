@@ -63,12 +63,21 @@ public:
                        RowLayout layout = RowLayout::OnePerBlock);
     // With `inverse`, also each key's row in the staging (see KeyDeduper).
     BlockFetchTimes fetch(std::span<const uint64_t> keys, std::vector<uint32_t>* inverse = nullptr);
+    // Deduplicates `keys` into last_rows() (with `inverse`, each key's position there); returns
+    // the seconds. fetch() is this, then read(last_rows()).
+    double deduplicate(std::span<const uint64_t> keys, std::vector<uint32_t>* inverse = nullptr);
     // Deduplicates `keys` and sizes the staging for them, untimed and without reading: the
     // first fetch of a size otherwise pays for growing and faulting in the buffers.
     void warm(std::span<const uint64_t> keys);
     // Reads the blocks of `rows` (row r: block r mod blocks) and stages each row's first
     // row_bytes; returns the seconds. Throws std::runtime_error on a failed or short read.
     double read(std::span<const uint64_t> rows);
+    // Sizes the staging for `rows` rows (the next read_at's positions), without reading.
+    void stage(size_t rows);
+    // Reads the blocks of rows[i] into staging row at[i] (< the staged rows), the rest of the
+    // staging untouched: the misses of a fetch a DRAM cache serves in part. Returns the seconds.
+    double read_at(std::span<const uint64_t> rows, std::span<const uint32_t> at);
+    uint8_t* staging_row(size_t i) { return staging_.data() + i * row_bytes_; }
     std::span<const uint8_t> staging() const { return {staging_.data(), staged_bytes_}; }
     std::span<const uint64_t> last_rows() const { return unique_; }
     int queue_depth() const { return team_.threads(); }

@@ -87,12 +87,12 @@ TEST(ExecutorCli, ExecuteRefusesWhatItCannotServeNamingTheKey) {
     EXPECT_EQ(r.err.rfind("engramsim: error: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find("sim.table"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty());
-    c["sim"]["table"] = "nvme";  // on disk, a DRAM cache in front: not built
+    c["sim"]["table"] = "nvme";  // on disk, a DRAM cache in front with an oracle's policy
     c["sim"]["mechanism"] = "nvme";
-    c["placement"] = {{"dram_capacity", "50%"}};
+    c["placement"] = {{"dram_capacity", "50%"}, {"dram_policy", "belady"}};
     r = run("execute " + write_config("cached", c) + " -q");
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.err.find("placement.dram_capacity"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("placement.dram_policy"), std::string::npos) << r.err;
 }
 
 TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibration) {

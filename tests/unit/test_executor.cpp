@@ -242,8 +242,8 @@ TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
     nlohmann::json c = tiny_config(4, -1, "none");
     c["sim"]["table"] = "remote-dram";
     EXPECT_NE(msg(c).find("sim.table"), std::string::npos) << msg(c);
-    c = tiny_config(4, -1, "none");  // on disk, but with the whole table cached in DRAM
-    c["sim"]["table"] = "nvme";
+    c = tiny_config(4, -1, "none");  // on disk, but with the whole table cached in DRAM (the
+    c["sim"]["table"] = "nvme";      // default "all")
     c["sim"]["mechanism"] = "nvme";
     EXPECT_NE(msg(c).find("placement.dram_capacity"), std::string::npos) << msg(c);
     c["sim"]["mechanism"] = "cpu-gather";
