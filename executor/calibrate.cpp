@@ -1,5 +1,7 @@
 #include "executor/calibrate.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -295,6 +297,14 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
     return w;
 }
 
+// CPU time of this process so far, all threads, user and system.
+double process_cpu_s() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 // The drive under the table file: read latency at depth 1, random reads per second at several
 // depths (the curve sim.nvme_queueing measured interpolates), sequential bandwidth.
 json measure_drive(const json& cfg, const CalibrateOptions& opt) {
@@ -314,7 +324,14 @@ json measure_drive(const json& cfg, const CalibrateOptions& opt) {
         at_depth[std::to_string(d)] = std::to_string(iops);
         if (d == qd) at_qd = iops;
     }
+    // The host CPU the reads cost at the engine's depth: the process's CPU time (user and
+    // system) over a run of them, per read.
+    const uint64_t cpu_reads = uint64_t(std::max(qd * 100, opt.quick ? 3000 : 10000));
+    const double cpu0 = process_cpu_s();
+    kernels::measure_read_iops(file, qd, cpu_reads, 0xc9u);
+    const double cpu_per_read = (process_cpu_s() - cpu0) / double(cpu_reads);
     return {{"file", path},
+            {"cpu_per_read_s", cpu_per_read},
             {"read_latency_s", kernels::measure_read_latency(file, opt.quick ? 500 : 2000, 0x1a7)},
             {"iops_at_depth", at_depth},
             {"queue_depth", qd},
@@ -416,6 +433,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         hw["nvme"]["random_read_iops"] = drive["iops_at_queue_depth"].get<double>();
         hw["nvme"]["read_bandwidth"] = q(std::floor(drive["read_bytes_per_s"].get<double>()), units::Dim::Bandwidth);
         hw["nvme"]["iops_at_depth"] = drive["iops_at_depth"];
+        hw["nvme"]["cpu_per_read"] = q(drive["cpu_per_read_s"].get<double>(), units::Dim::Time);
     }
     hw["host_link"]["bandwidth_per_direction"] = "1000 TB/s";
     hw["host_link"]["latency"] = "0 s";

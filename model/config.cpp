@@ -218,6 +218,12 @@ Key hardware_section() {
                              "4 KiB random reads per second per drive.",
                              above_zero(Dim::Count, "a drive's read rate divides")),
                 quantity_key("read_latency", Dim::Time, json(), "One 4 KiB random read."),
+                quantity_key("cpu_per_read", Dim::Time, "0 s",
+                             "Host CPU time one random read costs beside the drive's (the "
+                             "system call, its completion, waking the thread that waits), "
+                             "spent on the host's cores while the reads are in flight; a CPU "
+                             "engine (hardware.gpu.kind host-cpu) loses it from its compute. "
+                             "Measured by `engramsim calibrate`; 0: not modeled."),
                 {.name = "iops_at_depth", .type = Type::StringMap, .default_value = json::object(),
                  .help = "Measured 4 KiB random reads per second per drive by queue depth, "
                          "{\"1\": \"13K\", \"32\": \"110K\", ...} (engramsim validate "

@@ -57,6 +57,9 @@ struct FetchWork {
     // serves overlapping reads (data-parallel replicas) in turn.
     double nvme_io_s = 0;
     double nvme_read_bytes = 0;       // read from all drives: rows read x nvme_io_size (nvme)
+    // nvme: host CPU the reads cost while in flight (hardware.nvme.cpu_per_read x reads), on
+    // the host's cores beside whatever else runs there.
+    double nvme_cpu_s = 0;
     double h2d_wire_bytes = 0;  // everything the host link carries to the GPU
     double payload_bytes = 0;   // rows delivered (no protocol overhead)
     // remote-gather: per memory node, all nodes at once and alike: the row ids it receives
@@ -93,6 +96,7 @@ struct FetchParams {
     double nvme_iops_per_drive = 0;
     double nvme_read_bytes_per_s = 0;  // per drive
     double nvme_latency_s = 0;
+    double nvme_cpu_per_read_s = 0;  // host CPU per read (hardware.nvme.cpu_per_read)
     double nvme_io_bytes = 4096;
     int nvme_queue_depth = 128;
     // sim.nvme_queueing; Measured interpolates nvme_iops_at_depth (hardware.nvme.iops_at_depth).

@@ -205,6 +205,7 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
                     slowest = std::max({slowest, plan.platform.transfer_s(r, w.nvme_bytes_per_drive),
                                         plan.platform.transfer_s(r, 0) + w.nvme_io_s});
                 }
+                slowest = std::max(slowest, w.nvme_cpu_s);  // the host's CPU, meanwhile
                 chain("nvme", slowest);
             }
             chain("host", w.host_s);

@@ -48,6 +48,7 @@ void nvme_params(const json& nv, const json& simc, double tpd, FetchParams& fp) 
     fp.nvme_iops_per_drive = config::quantity(nv, "random_read_iops", Dim::Count) / tpd;
     fp.nvme_read_bytes_per_s = config::quantity(nv, "read_bandwidth", Dim::Bandwidth);
     fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
+    fp.nvme_cpu_per_read_s = config::quantity(nv, "cpu_per_read", Dim::Time);
     fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
     fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
     const std::string law = simc["nvme_queueing"].get<std::string>();

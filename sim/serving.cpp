@@ -70,6 +70,10 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     // latency; the read is done when both are.
                                     std::vector<sg4::CommPtr> reads;
                                     std::vector<sg4::ActorPtr> ios;
+                                    // The host CPU the reads cost, on the host meanwhile.
+                                    sg4::ExecPtr cpu;
+                                    if (w.nvme_cpu_s > 0)
+                                        cpu = sg4::this_actor::exec_async(w.nvme_cpu_s);
                                     for (size_t k = 0; k < drives.size(); ++k) {
                                         reads.push_back(sg4::Comm::sendto_async(
                                             drives[k], host, uint64_t(w.nvme_bytes_per_drive)));
@@ -83,6 +87,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     }
                                     sg4::Comm::wait_all(reads);
                                     for (auto& a : ios) a->join();
+                                    if (cpu) cpu->wait(), ++activities;
                                     activities += drives.size() + 2 * ios.size();
                                 }
                                 if (q.host) q.host->lock();
