@@ -16,7 +16,7 @@
 #include "executor/executor.h"
 #include "executor/serving_validation.h"
 #include "model/statistics.h"
-#include "sim/experiment.h"
+#include "sim/sweep/experiment.h"
 
 namespace engramsim::cli {
 

@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
-#include "sim/experiment.h"
+#include "sim/sweep/experiment.h"
 
 namespace engramsim::cli {
 

@@ -9,8 +9,8 @@
 #include "cli/text_table.h"
 #include "model/config.h"
 #include "model/embedded.h"
-#include "sim/experiment.h"
-#include "sim/mpi_world.h"
+#include "sim/sweep/experiment.h"
+#include "sim/sweep/mpi_world.h"
 
 namespace engramsim::cli {
 

@@ -1,5 +1,5 @@
 // engramsim sweep SPEC|CONFIG|PRESET [--axis KEY=V1,V2 ...]: a run config varied along axes,
-// every point simulated with its references, written point by point into a folder (sim/sweep.h)
+// every point simulated with its references, written point by point into a folder (sim/sweep/sweep.h)
 // and summarised as results.json, results.csv, a terminal table and optionally a figure.
 // Also the engine of the spec-file studies (studies/<name>/study.json, embedded in the binary).
 #include "cli/sweep_command.h"
@@ -15,8 +15,8 @@
 #include "cli/text_table.h"
 #include "model/config.h"
 #include "model/embedded.h"
-#include "sim/mpi_world.h"
-#include "sim/plan.h"
+#include "sim/sweep/mpi_world.h"
+#include "sim/timing/plan.h"
 
 namespace engramsim::cli {
 
@@ -138,7 +138,7 @@ int run_sweep_and_report(const sim::SweepSpec& spec, const SweepCommandOptions& 
     if (!(std::ofstream(dir + "/results.json") << results.dump(1) << '\n') ||
         !(std::ofstream(dir + "/results.csv") << sim::sweep_csv(spec, records)))
         throw std::runtime_error(dir + ": cannot write the results");
-    if (opt.plot) write_and_plot(results, dir, "results.json", "sim/plot_sweep.py");
+    if (opt.plot) write_and_plot(results, dir, "results.json", "sim/sweep/plot_sweep.py");
     if (opt.json)
         std::cout << results.dump(1) << '\n';
     else

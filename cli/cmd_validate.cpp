@@ -1,6 +1,6 @@
 // engramsim validate host-fetch [CONFIG|PRESET]: the cpu-gather fetch's host work executed on
 // this machine, fetch by fetch, next to the simulator's prediction with parameters calibrated
-// by microbenchmarks (sim/host_validation.h).
+// by microbenchmarks (sim/validation/host_fetch.h).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,10 +14,10 @@
 #include "cli/plots.h"
 #include "cli/text_table.h"
 #include "model/units.h"
-#include "sim/experiment.h"
-#include "sim/host_validation.h"
-#include "sim/nvme_validation.h"
-#include "sim/plan.h"
+#include "sim/sweep/experiment.h"
+#include "sim/validation/host_fetch.h"
+#include "sim/validation/nvme_fetch.h"
+#include "sim/timing/plan.h"
 
 namespace engramsim::cli {
 
@@ -170,7 +170,7 @@ void run(const ValidateOptions& opt) {
                                           f.gather_s + f.dedup_s,
                                           f.predicted_s + f.predicted_dedup_s};
                 },
-                "host_fetch_validation.json", "sim/plot_host_validation.py");
+                "host_fetch_validation.json", "sim/validation/plot_host_validation.py");
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else
@@ -292,7 +292,7 @@ void run_nvme(const NvmeOptions& opt) {
                                   f.predicted_read_linear_s,
                                   f.predicted_read_measured_s};
         },
-        "nvme_fetch_validation.json", "sim/plot_nvme_validation.py");
+        "nvme_fetch_validation.json", "sim/validation/plot_nvme_validation.py");
     if (opt.json)
         std::cout << j.dump(2) << '\n';
     else

@@ -7,7 +7,7 @@
 #include "build_info/build_info.h"
 #include "cli/commands.h"
 #include "model/config.h"
-#include "sim/mpi_world.h"
+#include "sim/sweep/mpi_world.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/sweep.h"
+#include "sim/sweep/sweep.h"
 
 namespace engramsim::cli {
 

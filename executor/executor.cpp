@@ -22,7 +22,7 @@
 #include "model/statistics.h"
 #include "sim/placement/cache_policy.h"
 #include "sim/placement/dense_trace.h"
-#include "sim/prefetch.h"
+#include "sim/timing/prefetch.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
 
@@ -481,7 +481,7 @@ ExecuteMetrics metrics_of(const ExecuteResult& r) {
         if (r.output_len[i] > 1)
             tpot.push_back((r.last_token_s[i] - r.first_token_s[i]) / (r.output_len[i] - 1));
     }
-    // The definitions of `engramsim run` (sim/results.cpp): mean, and nearest-rank p50 / p99.
+    // The definitions of `engramsim run` (sim/timing/results.cpp): mean, and nearest-rank p50 / p99.
     m.ttft_mean_s = mean(ttft), m.ttft_p50_s = nearest_rank_quantile(ttft, 0.5);
     m.ttft_p99_s = nearest_rank_quantile(ttft, 0.99);
     m.tpot_mean_s = mean(tpot), m.tpot_p50_s = nearest_rank_quantile(tpot, 0.5);

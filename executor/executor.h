@@ -4,7 +4,7 @@
 // (executor/backbone.h) with real Engram modules (executor/engram_layer.h) computes them; the
 // rows are fetched from a table in this machine's DRAM by the gather the host-fetch validation
 // times (kernels/cpu/host_fetch.h), issued when the config's prefetch schedule says
-// (sim/prefetch.h), on threads of their own that share the cores with the compute.
+// (sim/timing/prefetch.h), on threads of their own that share the cores with the compute.
 //
 // Every step is measured: its wall time, the time spent choosing and hashing it, and at each
 // Engram layer when the fetch was issued, when it was ready, how long the compute waited for it
@@ -105,7 +105,7 @@ ExecuteResult execute(const nlohmann::json& config, const ExecuteOptions& option
 // Engram layer's fetches (issue to ready) on its prefetcher's track.
 void write_timeline(const ExecuteResult& result, std::ostream& out);
 
-// The metrics of `engramsim run` (sim/results.h) from the measured steps.
+// The metrics of `engramsim run` (sim/timing/results.h) from the measured steps.
 struct ExecuteMetrics {
     double makespan_s = 0, throughput_tok_per_s = 0;
     double ttft_mean_s = 0, ttft_p50_s = 0, ttft_p99_s = 0;

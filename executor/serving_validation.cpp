@@ -10,8 +10,8 @@
 #include "executor/calibrate.h"
 #include "executor/executor.h"
 #include "model/statistics.h"
-#include "sim/experiment.h"
-#include "sim/results.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/results.h"
 
 namespace engramsim::executor {
 

@@ -2,7 +2,7 @@
 // parse_sweep_spec / expand_sweep on JSON documents (first byte odd). Contract: a spec or a
 // ConfigError (any std::exception); a parsed spec written with to_json parses back to the same.
 #include "fuzz/fuzz_util.h"
-#include "sim/sweep.h"
+#include "sim/sweep/sweep.h"
 
 using namespace engramsim;
 using nlohmann::json;

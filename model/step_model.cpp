@@ -132,7 +132,7 @@ double BackboneShape::kv_bytes_per_token() const {
 }
 
 double BackboneShape::activation_values_per_token(double tp) const {
-    if (!mla && !moe && hc_mult == 1) {  // as sim/plan.cpp always summed it
+    if (!mla && !moe && hc_mult == 1) {  // as sim/timing/plan.cpp always summed it
         const double q = double(n_heads) * head_dim, kvw = double(n_kv_heads) * head_dim;
         return q / tp + 2 * kvw / tp + 2.0 * intermediate / tp + 2.0 * hidden;
     }

@@ -72,7 +72,7 @@ struct BackboneShape {
     double attention_params_per_layer() const;
     double expert_params() const { return 3.0 * hidden * moe_intermediate; }
     double mhc_params_per_layer() const;
-    // Values per token of a full prefill's largest live tensors (KV-cache sizing, sim/plan.h),
+    // Values per token of a full prefill's largest live tensors (KV-cache sizing, sim/timing/plan.h),
     // with the head- and width-sharded parts divided by `tp` (tensor parallelism).
     double activation_values_per_token(double tp = 1) const;
 };

@@ -1,6 +1,6 @@
 // Tensor parallelism of one step over TP GPUs of a node, Megatron-style as nano-vLLM runs it:
 // the op lists of model/step_model.h are transformed into what ONE GPU runs, cut into pieces at
-// the collectives between the GPUs. Plain descriptions, no simulator (sim/collectives.h times
+// the collectives between the GPUs. Plain descriptions, no simulator (sim/timing/collectives.h times
 // the collectives on SimGrid). Every GPU runs the same pieces (the work divides evenly).
 //
 // A transformer layer (list Layer), read in order with the activation's state:

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "sim/plan.h"
+#include "sim/timing/plan.h"
 
 namespace engramsim::test {
 

@@ -3,7 +3,7 @@
 // from a table file, `queue_depth` reads in flight (one per thread of a persistent team), the
 // row's bytes then copied into staging, as an engine's NVMe prefetcher does before its one DMA
 // copy to the GPU. It is what `engramsim validate nvme-fetch` times and compares with the
-// simulator's nvme model (sim/fetch.h), together with the microbenchmarks that calibrate that
+// simulator's nvme model (sim/timing/fetch.h), together with the microbenchmarks that calibrate that
 // model's drive parameters (latency, IOPS, sequential bandwidth).
 //
 // The file is a scaled-down stand-in for the real table (this machine's disk, not 200 GB): row r

@@ -3,7 +3,7 @@
 // gathered by T threads from a table in host DRAM into a staging buffer, as an inference
 // engine's host prefetcher does before its one DMA copy to the GPU. It is what
 // `engramsim validate host-fetch` times and compares with the simulator's cpu-gather model
-// (sim/fetch.h), together with the microbenchmarks that calibrate that model's parameters.
+// (sim/timing/fetch.h), together with the microbenchmarks that calibrate that model's parameters.
 //
 // The table is a scaled-down stand-in for the real one (this machine's memory, not the model's
 // 200 GB): a key reads physical row key mod table_rows. Contents are a pattern of the row index,

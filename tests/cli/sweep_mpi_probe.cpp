@@ -6,9 +6,9 @@
 #include <iostream>
 
 #include "model/config.h"
-#include "sim/mpi_world.h"
-#include "sim/plan.h"
-#include "sim/sweep.h"
+#include "sim/sweep/mpi_world.h"
+#include "sim/timing/plan.h"
+#include "sim/sweep/sweep.h"
 
 int main(int argc, char** argv) {
     using nlohmann::json;

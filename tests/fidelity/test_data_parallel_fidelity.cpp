@@ -10,11 +10,11 @@
 #include <gtest/gtest.h>
 
 #include "model/config.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
 #include "tests/data_parallel_runs.h"
-#include "sim/results.h"
-#include "sim/serving.h"
+#include "sim/timing/results.h"
+#include "sim/timing/serving.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sim/link_probe.h"
+#include "sim/timing/link_probe.h"
 
 using engramsim::sim::LinkSpec;
 using engramsim::sim::simulate_link;

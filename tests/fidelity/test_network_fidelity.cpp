@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "model/config.h"
-#include "sim/plan.h"
-#include "sim/results.h"
-#include "sim/serving.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/results.h"
+#include "sim/timing/serving.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

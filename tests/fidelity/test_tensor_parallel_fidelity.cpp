@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include "model/config.h"
-#include "sim/collectives.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
-#include "sim/serving.h"
+#include "sim/timing/collectives.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/serving.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

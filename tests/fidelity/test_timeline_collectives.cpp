@@ -1,4 +1,4 @@
-// The Perfetto / Chrome-trace timeline (sim/results.h: write_timeline) shows the
+// The Perfetto / Chrome-trace timeline (sim/timing/results.h: write_timeline) shows the
 // tensor-parallel collectives: a small TP = 2 and TP = 4 serving run (Dense-8B with one Engram
 // layer on an 8-GPU h100-sxm) written to JSON and read back. Checked against what the plan holds,
 // counted independently of the simulator: one slice per collective of every step's op lists
@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "model/config.h"
-#include "sim/collectives.h"
-#include "sim/plan.h"
-#include "sim/results.h"
-#include "sim/serving.h"
+#include "sim/timing/collectives.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/results.h"
+#include "sim/timing/serving.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

@@ -7,10 +7,10 @@
 #include <gtest/gtest.h>
 
 #include "model/config.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
 #include "sim/placement/replay.h"
-#include "sim/serving.h"
+#include "sim/timing/serving.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
 

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "model/config.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

@@ -14,8 +14,8 @@
 #include <unordered_set>
 
 #include "kernels/cpu/block_io.h"
-#include "sim/fetch.h"
-#include "sim/nvme_validation.h"
+#include "sim/timing/fetch.h"
+#include "sim/validation/nvme_fetch.h"
 
 namespace {
 

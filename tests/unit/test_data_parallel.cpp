@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "model/config.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
 #include "tests/data_parallel_runs.h"
-#include "sim/results.h"
+#include "sim/timing/results.h"
 #include "traces/workload.h"
 
 using namespace engramsim;

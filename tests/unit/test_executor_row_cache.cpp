@@ -15,7 +15,7 @@
 #include "executor/row_cache.h"
 #include "kernels/cpu/block_io.h"
 #include "model/config.h"
-#include "sim/plan.h"
+#include "sim/timing/plan.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
 

@@ -10,7 +10,7 @@
 
 #include "model/kernel_profiles.h"
 #include "sim/placement/replay.h"
-#include "sim/sweep.h"
+#include "sim/sweep/sweep.h"
 #include "traces/etr.h"
 #include "traces/synthetic.h"
 #include "traces/tokens.h"
@@ -144,7 +144,7 @@ TEST(FuzzRegressions, EtrRefusedTraceClosesItsFile) {
     EXPECT_EQ(open_descriptors(), before);
 }
 
-// ---- sim/sweep.cpp (fixed) ------------------------------------------------------------------
+// ---- sim/sweep/sweep.cpp (fixed) ------------------------------------------------------------------
 
 TEST(FuzzRegressions, SweepSpecWithoutAxes) {
     // A spec with a valid base and no "axes": const operator[] on a missing key (an assertion

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "model/config.h"
-#include "sim/experiment.h"
-#include "sim/serving.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/serving.h"
 
 using namespace engramsim;
 

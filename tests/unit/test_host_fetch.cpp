@@ -1,5 +1,5 @@
 // The host fetch executor (kernels/cpu/host_fetch.h) and the validation of the cpu-gather model
-// against it (sim/host_validation.h): exact results against brute force; timings are never
+// against it (sim/validation/host_fetch.h): exact results against brute force; timings are never
 // asserted (they are the measurement), only what the report derives from them.
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 
 #include "kernels/cpu/host_fetch.h"
 #include "model/config.h"
-#include "sim/host_validation.h"
-#include "sim/plan.h"
+#include "sim/validation/host_fetch.h"
+#include "sim/timing/plan.h"
 
 namespace {
 

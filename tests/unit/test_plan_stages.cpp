@@ -1,4 +1,4 @@
-// The plan's stages alone (sim/plan_stages.h): kv_budget against nano-vLLM's formula computed
+// The plan's stages alone (sim/timing/plan_stages.h): kv_budget against nano-vLLM's formula computed
 // here from the config's numbers, the engine registry, stage errors, and the stages chained by
 // hand against make_plan.
 #include <gtest/gtest.h>
@@ -6,9 +6,9 @@
 #include <cmath>
 
 #include "model/config.h"
-#include "sim/engine.h"
-#include "sim/plan.h"
-#include "sim/plan_stages.h"
+#include "sim/timing/engine.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/plan_stages.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

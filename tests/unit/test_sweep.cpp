@@ -1,4 +1,4 @@
-// The sweep engine (sim/sweep.h) with stand-in evaluators: axis parsing, point order, spec
+// The sweep engine (sim/sweep/sweep.h) with stand-in evaluators: axis parsing, point order, spec
 // errors, and what a crash, an error or an interruption leaves behind.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "model/config.h"
-#include "sim/sweep.h"
+#include "sim/sweep/sweep.h"
 
 namespace {
 

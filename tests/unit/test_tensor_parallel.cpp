@@ -11,9 +11,9 @@
 #include "model/cost_model.h"
 #include "model/step_model.h"
 #include "model/tensor_parallel.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
-#include "sim/platform.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/platform.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

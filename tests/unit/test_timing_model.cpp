@@ -12,11 +12,11 @@
 #include "model/config.h"
 #include "model/cost_model.h"
 #include "model/step_model.h"
-#include "sim/experiment.h"
-#include "sim/fetch.h"
-#include "sim/plan.h"
-#include "sim/platform.h"
-#include "sim/prefetch.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/fetch.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/platform.h"
+#include "sim/timing/prefetch.h"
 #include "traces/lookups.h"
 
 using namespace engramsim;

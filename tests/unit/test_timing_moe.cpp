@@ -13,7 +13,7 @@
 #include "model/config.h"
 #include "model/cost_model.h"
 #include "model/step_model.h"
-#include "sim/plan.h"
+#include "sim/timing/plan.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

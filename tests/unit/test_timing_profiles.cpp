@@ -6,9 +6,9 @@
 #include <fstream>
 
 #include "model/config.h"
-#include "sim/experiment.h"
-#include "sim/plan.h"
-#include "sim/serving.h"
+#include "sim/sweep/experiment.h"
+#include "sim/timing/plan.h"
+#include "sim/timing/serving.h"
 
 using namespace engramsim;
 using namespace engramsim::sim;

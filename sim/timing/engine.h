@@ -1,0 +1,87 @@
+// The serving engine's own choices, behind one interface: how it sizes its KV cache, how it
+// configures and runs its scheduler. Everything else of a plan (the platform, the cost model,
+// the lookups, the fetch work) is the same whatever engine serves the model.
+//
+// Engines are registered by name in sim/timing/engine_registry.cpp, one line each, with their factory
+// in a file of their own (sim/timing/engine_nano_vllm.cpp); a second engine plugs in with one file and
+// one registration line, as cache policies do (sim/placement/policy_registry.cpp). A plan is
+// served by kDefaultEngine (there is no config key yet: nano-vLLM is the only engine).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "traces/schedule.h"
+
+namespace engramsim::sim {
+
+// What the KV cache is sized from, per GPU (bytes unless named otherwise).
+struct KvSizingInput {
+    double hbm_bytes = 0;                 // the GPU's HBM capacity
+    double gpu_memory_utilization = 0.9;  // the share of it the engine may use
+    double weight_bytes = 0;              // backbone, Engram projections, HBM cache
+    double activation_peak_bytes = 0;     // the engine's warm-up peak (see activation_peak)
+    double kv_bytes_per_token = 0;
+    int kv_block_size = 256;              // tokens per block
+    int64_t num_kv_blocks_override = -1;  // sim.num_kv_blocks: >= 0 wins, -1: sized
+};
+
+// What the warm-up's activation peak is made of, per GPU.
+struct ActivationInput {
+    int max_num_seqs = 0, max_num_batched_tokens = 0;
+    double activation_values_per_token = 0;  // the backbone's largest live tensors (per GPU)
+    double bytes_per_value = 2;
+    double vocab = 0;                 // fp32 logits of each sequence's last token
+    double engram_staging_bytes = 0;  // the Engram's device buffer for one step's rows
+};
+
+// A time-independent schedule: every step the engine runs, and how often it preempted.
+struct EngineSchedule {
+    std::vector<Step> steps;
+    uint64_t preemptions = 0;
+};
+
+class Engine {
+public:
+    virtual ~Engine() = default;
+    virtual const char* name() const = 0;
+    // The activation peak the engine measures in its warm-up run (bytes per GPU).
+    virtual double activation_peak(const ActivationInput& in) const = 0;
+    // KV blocks per GPU: <= 0 when nothing is left for the cache (the caller names why).
+    virtual int64_t kv_blocks(const KvSizingInput& in) const = 0;
+    // The scheduler's limits from the resolved sim section and the KV cache.
+    virtual SchedulerConfig scheduler_config(const nlohmann::json& sim,
+                                             int64_t num_kv_blocks) const = 0;
+    // Every step of the workload, from lengths alone.
+    virtual EngineSchedule schedule(const SchedulerConfig& sc,
+                                    const std::vector<uint32_t>& prompt_len,
+                                    const std::vector<uint32_t>& output_len) const = 0;
+};
+
+// One registered engine.
+struct EngineInfo {
+    const char* name;
+    const char* description;
+    std::unique_ptr<Engine> (*make)();
+};
+
+// Every registered engine, sorted by name.
+const std::vector<EngineInfo>& engines();
+
+class UnknownEngine : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+// The engine called `name` (one instance per process); an unknown name throws UnknownEngine
+// naming every known one.
+const Engine& engine(const std::string& name);
+
+inline constexpr const char* kDefaultEngine = "nano-vllm";
+
+}  // namespace engramsim::sim

@@ -1,0 +1,249 @@
+// The plan's last stages: fetch_work and plan_steps (sim/timing/plan_stages.h).
+#include <algorithm>
+#include <stdexcept>
+
+#include "model/config.h"
+#include "sim/timing/plan_stages.h"
+
+namespace engramsim::sim {
+
+using nlohmann::json;
+using units::Dim;
+
+namespace {
+
+double count_of(const json& sec, const std::string& key) {
+    return config::quantity(sec, key, Dim::Count);
+}
+
+// hardware.nvme.iops_at_depth: {"depth": "rate"}, each rate divided among `tp` GPUs, sorted by
+// depth.
+std::vector<std::pair<double, double>> iops_at_depth(const json& nv, double tpd) {
+    std::vector<std::pair<double, double>> out;
+    for (const auto& [depth, rate] : nv["iops_at_depth"].items()) {
+        const std::string at = "hardware.nvme.iops_at_depth." + depth;
+        size_t used = 0;
+        long d = 0;
+        try {
+            d = std::stol(depth, &used);
+        } catch (const std::exception&) {
+        }
+        if (used != depth.size() || d < 1)
+            throw config::ConfigError(at + ": a queue depth (a positive integer) is the key");
+        double iops = 0;
+        try {
+            iops = units::parse(rate.get<std::string>(), Dim::Count);
+        } catch (const std::exception& e) {
+            throw config::ConfigError(at + ": " + e.what());
+        }
+        if (!(iops > 0)) throw config::ConfigError(at + ": a rate must be positive");
+        out.push_back({double(d), iops / tpd});
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// The drives: their rates (each GPU's share under TP), I/O size, queue depth and queueing law.
+void nvme_params(const json& nv, const json& simc, double tpd, FetchParams& fp) {
+    fp.nvme_iops_per_drive = config::quantity(nv, "random_read_iops", Dim::Count) / tpd;
+    fp.nvme_read_bytes_per_s = config::quantity(nv, "read_bandwidth", Dim::Bandwidth);
+    fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
+    fp.nvme_cpu_per_read_s = config::quantity(nv, "cpu_per_read", Dim::Time);
+    fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
+    fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
+    const std::string law = simc["nvme_queueing"].get<std::string>();
+    fp.nvme_queueing = law == "linear"     ? FetchParams::NvmeQueueing::Linear
+                       : law == "measured" ? FetchParams::NvmeQueueing::Measured
+                                           : FetchParams::NvmeQueueing::Knee;
+    fp.nvme_iops_at_depth = iops_at_depth(nv, tpd);
+    if (fp.nvme_queueing == FetchParams::NvmeQueueing::Measured && fp.nvme_iops_at_depth.empty())
+        throw config::ConfigError(
+            "sim.nvme_queueing: measured needs hardware.nvme.iops_at_depth, the drive's reads per "
+            "second at several queue depths (engramsim validate nvme-fetch prints them)");
+}
+
+FetchParams fetch_params(const FetchWorkInput& in) {
+    const json& simc = in.sim;
+    const PlatformStage& w = in.where;
+    const double tpd = in.run.tensor_parallel;
+    FetchParams fp;
+    fp.hash_on_gpu = simc["hashing"] == "gpu";
+    fp.hash_rate_per_thread = count_of(simc, "hash_rate_per_thread");
+    fp.hash_threads = simc["hash_threads"].get<int>();
+    fp.dedup_rate_per_thread = count_of(simc, "dedup_rate_per_thread");
+    fp.gather_dispatch_s = config::quantity(simc, "gather_dispatch", Dim::Time);
+    fp.gather_threads = simc["gather_threads"].get<int>();
+    fp.row_access_latency_s = config::quantity(simc, "row_access_latency", Dim::Time);
+    fp.outstanding_per_thread = count_of(simc, "outstanding_per_thread");
+    // Under TP every GPU fetches its heads' rows at once: each gets 1/TP of the DRAM bandwidth
+    // and of each drive's IOPS (the links are shared inside SimGrid).
+    fp.dram_bytes_per_s = w.platform.nodes()[size_t(w.host)].memory_bytes_per_s / tpd;
+    fp.dma_setup_s = config::quantity(simc, "dma_setup", Dim::Time);
+    fp.uva_read_granularity = config::quantity(simc, "uva_read_granularity", Dim::Bytes);
+    fp.uva_outstanding_reads = simc["uva_outstanding_reads"].get<int>();
+    fp.link_bytes_per_s = w.platform.links()[size_t(w.h2d)].bandwidth_bytes_per_s;
+    fp.link_latency_s = 0;
+    for (int l : w.h2d_route) fp.link_latency_s += w.platform.links()[size_t(l)].latency_s;
+    fp.kernel_floor_s = in.kernel_floor_s;
+    fp.pcie = w.platform.pcie();
+    fp.nvme_drives = int(w.nvme.size());
+    nvme_params(in.hardware["nvme"], simc, tpd, fp);
+    // remote-gather: each memory node is the preset's host (its DRAM bandwidth, the same gather
+    // threads and row access latency).
+    fp.rows_stay_on_host = in.hardware["gpu"]["kind"] == "host-cpu";
+    fp.fetch_wake_penalty_s = config::quantity(simc, "fetch_wake_penalty", Dim::Time);
+    if (fp.rows_stay_on_host && in.run.has_engram && in.run.table != "hbm" &&
+        in.run.mechanism != "cpu-gather" && in.run.mechanism != "nvme")
+        throw config::ConfigError("sim.mechanism: hardware.gpu.kind host-cpu computes on the host, "
+                                  "where the rows are gathered (cpu-gather) or read (nvme), not \"" +
+                                  in.run.mechanism + "\"");
+    fp.memory_nodes = in.run.memory_nodes;
+    fp.memory_node_dram_bytes_per_s =
+        config::quantity(in.hardware["host"], "dram_bandwidth", Dim::Bandwidth);
+    if (!(fp.hash_rate_per_thread > 0)) throw config::ConfigError("sim.hash_rate_per_thread: > 0");
+    if (!(fp.dedup_rate_per_thread >= 0))
+        throw config::ConfigError("sim.dedup_rate_per_thread: >= 0 (0: not modeled)");
+    if (!(fp.gather_dispatch_s >= 0)) throw config::ConfigError("sim.gather_dispatch: >= 0");
+    if (!(fp.outstanding_per_thread > 0))
+        throw config::ConfigError("sim.outstanding_per_thread: > 0");
+    return fp;
+}
+
+}  // namespace
+
+FetchStage fetch_work(const FetchWorkInput& in) {
+    FetchStage out;
+    out.params = fetch_params(in);
+    try {
+        out.mechanism = make_fetch_mechanism(in.run.mechanism, out.params);
+    } catch (const std::invalid_argument& e) {
+        throw config::ConfigError(std::string("sim.mechanism: ") + e.what());
+    }
+    out.fetching = in.run.has_engram && in.run.table != "hbm" && !in.run.schedule.free();
+    return out;
+}
+
+namespace {
+
+// The step's GPU-stream times: embedding, one layer, head (backbone-scaled) and one Engram
+// module; under TP the segments cut at collectives (sim/timing/plan.h, PlannedStep).
+double op_times(const StepsInput& in, const StepShape& shape, PlannedStep& ps) {
+    const RunChoices& run = in.run;
+    const BackboneCosts& c = in.costs;
+    const BackboneShape& bb = run.backbone;
+    const double s = c.backbone_time_scale;
+    double e = 0;
+    if (run.tensor_parallel == 1) {
+        ps.embed_s = s * total_seconds(c.cost, embed_ops(bb, shape));
+        ps.layer_s = s * total_seconds(c.cost, layer_ops(bb, shape));
+        ps.head_s = s * total_seconds(c.cost, head_ops(bb, shape));
+        if (run.has_engram)
+            e = c.engram_scale * total_seconds(c.cost, engram_ops(c.engram_shape, bb, shape));
+        return e;
+    }
+    auto timed = [&](const std::vector<OpShape>& ops, OpList list, double scale,
+                     std::vector<TpSegment>& out) {
+        double sum = 0;
+        for (const TpPiece& piece : c.tpar.shard(ops, list, shape)) {
+            out.push_back({scale * total_seconds(c.cost, piece.ops), piece.after,
+                           piece.ops.empty() ? std::string() : piece.ops.back().kernel});
+            sum += out.back().seconds;
+        }
+        return sum;
+    };
+    ps.embed_s = timed(embed_ops(bb, shape), OpList::Embed, s, ps.tp_embed);
+    ps.layer_s = timed(layer_ops(bb, shape), OpList::Layer, s, ps.tp_layer);
+    ps.head_s = timed(head_ops(bb, shape), OpList::Head, s, ps.tp_head);
+    if (run.has_engram)
+        e = timed(engram_ops(c.engram_shape, bb, shape), OpList::Engram, c.engram_scale,
+                  ps.tp_engram);
+    return e;
+}
+
+// Hashing on the GPU at the step start: every Engram layer's heads (each GPU its own under TP).
+double gpu_hash_seconds(const StepsInput& in, const StepShape& shape) {
+    const EngramGpuShape& eshape = in.costs.engram_shape;
+    const double tpd = in.run.tensor_parallel;
+    OpShape h;
+    h.kernel = "engram_hash";
+    h.dims = {{"tokens", shape.tokens}, {"heads", double(eshape.heads) / tpd}};
+    h.flops = shape.tokens * eshape.heads / tpd * 8;
+    h.bytes = shape.tokens * (4.0 * in.run.engram.max_ngram_size + 4.0 * eshape.heads / tpd);
+    return double(in.run.engram_layers.size()) * in.costs.cost.seconds(h);
+}
+
+// Step i's fetch for Engram layer e_i: its lookups, the rows the caches serve, the work.
+PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, size_t e_i) {
+    const RunChoices& run = in.run;
+    const TablePlacement& t = in.table;
+    const double tpd = run.tensor_parallel;
+    const auto* rec = in.records ? &(*in.records)[i * run.engram_layers.size() + e_i] : nullptr;
+    PlannedFetch f;
+    f.engram_index = int(e_i);
+    f.issue_layer = run.schedule.issue_layer(run.engram_layers[e_i]);
+    f.lookups = in.work.counts->lookups[i][e_i];
+    f.unique_rows = in.work.counts->unique_rows[i][e_i];
+    if (rec) {
+        if (rec->step != i || rec->layer != e_i || rec->unique_rows != f.unique_rows)
+            throw std::logic_error("placement records disagree with the plan's steps");
+        f.hbm_hits = rec->hbm_hits;
+    }
+    const uint64_t fetched = f.unique_rows - f.hbm_hits;
+    if (run.table != "nvme" || t.dram_cache_rows >= t.table_rows)
+        f.dram_rows = fetched;  // the table in DRAM (or all of it cached)
+    else if (rec && t.dram_cache_rows > 0)
+        f.dram_rows = rec->dram_rows;
+    f.ssd_rows = fetched - f.dram_rows;
+    // Under TP one GPU's share: its heads' rows (rows split evenly by head).
+    FetchInput fin{shape.tokens, double(f.lookups) / tpd, double(fetched) / tpd,
+                   run.engram.row_bytes()};
+    fin.dram_rows = double(f.dram_rows) / tpd;
+    f.work = in.fetch.mechanism->plan(fin);
+    // A CPU engine: a fetch issued before its Engram layer wakes the prefetcher while the
+    // compute holds every core, which costs the compute more than the fetch's own work.
+    if (in.fetch.params.rows_stay_on_host && f.work.host_s > 0 &&
+        f.issue_layer < run.engram_layers[e_i])
+        f.work.host_s += in.fetch.params.fetch_wake_penalty_s;
+    return f;
+}
+
+}  // namespace
+
+PlannedSteps plan_steps(const StepsInput& in) {
+    const RunChoices& run = in.run;
+    const auto& steps = in.work.schedule->steps;
+    const size_t n_req = in.work.served->prompt_len.size();
+    const bool gpu_hash = in.fetch.fetching && in.sim["hashing"] == "gpu";
+    PlannedSteps out;
+    out.first_step.assign(n_req, UINT32_MAX);
+    out.last_step.assign(n_req, 0);
+    out.steps.reserve(steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const Step& st = steps[i];
+        PlannedStep ps;
+        ps.prefill = st.prefill;
+        ps.tokens = uint32_t(st.tokens);
+        ps.seqs = uint32_t(st.slices.size());
+        ps.context_tokens = st.context_tokens;
+        StepShape shape{st.prefill, double(st.tokens), double(st.slices.size()),
+                        double(st.context_tokens), 0};
+        for (const auto& sl : st.slices) {
+            shape.causal_pairs += double(sl.count) * (double(sl.count) + 1) / 2;
+            const uint32_t r = sl.request;
+            if (out.first_step[r] == UINT32_MAX) out.first_step[r] = uint32_t(i);
+            out.last_step[r] = uint32_t(i);  // each scheduled slice yields one token
+        }
+        const double e = op_times(in, shape, ps);
+        if (run.has_engram) {
+            ps.engram_gpu_s.assign(run.engram_layers.size(), e);
+            if (gpu_hash) ps.gpu_hash_s = gpu_hash_seconds(in, shape);
+            if (in.fetch.fetching)
+                for (size_t e_i = 0; e_i < run.engram_layers.size(); ++e_i)
+                    ps.fetch.push_back(step_fetch(in, shape, i, e_i));
+        }
+        out.steps.push_back(std::move(ps));
+    }
+    return out;
+}
+
+}  // namespace engramsim::sim
