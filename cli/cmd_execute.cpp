@@ -333,7 +333,7 @@ void add_validate_serving(CLI::App& validate) {
                                                        : "build/calibration";
         so.say = [](const std::string& s) { std::cerr << "validate serving: " << s << "\n"; };
         const executor::ServingSummary s = executor::validate_serving(cases, so);
-        const nlohmann::json j = executor::to_json(s);
+        const nlohmann::json j = executor::to_json(s, producer());
         if (!opt->out_dir.empty()) {
             write_output(opt->out_dir, "validation.json", [&](std::ostream& f) { f << j.dump(2) << '\n'; });
             write_output(opt->out_dir, "steps.csv", [&](std::ostream& f) { executor::write_steps_csv(s, f); });

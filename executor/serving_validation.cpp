@@ -129,7 +129,7 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
                       median_of(o.measured_overhead_runs)};
     // 3. Step by step.
     std::vector<double> abs_err;
-    double signed_sum = 0;
+    double signed_sum = 0;  // the bias
     for (size_t i = 0; i < o.steps; ++i) {
         const double ps = pred.des.step_end_s[i] - pred.des.step_start_s[i];
         const double ms = first->steps[i].end_s - first->steps[i].start_s;
@@ -137,9 +137,8 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
         const double e = (ps - ms) / ms * 100;
         abs_err.push_back(std::fabs(e)), signed_sum += e;
     }
-    std::sort(abs_err.begin(), abs_err.end());
-    o.step_error_p50_pct = percentile_sorted(abs_err, 0.5);
-    o.step_error_p90_pct = percentile_sorted(abs_err, 0.9);
+    const sim::AbsErrorPercentiles pe = sim::abs_error_percentiles(std::move(abs_err));
+    o.step_error_p50_pct = pe.p50, o.step_error_p90_pct = pe.p90;
     o.step_error_mean_pct = o.steps ? signed_sum / double(o.steps) : 0;
     o.predicted_metrics = predicted_json(p);
     o.measured_metrics = measured_json(m);
@@ -199,7 +198,7 @@ json steps_of(const ServingOutcome& o) {
 }
 }  // namespace
 
-json to_json(const ServingSummary& s) {
+json to_json(const ServingSummary& s, const std::string& producer) {
     auto vs = [](const Versus& v) {
         return json{{"predicted", v.predicted}, {"measured", v.measured}, {"error_pct", v.error_pct()}};
     };
@@ -235,20 +234,25 @@ json to_json(const ServingSummary& s) {
                          {"measured", o.measured_metrics},
                          {"step_columns", {"predicted_s", "measured_s"}},
                          {"step_times", steps_of(o)}});
-    return {{"schema", "engramsim.validate_serving"},
-            {"version", 1},
-            {"units", "seconds (s), tokens per second (tok_per_s), errors in percent of the measured value"},
-            {"summary",
-             {{"cases", s.outcomes.size()},
-              {"throughput_abs_error_pct", {{"median", s.tok_error_median_pct}, {"worst", s.tok_error_worst_pct}}},
-              {"mean_step_abs_error_pct", {{"median", s.step_error_median_pct}, {"worst", s.step_error_worst_pct}}},
-              {"overhead_within_target", s.overhead_within_target},
-              {"same_overhead_rank", s.same_overhead_rank},
-              {"rows_exact", s.rows_exact},
-              {"targets", "median |error| <= 10%, worst <= 20% (tok/s, mean step); overhead within "
-                          "max(1 point, 20% of measured); the same overhead ranking"}}},
-            {"cases", cases},
-            {"calibrations_made", s.calibration}};
+    json j = sim::validation_report_head(
+        "engramsim.serving_validation", producer,
+        {{"time", "s"},
+         {"throughput", "output tokens per second (tok_per_s)"},
+         {"overhead", "percent of the no-Engram throughput"},
+         {"error", "percent, (predicted - measured) / measured; overhead misses in points"}});
+    j.update(json{
+        {"summary",
+         {{"cases", s.outcomes.size()},
+          {"throughput_abs_error_pct", {{"median", s.tok_error_median_pct}, {"worst", s.tok_error_worst_pct}}},
+          {"mean_step_abs_error_pct", {{"median", s.step_error_median_pct}, {"worst", s.step_error_worst_pct}}},
+          {"overhead_within_target", s.overhead_within_target},
+          {"same_overhead_rank", s.same_overhead_rank},
+          {"rows_exact", s.rows_exact},
+          {"targets", "median |error| <= 10%, worst <= 20% (tok/s, mean step); overhead within "
+                      "max(1 point, 20% of measured); the same overhead ranking"}}},
+        {"cases", cases},
+        {"calibrations_made", s.calibration}});
+    return j;
 }
 
 void write_steps_csv(const ServingSummary& s, std::ostream& out) {

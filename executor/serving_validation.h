@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <vector>
+#include "sim/validation/fetch_validation.h"
 
 namespace engramsim::executor {
 
@@ -31,10 +32,11 @@ struct ServingOptions {
     std::function<void(const std::string&)> say;
 };
 
-// A predicted and a measured value; error = (predicted - measured) / measured.
+// A predicted and a measured value; error = (predicted - measured) / measured, in percent, as
+// every validation reports it (sim/validation/fetch_validation.h).
 struct Versus {
     double predicted = 0, measured = 0;
-    double error_pct() const { return measured != 0 ? (predicted - measured) / measured * 100 : 0; }
+    double error_pct() const { return sim::error_pct(predicted, measured); }
 };
 
 struct ServingOutcome {
@@ -73,7 +75,9 @@ std::vector<std::string> default_serving_configs(bool quick);
 
 ServingSummary validate_serving(const std::vector<ServingCase>& cases, const ServingOptions& opt);
 
-nlohmann::json to_json(const ServingSummary& s);
+// The report: the validations' head (schema_version, kind engramsim.serving_validation,
+// producer, units, machine), the summary and every case.
+nlohmann::json to_json(const ServingSummary& s, const std::string& producer);
 // One row per step of every case: case, step, prefill, tokens, predicted_s, measured_s.
 void write_steps_csv(const ServingSummary& s, std::ostream& out);
 

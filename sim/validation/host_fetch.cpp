@@ -83,102 +83,25 @@ json summary_json(const HostValidationSummary& s) {
 
 }  // namespace
 
-double error_pct(double predicted, double measured) {
-    return measured > 0 ? 100 * (predicted / measured - 1) : 0;
-}
-
-json validation_report_head(const std::string& kind, const std::string& producer,
-                            const json& units) {
-    return {{"schema_version", 1},
-            {"kind", kind},
-            {"producer", producer},
-            {"units", units},
-            {"machine", machine_json()}};
-}
-
-void require_uncached_single_gpu(const Plan& plan, const std::string& command) {
-    if (plan.hbm_cache_rows > 0)
-        throw config::ConfigError("placement.hbm_capacity: " + command +
-                                  " needs every unique row fetched (0)");
-    if (plan.tensor_parallel != 1 || plan.data_parallel != 1)
-        throw config::ConfigError(std::string(plan.tensor_parallel != 1 ? "sim.tensor_parallel"
-                                                                         : "sim.data_parallel") +
-                                  ": " + command + " runs one GPU's fetches (1)");
-}
-
 HostValidationSummary summarize(const HostValidationRun& run, const std::string& phase) {
-    if (phase != "all" && phase != "prefill" && phase != "decode")
-        throw std::invalid_argument("summarize: phase is all, prefill or decode");
-    HostValidationSummary s;
-    std::vector<double> abs_err;
-    for (const auto& f : run.fetches) {
-        if (phase != "all" && f.prefill != (phase == "prefill")) continue;
-        ++s.fetches;
-        s.lookups += f.lookups;
-        s.unique_rows += f.unique_rows;
-        s.measured_s += f.gather_s;
-        s.predicted_s += f.predicted_s;
-        s.dedup_s += f.dedup_s;
-        s.predicted_dedup_s += f.predicted_dedup_s;
-        const double host = f.gather_s + f.dedup_s;
-        if (host > 0)
-            abs_err.push_back(std::abs(error_pct(f.predicted_s + f.predicted_dedup_s, host)));
-    }
+    using F = HostFetchSample;
+    const PhaseTotals t = phase_totals<F>(
+        run.fetches, phase, {&F::gather_s, &F::predicted_s, &F::dedup_s, &F::predicted_dedup_s},
+        &F::gather_s, &F::predicted_s);
+    HostValidationSummary s{t.fetches, t.lookups, t.unique_rows, t.sums[0], t.sums[1],
+                            t.sums[2], t.sums[3]};
     s.error_pct = error_pct(s.predicted_s, s.measured_s);
     s.dedup_error_pct = error_pct(s.predicted_dedup_s, s.dedup_s);
     s.host_error_pct = error_pct(s.predicted_s + s.predicted_dedup_s, s.measured_s + s.dedup_s);
-    std::sort(abs_err.begin(), abs_err.end());
-    s.abs_error_p50_pct = percentile_sorted(abs_err, 0.5);
-    s.abs_error_p90_pct = percentile_sorted(abs_err, 0.9);
+    s.abs_error_p50_pct = t.host_abs_error.p50, s.abs_error_p90_pct = t.host_abs_error.p90;
     return s;
-}
-
-RunFetches collect_run_fetches(const json& resolved, const Plan& plan, uint64_t max_steps,
-                               uint64_t stride) {
-    if (stride < 1) throw std::invalid_argument("collect_run_fetches: stride is at least 1");
-    const json& simc = resolved.at("sim");
-    SchedulerConfig sc{simc.at("max_num_seqs").get<int>(),
-                       simc.at("max_num_batched_tokens").get<int>(),
-                       simc.at("kv_block_size").get<int>(), plan.num_kv_blocks};
-    auto source = make_lookups(plan.engram, resolved.at("workload"), sc);
-    RunFetches out;
-    StepBatch batch;
-    uint64_t taken = 0;
-    for (uint64_t step = 0; source->next(batch); ++step) {
-        if (step >= plan.steps.size())
-            throw std::logic_error("run fetches: more steps than the plan has");
-        if (step % stride != 0) continue;
-        if (max_steps && taken >= max_steps) break;
-        ++taken;
-        const PlannedStep& ps = plan.steps[size_t(step)];
-        for (size_t l = 0; l < batch.rows.size(); ++l) {
-            RunFetch f{step, int(l), batch.prefill, out.keys.size(), 0, 0};
-            out.keys.insert(out.keys.end(), batch.rows[l].begin(), batch.rows[l].end());
-            f.end = out.keys.size();
-            out.max_lookups = std::max(out.max_lookups, f.end - f.begin);
-            const auto it = std::find_if(ps.fetch.begin(), ps.fetch.end(),
-                                         [&](const PlannedFetch& p) { return p.engram_index == int(l); });
-            if (it == ps.fetch.end())
-                throw std::logic_error("run fetches: the plan does not fetch step " +
-                                       std::to_string(step) + " layer " + std::to_string(l));
-            f.plan_unique_rows = it->unique_rows;
-            out.fetches.push_back(f);
-        }
-    }
-    if (out.fetches.empty()) throw std::invalid_argument("run fetches: the run has no fetch");
-    return out;
 }
 
 HostValidation validate_host_fetch(const json& resolved, const HostValidationOptions& opt) {
     if (opt.threads.empty()) throw std::invalid_argument("host validation: no thread count");
-    for (int t : opt.threads)
-        if (t < 1 || t > 1024)
-            throw std::invalid_argument("host validation: thread counts are 1..1024, not " +
-                                        std::to_string(t));
-    if (opt.repeats < 1 || opt.repeats > 101)
-        throw std::invalid_argument("host validation: repeats are 1..101");
-    if (opt.idle_us < 0 || opt.idle_us > 1000000)
-        throw std::invalid_argument("host validation: idle time is 0..1,000,000 us");
+    for (int t : opt.threads) require_range("host validation: thread counts", t, 1, 1024);
+    require_range("host validation: repeats", opt.repeats, 1, 101);
+    require_range("host validation: idle times (us)", opt.idle_us, 0, 1000000);
     auto say = [&](const std::string& s) {
         if (opt.progress) opt.progress(s);
     };
@@ -196,7 +119,6 @@ HostValidation validate_host_fetch(const json& resolved, const HostValidationOpt
 
     say("collecting the run's row keys");
     const RunFetches run_fetches = collect_run_fetches(resolved, plan, opt.max_steps);
-    const std::vector<uint64_t>& keys = run_fetches.keys;
     const std::vector<RunFetch>& fetches = run_fetches.fetches;
     const size_t max_lookups = run_fetches.max_lookups;
 
@@ -242,43 +164,27 @@ HostValidation validate_host_fetch(const json& resolved, const HostValidationOpt
         kernels::HostFetchExecutor exec(table, threads);
         exec.reserve_staging(max_lookups * row_bytes);
         const FetchParams model = cal.params(threads);
-        std::vector<std::vector<double>> dedup(fetches.size()), gather(fetches.size());
         // One untimed pass over the first fetches warms code and staging.
         for (size_t i = 0; i < std::min<size_t>(fetches.size(), 16); ++i)
-            exec.fetch({keys.data() + fetches[i].begin, fetches[i].end - fetches[i].begin});
-        HostValidationRun run;
-        run.threads = threads;
-        run.fetches.resize(fetches.size());
-        for (int r = 0; r < opt.repeats; ++r) {
-            say(std::to_string(threads) + " thread(s): pass " + std::to_string(r + 1) + "/" +
-                std::to_string(opt.repeats) + " over " + std::to_string(fetches.size()) +
-                " fetches");
-            for (size_t i = 0; i < fetches.size(); ++i) {
-                const RunFetch& f = fetches[i];
+            exec.fetch(run_fetches.keys_of(fetches[i]));
+        const std::vector<TimedFetch> timed = time_fetches(
+            run_fetches, opt.repeats, "host validation", std::to_string(threads) + " thread(s)",
+            [&](std::span<const uint64_t> keys) {
                 if (opt.idle_us > 0)
                     std::this_thread::sleep_for(std::chrono::microseconds(opt.idle_us));
-                const auto t = exec.fetch({keys.data() + f.begin, f.end - f.begin});
-                if (t.unique_rows != f.plan_unique_rows)
-                    throw std::logic_error(
-                        "host validation: step " + std::to_string(f.step) + " layer " +
-                        std::to_string(f.layer) + " has " + std::to_string(t.unique_rows) +
-                        " unique rows, the plan counted " + std::to_string(f.plan_unique_rows));
-                dedup[i].push_back(t.dedup_s);
-                gather[i].push_back(t.gather_s);
-                HostFetchSample& s = run.fetches[i];
-                s.step = f.step;
-                s.engram_layer = f.layer;
-                s.prefill = f.prefill;
-                s.lookups = t.lookups;
-                s.unique_rows = t.unique_rows;
-            }
-        }
-        for (size_t i = 0; i < fetches.size(); ++i) {
-            HostFetchSample& s = run.fetches[i];
-            s.dedup_s = median(dedup[i]);
-            s.gather_s = median(gather[i]);
+                const auto t = exec.fetch(keys);
+                return FetchTiming{t.lookups, t.unique_rows, t.dedup_s, t.gather_s};
+            },
+            say);
+        HostValidationRun run;
+        run.threads = threads;
+        for (const TimedFetch& f : timed) {
+            HostFetchSample s;
+            static_cast<FetchSample&>(s) = sample_of(f);
+            s.gather_s = f.work_s;
             s.predicted_s = gather_seconds(model, double(s.unique_rows), double(row_bytes));
             s.predicted_dedup_s = dedup_seconds(model, double(s.lookups));
+            run.fetches.push_back(s);
         }
         v.runs.push_back(std::move(run));
     }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "sim/timing/fetch.h"
+#include "sim/validation/fetch_validation.h"
 
 namespace engramsim::sim {
 
@@ -58,13 +59,9 @@ struct HostCalibration {
     nlohmann::json to_json() const;
 };
 
-struct HostFetchSample {
-    uint64_t step = 0;
-    int engram_layer = 0;  // index among the config's Engram layers
-    bool prefill = false;
-    uint64_t lookups = 0, unique_rows = 0;
-    double dedup_s = 0, gather_s = 0;  // measured: median over the repeats
-    double predicted_dedup_s = 0, predicted_s = 0;  // the model's (predicted_s: the gather)
+struct HostFetchSample : FetchSample {
+    double gather_s = 0;     // measured: median over the repeats
+    double predicted_s = 0;  // the model's gather
 };
 
 struct HostValidationRun {
@@ -113,34 +110,6 @@ struct HostValidationSummary {
     double abs_error_p50_pct = 0, abs_error_p90_pct = 0;  // per fetch, host work
 };
 HostValidationSummary summarize(const HostValidationRun& run, const std::string& phase);
-
-// The fetches of a run with their row keys, from the same lookup source and scheduler the
-// simulator's plan counted (each fetch's unique-row count from the plan, for checking).
-struct RunFetch {
-    uint64_t step = 0;
-    int layer = 0;  // index among the config's Engram layers
-    bool prefill = false;
-    size_t begin = 0, end = 0;  // into RunFetches::keys
-    uint64_t plan_unique_rows = 0;
-};
-struct RunFetches {
-    std::vector<uint64_t> keys;
-    std::vector<RunFetch> fetches;
-    size_t max_lookups = 0;
-};
-// Steps 0, stride, 2 x stride, ... (all of them with stride 1), at most max_steps (0: no limit).
-RunFetches collect_run_fetches(const nlohmann::json& resolved, const Plan& plan,
-                               uint64_t max_steps, uint64_t stride = 1);
-
-// Shared by the validations (host-fetch, nvme-fetch):
-// (predicted - measured) / measured in percent (0 when nothing was measured).
-double error_pct(double predicted, double measured);
-// schema_version, kind, producer, units, machine: the head of a validation report.
-nlohmann::json validation_report_head(const std::string& kind, const std::string& producer,
-                                      const nlohmann::json& units);
-// Throws config::ConfigError naming the key unless the run fetches every unique row (no HBM
-// cache) on one GPU (TP 1, DP 1); `command` names the validation in the message.
-void require_uncached_single_gpu(const Plan& plan, const std::string& command);
 
 // Throws config::ConfigError naming the key when the config is not one this validates (Engram
 // in host DRAM through cpu-gather, no HBM cache, TP 1, DP 1), std::invalid_argument for bad

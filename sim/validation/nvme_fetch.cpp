@@ -8,7 +8,7 @@
 #include "kernels/cpu/block_io.h"
 #include "model/config.h"
 #include "model/statistics.h"
-#include "sim/validation/host_fetch.h"
+#include "sim/validation/fetch_validation.h"
 #include "sim/timing/plan.h"
 
 namespace engramsim::sim {
@@ -121,59 +121,40 @@ json NvmeCalibration::hardware_nvme() const {
 }
 
 NvmeValidationSummary summarize(const NvmeValidationRun& run, const std::string& phase) {
-    if (phase != "all" && phase != "prefill" && phase != "decode")
-        throw std::invalid_argument("summarize: phase is all, prefill or decode");
-    NvmeValidationSummary s;
-    std::vector<double> abs_err;
-    for (const auto& f : run.fetches) {
-        if (phase != "all" && f.prefill != (phase == "prefill")) continue;
-        ++s.fetches;
-        s.lookups += f.lookups;
-        s.unique_rows += f.unique_rows;
-        s.read_s += f.read_s;
-        s.predicted_read_s += f.predicted_read_s;
-        s.predicted_read_linear_s += f.predicted_read_linear_s;
-        s.predicted_read_measured_s += f.predicted_read_measured_s;
-        s.dedup_s += f.dedup_s;
-        s.predicted_dedup_s += f.predicted_dedup_s;
-        abs_err.push_back(std::abs(
-            error_pct(f.predicted_read_s + f.predicted_dedup_s, f.read_s + f.dedup_s)));
-    }
+    using F = NvmeFetchSample;
+    const PhaseTotals t = phase_totals<F>(
+        run.fetches, phase,
+        {&F::read_s, &F::predicted_read_s, &F::dedup_s, &F::predicted_dedup_s,
+         &F::predicted_read_linear_s, &F::predicted_read_measured_s},
+        &F::read_s, &F::predicted_read_s);
+    NvmeValidationSummary s{t.fetches, t.lookups,  t.unique_rows, t.sums[0],
+                            t.sums[1], t.sums[2], t.sums[3],     t.sums[4], t.sums[5]};
+    const double host = s.read_s + s.dedup_s;
     s.read_error_pct = error_pct(s.predicted_read_s, s.read_s);
-    s.host_error_pct = error_pct(s.predicted_read_s + s.predicted_dedup_s, s.read_s + s.dedup_s);
+    s.host_error_pct = error_pct(s.predicted_read_s + s.predicted_dedup_s, host);
     s.read_error_linear_pct = error_pct(s.predicted_read_linear_s, s.read_s);
-    s.host_error_linear_pct =
-        error_pct(s.predicted_read_linear_s + s.predicted_dedup_s, s.read_s + s.dedup_s);
+    s.host_error_linear_pct = error_pct(s.predicted_read_linear_s + s.predicted_dedup_s, host);
     s.read_error_measured_pct = error_pct(s.predicted_read_measured_s, s.read_s);
-    s.host_error_measured_pct =
-        error_pct(s.predicted_read_measured_s + s.predicted_dedup_s, s.read_s + s.dedup_s);
-    std::sort(abs_err.begin(), abs_err.end());
-    s.abs_error_p50_pct = percentile_sorted(abs_err, 0.5);
-    s.abs_error_p90_pct = percentile_sorted(abs_err, 0.9);
+    s.host_error_measured_pct = error_pct(s.predicted_read_measured_s + s.predicted_dedup_s, host);
+    s.abs_error_p50_pct = t.host_abs_error.p50, s.abs_error_p90_pct = t.host_abs_error.p90;
     return s;
 }
 
-NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOptions& opt) {
+namespace {
+
+void check_options(const NvmeValidationOptions& opt) {
     if (opt.file.empty()) throw std::invalid_argument("nvme validation: no table file");
     if (opt.queue_depths.empty()) throw std::invalid_argument("nvme validation: no queue depth");
-    for (int q : opt.queue_depths)
-        if (q < 1 || q > 1024)
-            throw std::invalid_argument("nvme validation: queue depths are 1..1024, not " +
-                                        std::to_string(q));
-    if (opt.saturation_depth < 1 || opt.saturation_depth > 1024)
-        throw std::invalid_argument("nvme validation: the saturation depth is 1..1024");
-    for (int q : opt.curve_depths)
-        if (q < 1 || q > 1024)
-            throw std::invalid_argument("nvme validation: curve depths are 1..1024, not " +
-                                        std::to_string(q));
-    if (opt.repeats < 1 || opt.repeats > 101)
-        throw std::invalid_argument("nvme validation: repeats are 1..101");
+    for (int q : opt.queue_depths) require_range("nvme validation: queue depths", q, 1, 1024);
+    require_range("nvme validation: saturation depths", opt.saturation_depth, 1, 1024);
+    for (int q : opt.curve_depths) require_range("nvme validation: curve depths", q, 1, 1024);
+    require_range("nvme validation: repeats", opt.repeats, 1, 101);
     if (opt.steps < 1) throw std::invalid_argument("nvme validation: at least one step");
-    auto say = [&](const std::string& s) {
-        if (opt.progress) opt.progress(s);
-    };
+}
 
-    const Plan plan = make_plan(resolved);
+// The run config's plan, refused unless it reads every fetched row from one drive.
+Plan uncached_nvme_plan(const json& resolved) {
+    Plan plan = make_plan(resolved);
     if (!plan.has_engram)
         throw config::ConfigError("engram: the config has no Engram layer, so nothing to fetch");
     if (plan.table != "nvme")
@@ -184,21 +165,12 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
             "placement.dram_capacity: validate nvme-fetch reads every unique row from the drive "
             "(0); validate host-fetch checks the DRAM side");
     require_uncached_single_gpu(plan, "validate nvme-fetch");
+    return plan;
+}
 
-    NvmeValidation v;
-    v.config = resolved;
-    v.repeats = opt.repeats;
-    v.step_stride = std::max<uint64_t>(1, (plan.steps.size() + opt.steps - 1) / opt.steps);
-    say("collecting the row keys of " + std::to_string(opt.steps) + " steps (every " +
-        std::to_string(v.step_stride) + ")");
-    const RunFetches rf = collect_run_fetches(resolved, plan, opt.steps, v.step_stride);
-
-    const size_t row_bytes = size_t(plan.engram.row_bytes());
-    const auto io_bytes = size_t(config::quantity(resolved.at("sim"), "nvme_io_size", units::Dim::Bytes));
-    say("opening " + opt.file + " (" + std::to_string(opt.file_bytes >> 20) +
-        " MiB; written once with a pattern when missing or smaller)");
-    kernels::BlockFile file(opt.file, opt.file_bytes, io_bytes);
-
+// The drive's parameters from microbenchmarks on the file, none of which sees the run.
+NvmeCalibration calibrate_drive(const kernels::BlockFile& file, const NvmeValidationOptions& opt,
+                                size_t row_bytes, const std::function<void(const std::string&)>& say) {
     const std::vector<int> curve_depths =
         nvme_curve_depths(opt.saturation_depth, opt.queue_depths, opt.curve_depths);
     std::string curve_list;
@@ -208,10 +180,10 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
     }
     say("calibrating: read latency, IOPS at depths " + curve_list +
         ", sequential bandwidth, dedup rate");
-    NvmeCalibration& cal = v.calibration;
+    NvmeCalibration cal;
     cal.file = opt.file;
     cal.file_bytes = file.blocks() * file.io_bytes();
-    cal.io_bytes = double(io_bytes);
+    cal.io_bytes = double(file.io_bytes());
     cal.row_bytes = double(row_bytes);
     // A short untimed warm-up: the first reads of a file pay for metadata and a cold device.
     (void)kernels::measure_read_latency(file, 64, 0x5eed);
@@ -233,62 +205,75 @@ NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOpt
                                 : q == opt.saturation_depth ? cal.random_read_iops
                                                             : iops_at(q)});
     for (int q : opt.queue_depths) cal.iops_at_depth.push_back({q, iops_at(q)});
+    return cal;
+}
 
-    for (int q : opt.queue_depths) {
-        kernels::BlockFetchExecutor exec(file, row_bytes, q);
-        const auto knee = make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Knee));
-        const auto linear =
-            make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Linear));
-        const auto measured =
-            make_fetch_mechanism("nvme", cal.params(q, FetchParams::NvmeQueueing::Measured));
-        std::vector<std::vector<double>> dedup(rf.fetches.size()), read(rf.fetches.size());
-        for (const RunFetch& f : rf.fetches) exec.warm({rf.keys.data() + f.begin, f.end - f.begin});
-        NvmeValidationRun run;
-        run.queue_depth = q;
-        run.fetches.resize(rf.fetches.size());
-        for (int r = 0; r < opt.repeats; ++r) {
-            say("queue depth " + std::to_string(q) + ": pass " + std::to_string(r + 1) + "/" +
-                std::to_string(opt.repeats) + " over " + std::to_string(rf.fetches.size()) +
-                " fetches");
-            for (size_t i = 0; i < rf.fetches.size(); ++i) {
-                const RunFetch& f = rf.fetches[i];
-                const auto t = exec.fetch({rf.keys.data() + f.begin, f.end - f.begin});
-                if (t.unique_rows != f.plan_unique_rows)
-                    throw std::logic_error(
-                        "nvme validation: step " + std::to_string(f.step) + " layer " +
-                        std::to_string(f.layer) + " has " + std::to_string(t.unique_rows) +
-                        " unique rows, the plan counted " + std::to_string(f.plan_unique_rows));
-                dedup[i].push_back(t.dedup_s);
-                read[i].push_back(t.read_s);
-                NvmeFetchSample& s = run.fetches[i];
-                s.step = f.step;
-                s.engram_layer = f.layer;
-                s.prefill = f.prefill;
-                s.lookups = t.lookups;
-                s.unique_rows = t.unique_rows;
-            }
-        }
-        for (size_t i = 0; i < rf.fetches.size(); ++i) {
-            NvmeFetchSample& s = run.fetches[i];
-            s.dedup_s = median(dedup[i]);
-            s.read_s = median(read[i]);
-            FetchInput in;
-            in.lookups = double(s.lookups);
-            in.unique_rows = double(s.unique_rows);
-            in.row_bytes = double(row_bytes);
-            // The drive's part of the fetch as the simulator times it on an idle route of zero
-            // latency (a local disk): its bytes at the read bandwidth or its I/Os at their rate.
-            auto drive_s = [&](const FetchWork& w) {
-                return std::max(w.nvme_bytes_per_drive / cal.read_bytes_per_s, w.nvme_io_s);
-            };
-            const FetchWork w = knee->plan(in);
-            s.predicted_dedup_s = w.host_s;
-            s.predicted_read_s = drive_s(w);
-            s.predicted_read_linear_s = drive_s(linear->plan(in));
-            s.predicted_read_measured_s = drive_s(measured->plan(in));
-        }
-        v.runs.push_back(std::move(run));
+// The run's fetches at queue depth q: executed, then predicted by each queueing law.
+NvmeValidationRun validate_depth(const kernels::BlockFile& file, const RunFetches& rf, int q,
+                                 const NvmeCalibration& cal, const NvmeValidationOptions& opt,
+                                 const std::function<void(const std::string&)>& say) {
+    const size_t row_bytes = size_t(cal.row_bytes);
+    kernels::BlockFetchExecutor exec(file, row_bytes, q);
+    for (const RunFetch& f : rf.fetches) exec.warm(rf.keys_of(f));
+    const std::vector<TimedFetch> timed = time_fetches(
+        rf, opt.repeats, "nvme validation", "queue depth " + std::to_string(q),
+        [&](std::span<const uint64_t> keys) {
+            const auto t = exec.fetch(keys);
+            return FetchTiming{t.lookups, t.unique_rows, t.dedup_s, t.read_s};
+        },
+        say);
+    using Q = FetchParams::NvmeQueueing;
+    const auto knee = make_fetch_mechanism("nvme", cal.params(q, Q::Knee));
+    const auto linear = make_fetch_mechanism("nvme", cal.params(q, Q::Linear));
+    const auto measured = make_fetch_mechanism("nvme", cal.params(q, Q::Measured));
+    // The drive's part of the fetch as the simulator times it on an idle route of zero latency
+    // (a local disk): its bytes at the read bandwidth or its I/Os at their rate.
+    auto drive_s = [&](const FetchWork& w) {
+        return std::max(w.nvme_bytes_per_drive / cal.read_bytes_per_s, w.nvme_io_s);
+    };
+    NvmeValidationRun run;
+    run.queue_depth = q;
+    for (const TimedFetch& f : timed) {
+        NvmeFetchSample s;
+        static_cast<FetchSample&>(s) = sample_of(f);
+        s.read_s = f.work_s;
+        FetchInput in;
+        in.lookups = double(s.lookups);
+        in.unique_rows = double(s.unique_rows);
+        in.row_bytes = double(row_bytes);
+        const FetchWork w = knee->plan(in);
+        s.predicted_dedup_s = w.host_s;
+        s.predicted_read_s = drive_s(w);
+        s.predicted_read_linear_s = drive_s(linear->plan(in));
+        s.predicted_read_measured_s = drive_s(measured->plan(in));
+        run.fetches.push_back(s);
     }
+    return run;
+}
+
+}  // namespace
+
+NvmeValidation validate_nvme_fetch(const json& resolved, const NvmeValidationOptions& opt) {
+    check_options(opt);
+    auto say = [&](const std::string& s) {
+        if (opt.progress) opt.progress(s);
+    };
+    const Plan plan = uncached_nvme_plan(resolved);
+    NvmeValidation v;
+    v.config = resolved;
+    v.repeats = opt.repeats;
+    v.step_stride = std::max<uint64_t>(1, (plan.steps.size() + opt.steps - 1) / opt.steps);
+    say("collecting the row keys of " + std::to_string(opt.steps) + " steps (every " +
+        std::to_string(v.step_stride) + ")");
+    const RunFetches rf = collect_run_fetches(resolved, plan, opt.steps, v.step_stride);
+
+    const auto io_bytes = size_t(config::quantity(resolved.at("sim"), "nvme_io_size", units::Dim::Bytes));
+    say("opening " + opt.file + " (" + std::to_string(opt.file_bytes >> 20) +
+        " MiB; written once with a pattern when missing or smaller)");
+    kernels::BlockFile file(opt.file, opt.file_bytes, io_bytes);
+    v.calibration = calibrate_drive(file, opt, size_t(plan.engram.row_bytes()), say);
+    for (int q : opt.queue_depths)
+        v.runs.push_back(validate_depth(file, rf, q, v.calibration, opt, say));
     return v;
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "sim/timing/fetch.h"
+#include "sim/validation/fetch_validation.h"
 
 namespace engramsim::sim {
 
@@ -58,13 +59,9 @@ struct NvmeCalibration {
     nlohmann::json hardware_nvme() const;
 };
 
-struct NvmeFetchSample {
-    uint64_t step = 0;
-    int engram_layer = 0;
-    bool prefill = false;
-    uint64_t lookups = 0, unique_rows = 0;
-    double dedup_s = 0, read_s = 0;                  // measured (median over repeats)
-    double predicted_dedup_s = 0, predicted_read_s = 0;  // sim.nvme_queueing knee (default)
+struct NvmeFetchSample : FetchSample {
+    double read_s = 0;                                   // measured (median over repeats)
+    double predicted_read_s = 0;                         // sim.nvme_queueing knee (default)
     double predicted_read_linear_s = 0;                  // sim.nvme_queueing linear
     double predicted_read_measured_s = 0;                // sim.nvme_queueing measured (the curve)
 };

@@ -102,7 +102,9 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("tok/s |error|"), std::string::npos) << r.out;
     const json v = read_json(out + "/validation.json");
-    EXPECT_EQ(v["schema"], "engramsim.validate_serving");
+    EXPECT_EQ(v["kind"], "engramsim.serving_validation");
+    EXPECT_EQ(v["schema_version"], 1);
+    EXPECT_TRUE(v["machine"].contains("simgrid")) << v["machine"];
     ASSERT_EQ(v["cases"].size(), 1u);
     const json& c = v["cases"][0];
     EXPECT_EQ(c["step_times"].size(), c["measured"]["steps"].get<size_t>());
