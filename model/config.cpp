@@ -270,131 +270,146 @@ Key workload_section() {
         }));
 }
 
-Key sim_section() {
-    auto fraction = [](std::string name, double def, std::string help) {
-        return quantity_key(std::move(name), Dim::Count, def, std::move(help) + " (0..1]",
-                            Range{.lo = 0, .lo_open = true, .hi = 1, .why = "a share"});
+// A share in (0, 1].
+Key fraction(std::string name, double def, std::string help) {
+    return quantity_key(std::move(name), Dim::Count, def, std::move(help) + " (0..1]",
+                        Range{.lo = 0, .lo_open = true, .hi = 1, .why = "a share"});
+}
+
+// sim: where the table lives and how rows are fetched (mechanism, schedule, the host's and the
+// drives' parameters).
+std::vector<Key> sim_fetch_keys() {
+    return {
+        choice("table", {"host-dram", "hbm", "nvme", "remote-dram"}, "host-dram",
+               "Where the Engram table lives: host DRAM (fetched over the host link), HBM "
+               "(no fetch; the in-HBM reference), the NVMe drives (mechanism nvme) or the "
+               "DRAM of memory_nodes remote memory servers, fetched over the network "
+               "(mechanism remote-gather). On "
+               "NVMe, placement.dram_capacity is what host DRAM holds of it: all (the "
+               "default) keeps the whole table in DRAM, so nothing is read from the drives; "
+               "0 reads every fetched row from them; in between, a DRAM cache."),
+        choice("mechanism", {"cpu-gather", "uva", "nvme", "remote-gather"}, "cpu-gather",
+               "cpu-gather: host threads gather unique rows into pinned staging, then one DMA "
+               "copy; uva: a GPU kernel reads pinned host rows through unified addressing; "
+               "nvme: rows read from the drives into host staging, then one DMA copy; "
+               "remote-gather: each memory server's threads gather its share of the rows, "
+               "then one RDMA write to the GPU (table remote-dram)."),
+        integer("memory_nodes", 1,
+                "sim.table remote-dram: memory servers the table is sharded over evenly, "
+                "each with the hardware preset host's DRAM and gather model.",
+                1, 4096),
+        text("schedule", "layer-ahead:0",
+             "Prefetch schedule: none, layer-ahead:K (issue at layer K of the step), oracle."),
+        choice("hashing", {"host", "gpu"}, "host",
+               "Where row ids are hashed: host CPU (in the fetch chain) or a GPU kernel at "
+               "the step start (ids then cross to the host for cpu-gather)."),
+        integer("gather_threads", 16, "Host threads gathering rows (cpu-gather).", 1, 4096),
+        choice("fetch_queue", {"shared", "fifo"}, "shared",
+               "How one GPU's concurrent fetches (several Engram layers prefetched at once) "
+               "use its host threads and its copy stream: shared, all at once, each at an "
+               "equal share (host threads) or share of the link (copies and UVA reads); fifo, "
+               "one fetch at a time on each, in the order they reach it (one job queue, one "
+               "CUDA stream), so the first layer's rows are ready first."),
+        quantity_key("fetch_wake_penalty", Dim::Time, "0 s",
+                     "hardware.gpu.kind host-cpu: what a prefetch issued while the step "
+                     "computes costs the compute beyond the fetch's own work (its thread "
+                     "wakes onto cores a GEMM team holds, which then waits for it); "
+                     "measured by `engramsim calibrate` (docs/executor.md)."),
+        quantity_key("row_access_latency", Dim::Time, "250 ns",
+                     "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
+        quantity_key("outstanding_per_thread", Dim::Count, 2,
+                     "Mean concurrent row reads one gather thread sustains (memory-level "
+                     "parallelism, page-walk bound; `engramsim validate host-fetch` measures "
+                     "it). > 0, fractional allowed.",
+                     above_zero(Dim::Count, "a gather thread reads at least part of a row at a time")),
+        quantity_key("hash_rate_per_thread", Dim::Count, "1.08B",
+                     "Row ids hashed per second per host thread (measured here, README).",
+                     above_zero(Dim::Count, "a rate divides")),
+        integer("hash_threads", 1,
+                "Host threads hashing (hashing = host) and deduplicating row ids.", 1, 4096),
+        quantity_key("dedup_rate_per_thread", Dim::Count, "100M",
+                     "Row ids one host thread deduplicates per second before the gather "
+                     "(open addressing; measured here by `engramsim validate host-fetch`). "
+                     "0: not modeled."),
+        quantity_key("gather_dispatch", Dim::Time, "50 us",
+                     "Per fetch, beyond its rows: waking the idle gather threads, joining "
+                     "them, cold caches and TLBs (median measured here by `engramsim "
+                     "validate host-fetch`)."),
+        quantity_key("dma_setup", Dim::Time, "5 us",
+                     "Fixed cost of one host-to-device copy: launch, descriptors, event."),
+        quantity_key("pcie_tlp_overhead", Dim::Bytes, "24 B",
+                     "Per-TLP framing, header, sequence number and LCRC."),
+        quantity_key("pcie_max_payload", Dim::Bytes, "256 B", "PCIe max payload size.",
+                     above_zero(Dim::Bytes, "a TLP carries data")),
+        fraction("pcie_dllp_overhead", 0.04,
+                 "Share of link time taken by DLLPs (acks, flow-control updates)"),
+        quantity_key("uva_read_granularity", Dim::Bytes, "64 B",
+                     "Alignment of GPU zero-copy reads of host memory.",
+                     above_zero(Dim::Bytes, "a read moves data")),
+        integer("uva_outstanding_reads", 768,
+                "PCIe read requests a GPU keeps in flight (10-bit tags).", 1, 65536),
+        quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
+                     "One row read from NVMe: one I/O of this size (rows are not co-located).",
+                     above_zero(Dim::Bytes, "an I/O moves data")),
+        integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
+        choice(
+            "nvme_queueing", {"knee", "linear", "measured"}, "knee",
+            "A drive's read rate at nvme_queue_depth Q: knee, min(IOPS, Q / latency) (the "
+            "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
+            "for the others at the drive's rate (the pessimistic bound; closer to what "
+            "`engramsim validate nvme-fetch` measured on this project's virtual disk); "
+            "measured, hardware.nvme.iops_at_depth with Q / rate interpolated linearly in Q."),
     };
-    return section(
-        "sim",
-        "The timing simulator: serving engine, fetch mechanism, prefetch "
-        "schedule, cost-model efficiencies (docs/timing.md).",
-        with_common({
-            choice("table", {"host-dram", "hbm", "nvme", "remote-dram"}, "host-dram",
-                   "Where the Engram table lives: host DRAM (fetched over the host link), HBM "
-                   "(no fetch; the in-HBM reference), the NVMe drives (mechanism nvme) or the "
-                   "DRAM of memory_nodes remote memory servers, fetched over the network "
-                   "(mechanism remote-gather). On "
-                   "NVMe, placement.dram_capacity is what host DRAM holds of it: all (the "
-                   "default) keeps the whole table in DRAM, so nothing is read from the drives; "
-                   "0 reads every fetched row from them; in between, a DRAM cache."),
-            choice("mechanism", {"cpu-gather", "uva", "nvme", "remote-gather"}, "cpu-gather",
-                   "cpu-gather: host threads gather unique rows into pinned staging, then one DMA "
-                   "copy; uva: a GPU kernel reads pinned host rows through unified addressing; "
-                   "nvme: rows read from the drives into host staging, then one DMA copy; "
-                   "remote-gather: each memory server's threads gather its share of the rows, "
-                   "then one RDMA write to the GPU (table remote-dram)."),
-            integer("memory_nodes", 1,
-                    "sim.table remote-dram: memory servers the table is sharded over evenly, "
-                    "each with the hardware preset host's DRAM and gather model.",
-                    1, 4096),
-            text("schedule", "layer-ahead:0",
-                 "Prefetch schedule: none, layer-ahead:K (issue at layer K of the step), oracle."),
-            choice("hashing", {"host", "gpu"}, "host",
-                   "Where row ids are hashed: host CPU (in the fetch chain) or a GPU kernel at "
-                   "the step start (ids then cross to the host for cpu-gather)."),
-            integer("gather_threads", 16, "Host threads gathering rows (cpu-gather).", 1, 4096),
-            choice("fetch_queue", {"shared", "fifo"}, "shared",
-                   "How one GPU's concurrent fetches (several Engram layers prefetched at once) "
-                   "use its host threads and its copy stream: shared, all at once, each at an "
-                   "equal share (host threads) or share of the link (copies and UVA reads); fifo, "
-                   "one fetch at a time on each, in the order they reach it (one job queue, one "
-                   "CUDA stream), so the first layer's rows are ready first."),
-            quantity_key("fetch_wake_penalty", Dim::Time, "0 s",
-                         "hardware.gpu.kind host-cpu: what a prefetch issued while the step "
-                         "computes costs the compute beyond the fetch's own work (its thread "
-                         "wakes onto cores a GEMM team holds, which then waits for it); "
-                         "measured by `engramsim calibrate` (docs/executor.md)."),
-            quantity_key("row_access_latency", Dim::Time, "250 ns",
-                         "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
-            quantity_key("outstanding_per_thread", Dim::Count, 2,
-                         "Mean concurrent row reads one gather thread sustains (memory-level "
-                         "parallelism, page-walk bound; `engramsim validate host-fetch` measures "
-                         "it). > 0, fractional allowed.",
-                         above_zero(Dim::Count, "a gather thread reads at least part of a row at a time")),
-            quantity_key("hash_rate_per_thread", Dim::Count, "1.08B",
-                         "Row ids hashed per second per host thread (measured here, README).",
-                         above_zero(Dim::Count, "a rate divides")),
-            integer("hash_threads", 1,
-                    "Host threads hashing (hashing = host) and deduplicating row ids.", 1, 4096),
-            quantity_key("dedup_rate_per_thread", Dim::Count, "100M",
-                         "Row ids one host thread deduplicates per second before the gather "
-                         "(open addressing; measured here by `engramsim validate host-fetch`). "
-                         "0: not modeled."),
-            quantity_key("gather_dispatch", Dim::Time, "50 us",
-                         "Per fetch, beyond its rows: waking the idle gather threads, joining "
-                         "them, cold caches and TLBs (median measured here by `engramsim "
-                         "validate host-fetch`)."),
-            quantity_key("dma_setup", Dim::Time, "5 us",
-                         "Fixed cost of one host-to-device copy: launch, descriptors, event."),
-            quantity_key("pcie_tlp_overhead", Dim::Bytes, "24 B",
-                         "Per-TLP framing, header, sequence number and LCRC."),
-            quantity_key("pcie_max_payload", Dim::Bytes, "256 B", "PCIe max payload size.",
-                         above_zero(Dim::Bytes, "a TLP carries data")),
-            fraction("pcie_dllp_overhead", 0.04,
-                     "Share of link time taken by DLLPs (acks, flow-control updates)"),
-            quantity_key("uva_read_granularity", Dim::Bytes, "64 B",
-                         "Alignment of GPU zero-copy reads of host memory.",
-                         above_zero(Dim::Bytes, "a read moves data")),
-            integer("uva_outstanding_reads", 768,
-                    "PCIe read requests a GPU keeps in flight (10-bit tags).", 1, 65536),
-            quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",
-                         "One row read from NVMe: one I/O of this size (rows are not co-located).",
-                         above_zero(Dim::Bytes, "an I/O moves data")),
-            integer("nvme_queue_depth", 128, "Reads in flight per drive.", 1, 65536),
-            choice(
-                "nvme_queueing", {"knee", "linear", "measured"}, "knee",
-                "A drive's read rate at nvme_queue_depth Q: knee, min(IOPS, Q / latency) (the "
-                "optimistic bound); linear, Q / (latency + (Q - 1) / IOPS), each read waiting "
-                "for the others at the drive's rate (the pessimistic bound; closer to what "
-                "`engramsim validate nvme-fetch` measured on this project's virtual disk); "
-                "measured, hardware.nvme.iops_at_depth with Q / rate interpolated linearly in Q."),
-            fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
-            fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
-            fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),
-            quantity_key("kernel_floor", Dim::Time, "3 us", "Fixed cost of one GPU kernel."),
-            text("profiles", "",
-                 "Folder of measured kernel profiles (engramsim profile -o DIR): the kernels they "
-                 "cover are timed from them (interpolated by shape), the rest by the roofline."),
-            quantity_key("backbone_time_scale", Dim::Count, 1.0,
-                         "Calibration: multiplies every backbone op time (never the Engram "
-                         "path); study paper-table4 fits it to the paper's baseline.",
-                         above_zero(Dim::Count, "a time scale of 0 makes compute free")),
-            boolean("scale_engram_ops", false,
-                    "Apply backbone_time_scale to the Engram module's GPU ops too."),
-            integer("max_num_seqs", 512, "Engine: sequences per step (nano-vLLM default).", 1),
-            integer("max_num_batched_tokens", 16384, "Engine: prefill tokens per step.", 1),
-            integer("kv_block_size", 256, "Engine: tokens per KV-cache block.", 1),
-            fraction("gpu_memory_utilization", 0.9, "Engine: share of HBM it may use"),
-            integer("num_kv_blocks", -1,
-                    "KV blocks; -1: (HBM x utilization - weights - "
-                    "activation peak) / block bytes, as nano-vLLM.",
-                    -1),
-            integer("tensor_parallel", 1,
-                    "GPUs serving one model replica by tensor parallelism (Megatron-style, as "
-                    "nano-vLLM); at most hardware.gpu.count.",
-                    1, 64),
-            integer("data_parallel", 1,
-                    "Engine replicas on one node, each on its own GPU (data parallelism): request "
-                    "r goes to replica r mod data_parallel; the replicas share the host (its "
-                    "cores, DRAM table), the PCIe switches and the drives. At most "
-                    "hardware.gpu.count; > 1 needs tensor_parallel 1.",
-                    1, 64),
-            choice("collective_comms", {"ring-steps", "coalesced"}, "coalesced",
-                   "ring-steps: each ring step of a collective is its own comms (a barrier per "
-                   "step); coalesced: one comm per GPU per collective after a sleep of the other "
-                   "steps' latencies (equal on idle links, far fewer SimGrid activities)."),
-        }));
+}
+
+// sim: the cost model's efficiencies and profiles, the engine, parallelism.
+std::vector<Key> sim_engine_keys() {
+    return {
+        fraction("gemm_efficiency", 0.7, "GEMM share of the tensor-core peak"),
+        fraction("attention_efficiency", 0.5, "Attention share of the tensor-core peak"),
+        fraction("memory_efficiency", 0.8, "Share of HBM bandwidth any kernel reaches"),
+        quantity_key("kernel_floor", Dim::Time, "3 us", "Fixed cost of one GPU kernel."),
+        text("profiles", "",
+             "Folder of measured kernel profiles (engramsim profile -o DIR): the kernels they "
+             "cover are timed from them (interpolated by shape), the rest by the roofline."),
+        quantity_key("backbone_time_scale", Dim::Count, 1.0,
+                     "Calibration: multiplies every backbone op time (never the Engram "
+                     "path); study paper-table4 fits it to the paper's baseline.",
+                     above_zero(Dim::Count, "a time scale of 0 makes compute free")),
+        boolean("scale_engram_ops", false,
+                "Apply backbone_time_scale to the Engram module's GPU ops too."),
+        integer("max_num_seqs", 512, "Engine: sequences per step (nano-vLLM default).", 1),
+        integer("max_num_batched_tokens", 16384, "Engine: prefill tokens per step.", 1),
+        integer("kv_block_size", 256, "Engine: tokens per KV-cache block.", 1),
+        fraction("gpu_memory_utilization", 0.9, "Engine: share of HBM it may use"),
+        integer("num_kv_blocks", -1,
+                "KV blocks; -1: (HBM x utilization - weights - "
+                "activation peak) / block bytes, as nano-vLLM.",
+                -1),
+        integer("tensor_parallel", 1,
+                "GPUs serving one model replica by tensor parallelism (Megatron-style, as "
+                "nano-vLLM); at most hardware.gpu.count.",
+                1, 64),
+        integer("data_parallel", 1,
+                "Engine replicas on one node, each on its own GPU (data parallelism): request "
+                "r goes to replica r mod data_parallel; the replicas share the host (its "
+                "cores, DRAM table), the PCIe switches and the drives. At most "
+                "hardware.gpu.count; > 1 needs tensor_parallel 1.",
+                1, 64),
+        choice("collective_comms", {"ring-steps", "coalesced"}, "coalesced",
+               "ring-steps: each ring step of a collective is its own comms (a barrier per "
+               "step); coalesced: one comm per GPU per collective after a sleep of the other "
+               "steps' latencies (equal on idle links, far fewer SimGrid activities)."),
+    };
+}
+
+Key sim_section() {
+    std::vector<Key> keys = sim_fetch_keys();
+    for (Key& k : sim_engine_keys()) keys.push_back(std::move(k));
+    return section("sim",
+                   "The timing simulator: serving engine, fetch mechanism, prefetch "
+                   "schedule, cost-model efficiencies (docs/timing.md).",
+                   with_common(std::move(keys)));
 }
 
 Key placement_section() {

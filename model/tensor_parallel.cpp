@@ -70,127 +70,150 @@ OpShape TensorParallel::divided(const OpShape& op, int tp, const std::string& di
     return out;
 }
 
+namespace {
+
+// The pieces being built: ops go into the last one, a collective closes it.
+struct Pieces {
+    std::vector<TpPiece> v = std::vector<TpPiece>(1);
+    void put(OpShape op) { v.back().ops.push_back(std::move(op)); }
+    void cut(Collective::Kind kind, double bytes) {
+        v.back().after = {kind, bytes};
+        v.emplace_back();
+    }
+};
+
+// One GEMM of a layer. `sharded`: the activation is split over the GPUs (by head or width);
+// `partial`: a row-parallel output waits for its all-reduce.
+void shard_gemm(const TensorParallel& t, const OpShape& op, Pieces& p, bool& sharded,
+                bool& partial) {
+    const int tp = t.tp;
+    switch (op.split) {
+        case OpShape::Split::Column:
+            p.put(TensorParallel::column_parallel(op, tp));
+            sharded = true;
+            break;
+        case OpShape::Split::QueryHeads: {  // only the query heads split
+            const BackboneShape& b = t.backbone;
+            const double qk = double(b.n_heads) * (b.head_dim + b.qk_rope_head_dim);
+            p.put(gemm_like(op, dim(op, "m"), dim(op, "n") - qk + qk / tp, dim(op, "k")));
+            sharded = true;
+            break;
+        }
+        case OpShape::Split::Row:
+            p.put(TensorParallel::row_parallel(op, tp));
+            sharded = false, partial = true;
+            break;
+        case OpShape::Split::Heads:
+            p.put(TensorParallel::divided(op, tp, "batch"));
+            sharded = true;
+            break;
+        case OpShape::Split::None: p.put(op); sharded = false; break;
+    }
+}
+
+void shard_layer(const TensorParallel& t, const std::vector<OpShape>& ops, const StepShape& s,
+                 Pieces& p) {
+    const int tp = t.tp;
+    const double hidden_bytes = s.tokens * t.backbone.hidden * t.backbone.bytes_per_value;
+    bool sharded = false, partial = false;  // see shard_gemm
+    for (const auto& op : ops) {
+        if (op.kernel == "gemm") {
+            shard_gemm(t, op, p, sharded, partial);
+        } else if (op.kernel == "attention_prefill" || op.kernel == "attention_decode") {
+            OpShape a = TensorParallel::divided(op, tp, "heads");
+            if (t.backbone.mla && dim(op, "kv_heads") == 1) {
+                // MLA decode: every GPU reads the whole latent cache
+                const double kv = dim(op, "context") * dim(op, "head_dim") *
+                                  t.backbone.bytes_per_value;
+                a.bytes = kv + (op.bytes - kv) / tp;
+            } else if (auto it = a.dims.find("kv_heads"); it != a.dims.end()) {
+                it->second /= tp;
+            }
+            p.put(std::move(a));
+            sharded = true;
+        } else if (op.kernel == "moe_grouped_gemm" || op.kernel == "moe_permute" ||
+                   op.kernel == "moe_combine") {
+            // Experts divided: each GPU handles its experts' share of the routed rows.
+            p.put(TensorParallel::divided(op, tp, "experts"));
+            if (op.kernel != "moe_permute") partial = true;
+        } else if (op.kernel == "elementwise" && sharded && !t.mla_latent(op, s)) {
+            p.put(TensorParallel::divided(op, tp, "elements"));
+        } else if (op.kernel == "elementwise" && !sharded && partial) {
+            // the residual update needs the whole sublayer output
+            p.cut(Collective::Kind::AllReduce, hidden_bytes);
+            partial = false;
+            p.put(op);
+        } else {  // replicated: router_topk, moe_align, norms, unknown kinds
+            // an unknown kind may read the hidden state: reduce first
+            if (partial && op.kernel != "router_topk" && op.kernel != "moe_align" &&
+                op.kernel != "gemm")
+                p.cut(Collective::Kind::AllReduce, hidden_bytes), partial = false;
+            p.put(op);
+        }
+    }
+    if (partial) p.cut(Collective::Kind::AllReduce, hidden_bytes);
+}
+
+// The LM head, vocab-parallel: the logits gathered to GPU 0, which samples.
+void shard_head(const TensorParallel& t, const std::vector<OpShape>& ops, const StepShape& s,
+                Pieces& p) {
+    const double logits = s.seqs * t.backbone.vocab * t.backbone.bytes_per_value;
+    bool sharded = false;
+    for (const auto& op : ops) {
+        if (op.kernel == "gemm" && op.split == OpShape::Split::Column) {
+            p.put(TensorParallel::column_parallel(op, t.tp));
+            sharded = true;
+        } else if (sharded) {
+            p.cut(Collective::Kind::Gather, logits);
+            sharded = false;
+            p.put(op);
+        } else {
+            p.put(op);
+        }
+    }
+    if (sharded) p.cut(Collective::Kind::Gather, logits);
+}
+
+// The Engram module: each GPU gathers its heads' rows, then all-gathers the memory vectors.
+void shard_engram(const TensorParallel& t, const std::vector<OpShape>& ops, const StepShape& s,
+                  Pieces& p) {
+    const double memory = s.tokens * t.engram.d_mem * t.backbone.bytes_per_value;
+    bool gathered = true;
+    for (const auto& op : ops) {
+        if (op.kernel == "engram_gather") {  // this GPU's heads only
+            p.put(TensorParallel::divided(op, t.tp, "heads"));
+            gathered = false;
+        } else {
+            if (!gathered) {
+                p.cut(Collective::Kind::AllGather, memory);
+                gathered = true;
+            }
+            p.put(op);
+        }
+    }
+    if (!gathered) p.cut(Collective::Kind::AllGather, memory);
+}
+
+}  // namespace
+
 std::vector<TpPiece> TensorParallel::shard(const std::vector<OpShape>& ops, OpList list,
                                            const StepShape& s) const {
-    std::vector<TpPiece> pieces(1);
+    Pieces p;
     if (tp == 1) {
-        pieces[0].ops = ops;
-        return pieces;
+        p.v[0].ops = ops;
+        return p.v;
     }
-    const double bpv = backbone.bytes_per_value;
-    auto cut = [&](Collective::Kind kind, double bytes) {
-        pieces.back().after = {kind, bytes};
-        pieces.emplace_back();
-    };
-    auto put = [&](OpShape op) { pieces.back().ops.push_back(std::move(op)); };
-    const double hidden_bytes = s.tokens * backbone.hidden * bpv;
-
     switch (list) {
         case OpList::Embed:
-            for (const auto& op : ops) put(op);
-            cut(Collective::Kind::AllReduce, hidden_bytes);
+            for (const auto& op : ops) p.put(op);
+            p.cut(Collective::Kind::AllReduce, s.tokens * backbone.hidden * backbone.bytes_per_value);
             break;
-        case OpList::Layer: {
-            // `sharded`: the activation is split over the GPUs (by head or width); `partial`:
-            // a row-parallel or expert output waits for its all-reduce.
-            bool sharded = false, partial = false;
-            for (const auto& op : ops) {
-                if (op.kernel == "gemm") {
-                    switch (op.split) {
-                        case OpShape::Split::Column:
-                            put(column_parallel(op, tp));
-                            sharded = true;
-                            break;
-                        case OpShape::Split::QueryHeads: {  // only the query heads split
-                            const BackboneShape& b = backbone;
-                            const double qk = double(b.n_heads) * (b.head_dim + b.qk_rope_head_dim);
-                            put(gemm_like(op, dim(op, "m"), dim(op, "n") - qk + qk / tp,
-                                          dim(op, "k")));
-                            sharded = true;
-                            break;
-                        }
-                        case OpShape::Split::Row:
-                            put(row_parallel(op, tp));
-                            sharded = false, partial = true;
-                            break;
-                        case OpShape::Split::Heads:
-                            put(divided(op, tp, "batch"));
-                            sharded = true;
-                            break;
-                        case OpShape::Split::None: put(op); sharded = false; break;
-                    }
-                } else if (op.kernel == "attention_prefill" || op.kernel == "attention_decode") {
-                    OpShape a = divided(op, tp, "heads");
-                    if (backbone.mla && dim(op, "kv_heads") == 1) {
-                        // MLA decode: every GPU reads the whole latent cache
-                        const double kv = dim(op, "context") * dim(op, "head_dim") *
-                                          backbone.bytes_per_value;
-                        a.bytes = kv + (op.bytes - kv) / tp;
-                    } else if (auto it = a.dims.find("kv_heads"); it != a.dims.end()) {
-                        it->second /= tp;
-                    }
-                    put(std::move(a));
-                    sharded = true;
-                } else if (op.kernel == "moe_grouped_gemm" || op.kernel == "moe_permute" ||
-                           op.kernel == "moe_combine") {
-                    // Experts divided: each GPU handles its experts' share of the routed rows.
-                    put(divided(op, tp, "experts"));
-                    if (op.kernel != "moe_permute") partial = true;
-                } else if (op.kernel == "elementwise" && sharded && !mla_latent(op, s)) {
-                    put(divided(op, tp, "elements"));
-                } else if (op.kernel == "elementwise" && !sharded && partial) {
-                    // the residual update needs the whole sublayer output
-                    cut(Collective::Kind::AllReduce, hidden_bytes);
-                    partial = false;
-                    put(op);
-                } else {  // replicated: router_topk, moe_align, norms, unknown kinds
-                    // an unknown kind may read the hidden state: reduce first
-                    if (partial && op.kernel != "router_topk" && op.kernel != "moe_align" &&
-                        op.kernel != "gemm")
-                        cut(Collective::Kind::AllReduce, hidden_bytes), partial = false;
-                    put(op);
-                }
-            }
-            if (partial) cut(Collective::Kind::AllReduce, hidden_bytes);
-            break;
-        }
-        case OpList::Head: {
-            bool sharded = false;
-            for (const auto& op : ops) {
-                if (op.kernel == "gemm" && op.split == OpShape::Split::Column) {  // LM head
-                    put(column_parallel(op, tp));
-                    sharded = true;
-                } else if (sharded) {  // logits gathered to GPU 0, which samples
-                    cut(Collective::Kind::Gather, s.seqs * backbone.vocab * bpv);
-                    sharded = false;
-                    put(op);
-                } else {
-                    put(op);
-                }
-            }
-            if (sharded) cut(Collective::Kind::Gather, s.seqs * backbone.vocab * bpv);
-            break;
-        }
-        case OpList::Engram: {
-            bool gathered = true;
-            for (const auto& op : ops) {
-                if (op.kernel == "engram_gather") {  // this GPU's heads only
-                    put(divided(op, tp, "heads"));
-                    gathered = false;
-                } else {
-                    if (!gathered) {
-                        cut(Collective::Kind::AllGather, s.tokens * engram.d_mem * bpv);
-                        gathered = true;
-                    }
-                    put(op);
-                }
-            }
-            if (!gathered) cut(Collective::Kind::AllGather, s.tokens * engram.d_mem * bpv);
-            break;
-        }
+        case OpList::Layer: shard_layer(*this, ops, s, p); break;
+        case OpList::Head: shard_head(*this, ops, s, p); break;
+        case OpList::Engram: shard_engram(*this, ops, s, p); break;
     }
-    if (pieces.size() > 1 && pieces.back().ops.empty()) pieces.pop_back();
-    return pieces;
+    if (p.v.size() > 1 && p.v.back().ops.empty()) p.v.pop_back();
+    return p.v;
 }
 
 double TensorParallel::weight_bytes_per_gpu() const {

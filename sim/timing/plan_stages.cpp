@@ -17,11 +17,11 @@ namespace engramsim::sim {
 using nlohmann::json;
 using units::Dim;
 
-namespace {
-
 double count_of(const json& sec, const std::string& key) {
     return config::quantity(sec, key, Dim::Count);
 }
+
+namespace {
 
 // The Engram section against the backbone: one gate per residual branch, layers that exist.
 void engram_choices(const json& cfg, RunChoices& run) {

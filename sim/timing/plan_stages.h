@@ -41,6 +41,9 @@
 
 namespace engramsim::sim {
 
+// A count-valued key of a resolved section (plain numbers or "2.5M"), for the stages.
+double count_of(const nlohmann::json& section, const std::string& key);
+
 // --- resolve: the run's choices from its resolved config ---------------------------------------
 struct RunChoices {
     BackboneShape backbone;

@@ -12,10 +12,6 @@ using units::Dim;
 
 namespace {
 
-double count_of(const json& sec, const std::string& key) {
-    return config::quantity(sec, key, Dim::Count);
-}
-
 // hardware.nvme.iops_at_depth: {"depth": "rate"}, each rate divided among `tp` GPUs, sorted by
 // depth.
 std::vector<std::pair<double, double>> iops_at_depth(const json& nv, double tpd) {

@@ -91,11 +91,10 @@ RunMetrics data_parallel_metrics(const Plan& plan, const DesResult& des) {
 
 }  // namespace
 
-RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
-    if (!plan.replicas.empty()) return data_parallel_metrics(plan, des);
-    RunMetrics m;
-    m.makespan_s = des.makespan_s;
-    m.throughput_tok_per_s = des.makespan_s > 0 ? double(plan.output_tokens) / des.makespan_s : 0;
+namespace {
+
+// The steps' totals: stalls, compute, fetch time, rows by tier, bytes.
+void step_totals(const Plan& plan, const DesResult& des, RunMetrics& m) {
     m.steps = plan.steps.size();
     for (size_t i = 0; i < plan.steps.size(); ++i) {
         const PlannedStep& st = plan.steps[i];
@@ -133,6 +132,10 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
                                                             uint64_t(plan.engram.heads_per_layer()) *
                                                             plan.engram_layers.size();
     }
+}
+
+// The host links' utilization, and per GPU and per link (the fetches and the collectives).
+void link_utilization(const Plan& plan, RunMetrics& m) {
     const auto& links = plan.platform.links();
     if (m.makespan_s > 0) {
         m.h2d_utilization = m.h2d_wire_bytes /
@@ -142,75 +145,84 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
     }
     // Per link: every GPU's fetch share over its route, and the collectives.
     m.tensor_parallel = plan.tensor_parallel;
-    {
-        const Platform& pf = plan.platform;
-        std::vector<int> gpus = plan.gpus;
-        if (gpus.empty()) gpus.push_back(plan.gpu);
-        std::vector<double> bytes(links.size(), 0);
-        std::vector<std::vector<int>> up, down;
-        for (int g : gpus) {
-            up.push_back(gpus.size() == 1 && !plan.h2d_route.empty() ? plan.h2d_route
-                         : gpus.size() == 1 ? std::vector<int>{plan.h2d}
-                                            : pf.route(plan.host, g));
-            down.push_back(gpus.size() == 1 && !plan.d2h_route.empty() ? plan.d2h_route
-                           : gpus.size() == 1 ? std::vector<int>{plan.d2h}
-                                              : pf.route(g, plan.host));
-        }
-        // remote-gather: each memory node's routes from the ids' source and to gpu0.
-        std::vector<std::vector<int>> ids_from_host, ids_from_gpu, rows_to_gpu;
-        for (int mem : plan.memory_nodes) {
-            ids_from_host.push_back(pf.route(plan.host, mem));
-            ids_from_gpu.push_back(pf.route(plan.gpu, mem));
-            rows_to_gpu.push_back(pf.route(mem, plan.gpu));
-        }
-        for (const PlannedStep& st : plan.steps) {
-            for (const PlannedFetch& f : st.fetch) {
-                for (size_t r = 0; r < gpus.size(); ++r) {
-                    for (int l : up[r]) bytes[size_t(l)] += f.work.h2d_wire_bytes;
-                    for (int l : down[r]) bytes[size_t(l)] += f.work.d2h_wire_bytes;
-                }
-                if (f.work.net_bytes_per_node > 0)
-                    for (size_t k = 0; k < rows_to_gpu.size(); ++k) {
-                        for (int l : f.work.remote_ids_from_gpu ? ids_from_gpu[k]
-                                                                : ids_from_host[k])
-                            bytes[size_t(l)] += f.work.remote_ids_bytes_per_node;
-                        for (int l : rows_to_gpu[k]) bytes[size_t(l)] += f.work.net_bytes_per_node;
-                    }
-            }
-            if (gpus.size() > 1)
-                for (const Instr& in : step_program(plan, st))
-                    if (in.kind == Instr::Kind::Collective)
-                        add_collective_link_bytes(pf, gpus, in.collective, bytes);
-        }
-        auto util = [&](int l) {
-            return m.makespan_s > 0 ? bytes[size_t(l)] / (links[size_t(l)].bandwidth_bytes_per_s *
-                                                          m.makespan_s)
-                                    : 0.0;
-        };
-        auto find = [&](const std::string& name) {
-            for (size_t l = 0; l < links.size(); ++l)
-                if (links[l].name == name) return int(l);
-            return -1;
-        };
-        for (size_t r = 0; r < gpus.size(); ++r) {
-            RunMetrics::GpuLinks g;
-            g.gpu = pf.nodes()[size_t(gpus[r])].name;
-            g.host_h2d = util(up[r].back());
-            g.host_d2h = util(down[r].front());
-            if (const int u = find("nvlink" + std::to_string(r) + ".up"); u >= 0)
-                g.nvlink_up = util(u);
-            if (const int d = find("nvlink" + std::to_string(r) + ".down"); d >= 0)
-                g.nvlink_down = util(d);
-            m.per_gpu.push_back(g);
-        }
-        for (size_t l = 0; l < links.size(); ++l)
-            if (links[l].kind != "nvme") m.per_link.emplace_back(links[l].name, util(int(l)));
-        if (gpus.size() > 1) {  // the wire bytes of every GPU's share
-            m.h2d_wire_bytes *= double(gpus.size());
-            m.d2h_wire_bytes *= double(gpus.size());
-            m.payload_bytes *= double(gpus.size());
-        }
+    const Platform& pf = plan.platform;
+    std::vector<int> gpus = plan.gpus;
+    if (gpus.empty()) gpus.push_back(plan.gpu);
+    std::vector<double> bytes(links.size(), 0);
+    std::vector<std::vector<int>> up, down;
+    for (int g : gpus) {
+        up.push_back(gpus.size() == 1 && !plan.h2d_route.empty() ? plan.h2d_route
+                     : gpus.size() == 1 ? std::vector<int>{plan.h2d}
+                                        : pf.route(plan.host, g));
+        down.push_back(gpus.size() == 1 && !plan.d2h_route.empty() ? plan.d2h_route
+                       : gpus.size() == 1 ? std::vector<int>{plan.d2h}
+                                          : pf.route(g, plan.host));
     }
+    // remote-gather: each memory node's routes from the ids' source and to gpu0.
+    std::vector<std::vector<int>> ids_from_host, ids_from_gpu, rows_to_gpu;
+    for (int mem : plan.memory_nodes) {
+        ids_from_host.push_back(pf.route(plan.host, mem));
+        ids_from_gpu.push_back(pf.route(plan.gpu, mem));
+        rows_to_gpu.push_back(pf.route(mem, plan.gpu));
+    }
+    for (const PlannedStep& st : plan.steps) {
+        for (const PlannedFetch& f : st.fetch) {
+            for (size_t r = 0; r < gpus.size(); ++r) {
+                for (int l : up[r]) bytes[size_t(l)] += f.work.h2d_wire_bytes;
+                for (int l : down[r]) bytes[size_t(l)] += f.work.d2h_wire_bytes;
+            }
+            if (f.work.net_bytes_per_node > 0)
+                for (size_t k = 0; k < rows_to_gpu.size(); ++k) {
+                    for (int l : f.work.remote_ids_from_gpu ? ids_from_gpu[k]
+                                                            : ids_from_host[k])
+                        bytes[size_t(l)] += f.work.remote_ids_bytes_per_node;
+                    for (int l : rows_to_gpu[k]) bytes[size_t(l)] += f.work.net_bytes_per_node;
+                }
+        }
+        if (gpus.size() > 1)
+            for (const Instr& in : step_program(plan, st))
+                if (in.kind == Instr::Kind::Collective)
+                    add_collective_link_bytes(pf, gpus, in.collective, bytes);
+    }
+    auto util = [&](int l) {
+        return m.makespan_s > 0 ? bytes[size_t(l)] / (links[size_t(l)].bandwidth_bytes_per_s *
+                                                      m.makespan_s)
+                                : 0.0;
+    };
+    auto find = [&](const std::string& name) {
+        for (size_t l = 0; l < links.size(); ++l)
+            if (links[l].name == name) return int(l);
+        return -1;
+    };
+    for (size_t r = 0; r < gpus.size(); ++r) {
+        RunMetrics::GpuLinks g;
+        g.gpu = pf.nodes()[size_t(gpus[r])].name;
+        g.host_h2d = util(up[r].back());
+        g.host_d2h = util(down[r].front());
+        if (const int u = find("nvlink" + std::to_string(r) + ".up"); u >= 0)
+            g.nvlink_up = util(u);
+        if (const int d = find("nvlink" + std::to_string(r) + ".down"); d >= 0)
+            g.nvlink_down = util(d);
+        m.per_gpu.push_back(g);
+    }
+    for (size_t l = 0; l < links.size(); ++l)
+        if (links[l].kind != "nvme") m.per_link.emplace_back(links[l].name, util(int(l)));
+    if (gpus.size() > 1) {  // the wire bytes of every GPU's share
+        m.h2d_wire_bytes *= double(gpus.size());
+        m.d2h_wire_bytes *= double(gpus.size());
+        m.payload_bytes *= double(gpus.size());
+    }
+}
+
+}  // namespace
+
+RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
+    if (!plan.replicas.empty()) return data_parallel_metrics(plan, des);
+    RunMetrics m;
+    m.makespan_s = des.makespan_s;
+    m.throughput_tok_per_s = des.makespan_s > 0 ? double(plan.output_tokens) / des.makespan_s : 0;
+    step_totals(plan, des, m);
+    link_utilization(plan, m);
     std::vector<double> ttft, tpot;
     add_latencies(plan, des, ttft, tpot);
     set_latencies(m, ttft, tpot);
