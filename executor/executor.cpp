@@ -219,234 +219,318 @@ int64_t kv_blocks(const nlohmann::json& cfg) {
     return kv_blocks(cfg.at("sim"), prompt_len, output_len);
 }
 
-ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+namespace {
+
+// What a run needs, decided before anything is allocated: the servable choices, the steps'
+// limits and KV cache, the memory and the disk (refused with the key and the sizes).
+struct RunPlan {
+    BackboneShape shape;
+    EngramConfig engram;
+    bool with_engram = false, on_disk = false;
+    sim::PrefetchSchedule schedule;
+    Workload work;
+    std::vector<uint32_t> prompt_len, output_len;
+    SchedulerConfig sc;
+    KvShape kv;
+    LookupLayout layout;
+    uint64_t table_bytes = 0, cache_rows = 0;
+    std::string table_file;
+};
+
+RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     const auto& simc = cfg.at("sim");
-    const BackboneShape shape = BackboneShape::from_json(cfg.at("backbone"));
-    const EngramConfig engram = EngramConfig::from_json(cfg.at("engram"));
-    const bool with_engram = opt.engram && !engram.layer_ids.empty();
-    const bool on_disk = simc.at("table") == "nvme";
-    check_servable(cfg, shape, engram, with_engram);
-    const sim::PrefetchSchedule schedule =
-        sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
+    RunPlan p;
+    p.shape = BackboneShape::from_json(cfg.at("backbone"));
+    p.engram = EngramConfig::from_json(cfg.at("engram"));
+    p.with_engram = opt.engram && !p.engram.layer_ids.empty();
+    p.on_disk = simc.at("table") == "nvme";
+    check_servable(cfg, p.shape, p.engram, p.with_engram);
+    p.schedule = sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
 
     // The steps: the scheduler's, with the config's limits and KV cache.
-    const Workload work = make_workload(cfg.at("workload"));
-    std::vector<uint32_t> prompt_len, output_len;
-    request_lengths(work, prompt_len, output_len);
-    SchedulerConfig sc{.max_num_seqs = simc.at("max_num_seqs").get<int>(),
-                       .max_num_batched_tokens = simc.at("max_num_batched_tokens").get<int>(),
-                       .kv_block_size = simc.at("kv_block_size").get<int>(),
-                       .num_kv_blocks = kv_blocks(simc, prompt_len, output_len)};
-    const KvShape kv{.layers = shape.layers, .n_kv_heads = shape.n_kv_heads,
-                     .head_dim = shape.head_dim, .block_size = sc.kv_block_size,
-                     .num_blocks = sc.num_kv_blocks};
+    p.work = make_workload(cfg.at("workload"));
+    request_lengths(p.work, p.prompt_len, p.output_len);
+    p.sc = {.max_num_seqs = simc.at("max_num_seqs").get<int>(),
+            .max_num_batched_tokens = simc.at("max_num_batched_tokens").get<int>(),
+            .kv_block_size = simc.at("kv_block_size").get<int>(),
+            .num_kv_blocks = kv_blocks(simc, p.prompt_len, p.output_len)};
+    p.kv = {.layers = p.shape.layers, .n_kv_heads = p.shape.n_kv_heads,
+            .head_dim = p.shape.head_dim, .block_size = p.sc.kv_block_size,
+            .num_blocks = p.sc.num_kv_blocks};
 
-    // Memory, before anything is allocated: weights, KV cache, table.
-    const LookupLayout layout = lookup_layout(engram);
-    const uint64_t table_bytes = with_engram ? uint64_t(layout.total_rows * layout.row_bytes) : 0;
-    const double weights = 4.0 * shape.params();
-    const uint64_t cache_rows = with_engram ? dram_cache_rows(cfg, engram, on_disk) : 0;
-    const double in_dram = on_disk ? double(cache_rows) * layout.row_bytes : double(table_bytes);
-    resources::require_memory(weights + double(kv.bytes()) + in_dram, "execute",
+    // Memory, before anything is allocated: weights, KV cache, table (or its DRAM cache).
+    p.layout = lookup_layout(p.engram);
+    p.table_bytes = p.with_engram ? uint64_t(p.layout.total_rows * p.layout.row_bytes) : 0;
+    const double weights = 4.0 * p.shape.params();
+    p.cache_rows = p.with_engram ? dram_cache_rows(cfg, p.engram, p.on_disk) : 0;
+    const double in_dram =
+        p.on_disk ? double(p.cache_rows) * p.layout.row_bytes : double(p.table_bytes);
+    resources::require_memory(weights + double(p.kv.bytes()) + in_dram, "execute",
                               "float32 weights " + std::to_string(weights / 1e9) +
-                                  " GB, KV cache " + std::to_string(kv.bytes() / 1e9) +
-                                  " GB, Engram table " + (on_disk ? "cache " : "") +
+                                  " GB, KV cache " + std::to_string(p.kv.bytes() / 1e9) +
+                                  " GB, Engram table " + (p.on_disk ? "cache " : "") +
                                   std::to_string(in_dram / 1e9) + " GB");
-    const std::string table_file = opt.table_file.empty() ? default_table_file(table_bytes) : opt.table_file;
-    if (with_engram && on_disk) require_disk(table_file, table_bytes);
+    p.table_file = opt.table_file.empty() ? default_table_file(p.table_bytes) : opt.table_file;
+    if (p.with_engram && p.on_disk) require_disk(p.table_file, p.table_bytes);
+    return p;
+}
 
-    ExecuteResult res;
-    const auto setup0 = Clock::now();
-    const int threads = opt.compute_threads > 0 ? opt.compute_threads
-                                                : int(std::max(1u, std::thread::hardware_concurrency()));
-    kernels::ThreadTeam team(threads);
-    Backbone backbone(shape, opt.seed);
-    PagedKvCache cache(kv);
-    std::unique_ptr<kernels::HostTable> host_table;
-    std::unique_ptr<kernels::BlockFile> table_on_disk;
-    std::unique_ptr<placement::DenseTrace> trace;  // the dense ids the cache's policy indexes by
-    std::unique_ptr<DramRowCache> row_cache;
-    std::vector<std::unique_ptr<EngramModule>> modules(shape.layers);
-    std::vector<std::unique_ptr<Prefetcher>> fetchers(shape.layers);
-    std::vector<int> engram_index(shape.layers, -1);
-    const int gather_threads = simc.at("gather_threads").get<int>();
-    const int queue_depth = simc.at("nvme_queue_depth").get<int>();
-    const size_t io_bytes = size_t(config::quantity(simc, "nvme_io_size", units::Dim::Bytes));
-    if (with_engram) {
-        if (on_disk)
-            table_on_disk = std::make_unique<kernels::BlockFile>(
-                table_file, (table_bytes + io_bytes - 1) / io_bytes * io_bytes, io_bytes);
-        if (cache_rows > 0) {
-            auto lookups = hashed_lookups(engram, work, sc);
-            trace = std::make_unique<placement::DenseTrace>(placement::densify(*lookups));
-            const auto& place = cfg.at("placement");
-            row_cache = std::make_unique<DramRowCache>(
-                *trace, cache_rows, size_t(layout.row_bytes), place.at("dram_policy").get<std::string>(),
+using TokenAt = std::function<uint32_t(uint32_t, uint32_t)>;
+
+// One run of the engine: the model, the KV cache and the Engram tables built, then the steps
+// served one by one.
+class ServingRun {
+public:
+    ServingRun(const nlohmann::json& cfg, const ExecuteOptions& opt, RunPlan plan)
+        : cfg_(cfg), opt_(opt), p_(std::move(plan)),
+          team_(opt.compute_threads > 0 ? opt.compute_threads
+                                        : int(std::max(1u, std::thread::hardware_concurrency()))),
+          backbone_(p_.shape, opt.seed), cache_(p_.kv), modules_(size_t(p_.shape.layers)),
+          fetchers_(size_t(p_.shape.layers)), engram_index_(size_t(p_.shape.layers), -1) {
+        const auto setup0 = Clock::now();
+        if (p_.with_engram) build_engram();
+        res_.setup_s = std::chrono::duration<double>(Clock::now() - setup0).count();
+        describe();
+    }
+
+    ExecuteResult run() {
+        if (opt_.warmup_tokens > 0) warm_up();
+        StepSource source(p_.work, p_.with_engram ? &p_.engram : nullptr, p_.sc, p_.prompt_len,
+                          p_.output_len);
+        StepIn in;
+        uint64_t done_tokens = 0;
+        const auto t0 = Clock::now();
+        auto token_at = [&](uint32_t r, uint32_t pos) {
+            const Request& q = p_.work.requests[r];
+            return pos < q.prompt.size() ? q.prompt[pos] : q.output[pos - q.prompt.size()];
+        };
+        for (;;) {
+            const auto s0 = Clock::now();
+            if (!source.next(in)) break;
+            StepRecord rec;
+            rec.index = in.index, rec.prefill = in.prefill, rec.context_tokens = in.context_tokens;
+            rec.seqs = in.slices.size();
+            for (const StepSlice& s : in.slices) rec.tokens += s.count;
+            for (uint32_t r : in.preempted) release(r), ++res_.preemptions;
+            if (in.rows)
+                for (const auto& layer_rows : *in.rows)
+                    for (uint64_t k : layer_rows) res_.rows_digest = fnv1a(res_.rows_digest, k);
+            rec.start_s = std::chrono::duration<double>(s0 - t0).count();
+            rec.schedule_s = std::chrono::duration<double>(Clock::now() - s0).count();
+            forward(in, t0, &rec, token_at);
+            rec.end_s = std::chrono::duration<double>(Clock::now() - t0).count();
+            for (const StepSlice& s : in.slices) {  // each sequence produced one token
+                const uint32_t r = s.request;
+                if (generated_[r]++ == 0) res_.first_token_s[r] = rec.end_s;
+                ++done_tokens;
+                if (generated_[r] == p_.output_len[r]) {
+                    res_.last_token_s[r] = rec.end_s;
+                    release(r);
+                }
+            }
+            res_.steps.push_back(std::move(rec));
+            if (opt_.progress) opt_.progress(res_.steps.size(), done_tokens, res_.output_tokens);
+        }
+        return std::move(res_);
+    }
+
+private:
+    // The table (in DRAM, or a file with its DRAM cache), and each Engram layer's module and
+    // prefetcher.
+    void build_engram() {
+        const auto& simc = cfg_.at("sim");
+        const size_t row_bytes = size_t(p_.layout.row_bytes);
+        const size_t io_bytes = size_t(config::quantity(simc, "nvme_io_size", units::Dim::Bytes));
+        if (p_.on_disk)
+            table_on_disk_ = std::make_unique<kernels::BlockFile>(
+                p_.table_file, (p_.table_bytes + io_bytes - 1) / io_bytes * io_bytes, io_bytes);
+        else
+            host_table_ = std::make_unique<kernels::HostTable>(p_.table_bytes, row_bytes);
+        if (p_.cache_rows > 0) {
+            auto lookups = hashed_lookups(p_.engram, p_.work, p_.sc);
+            trace_ = std::make_unique<placement::DenseTrace>(placement::densify(*lookups));
+            const auto& place = cfg_.at("placement");
+            row_cache_ = std::make_unique<DramRowCache>(
+                *trace_, p_.cache_rows, row_bytes, place.at("dram_policy").get<std::string>(),
                 place.at("dram_policy_options").get<std::map<std::string, std::string>>());
         }
-        if (!on_disk)
-            host_table = std::make_unique<kernels::HostTable>(table_bytes, size_t(layout.row_bytes));
-        for (size_t i = 0; i < engram.layer_ids.size(); ++i) {
-            const int l = engram.layer_ids[i];
-            engram_index[l] = int(i);
-            modules[l] = std::make_unique<EngramModule>(engram, shape.hidden, opt.seed + 7919 * (l + 1));
-            fetchers[l] = on_disk ? std::make_unique<Prefetcher>(*table_on_disk, size_t(layout.row_bytes),
-                                                                 queue_depth, row_cache.get())
-                                  : std::make_unique<Prefetcher>(*host_table, gather_threads);
+        for (size_t i = 0; i < p_.engram.layer_ids.size(); ++i) {
+            const int l = p_.engram.layer_ids[i];
+            engram_index_[size_t(l)] = int(i);
+            modules_[size_t(l)] = std::make_unique<EngramModule>(p_.engram, p_.shape.hidden,
+                                                                 opt_.seed + 7919 * (l + 1));
+            fetchers_[size_t(l)] =
+                p_.on_disk ? std::make_unique<Prefetcher>(*table_on_disk_, row_bytes,
+                                                          simc.at("nvme_queue_depth").get<int>(),
+                                                          row_cache_.get())
+                           : std::make_unique<Prefetcher>(*host_table_,
+                                                          simc.at("gather_threads").get<int>());
         }
     }
-    res.setup_s = std::chrono::duration<double>(Clock::now() - setup0).count();
-    res.num_kv_blocks = sc.num_kv_blocks;
-    res.table_bytes = table_bytes;
-    res.weight_bytes = backbone.weight_bytes();
-    res.kv_cache_bytes = kv.bytes();
-    res.compute_threads = threads;
-    res.gather_threads = with_engram ? (on_disk ? queue_depth : gather_threads) : 0;
-    res.table = with_engram ? (on_disk ? "file " + table_file + " (direct I/O)" : std::string("host DRAM")) : "";
-    if (row_cache) {
-        res.dram_cache_rows = cache_rows;
-        res.table += ", a DRAM cache of " + std::to_string(cache_rows) + " rows (" +
-                     cfg["placement"]["dram_policy"].get<std::string>() + ") in front";
+
+    // The result's description of the run, before it starts.
+    void describe() {
+        const auto& simc = cfg_.at("sim");
+        res_.num_kv_blocks = p_.sc.num_kv_blocks;
+        res_.table_bytes = p_.table_bytes;
+        res_.weight_bytes = backbone_.weight_bytes();
+        res_.kv_cache_bytes = p_.kv.bytes();
+        res_.compute_threads = team_.threads();
+        res_.gather_threads = !p_.with_engram ? 0
+                              : p_.on_disk    ? simc.at("nvme_queue_depth").get<int>()
+                                              : simc.at("gather_threads").get<int>();
+        res_.table = !p_.with_engram ? ""
+                     : p_.on_disk    ? "file " + p_.table_file + " (direct I/O)"
+                                     : std::string("host DRAM");
+        if (row_cache_) {
+            res_.dram_cache_rows = p_.cache_rows;
+            res_.table += ", a DRAM cache of " + std::to_string(p_.cache_rows) + " rows (" +
+                          cfg_["placement"]["dram_policy"].get<std::string>() + ") in front";
+        }
+        res_.blas_threads = openblas_get_num_threads();
+        res_.schedule = p_.with_engram ? p_.schedule.name() : "none (no Engram)";
+        res_.requests = p_.prompt_len.size();
+        for (size_t i = 0; i < p_.prompt_len.size(); ++i)
+            res_.prompt_tokens += p_.prompt_len[i], res_.output_tokens += p_.output_len[i];
+        res_.output_len = p_.output_len;
+        res_.argmax.resize(p_.prompt_len.size());
+        res_.first_token_s.assign(p_.prompt_len.size(), 0);
+        res_.last_token_s.assign(p_.prompt_len.size(), 0);
+        res_.output_digest = res_.rows_digest = res_.fetched_digest = 0xcbf29ce484222325ULL;
+        generated_.assign(p_.prompt_len.size(), 0);
     }
-    res.blas_threads = openblas_get_num_threads();
-    res.schedule = with_engram ? schedule.name() : "none (no Engram)";
-    res.requests = prompt_len.size();
-    for (size_t i = 0; i < prompt_len.size(); ++i)
-        res.prompt_tokens += prompt_len[i], res.output_tokens += output_len[i];
-    res.output_len = output_len;
-    res.argmax.resize(prompt_len.size());
-    res.first_token_s.assign(prompt_len.size(), 0);
-    res.last_token_s.assign(prompt_len.size(), 0);
-    res.output_digest = res.rows_digest = res.fetched_digest = 0xcbf29ce484222325ULL;
 
-    const size_t H = size_t(shape.hidden);
-    std::vector<float> h, e;
-    std::vector<uint32_t> tokens;
-    std::vector<uint32_t> generated(prompt_len.size(), 0);
-    auto token_at = [&](uint32_t r, uint32_t pos) {
-        const Request& q = work.requests[r];
-        return pos < q.prompt.size() ? q.prompt[pos] : q.output[pos - q.prompt.size()];
-    };
+    // A request's KV cache and convolution histories, freed.
+    void release(uint32_t r) {
+        cache_.release(r);
+        for (auto& m : modules_)
+            if (m) m->release(r);
+    }
 
-    // One forward pass over a step; `rec` gets the Engram layers' times (null: untimed warm-up).
-    auto forward = [&](const StepIn& in, Clock::time_point t0, StepRecord* rec,
-                       const std::function<uint32_t(uint32_t, uint32_t)>& token) {
-        tokens.clear();
-        std::vector<size_t> last;
-        for (const StepSlice& s : in.slices) {
-            if (cache.capacity(s.request) < s.first + s.count) cache.reserve(s.request, s.first + s.count);
-            for (uint32_t p = s.first; p < s.first + s.count; ++p) tokens.push_back(token(s.request, p));
-            last.push_back(tokens.size() - 1);
-        }
-        h.resize(tokens.size() * H);
-        backbone.embed(tokens, h);
-        auto since = [&](Clock::time_point t) { return std::chrono::duration<double>(t - t0).count(); };
-        std::vector<EngramLayerRecord> recs(engram.layer_ids.size());
-        auto issue = [&](int l) {
-            const int i = engram_index[l];
-            recs[i].layer = l;
-            recs[i].issue_s = since(Clock::now());
-            if (schedule.kind != sim::PrefetchSchedule::Kind::None)
-                fetchers[l]->issue((*in.rows)[i], /*cached=*/rec != nullptr);
-        };
-        for (int l = 0; l < shape.layers; ++l) {
-            if (with_engram && in.rows)
-                for (int el : engram.layer_ids)
-                    if (schedule.issue_layer(el) == l) issue(el);
-            if (modules[l] && in.rows) {
-                const int i = engram_index[l];
-                const auto w0 = Clock::now();
-                if (schedule.kind == sim::PrefetchSchedule::Kind::None)
-                    fetchers[l]->fetch((*in.rows)[i], /*cached=*/rec != nullptr);
-                else
-                    fetchers[l]->wait();
-                const auto w1 = Clock::now();
-                const Prefetcher& f = *fetchers[l];
-                recs[i].ready_s = since(f.ready());
-                recs[i].stall_s = std::chrono::duration<double>(w1 - w0).count();
-                recs[i].lookups = f.times().lookups, recs[i].unique_rows = f.times().unique_rows;
-                recs[i].dedup_s = f.times().dedup_s, recs[i].gather_s = f.times().gather_s;
-                recs[i].cache_hits = f.times().cache_hits;
-                if (opt.digest_fetched_rows && rec)
-                    for (uint32_t at : f.inverse())
-                        for (size_t b = 0; b < size_t(layout.row_bytes); ++b)
-                            res.fetched_digest =
-                                (res.fetched_digest ^ f.staging()[at * size_t(layout.row_bytes) + b]) *
-                                0x100000001b3ULL;
-                e.resize(tokens.size() * size_t(modules[l]->d_mem()));
-                widen_lookups(f.staging(), f.inverse(), modules[l]->heads(), modules[l]->row_dim(), e, team);
-                modules[l]->forward(in.slices, e, h, team);
-                recs[i].compute_s = std::chrono::duration<double>(Clock::now() - w1).count();
-            }
-            backbone.layer(l, in.slices, h, cache, team);
-        }
-        const std::vector<uint32_t> next = backbone.head(h, last, team);
-        if (rec) {
-            rec->engram = std::move(recs);
-            for (size_t i = 0; i < next.size(); ++i) {
-                res.output_digest = fnv1a(res.output_digest, next[i]);
-                res.argmax[in.slices[i].request].push_back(next[i]);
-            }
-        }
-    };
-
-    // Warm-up: one untimed prefill of a request the workload does not have, then forgotten.
-    if (opt.warmup_tokens > 0) {
-        const uint32_t ghost = uint32_t(prompt_len.size());
+    // One untimed prefill of a request the workload does not have (its rows bypass the DRAM
+    // cache, which the simulator's replay never shows them), then forgotten.
+    void warm_up() {
+        const uint32_t ghost = uint32_t(p_.prompt_len.size());
         StepIn w;
         w.prefill = true;
-        const int64_t room = sc.num_kv_blocks * sc.kv_block_size;
-        w.slices = {{ghost, 0, uint32_t(std::min<int64_t>({opt.warmup_tokens, sc.max_num_batched_tokens, room}))}};
-        std::vector<std::vector<uint64_t>> rows(engram.layer_ids.size());
+        const int64_t room = p_.sc.num_kv_blocks * p_.sc.kv_block_size;
+        w.slices = {{ghost, 0,
+                     uint32_t(std::min<int64_t>(
+                         {opt_.warmup_tokens, p_.sc.max_num_batched_tokens, room}))}};
+        std::vector<std::vector<uint64_t>> rows(p_.engram.layer_ids.size());
         for (size_t i = 0; i < rows.size(); ++i)
-            for (uint64_t k = 0; k < w.slices[0].count * uint64_t(layout.heads_per_layer); ++k)
-                rows[i].push_back(layout.layer_base[i] + (k * 2654435761ULL) % layout.layer_rows[i]);
-        w.rows = with_engram ? &rows : nullptr;
+            for (uint64_t k = 0; k < w.slices[0].count * uint64_t(p_.layout.heads_per_layer); ++k)
+                rows[i].push_back(p_.layout.layer_base[i] +
+                                  (k * 2654435761ULL) % p_.layout.layer_rows[i]);
+        w.rows = p_.with_engram ? &rows : nullptr;
         forward(w, Clock::now(), nullptr, [](uint32_t, uint32_t p) { return p; });
-        cache.release(ghost);
-        for (auto& m : modules)
-            if (m) m->release(ghost);
+        release(ghost);
     }
 
-    StepSource source(work, with_engram ? &engram : nullptr, sc, prompt_len, output_len);
-    StepIn in;
-    uint64_t done_tokens = 0;
-    const auto t0 = Clock::now();
-    for (;;) {
-        const auto s0 = Clock::now();
-        if (!source.next(in)) break;
-        StepRecord rec;
-        rec.index = in.index, rec.prefill = in.prefill, rec.context_tokens = in.context_tokens;
-        rec.seqs = in.slices.size();
-        for (const StepSlice& s : in.slices) rec.tokens += s.count;
-        for (uint32_t r : in.preempted) {
-            cache.release(r);
-            for (auto& m : modules)
-                if (m) m->release(r);
-            ++res.preemptions;
+    // One forward pass over a step; `rec` gets the Engram layers' times (null: untimed warm-up).
+    void forward(const StepIn& in, Clock::time_point t0, StepRecord* rec, const TokenAt& token) {
+        tokens_.clear();
+        std::vector<size_t> last;
+        for (const StepSlice& s : in.slices) {
+            if (cache_.capacity(s.request) < s.first + s.count)
+                cache_.reserve(s.request, s.first + s.count);
+            for (uint32_t p = s.first; p < s.first + s.count; ++p)
+                tokens_.push_back(token(s.request, p));
+            last.push_back(tokens_.size() - 1);
         }
-        if (in.rows)
-            for (const auto& layer_rows : *in.rows)
-                for (uint64_t k : layer_rows) res.rows_digest = fnv1a(res.rows_digest, k);
-        rec.start_s = std::chrono::duration<double>(s0 - t0).count();
-        rec.schedule_s = std::chrono::duration<double>(Clock::now() - s0).count();
-        forward(in, t0, &rec, token_at);
-        rec.end_s = std::chrono::duration<double>(Clock::now() - t0).count();
-        for (const StepSlice& s : in.slices) {  // each sequence produced one token
-            const uint32_t r = s.request;
-            if (generated[r]++ == 0) res.first_token_s[r] = rec.end_s;
-            ++done_tokens;
-            if (generated[r] == output_len[r]) {
-                res.last_token_s[r] = rec.end_s;
-                cache.release(r);
-                for (auto& m : modules)
-                    if (m) m->release(r);
-            }
+        h_.resize(tokens_.size() * size_t(p_.shape.hidden));
+        backbone_.embed(tokens_, h_);
+        std::vector<EngramLayerRecord> recs(p_.engram.layer_ids.size());
+        const bool timed = rec != nullptr;
+        for (int l = 0; l < p_.shape.layers; ++l) {
+            if (p_.with_engram && in.rows)
+                for (int el : p_.engram.layer_ids)
+                    if (p_.schedule.issue_layer(el) == l) issue(el, in, t0, timed, recs);
+            if (modules_[size_t(l)] && in.rows) engram_layer(l, in, t0, timed, recs);
+            backbone_.layer(l, in.slices, h_, cache_, team_);
         }
-        res.steps.push_back(std::move(rec));
-        if (opt.progress) opt.progress(res.steps.size(), done_tokens, res.output_tokens);
+        const std::vector<uint32_t> next = backbone_.head(h_, last, team_);
+        if (!rec) return;
+        rec->engram = std::move(recs);
+        for (size_t i = 0; i < next.size(); ++i) {
+            res_.output_digest = fnv1a(res_.output_digest, next[i]);
+            res_.argmax[in.slices[i].request].push_back(next[i]);
+        }
     }
-    return res;
+
+    static double since(Clock::time_point t0, Clock::time_point t) {
+        return std::chrono::duration<double>(t - t0).count();
+    }
+
+    // Engram layer l's fetch handed to its prefetcher (layer-ahead schedules).
+    void issue(int l, const StepIn& in, Clock::time_point t0, bool timed,
+               std::vector<EngramLayerRecord>& recs) {
+        const int i = engram_index_[size_t(l)];
+        recs[size_t(i)].layer = l;
+        recs[size_t(i)].issue_s = since(t0, Clock::now());
+        if (p_.schedule.kind != sim::PrefetchSchedule::Kind::None)
+            fetchers_[size_t(l)]->issue((*in.rows)[size_t(i)], /*cached=*/timed);
+    }
+
+    // Engram layer l: its rows (fetched now, or waited for), widened into memory vectors, and
+    // its module added into the hidden states.
+    void engram_layer(int l, const StepIn& in, Clock::time_point t0, bool timed,
+                      std::vector<EngramLayerRecord>& recs) {
+        const int i = engram_index_[size_t(l)];
+        EngramLayerRecord& r = recs[size_t(i)];
+        Prefetcher& f = *fetchers_[size_t(l)];
+        const auto w0 = Clock::now();
+        if (p_.schedule.kind == sim::PrefetchSchedule::Kind::None)
+            f.fetch((*in.rows)[size_t(i)], /*cached=*/timed);
+        else
+            f.wait();
+        const auto w1 = Clock::now();
+        r.ready_s = since(t0, f.ready());
+        r.stall_s = since(w0, w1);
+        r.lookups = f.times().lookups, r.unique_rows = f.times().unique_rows;
+        r.dedup_s = f.times().dedup_s, r.gather_s = f.times().gather_s;
+        r.cache_hits = f.times().cache_hits;
+        if (opt_.digest_fetched_rows && timed) digest_fetched(f);
+        EngramModule& m = *modules_[size_t(l)];
+        e_.resize(tokens_.size() * size_t(m.d_mem()));
+        widen_lookups(f.staging(), f.inverse(), m.heads(), m.row_dim(), e_, team_);
+        m.forward(in.slices, e_, h_, team_);
+        r.compute_s = since(w1, Clock::now());
+    }
+
+    // Every looked-up row's bytes, in lookup order, into the result's digest.
+    void digest_fetched(const Prefetcher& f) {
+        const size_t rb = size_t(p_.layout.row_bytes);
+        for (uint32_t at : f.inverse())
+            for (size_t b = 0; b < rb; ++b)
+                res_.fetched_digest =
+                    (res_.fetched_digest ^ f.staging()[at * rb + b]) * 0x100000001b3ULL;
+    }
+
+    const nlohmann::json& cfg_;
+    const ExecuteOptions& opt_;
+    RunPlan p_;
+    kernels::ThreadTeam team_;
+    Backbone backbone_;
+    PagedKvCache cache_;
+    std::unique_ptr<kernels::HostTable> host_table_;
+    std::unique_ptr<kernels::BlockFile> table_on_disk_;
+    std::unique_ptr<placement::DenseTrace> trace_;  // the dense ids the cache's policy indexes by
+    std::unique_ptr<DramRowCache> row_cache_;
+    std::vector<std::unique_ptr<EngramModule>> modules_;  // per layer (null: no Engram there)
+    std::vector<std::unique_ptr<Prefetcher>> fetchers_;
+    std::vector<int> engram_index_;  // per layer: its index among the Engram layers, or -1
+    ExecuteResult res_;
+    std::vector<float> h_, e_;
+    std::vector<uint32_t> tokens_;
+    std::vector<uint32_t> generated_;
+};
+
+}  // namespace
+
+ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+    ServingRun run(cfg, opt, plan_run(cfg, opt));
+    return run.run();
 }
 
 // Chrome trace events (ui.perfetto.dev): the compute thread's steps and Engram stalls and

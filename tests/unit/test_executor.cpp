@@ -9,6 +9,7 @@
 
 #include "executor/engram_layer.h"
 #include "executor/executor.h"
+#include "executor_test_config.h"
 #include "kernels/cpu/engram_kernels.h"
 #include "model/config.h"
 #include "traces/lookups.h"
@@ -61,24 +62,7 @@ std::vector<float> reference(const EngramModule& m, const std::vector<float>& h,
 }
 
 nlohmann::json tiny_config(int max_num_seqs, int64_t num_kv_blocks, const std::string& schedule) {
-    nlohmann::json doc = {
-        {"backbone",
-         {{"base", "dense-4b"}, {"name", "tiny"}, {"hidden_size", 64}, {"layers", 3},
-          {"vocab_size", 512}, {"dtype", "fp32"},
-          {"attention", {{"n_heads", 4}, {"n_kv_heads", 2}, {"head_dim", 16}, {"v_head_dim", 16}}},
-          {"mlp", {{"intermediate_size", 128}}}}},
-        {"engram",
-         {{"base", "demo-v1"}, {"engram_vocab_size", {2003, 2003}}, {"n_embed_per_ngram", 32},
-          {"n_head_per_ngram", 2}, {"layer_ids", {0, 2}}, {"hc_mult", 1}}},
-        {"hardware", "h800-pcie5"},
-        {"workload",
-         {{"base", "nano-vllm-512"}, {"num_requests", 6},
-          {"prompt_len", {{"min", 4}, {"max", 20}}}, {"output_len", {{"min", 4}, {"max", 12}}}}},
-        {"sim",
-         {{"table", "host-dram"}, {"mechanism", "cpu-gather"}, {"schedule", schedule},
-          {"gather_threads", 2}, {"max_num_seqs", max_num_seqs}, {"kv_block_size", 4},
-          {"num_kv_blocks", num_kv_blocks}, {"max_num_batched_tokens", 64}}}};
-    return config::resolve(doc, "test");
+    return config::resolve(tiny_executor_doc(max_num_seqs, num_kv_blocks, schedule), "test");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include "executor/executor.h"
 #include "executor/row_cache.h"
+#include "executor_test_config.h"
 #include "kernels/cpu/block_io.h"
 #include "model/config.h"
 #include "sim/timing/plan.h"
@@ -147,25 +148,11 @@ namespace {
 
 nlohmann::json disk_config(const std::string& schedule, const std::string& dram_capacity,
                            const std::string& policy) {
-    nlohmann::json doc = {
-        {"backbone",
-         {{"base", "dense-4b"}, {"name", "tiny"}, {"hidden_size", 64}, {"layers", 3},
-          {"vocab_size", 512}, {"dtype", "fp32"},
-          {"attention", {{"n_heads", 4}, {"n_kv_heads", 2}, {"head_dim", 16}, {"v_head_dim", 16}}},
-          {"mlp", {{"intermediate_size", 128}}}}},
-        {"engram",
-         {{"base", "demo-v1"}, {"engram_vocab_size", {2003, 2003}}, {"n_embed_per_ngram", 32},
-          {"n_head_per_ngram", 2}, {"layer_ids", {0, 2}}, {"hc_mult", 1}}},
-        {"hardware", "h800-pcie5"},
-        // Short prompts over a small vocabulary: n-grams repeat, so a small cache hits.
-        {"workload",
-         {{"base", "nano-vllm-512"}, {"num_requests", 6}, {"max_token_id", 5},
-          {"prompt_len", {{"min", 4}, {"max", 20}}}, {"output_len", {{"min", 4}, {"max", 12}}}}},
-        {"sim",
-         {{"table", "nvme"}, {"mechanism", "nvme"}, {"schedule", schedule},
-          {"nvme_queue_depth", 3}, {"max_num_seqs", 4}, {"kv_block_size", 4},
-          {"num_kv_blocks", -1}, {"max_num_batched_tokens", 64}}},
-        {"placement", {{"dram_capacity", dram_capacity}, {"dram_policy", policy}}}};
+    nlohmann::json doc = tiny_executor_doc(4, -1, schedule);
+    // Short prompts over a small vocabulary: n-grams repeat, so a small cache hits.
+    doc["workload"]["max_token_id"] = 5;
+    doc["sim"].update({{"table", "nvme"}, {"mechanism", "nvme"}, {"nvme_queue_depth", 3}});
+    doc["placement"] = {{"dram_capacity", dram_capacity}, {"dram_policy", policy}};
     return config::resolve(doc, "test");
 }
 
