@@ -1,5 +1,5 @@
 // The serving engine's own choices, behind one interface: how it sizes its KV cache, how it
-// configures and runs its scheduler. Everything else of a plan (the platform, the cost model,
+// configures and runs its scheduler, what one step of its loop runs. Everything else of a plan (the platform, the cost model,
 // the lookups, the fetch work) is the same whatever engine serves the model.
 //
 // Engines are registered by name in sim/timing/engine_registry.cpp, one line each, with their factory
@@ -19,6 +19,10 @@
 #include "traces/schedule.h"
 
 namespace engramsim::sim {
+
+struct Plan;
+struct PlannedStep;
+struct Instr;
 
 // What the KV cache is sized from, per GPU (bytes unless named otherwise).
 struct KvSizingInput {
@@ -61,6 +65,9 @@ public:
     virtual EngineSchedule schedule(const SchedulerConfig& sc,
                                     const std::vector<uint32_t>& prompt_len,
                                     const std::vector<uint32_t>& output_len) const = 0;
+    // The step loop's body: what one step runs on the GPU stream, in order (kernels, fetch issues
+    // and waits, collectives), which the simulator and the analytic DAG execute.
+    virtual std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step) const = 0;
 };
 
 // One registered engine.

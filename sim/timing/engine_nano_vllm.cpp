@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "sim/timing/engine.h"
+#include "sim/timing/plan.h"
 
 namespace engramsim::sim {
 
@@ -43,6 +44,12 @@ public:
         while (auto st = scheduler.next()) out.steps.push_back(std::move(*st));
         out.preemptions = scheduler.preemptions();
         return out;
+    }
+
+    // One synchronous step (schedule, run the model, sample, then the next): the model's
+    // program as the plan lays it out, nothing of the engine's own between steps.
+    std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step) const override {
+        return sim::step_program(plan, step);
     }
 };
 

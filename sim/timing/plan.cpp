@@ -51,10 +51,11 @@ json load_run_config(const std::string& name) {
 namespace {
 
 // The stages' outputs, gathered into the plan.
-Plan assemble_plan(const json& cfg, const RunChoices& run, PlatformStage where,
+Plan assemble_plan(const Engine& eng, const json& cfg, const RunChoices& run, PlatformStage where,
                    const TablePlacement& table, const KvBudget& kv, const BackboneCosts& costs,
                    const ServedWork& work, PlannedSteps steps) {
     Plan plan;
+    plan.engine = &eng;
     plan.config = cfg;
     plan.backbone = run.backbone;
     plan.has_engram = run.has_engram;
@@ -116,7 +117,7 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     const PlacementRecords records = placement_replay({cfg["workload"], run, table, work});
     const FetchStage fetch = fetch_work({hw, simc, run, where, costs.kernel_floor_s});
     PlannedSteps steps = plan_steps({simc, run, costs, table, work, records, fetch});
-    return assemble_plan(cfg, run, std::move(where), table, kv, costs, work, std::move(steps));
+    return assemble_plan(eng, cfg, run, std::move(where), table, kv, costs, work, std::move(steps));
 }
 
 
@@ -176,7 +177,7 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
                                                          : plan.d2h_route;
     int prev = -1;
     std::vector<int> issue(st.fetch.size(), -1), ready(st.fetch.size(), -1);
-    for (Instr in : step_program(plan, st)) {
+    for (Instr in : engine_step_program(plan, st)) {
         if (in.kind == Instr::Kind::Collective) {  // on the GPU stream, idle NVLink
             in.kind = Instr::Kind::Run;
             in.seconds = collective_seconds(plan.platform, plan.gpus, in.collective);

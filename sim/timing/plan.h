@@ -32,6 +32,7 @@
 #include "model/engram_config.h"
 #include "model/step_model.h"
 #include "model/tensor_parallel.h"
+#include "sim/timing/engine.h"
 #include "sim/timing/fetch.h"
 #include "sim/timing/platform.h"
 #include "sim/timing/prefetch.h"
@@ -87,6 +88,8 @@ struct Instr {
 };
 
 struct Plan {
+    // The engine serving it: its KV sizing, scheduler and step program (sim/timing/engine.h).
+    const Engine* engine = &sim::engine(kDefaultEngine);
     nlohmann::json config;  // resolved
     BackboneShape backbone;
     bool has_engram = false;
@@ -148,6 +151,10 @@ Plan make_shard_plan(const nlohmann::json& resolved, int shard, int shards);
 
 // The GPU-stream program of a step (see Instr).
 std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step);
+// The step's program as the plan's engine runs it (Engine::step_program).
+inline std::vector<Instr> engine_step_program(const Plan& plan, const PlannedStep& step) {
+    return plan.engine->step_program(plan, step);
+}
 
 // The step's operator DAG (model/step_model.h) and its critical path: the step time when
 // nothing contends.

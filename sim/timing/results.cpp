@@ -180,7 +180,7 @@ void link_utilization(const Plan& plan, RunMetrics& m) {
                 }
         }
         if (gpus.size() > 1)
-            for (const Instr& in : step_program(plan, st))
+            for (const Instr& in : engine_step_program(plan, st))
                 if (in.kind == Instr::Kind::Collective)
                     add_collective_link_bytes(pf, gpus, in.collective, bytes);
     }
@@ -407,7 +407,7 @@ void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
         }
         if (!collectives) continue;
         uint32_t index = 0;
-        for (const Instr& in : step_program(plan, st)) {
+        for (const Instr& in : engine_step_program(plan, st)) {
             if (in.kind != Instr::Kind::Collective) continue;
             const uint32_t k = index++;
             while (next < des.collectives.size() &&

@@ -43,7 +43,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
         res.fetch[i].assign(st.fetch.size(), {});
         inflight.assign(st.fetch.size(), {});
         uint32_t collective_index = 0;
-        for (const Instr& in : step_program(plan, st)) {
+        for (const Instr& in : engine_step_program(plan, st)) {
             switch (in.kind) {
                 case Instr::Kind::Run:
                     sg4::this_actor::execute(in.seconds);
