@@ -89,22 +89,7 @@ struct InputOptions {
         if (row_bytes > 0 && ids.empty())
             throw std::invalid_argument(
                 "--row-bytes is for --ids only: a trace or a workload carries its row size");
-        if (!ids.empty()) {
-            std::error_code ec;
-            if (std::filesystem::is_directory(ids, ec))
-                throw std::runtime_error(ids + ": is a directory, not an id file");
-            std::ifstream in(ids, std::ios::binary | std::ios::ate);
-            if (!in) throw std::runtime_error(ids + ": cannot open: " + std::strerror(errno));
-            const auto bytes = uint64_t(in.tellg());
-            if (bytes % 8 != 0)
-                throw std::runtime_error(ids + ": " + std::to_string(bytes) +
-                                         " bytes is not a whole number of uint64 ids");
-            if (bytes == 0) throw std::runtime_error(ids + ": holds no ids (an empty file)");
-            std::vector<uint64_t> v(bytes / 8);
-            in.seekg(0);
-            in.read(reinterpret_cast<char*>(v.data()), std::streamsize(bytes));
-            return densify_ids(v, row_bytes > 0 ? row_bytes : 1);
-        }
+        if (!ids.empty()) return densify_id_file(ids, row_bytes > 0 ? row_bytes : 1);
         if (!trace.empty()) return densify(*source(trace));
         if (engram.empty() || workload.empty())
             throw std::invalid_argument("--engram and --workload go together");

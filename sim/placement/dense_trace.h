@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "traces/lookups.h"
@@ -13,8 +15,15 @@
 namespace engramsim::placement {
 
 // Global row key -> dense id, open addressing (keys are table rows; UINT64_MAX is reserved).
+// Slots hold key + 1, so a slot of zeros is empty: the table is allocated zeroed by the kernel
+// (no pass writing "empty" over it), and reserve() sizes it once.
 class KeyIndex {
 public:
+    KeyIndex() = default;
+    KeyIndex(KeyIndex&&) noexcept = default;
+    KeyIndex& operator=(KeyIndex&&) noexcept = default;
+    // Room for `keys` distinct keys without growing (at most 3/4 full).
+    void reserve(uint64_t keys);
     // The dense id of `key`, assigning the next id on first sight.
     uint32_t insert(uint64_t key);
     // insert(), also telling whether `key` was already seen with this `stamp` (stamps are the
@@ -25,20 +34,36 @@ public:
     uint32_t size() const { return size_; }
     // Hints that `key` is about to be inserted or found (loads its slot's cache line).
     void prefetch(uint64_t key) const {
-        if (!slots_.empty()) __builtin_prefetch(&slots_[home(key)]);
+        if (slots_) __builtin_prefetch(&slots_[home(key)]);
     }
 
 private:
     struct Slot {
-        uint64_t key;  // UINT64_MAX: empty
+        uint64_t key1;  // key + 1; 0: empty
         uint32_t id;
         uint32_t stamp;  // the last stamp it was inserted with
     };
+    struct Free {
+        void operator()(Slot* p) const;
+    };
     uint64_t home(uint64_t key) const;
-    void grow();
-    std::vector<Slot> slots_;  // key and id side by side: one cache line per probe
+    void rehash(uint64_t capacity);
+    std::unique_ptr<Slot[], Free> slots_;  // key and id side by side: one cache line per probe
+    uint64_t capacity_ = 0;
     uint32_t size_ = 0;
     uint64_t mask_ = 0;
+};
+
+// The number of distinct keys in a stream, estimated in one pass and 16 KiB (HyperLogLog,
+// 2^14 registers: about 1% standard error). What the key index and the id arrays are sized from
+// before the exact pass; never part of a result.
+class DistinctEstimate {
+public:
+    void add(uint64_t key);
+    double estimate() const;
+
+private:
+    std::vector<uint8_t> reg_ = std::vector<uint8_t>(size_t(1) << 14, 0);
 };
 
 // The requests of one (step, layer): requests[first, first + count).
@@ -72,6 +97,10 @@ DenseTrace densify(LookupSource& source);
 // A plain sequence: one request per id, no steps, no folding (for comparison with other cache
 // simulators). row_bytes is what byte counts use.
 DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes = 1);
+// The same from a file of little-endian uint64 ids, streamed in chunks (two passes: the distinct
+// estimate, then the ids), so the file is never held whole. Throws std::runtime_error naming the
+// file when it cannot be read, is empty or is not a whole number of ids.
+DenseTrace densify_id_file(const std::string& path, double row_bytes = 1);
 
 // First request position of each step (groups of one step are adjacent), ascending.
 std::vector<uint64_t> step_starts(const DenseTrace& trace);

@@ -158,7 +158,7 @@ nlohmann::json disk_config(const std::string& schedule, const std::string& dram_
 
 }  // namespace
 
-TEST(Executor, ADramCacheInFrontOfTheFileHitsWhereThePlacementReplaySays) {
+TEST(ExecutorDramCache, HitsWhereThePlacementReplaySays) {
     TempFile tmp;
     ExecuteOptions opt;
     opt.compute_threads = 2;
@@ -219,7 +219,7 @@ TEST(Executor, ADramCacheInFrontOfTheFileHitsWhereThePlacementReplaySays) {
         }
 }
 
-TEST(Executor, RefusesCachesItCannotBuildNamingTheKey) {
+TEST(ExecutorDramCache, RefusesCachesItCannotBuildNamingTheKey) {
     auto msg = [](nlohmann::json cfg) {
         try {
             execute(cfg, {});

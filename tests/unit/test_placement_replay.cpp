@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <unordered_map>
 #include <list>
 #include <random>
 
@@ -406,4 +409,68 @@ TEST(PlacementReplay, BatchPathCountsEqualRequestByRequestForEveryPolicy) {
             }
         }
     }
+}
+
+// The key index numbers keys in order of first sight whatever its size, and the distinct
+// estimate it is sized from stays near the exact count (a few percent: it sizes, never counts).
+TEST(DenseTrace, IdsAreFirstSightOrderAndTheDistinctEstimateIsClose) {
+    for (uint64_t distinct : {1ull, 100ull, 5000ull, 300000ull}) {
+        std::mt19937_64 rng(distinct);
+        std::vector<uint64_t> keys;
+        for (uint64_t i = 0; i < 3 * distinct; ++i) keys.push_back(rng() % distinct * 7919 + 3);
+        std::unordered_map<uint64_t, uint32_t> first;  // the brute-force numbering
+        std::vector<uint32_t> want;
+        for (uint64_t k : keys) {
+            auto it = first.emplace(k, uint32_t(first.size())).first;
+            want.push_back(it->second);
+        }
+        const DenseTrace tr = densify_ids(keys);
+        EXPECT_EQ(tr.requests, want) << distinct;
+        EXPECT_EQ(tr.universe(), first.size());
+        DistinctEstimate est;
+        for (uint64_t k : keys) est.add(k);
+        EXPECT_NEAR(est.estimate(), double(first.size()), 0.05 * double(first.size()) + 1) << distinct;
+        KeyIndex small, big;  // grown from nothing, or reserved once: the same ids
+        big.reserve(first.size());
+        for (uint64_t k : keys) ASSERT_EQ(small.insert(k), big.insert(k));
+        for (const auto& [k, id] : first) ASSERT_EQ(big.find(k), id);
+        EXPECT_EQ(big.find(1), UINT32_MAX);  // never inserted (every key is 3 mod 7919)
+    }
+}
+
+// An id file is read in chunks, twice: the same trace as the ids in memory, and a file that is
+// not a whole number of ids, or empty, is refused by name.
+TEST(DenseTrace, AnIdFileDensifiesLikeItsIdsAndBadFilesAreRefused) {
+    std::vector<uint64_t> ids;
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 3'000'000; ++i) ids.push_back(rng() % 200000);  // past one 8 MiB chunk
+    const std::string path = testing::TempDir() + "dense_trace_ids.u64";
+    {
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 8));
+    }
+    const DenseTrace from_file = densify_id_file(path, 80);
+    const DenseTrace in_memory = densify_ids(ids, 80);
+    EXPECT_EQ(from_file.requests, in_memory.requests);
+    EXPECT_EQ(from_file.keys, in_memory.keys);
+    EXPECT_EQ(from_file.lookups, ids.size());
+    EXPECT_EQ(from_file.row_bytes(), 80);
+    auto error_of = [&](const std::string& p) {
+        try {
+            densify_id_file(p);
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    {
+        std::ofstream f(path, std::ios::binary | std::ios::app);
+        f.write("abc", 3);  // a torn last id
+    }
+    EXPECT_NE(error_of(path).find("not a whole number of uint64 ids"), std::string::npos)
+        << error_of(path);
+    { std::ofstream f(path, std::ios::binary | std::ios::trunc); }
+    EXPECT_NE(error_of(path).find("holds no ids"), std::string::npos) << error_of(path);
+    EXPECT_NE(error_of(path + ".missing").find("cannot open"), std::string::npos);
+    std::remove(path.c_str());
 }
