@@ -3,6 +3,8 @@
 #include "kernels/cuda/engram_kernels_cuda.h"
 
 #include <cublas_v2.h>
+
+#include "kernels/cuda/cublas_loader.h"
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -270,9 +272,9 @@ cublasHandle_t blas_handle() {
     // kept for the life of the process.
     thread_local cublasHandle_t handle = [] {
         cublasHandle_t h = nullptr;
-        if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
+        if (cublas().create(&h) != CUBLAS_STATUS_SUCCESS)
             throw std::runtime_error("cuBLAS: cublasCreate failed");
-        cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);  // plain fp32, no TF32
+        cublas().set_math_mode(h, CUBLAS_PEDANTIC_MATH);  // plain fp32, no TF32
         return h;
     }();
     return handle;
@@ -402,13 +404,13 @@ void gemm_nt(size_t m, size_t n, size_t k, const float* d_a, const float* d_b, f
     NvtxRange nvtx("gemm_nt");
     if (m == 0 || n == 0) return;
     cublasHandle_t h = blas_handle();
-    cublasSetStream(h, stream);
+    cublas().set_stream(h, stream);
     const float one = 1.0f, zero = 0.0f;
     // cuBLAS is column-major: row-major C[m][n] is the column-major n x m matrix C^T = B A^T.
     // Row-major B [n][k] reads as column-major k x n, so op = T gives n x k; row-major A [m][k]
     // reads as column-major k x m, op = N.
     const cublasStatus_t st =
-        cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, d_b, int(k), d_a,
+        cublas().sgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, d_b, int(k), d_a,
                     int(k), &zero, d_c, int(n));
     if (st != CUBLAS_STATUS_SUCCESS)
         throw std::runtime_error("cuBLAS: cublasSgemm failed with status " + std::to_string(st));

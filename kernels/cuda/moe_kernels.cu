@@ -3,6 +3,8 @@
 #include "kernels/cuda/moe_kernels_cuda.h"
 
 #include <cublas_v2.h>
+
+#include "kernels/cuda/cublas_loader.h"
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,8 +33,8 @@ void check_blas(cublasStatus_t st, const char* what) {
 cublasHandle_t blas_handle() {
     thread_local cublasHandle_t handle = [] {
         cublasHandle_t h = nullptr;
-        check_blas(cublasCreate(&h), "cublasCreate");
-        cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);  // plain fp32, no TF32
+        check_blas(cublas().create(&h), "cublasCreate");
+        cublas().set_math_mode(h, CUBLAS_PEDANTIC_MATH);  // plain fp32, no TF32
         return h;
     }();
     return handle;
@@ -310,8 +312,8 @@ void grouped_swiglu_cublas(const float* d_x, const std::vector<int32_t>& off, si
     DeviceBuffer<const void*> da1(a1), db1(b1), da2(a2), db2(b2);
     DeviceBuffer<void*> dc1(c1), dc2(c2);
     cublasHandle_t h = blas_handle();
-    check_blas(cublasSetStream(h, stream), "set stream");
-    check_blas(cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), m1.data(), n1.data(), k1.data(),
+    check_blas(cublas().set_stream(h, stream), "set stream");
+    check_blas(cublas().gemm_grouped_batched_ex(h, ta.data(), tb.data(), m1.data(), n1.data(), k1.data(),
                                           alpha.data(), da1.get(), CUDA_R_32F, lda1.data(),
                                           db1.get(), CUDA_R_32F, ldb1.data(), beta.data(),
                                           dc1.get(), CUDA_R_32F, ldc1.data(), groups, size.data(),
@@ -320,7 +322,7 @@ void grouped_swiglu_cublas(const float* d_x, const std::vector<int32_t>& off, si
     const size_t rows = size_t(off.back());
     swiglu_kernel<<<grid_for(rows * I, 256), 256, 0, stream>>>(d_gate_up, rows, I, d_act);
     check(cudaGetLastError(), "swiglu launch");
-    check_blas(cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), m2.data(), n2.data(), k2.data(),
+    check_blas(cublas().gemm_grouped_batched_ex(h, ta.data(), tb.data(), m2.data(), n2.data(), k2.data(),
                                           alpha.data(), da2.get(), CUDA_R_32F, lda2.data(),
                                           db2.get(), CUDA_R_32F, ldb2.data(), beta.data(),
                                           dc2.get(), CUDA_R_32F, ldc2.data(), groups, size.data(),
@@ -335,9 +337,9 @@ void dense_gemm_nt(size_t m, size_t n, size_t k, const float* d_a, const float* 
     NvtxRange nvtx("dense_gemm_nt");
     if (m == 0 || n == 0) return;
     cublasHandle_t h = blas_handle();
-    check_blas(cublasSetStream(h, stream), "set stream");
+    check_blas(cublas().set_stream(h, stream), "set stream");
     const float one = 1.0f, zero = 0.0f;
-    check_blas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, d_b, int(k),
+    check_blas(cublas().sgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, d_b, int(k),
                            d_a, int(k), &zero, d_c, int(n)),
                "cublasSgemm");
 }
