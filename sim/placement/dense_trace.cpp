@@ -41,15 +41,18 @@ void populate(void* p, size_t bytes) {
 
 }  // namespace
 
+// The slot a key's probe starts at: its hash scaled onto the capacity (multiply-shift, so the
+// capacity need not be a power of 2 and reserve() sizes the table to the keys, not to the next
+// power of 2 above them).
 uint64_t KeyIndex::home(uint64_t key) const {
-    return detail::fmix64(key) & mask_;
+    return uint64_t((unsigned __int128)detail::fmix64(key) * capacity_ >> 64);
 }
 
 void KeyIndex::Free::operator()(Slot* p) const {
     std::free(p);
 }
 
-// A table of `capacity` (a power of 2) empty slots: zeroed by calloc, which takes a large block
+// A table of `capacity` empty slots: zeroed by calloc, which takes a large block
 // straight from the kernel's zero pages. (Advising it onto transparent huge pages was measured
 // and made replay 1.3-2.4x slower on this VM: the kernel compacts memory to find them.)
 void KeyIndex::rehash(uint64_t capacity) {
@@ -59,19 +62,17 @@ void KeyIndex::rehash(uint64_t capacity) {
     std::swap(fresh, slots_);
     const uint64_t old_capacity = capacity_;
     capacity_ = capacity;
-    mask_ = capacity - 1;
     for (uint64_t i = 0; i < old_capacity; ++i) {
         const Slot& e = fresh[i];
         if (e.key1 == 0) continue;
         uint64_t s = home(e.key1 - 1);
-        while (slots_[s].key1 != 0) s = (s + 1) & mask_;
+        while (slots_[s].key1 != 0) s = next(s);
         slots_[s] = e;
     }
 }
 
 void KeyIndex::reserve(uint64_t keys) {
-    uint64_t cap = 1024;
-    while (3 * cap < 4 * keys) cap *= 2;
+    const uint64_t cap = std::max<uint64_t>(1024, (4 * keys + 2) / 3);  // at most 3/4 full
     if (cap > capacity_) rehash(cap);
 }
 
@@ -91,7 +92,7 @@ uint32_t KeyIndex::insert(uint64_t key, uint32_t stamp, bool& seen_with_stamp) {
             slots_[s].stamp = stamp;
             return slots_[s].id;
         }
-        s = (s + 1) & mask_;
+        s = next(s);
     }
     seen_with_stamp = false;
     if (size_ == UINT32_MAX - 1)
@@ -106,7 +107,7 @@ uint32_t KeyIndex::find(uint64_t key) const {
     uint64_t s = home(key);
     while (slots_[s].key1 != 0) {
         if (slots_[s].key1 == key1) return slots_[s].id;
-        s = (s + 1) & mask_;
+        s = next(s);
     }
     return UINT32_MAX;
 }

@@ -47,11 +47,11 @@ private:
         void operator()(Slot* p) const;
     };
     uint64_t home(uint64_t key) const;
+    uint64_t next(uint64_t slot) const { return slot + 1 == capacity_ ? 0 : slot + 1; }
     void rehash(uint64_t capacity);
     std::unique_ptr<Slot[], Free> slots_;  // key and id side by side: one cache line per probe
     uint64_t capacity_ = 0;
     uint32_t size_ = 0;
-    uint64_t mask_ = 0;
 };
 
 // The number of distinct keys in a stream, estimated in one pass and 16 KiB (HyperLogLog,
