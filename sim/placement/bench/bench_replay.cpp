@@ -7,6 +7,7 @@
 // checked against each other and against other simulators.
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <list>
 #include <memory>
 #include <unordered_map>
@@ -178,8 +179,38 @@ void BM_Densify(benchmark::State& state) {
     state.counters["lookups"] = double(lookups);
 }
 
+// The whole path of `engramsim replay --ids` on the sample trace's sequence, written once as a
+// u64 id file: the file read in chunks, the distinct estimate, the remapping, then the LRU loop
+// at 1% / 10% of the distinct rows. Beside BM_Policy/lru (the loop alone, ids already dense) it
+// shows what the remapping and the file cost the whole command.
+void BM_ReplayIdFileWhole(benchmark::State& state) {
+    const Fixture& f = Fixture::get();
+    static const std::string path = [&] {
+        const std::string p = "bench_replay_ids.u64";
+        std::FILE* out = std::fopen(p.c_str(), "wb");
+        for (uint32_t id : f.trace.requests) {
+            const uint64_t key = f.trace.keys[id];
+            std::fwrite(&key, 8, 1, out);
+        }
+        std::fclose(out);
+        return p;
+    }();
+    const uint64_t cap = f.capacity(state.range(0));
+    uint64_t misses = 0;
+    for (auto _ : state) {
+        const DenseTrace t = densify_id_file(path);
+        TierConfig tiers;
+        tiers.hbm_rows = cap;
+        tiers.step_records = false;
+        misses = replay(t, tiers).total.dram_rows;
+        benchmark::DoNotOptimize(misses);
+    }
+    counters(state, f, misses, cap);
+}
+
 }  // namespace
 
+BENCHMARK(BM_ReplayIdFileWhole)->Arg(1)->Arg(10)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BaselineListLru)->Arg(1)->Arg(10)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Policy, lru, std::string("lru"))
     ->Arg(1)
