@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "cli/checks.h"
@@ -346,8 +347,38 @@ void replay_command(CLI::App& app) {
         // Capacity texts are checked before the trace is read: a typo costs no load.
         for (const auto& c : split(opt.capacity, ',')) capacity::parse(c);
         capacity::parse(opt.dram);
+        // One run of an id file at a capacity given in rows or bytes (not a share of rows still
+        // to be counted), DRAM holding the table, no curve: the file is remapped and replayed
+        // at once (placement::densify_and_replay_id_file), the same bytes out.
+        auto overlappable = [&]() -> std::optional<TierConfig> {
+            const std::vector<std::string> caps_text = split(opt.capacity, ',');
+            if (opt.input.ids.empty() || caps_text.size() != 1 || opt.mrc ||
+                !opt.warmup_trace.empty() || !opt.steps_csv.empty() ||
+                capacity::parse(opt.dram).kind != capacity::Kind::All)
+                return std::nullopt;
+            const capacity::Capacity c = capacity::parse(caps_text[0]);
+            if (c.kind != capacity::Kind::Rows && c.kind != capacity::Kind::Bytes)
+                return std::nullopt;
+            const double rb = opt.input.row_bytes > 0 ? opt.input.row_bytes : 1;
+            TierConfig cfg{.hbm_rows = capacity::rows(c, rb, UINT64_MAX, caps_text[0]),
+                           .policy = opt.policy,
+                           .options = parse_policy_options(opt.policy_options),
+                           .profile_fraction = opt.profile_fraction,
+                           .step_records = false};
+            if (!replays_while_densifying(cfg)) return std::nullopt;
+            return cfg;
+        };
         const auto t0 = std::chrono::steady_clock::now();
-        const DenseTrace tr = opt.input.load();
+        // One run of an id file at a capacity in rows: remapped and replayed at once.
+        std::optional<ReplayResult> overlapped;
+        double overlapped_s = 0;
+        DenseTrace tr;
+        if (const auto cfg = overlappable()) {
+            overlapped = densify_and_replay_id_file(opt.input.ids, opt.input.row_bytes > 0 ? opt.input.row_bytes : 1, *cfg, tr);
+            overlapped_s = seconds_since(t0);
+        } else {
+            tr = opt.input.load();
+        }
         const double load_s = seconds_since(t0);
         const double rb = tr.row_bytes();
         policy_info(opt.policy);  // fail early on unknown names
@@ -357,6 +388,8 @@ void replay_command(CLI::App& app) {
         if (cap_texts.empty()) throw std::invalid_argument("--capacity: no capacity given");
         std::vector<uint64_t> caps;
         for (const auto& c : cap_texts) caps.push_back(parse_capacity_rows(c, rb, tr.table_rows()));
+        if (overlapped && overlapped->hbm_capacity_rows != caps[0])
+            overlapped.reset();  // a capacity above the rows there are: replayed as it is read
 
         TierConfig base{
             .policy = opt.policy,
@@ -404,8 +437,8 @@ void replay_command(CLI::App& app) {
             TierConfig cfg = base;
             cfg.hbm_rows = caps[i];
             const auto start = std::chrono::steady_clock::now();
-            results.push_back(replay(tr, cfg));
-            run_seconds.push_back(seconds_since(start));
+            results.push_back(i == 0 && overlapped ? *overlapped : replay(tr, cfg));
+            run_seconds.push_back(i == 0 && overlapped ? overlapped_s : seconds_since(start));
             const ReplayResult& r = results.back();
             json layers = json::array();
             for (size_t l = 0; l < r.layers.size(); ++l) {

@@ -206,6 +206,10 @@ DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes) {
 }
 
 DenseTrace densify_id_file(const std::string& path, double row_bytes) {
+    return densify_id_file(path, row_bytes, DensifyHooks{});
+}
+
+DenseTrace densify_id_file(const std::string& path, double row_bytes, const DensifyHooks& hooks) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
         throw std::runtime_error(path + ": is a directory, not an id file");
@@ -240,7 +244,26 @@ DenseTrace densify_id_file(const std::string& path, double row_bytes) {
         for (uint64_t key : ids) est.add(key);
     });
     reserve_for(out, n, est.estimate());
-    pass([&](std::span<const uint64_t> ids) { add_ids(out, ids); });
+    // The consumer's bound: 5% and 4,096 ids over the estimate (its standard error is about 1%).
+    const uint64_t bound =
+        hooks.bound > 0 ? hooks.bound
+                        : std::min<uint64_t>({n, uint64_t(est.estimate() * 1.05) + 4096,
+                                              uint64_t(UINT32_MAX) - 1});
+    if (hooks.sized) hooks.sized(out, bound);
+    bool reporting = bool(hooks.remapped);
+    pass([&](std::span<const uint64_t> ids) {
+        constexpr size_t kSlice = size_t(1) << 16;
+        for (size_t at = 0; at < ids.size(); at += kSlice) {
+            add_ids(out, ids.subspan(at, std::min(kSlice, ids.size() - at)));
+            if (!reporting) continue;
+            if (out.index.size() > bound) {
+                reporting = false;
+                if (hooks.overflow) hooks.overflow->store(true);
+                continue;
+            }
+            hooks.remapped(out.requests.size());
+        }
+    });
     out.lookups = n;
     return out;
 }

@@ -4,7 +4,9 @@
 // never to the table: a key is only ever a hash-map key.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -101,6 +103,17 @@ DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes = 1);
 // estimate, then the ids), so the file is never held whole. Throws std::runtime_error naming the
 // file when it cannot be read, is empty or is not a whole number of ids.
 DenseTrace densify_id_file(const std::string& path, double row_bytes = 1);
+// densify_id_file, telling a consumer as it goes (placement replay overlaps the two): `sized`
+// once the trace is reserved whole (its requests never move after), with a bound on the distinct
+// ids; `remapped` every 64Ki requests with the count remapped so far, all of them ids below the
+// bound. Once the distinct ids pass the bound, `overflow` is set and nothing more is reported.
+struct DensifyHooks {
+    std::function<void(const DenseTrace&, uint64_t bound)> sized;
+    std::function<void(uint64_t requests)> remapped;
+    std::atomic<bool>* overflow = nullptr;
+    uint64_t bound = 0;  // > 0: this bound instead of the estimate's (tests force the overflow)
+};
+DenseTrace densify_id_file(const std::string& path, double row_bytes, const DensifyHooks& hooks);
 
 // First request position of each step (groups of one step are adjacent), ascending.
 std::vector<uint64_t> step_starts(const DenseTrace& trace);

@@ -1,8 +1,13 @@
 #include "sim/placement/replay.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "model/capacity.h"
 
@@ -125,6 +130,26 @@ private:
 
 }  // namespace
 
+namespace {
+
+// The result of replaying a plain id sequence, from its one record (no steps: the totals are it).
+ReplayResult plain_result(const DenseTrace& trace, const TierConfig& cfg, StepRecord r) {
+    ReplayResult out;
+    out.hbm_capacity_rows = cfg.hbm_rows;
+    out.dram_capacity_rows = cfg.dram_rows >= trace.table_rows() ? kAllRows : cfg.dram_rows;
+    out.row_bytes = trace.row_bytes();
+    out.layers.resize(1);
+    const double rb = trace.row_bytes();
+    r.host_to_gpu_bytes = double(r.dram_rows + r.ssd_rows) * rb;
+    r.ssd_to_host_bytes = double(r.ssd_rows) * rb;
+    r.gpu_to_host_bytes = double(r.demoted_rows) * rb;
+    out.total.add(r);
+    out.layers[0].add(r);
+    return out;
+}
+
+}  // namespace
+
 ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
     const PolicyInfo& info = policy_info(cfg.policy);
     std::vector<uint32_t> next_use;
@@ -165,8 +190,7 @@ ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
         StepRecord r{.lookups = trace.lookups, .unique_rows = trace.requests.size()};
         if (!tiers.serve_all_from_dram(trace.requests, 0, r))
             for (uint32_t t = 0; t < trace.requests.size(); ++t) tiers.serve(req[t], t, r);
-        finish(r, false);  // no steps: the totals are the record
-        return out;
+        return plain_result(trace, cfg, r);
     }
     if (cfg.step_records) out.steps.reserve(trace.groups.size());
     for (const RequestGroup& g : trace.groups) {
@@ -178,6 +202,81 @@ ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
         finish(r, cfg.step_records);
     }
     return out;
+}
+
+bool replays_while_densifying(const TierConfig& tiers) {
+    const PolicyInfo& info = policy_info(tiers.policy);
+    return tiers.dram_rows == kAllRows && !info.needs_next_use && !tiers.options.count("lookahead") &&
+           tiers.policy != "static" && tiers.policy.rfind("sa-", 0) != 0 &&
+           tiers.profile_ranks.empty();
+}
+
+ReplayResult densify_and_replay_id_file(const std::string& path, double row_bytes,
+                                        const TierConfig& tiers, DenseTrace& trace,
+                                        uint64_t bound) {
+    if (!replays_while_densifying(tiers)) {
+        trace = densify_id_file(path, row_bytes);
+        return replay(trace, tiers);
+    }
+    // The replayer: the HBM policy over the requests published so far. Its arrays are sized
+    // from the estimate; a trace with more distinct rows than that stops it, and the whole
+    // trace is replayed again in turn.
+    std::unique_ptr<CachePolicy> policy;
+    std::atomic<uint64_t> ready{0};
+    std::atomic<bool> done{false}, overflow{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t misses = 0;
+    std::exception_ptr error;
+    std::thread replayer;
+    auto publish = [&](uint64_t n) {
+        ready.store(n, std::memory_order_release);
+        std::lock_guard lock(mu);
+        cv.notify_one();
+    };
+    auto ready_for_replay = [&](const DenseTrace& t, uint64_t bound) {
+        policy = make_policy(tiers.policy, {.capacity_rows = tiers.hbm_rows,
+                                            .universe = uint32_t(bound),
+                                            .options = tiers.options});
+        const uint32_t* req = t.requests.data();  // reserved whole: it never moves
+        replayer = std::thread([&, req] {
+            try {
+                uint64_t at = 0;
+                for (;;) {
+                    uint64_t upto = ready.load(std::memory_order_acquire);
+                    if (upto == at) {
+                        std::unique_lock lock(mu);
+                        cv.wait(lock, [&] {
+                            return ready.load(std::memory_order_acquire) != at || done || overflow;
+                        });
+                        upto = ready.load(std::memory_order_acquire);
+                        if (overflow) return;
+                        if (upto == at && done) return;
+                        continue;
+                    }
+                    misses += policy->run(std::span(req + at, upto - at), uint32_t(at));
+                    at = upto;
+                }
+            } catch (...) {
+                error = std::current_exception();
+            }
+        });
+    };
+    trace = densify_id_file(path, row_bytes, {ready_for_replay, publish, &overflow, bound});
+    done = true;
+    {
+        std::lock_guard lock(mu);
+        cv.notify_one();
+    }
+    if (replayer.joinable()) replayer.join();
+    if (error) std::rethrow_exception(error);
+    if (overflow || !policy) return replay(trace, tiers);
+    StepRecord r{.lookups = trace.lookups, .unique_rows = trace.requests.size()};
+    r.hbm_hits = trace.requests.size() - misses;
+    r.dram_rows = misses;
+    r.promoted_rows = policy->admitted();
+    r.evicted_rows = policy->admitted() - policy->size();
+    return plain_result(trace, tiers, r);
 }
 
 uint64_t parse_capacity_rows(const std::string& raw, double row_bytes, uint64_t table_rows) {

@@ -79,6 +79,19 @@ struct ReplayResult {
 // policy that cannot manage the tier it is given (belady on DRAM).
 ReplayResult replay(const DenseTrace& trace, const TierConfig& tiers);
 
+// The id file's trace and its replay through `tiers` at once: the file remapped on this thread
+// while a second thread replays the requests already remapped, chunk by chunk (the policy's
+// arrays sized from the distinct estimate). The same trace and result as densify_id_file then
+// replay, bit for bit; it does exactly that where replaying needs what only the whole trace
+// gives: a DRAM tier, next uses, keys or a profile at the start (belady, lookahead, sa-*,
+// static), or more distinct rows than the estimate allowed for.
+// `bound` > 0 replaces the estimate's bound on the distinct ids (tests force the fallback).
+ReplayResult densify_and_replay_id_file(const std::string& path, double row_bytes,
+                                        const TierConfig& tiers, DenseTrace& trace,
+                                        uint64_t bound = 0);
+// Whether densify_and_replay_id_file overlaps the two for these tiers (else it runs them in turn).
+bool replays_while_densifying(const TierConfig& tiers);
+
 // Capacity text -> rows: "all", "N%" of the table's rows, a byte size with a unit ("10GiB",
 // "1.5 TB"; rounded down to whole rows of row_bytes), or rows ("1000000", "2.5M rows").
 // Throws std::invalid_argument naming the accepted forms.

@@ -474,3 +474,50 @@ TEST(DenseTrace, AnIdFileDensifiesLikeItsIdsAndBadFilesAreRefused) {
     EXPECT_NE(error_of(path + ".missing").find("cannot open"), std::string::npos);
     std::remove(path.c_str());
 }
+
+// Remapping an id file and replaying it at once (two threads) gives the result of doing them in
+// turn, bit for bit: every overlappable policy, capacities from none to more than the rows,
+// and the fallback when the distinct rows pass the bound the policy was sized for.
+TEST(PlacementReplay, ReplayingWhileRemappingEqualsRemappingThenReplaying) {
+    std::vector<uint64_t> ids;
+    std::mt19937_64 rng(17);
+    for (int i = 0; i < 400000; ++i) {  // a skewed sequence over about 60,000 rows
+        const uint64_t r = rng() % 1000;
+        ids.push_back(r * r * 61 % 60000 + 1000 * (rng() % 2));
+    }
+    const std::string path = testing::TempDir() + "overlap_ids.u64";
+    {
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 8));
+    }
+    const DenseTrace in_turn = densify_id_file(path, 64);
+    auto same = [](const TierTotals& a, const TierTotals& b) {
+        return a.lookups == b.lookups && a.requests == b.requests && a.hbm_hits == b.hbm_hits &&
+               a.dram_rows == b.dram_rows && a.promoted_rows == b.promoted_rows &&
+               a.evicted_rows == b.evicted_rows;
+    };
+    for (const char* policy : {"lru", "sieve", "s3fifo", "lfu", "sa-lru"})
+        for (uint64_t cap : {0ull, 1ull, 5000ull, 1000000ull})
+            for (uint64_t bound : {0ull, 100ull}) {  // 100: far too few, the fallback
+                SCOPED_TRACE(std::string(policy) + " " + std::to_string(cap) + " bound " +
+                             std::to_string(bound));
+                TierConfig tiers{.hbm_rows = cap, .policy = policy, .step_records = false};
+                DenseTrace at_once;
+                const ReplayResult got = densify_and_replay_id_file(path, 64, tiers, at_once, bound);
+                const ReplayResult want = replay(in_turn, tiers);
+                EXPECT_EQ(at_once.requests, in_turn.requests);
+                EXPECT_EQ(at_once.keys, in_turn.keys);
+                EXPECT_TRUE(same(got.total, want.total)) << got.total.hbm_hits << " vs " << want.total.hbm_hits;
+                EXPECT_TRUE(same(got.layers.at(0), want.layers.at(0)));
+                EXPECT_EQ(got.hbm_capacity_rows, want.hbm_capacity_rows);
+                EXPECT_EQ(got.dram_capacity_rows, want.dram_capacity_rows);
+                if (cap == 5000) {
+                    EXPECT_GT(got.total.hbm_hits, 0u);  // the check means something
+                }
+            }
+    EXPECT_TRUE(replays_while_densifying({.policy = "lru"}));
+    EXPECT_FALSE(replays_while_densifying({.policy = "sa-lru"}));
+    EXPECT_FALSE(replays_while_densifying({.policy = "belady"}));
+    EXPECT_FALSE(replays_while_densifying({.policy = "lru", .dram_rows = 10}));
+    std::remove(path.c_str());
+}
