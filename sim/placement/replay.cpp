@@ -262,13 +262,22 @@ ReplayResult densify_and_replay_id_file(const std::string& path, double row_byte
             }
         });
     };
-    trace = densify_id_file(path, row_bytes, {ready_for_replay, publish, &overflow, bound});
-    done = true;
-    {
-        std::lock_guard lock(mu);
-        cv.notify_one();
+    auto stop = [&] {
+        {
+            std::lock_guard lock(mu);
+            done = true;
+            cv.notify_one();
+        }
+        if (replayer.joinable()) replayer.join();
+    };
+    try {
+        trace = densify_id_file(path, row_bytes, {ready_for_replay, publish, &overflow, bound});
+    } catch (...) {  // a failed read: the replayer stops before the error goes on
+        overflow = true;
+        stop();
+        throw;
     }
-    if (replayer.joinable()) replayer.join();
+    stop();
     if (error) std::rethrow_exception(error);
     if (overflow || !policy) return replay(trace, tiers);
     StepRecord r{.lookups = trace.lookups, .unique_rows = trace.requests.size()};
