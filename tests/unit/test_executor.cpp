@@ -226,10 +226,8 @@ TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
     nlohmann::json c = tiny_config(4, -1, "none");
     c["sim"]["table"] = "remote-dram";
     EXPECT_NE(msg(c).find("sim.table"), std::string::npos) << msg(c);
-    c = tiny_config(4, -1, "none");  // on disk, but with the whole table cached in DRAM (the
-    c["sim"]["table"] = "nvme";      // default "all")
-    c["sim"]["mechanism"] = "nvme";
-    EXPECT_NE(msg(c).find("placement.dram_capacity"), std::string::npos) << msg(c);
+    c = tiny_config(4, -1, "none");  // on disk, but fetched by the DRAM mechanism
+    c["sim"]["table"] = "nvme";
     c["sim"]["mechanism"] = "cpu-gather";
     EXPECT_NE(msg(c).find("sim.mechanism"), std::string::npos) << msg(c);
     c = tiny_config(4, -1, "oracle");
