@@ -528,7 +528,10 @@ void replay_command(CLI::App& app) {
                                      ? std::string("holds the whole table")
                                      : thousands(base.dram_rows) + " rows " + opt.dram_policy +
                                            " (" + opt.inclusion + "), rest on NVMe")});
-        facts.add({"load", fixed(load_s, 2) + " s"});
+        facts.add({"load", fixed(load_s, 2) + " s" +
+                               (overlapped ? " (remapped and replayed at once: the first run's "
+                                             "time is the same)"
+                                           : "")});
         facts.print(std::cout, "  ");
         for (size_t i = 0; i < results.size(); ++i) {
             const ReplayResult& r = results[i];
