@@ -31,8 +31,7 @@ struct FetchTimes {
     uint64_t lookups = 0, unique_rows = 0;
     double dedup_s = 0;
     double gather_s = 0;  // rows into staging: the DRAM gather, or the disk reads (and cache)
-    uint64_t cache_hits = 0;     // with a DRAM cache: distinct rows it served
-    uint64_t cache_admitted = 0;  // misses it admitted
+    uint64_t cache_hits = 0;  // with a DRAM cache: distinct rows it served
 };
 
 class Prefetcher {
@@ -98,7 +97,7 @@ private:
             const CacheFetchTimes c = cache_->serve(ticket, unique, *disk_);
             times_.unique_rows = unique.size();
             times_.gather_s = c.decide_s + c.hit_s + c.read_s + c.fill_s;
-            times_.cache_hits = c.hits, times_.cache_admitted = c.admitted;
+            times_.cache_hits = c.hits;
         }
         ready_ = std::chrono::steady_clock::now();
     }

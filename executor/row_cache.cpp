@@ -18,7 +18,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 DramRowCache::DramRowCache(const placement::DenseTrace& trace, uint64_t capacity_rows,
                            size_t row_bytes, const std::string& policy,
                            const std::map<std::string, std::string>& options)
-    : trace_(trace), capacity_(capacity_rows), row_bytes_(row_bytes),
+    : trace_(trace), row_bytes_(row_bytes),
       buffer_(size_t(std::min<uint64_t>(capacity_rows, trace.universe())) * row_bytes),
       slot_of_(trace.universe(), kNoSlot) {
     if (capacity_rows >= kNoSlot)
@@ -87,11 +87,9 @@ CacheFetchTimes DramRowCache::serve(uint64_t ticket, std::span<const uint64_t> u
     if (!miss_rows_.empty()) t.read_s = disk.read_at(miss_rows_, miss_at_);
     t0 = Clock::now();
     for (size_t j = 0; j < miss_at_.size(); ++j)
-        if (fill_slot_[j] != kNoSlot) {
+        if (fill_slot_[j] != kNoSlot)
             std::memcpy(buffer_.data() + size_t(fill_slot_[j]) * row_bytes_,
                         disk.staging_row(miss_at_[j]), row_bytes_);
-            ++t.admitted;
-        }
     t.fill_s = since(t0);
     return t;
 }

@@ -33,7 +33,7 @@
 namespace engramsim::executor {
 
 struct CacheFetchTimes {
-    uint64_t hits = 0, misses = 0, admitted = 0;
+    uint64_t hits = 0, misses = 0;
     double decide_s = 0;  // the policy's decisions
     double hit_s = 0;     // hits copied from their slots into the staging
     double read_s = 0;    // misses read from the file into the staging
@@ -47,9 +47,6 @@ public:
     DramRowCache(const placement::DenseTrace& trace, uint64_t capacity_rows, size_t row_bytes,
                  const std::string& policy, const std::map<std::string, std::string>& options);
 
-    uint64_t capacity_rows() const { return capacity_; }
-    size_t bytes() const { return buffer_.size(); }
-
     // A place in the order fetches are served; taken by the engine's thread when it issues.
     uint64_t ticket() {
         std::lock_guard lock(mu_);
@@ -62,7 +59,6 @@ public:
 
 private:
     const placement::DenseTrace& trace_;
-    uint64_t capacity_;
     size_t row_bytes_;
     std::unique_ptr<placement::CachePolicy> policy_;
     kernels::HugePageBuffer buffer_;
