@@ -32,6 +32,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+double since(Clock::time_point t0, Clock::time_point t = Clock::now()) {
+    return std::chrono::duration<double>(t - t0).count();
+}
+
 uint64_t fnv1a(uint64_t h, uint64_t v) {
     for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xFF)) * 0x100000001b3ULL;
     return h;
@@ -109,9 +113,7 @@ void require_disk(const std::string& path, uint64_t bytes) {
                                       " GB free on its disk (--table-file elsewhere)");
 }
 
-}  // namespace
 
-namespace {
 
 // The DRAM cache in front of a table file: the rows of placement.dram_capacity (with no placement
 // section, "all": the whole table). 0 for a table in DRAM.
@@ -138,21 +140,18 @@ void check_cache(const nlohmann::json& cfg, const EngramConfig& engram, bool on_
     // no policy decides anything.
     if (!on_disk || rows == 0 || rows >= lookup_layout(engram).total_rows) return;
     const std::string policy = place.value("dram_policy", std::string("lru"));
-    const placement::PolicyInfo* info_p = nullptr;
+    const auto options = place.value("dram_policy_options", std::map<std::string, std::string>{});
+    bool online = false;
     try {
-        info_p = &placement::policy_info(policy);
+        online = placement::decides_online(policy, options);
     } catch (const placement::PolicyError& e) {
         throw refuse("placement.dram_policy", e.what());
     }
-    const placement::PolicyInfo& info = *info_p;
-    if (info.needs_next_use || policy == "static")
-        throw refuse("placement.dram_policy", "the executor's cache decides online, from the "
-                                              "past; \"" + policy + "\" needs the future or a "
-                                              "profile of it");
-    const auto options = place.value("dram_policy_options", nlohmann::json::object());
-    if (options.contains("lookahead"))
-        throw refuse("placement.dram_policy_options.lookahead",
-                     "the executor's cache decides online, without a look ahead");
+    if (!online)
+        throw refuse(options.count("lookahead") ? "placement.dram_policy_options.lookahead"
+                                                : "placement.dram_policy",
+                     "the executor's cache decides online, from the past; \"" + policy +
+                         "\" with these options needs the future or a profile of it");
     if (place.value("warmup_requests", uint64_t(0)) > 0)
         throw refuse("placement.warmup_requests",
                      "the executor's cache starts cold (0), not warmed by another workload");
@@ -190,9 +189,7 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
                                                  std::to_string(shape.layers) + " layers");
 }
 
-}  // namespace
 
-namespace {
 
 // sim.num_kv_blocks, or with -1 enough blocks for every request of these lengths at once.
 int64_t kv_blocks(const nlohmann::json& simc, const std::vector<uint32_t>& prompt_len,
@@ -242,8 +239,9 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     // sim.table nvme with the whole table cached in DRAM (placement.dram_capacity "all", the
     // default): every row is gathered from DRAM, as the simulator's nvme mechanism times it, so
     // the table is held in DRAM (loaded before the run) and no file is read.
-    p.on_disk = simc.at("table") == "nvme" &&
-                dram_cache_rows(cfg, p.engram, true) < lookup_layout(p.engram).total_rows;
+    const bool nvme = simc.at("table") == "nvme";
+    const uint64_t cached = nvme ? dram_cache_rows(cfg, p.engram, true) : 0;
+    p.on_disk = nvme && cached < lookup_layout(p.engram).total_rows;
     check_servable(cfg, p.shape, p.engram, p.with_engram);
     p.schedule = sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
 
@@ -262,7 +260,7 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     p.layout = lookup_layout(p.engram);
     p.table_bytes = p.with_engram ? uint64_t(p.layout.total_rows * p.layout.row_bytes) : 0;
     const double weights = 4.0 * p.shape.params();
-    p.cache_rows = p.with_engram ? dram_cache_rows(cfg, p.engram, p.on_disk) : 0;
+    p.cache_rows = p.with_engram && p.on_disk ? cached : 0;
     const double in_dram =
         p.on_disk ? double(p.cache_rows) * p.layout.row_bytes : double(p.table_bytes);
     resources::require_memory(weights + double(p.kv.bytes()) + in_dram, "execute",
@@ -289,7 +287,7 @@ public:
           fetchers_(size_t(p_.shape.layers)), engram_index_(size_t(p_.shape.layers), -1) {
         const auto setup0 = Clock::now();
         if (p_.with_engram) build_engram();
-        res_.setup_s = std::chrono::duration<double>(Clock::now() - setup0).count();
+        res_.setup_s = since(setup0);
         describe();
     }
 
@@ -315,10 +313,10 @@ public:
             if (in.rows)
                 for (const auto& layer_rows : *in.rows)
                     for (uint64_t k : layer_rows) res_.rows_digest = fnv1a(res_.rows_digest, k);
-            rec.start_s = std::chrono::duration<double>(s0 - t0).count();
-            rec.schedule_s = std::chrono::duration<double>(Clock::now() - s0).count();
+            rec.start_s = since(t0, s0);
+            rec.schedule_s = since(s0);
             forward(in, t0, &rec, token_at);
-            rec.end_s = std::chrono::duration<double>(Clock::now() - t0).count();
+            rec.end_s = since(t0);
             for (const StepSlice& s : in.slices) {  // each sequence produced one token
                 const uint32_t r = s.request;
                 if (generated_[r]++ == 0) res_.first_token_s[r] = rec.end_s;
@@ -461,16 +459,12 @@ private:
         }
     }
 
-    static double since(Clock::time_point t0, Clock::time_point t) {
-        return std::chrono::duration<double>(t - t0).count();
-    }
-
     // Engram layer l's fetch handed to its prefetcher (layer-ahead schedules).
     void issue(int l, const StepIn& in, Clock::time_point t0, bool timed,
                std::vector<EngramLayerRecord>& recs) {
         const int i = engram_index_[size_t(l)];
         recs[size_t(i)].layer = l;
-        recs[size_t(i)].issue_s = since(t0, Clock::now());
+        recs[size_t(i)].issue_s = since(t0);
         if (p_.schedule.kind != sim::PrefetchSchedule::Kind::None)
             fetchers_[size_t(l)]->issue((*in.rows)[size_t(i)], /*cached=*/timed);
     }
@@ -498,7 +492,7 @@ private:
         e_.resize(tokens_.size() * size_t(m.d_mem()));
         widen_lookups(f.staging(), f.inverse(), m.heads(), m.row_dim(), e_, team_);
         m.forward(in.slices, e_, h_, team_);
-        r.compute_s = since(w1, Clock::now());
+        r.compute_s = since(w1);
     }
 
     // Every looked-up row's bytes, in lookup order, into the result's digest.

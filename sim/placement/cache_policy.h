@@ -99,6 +99,12 @@ struct PolicyInfo {
 const std::vector<PolicyInfo>& policies();
 // The policy called `name`; throws PolicyError "unknown policy 'lur'; known: belady, lfu, ...".
 const PolicyInfo& policy_info(const std::string& name);
+// Whether the policy decides from the requests it has already seen alone: not an oracle (next-use
+// times: belady, a lookahead option) and no profile of the trace (static). Such a policy can run
+// online (the executor's DRAM cache) or while the trace is still being read. Throws PolicyError
+// for an unknown name.
+bool decides_online(const std::string& name, const std::map<std::string, std::string>& options);
+
 // policy_info(name).make(ctx), after checking that oracle policies get next_use.
 std::unique_ptr<CachePolicy> make_policy(const std::string& name, const PolicyContext& ctx);
 

@@ -57,6 +57,10 @@ const PolicyInfo& policy_info(const std::string& name) {
     throw PolicyError("unknown policy '" + name + "'; known: " + known);
 }
 
+bool decides_online(const std::string& name, const std::map<std::string, std::string>& options) {
+    return !policy_info(name).needs_next_use && !options.count("lookahead") && name != "static";
+}
+
 std::unique_ptr<CachePolicy> make_policy(const std::string& name, const PolicyContext& ctx) {
     const PolicyInfo& info = policy_info(name);
     if (info.needs_next_use && ctx.capacity_rows > 0 && ctx.next_use.empty())

@@ -205,10 +205,9 @@ ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
 }
 
 bool replays_while_densifying(const TierConfig& tiers) {
-    const PolicyInfo& info = policy_info(tiers.policy);
-    return tiers.dram_rows == kAllRows && !info.needs_next_use && !tiers.options.count("lookahead") &&
-           tiers.policy != "static" && tiers.policy.rfind("sa-", 0) != 0 &&
-           tiers.profile_ranks.empty();
+    // Set-associative policies hash every key into its set when they are made: all keys first.
+    return tiers.dram_rows == kAllRows && decides_online(tiers.policy, tiers.options) &&
+           tiers.policy.rfind("sa-", 0) != 0 && tiers.profile_ranks.empty();
 }
 
 ReplayResult densify_and_replay_id_file(const std::string& path, double row_bytes,
