@@ -1,12 +1,16 @@
-// The tiny run config the executor's tests serve: a 3-layer, hidden-64 GQA backbone with Engram
-// layers 0 and 2 (tables of 2003 rows per head), 6 short requests, the table in host DRAM.
-// Unresolved: a test changes what it needs, then resolves it (config::resolve).
+// The tiny run config the executor's tests serve (a 3-layer, hidden-64 GQA backbone with Engram
+// layers 0 and 2, tables of 2003 rows per head, 6 short requests, the table in host DRAM;
+// unresolved: a test changes what it needs, then resolves it), and what execute() says when it
+// refuses one.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <exception>
 #include <string>
+
+#include "executor/executor.h"
 
 inline nlohmann::json tiny_executor_doc(int max_num_seqs, int64_t num_kv_blocks,
                                         const std::string& schedule) {
@@ -27,4 +31,14 @@ inline nlohmann::json tiny_executor_doc(int max_num_seqs, int64_t num_kv_blocks,
          {{"table", "host-dram"}, {"mechanism", "cpu-gather"}, {"schedule", schedule},
           {"gather_threads", 2}, {"max_num_seqs", max_num_seqs}, {"kv_block_size", 4},
           {"num_kv_blocks", num_kv_blocks}, {"max_num_batched_tokens", 64}}}};
+}
+
+// What execute() says when it refuses `cfg`, or "(no error)".
+inline std::string refusal_of(const nlohmann::json& cfg) {
+    try {
+        engramsim::executor::execute(cfg, {});
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "(no error)";
 }

@@ -215,14 +215,7 @@ TEST(Executor, TokensDoNotDependOnBatchingPreemptionOrSchedule) {
 }
 
 TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
-    auto msg = [](nlohmann::json cfg) {
-        try {
-            execute(cfg, {});
-        } catch (const std::exception& e) {
-            return std::string(e.what());
-        }
-        return std::string("(no error)");
-    };
+    const auto msg = refusal_of;
     nlohmann::json c = tiny_config(4, -1, "none");
     c["sim"]["table"] = "remote-dram";
     EXPECT_NE(msg(c).find("sim.table"), std::string::npos) << msg(c);

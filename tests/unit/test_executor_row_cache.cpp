@@ -240,14 +240,7 @@ TEST(ExecutorDramCache, TheWholeTableCachedIsServedFromDram) {
 }
 
 TEST(ExecutorDramCache, RefusesCachesItCannotBuildNamingTheKey) {
-    auto msg = [](nlohmann::json cfg) {
-        try {
-            execute(cfg, {});
-        } catch (const std::exception& e) {
-            return std::string(e.what());
-        }
-        return std::string("(no error)");
-    };
+    const auto msg = refusal_of;
     auto has = [&](nlohmann::json cfg, const std::string& key) {
         const std::string m = msg(cfg);
         EXPECT_EQ(m.rfind(key + ":", 0), 0u) << m;
