@@ -28,6 +28,7 @@ struct ExecuteCliOptions {
     bool json = false;
     bool no_baseline = false;
     bool quiet = false;
+    bool interleaved = false;  // the baseline served step by step beside the Engram run
     int threads = 1;
     int repeat = 1;
     std::string table_file;
@@ -171,13 +172,18 @@ void execute(const ExecuteCliOptions& opt) {
         if (!opt.quiet && opt.repeat > 1)
             std::cerr << "execute: run " << i + 1 << " of " << opt.repeat << "\n";
         eo.engram = true;
-        executor::ExecuteResult r = executor::execute(cfg, eo);
+        std::optional<executor::InterleavedResult> both;
+        if (opt.interleaved) {
+            if (!opt.quiet) std::cerr << "execute: the Engram run and the baseline, interleaved\n";
+            both = executor::execute_interleaved(cfg, eo);
+        }
+        executor::ExecuteResult r = both ? std::move(both->engram) : executor::execute(cfg, eo);
         reps.engram_tps.push_back(executor::metrics_of(r).throughput_tok_per_s);
         if (!first) first = std::move(r);
         if (opt.no_baseline) continue;
         eo.engram = false;
-        if (!opt.quiet) std::cerr << "execute: the baseline (no Engram)\n";
-        executor::ExecuteResult b = executor::execute(cfg, eo);
+        if (!opt.quiet && !both) std::cerr << "execute: the baseline (no Engram)\n";
+        executor::ExecuteResult b = both ? std::move(both->baseline) : executor::execute(cfg, eo);
         reps.baseline_tps.push_back(executor::metrics_of(b).throughput_tok_per_s);
         reps.overhead_pct.push_back(
             sim::overhead_pct(reps.baseline_tps.back(), reps.engram_tps.back()));
@@ -192,6 +198,7 @@ void execute(const ExecuteCliOptions& opt) {
                               {"run", run_json(run)}};
     if (opt.repeat > 1 && base) results["repeats"] = reps.json();
     if (base) {
+        results["baseline_served"] = opt.interleaved ? "interleaved" : "separately";
         results["no_engram"] = run_json(*base);
         results["overhead_vs_no_engram_pct"] =
             sim::overhead_pct(executor::metrics_of(*base).throughput_tok_per_s,
@@ -233,6 +240,11 @@ void add_execute_command(CLI::App& app) {
     cmd->add_flag("--json", opt->json, "Print results.json instead of the table");
     cmd->add_flag("--no-baseline", opt->no_baseline, "Skip the run without Engram");
     cmd->add_flag("-q,--quiet", opt->quiet, "No progress on stderr");
+    cmd->add_flag("--interleaved", opt->interleaved,
+                  "Serve the baseline step by step beside the Engram run, alternating which goes "
+                  "first, each on its own clock: both meet the same spells of a shared machine, "
+                  "so the overhead between them is steadier (docs/executor.md)")
+        ->excludes("--no-baseline");
     cmd->add_option("--table-file", opt->table_file,
                     "sim.table nvme: the table file, on a file system that allows direct I/O "
                     "(default /var/tmp/engramsim-table-BYTES.bin; written once, then reused)");
@@ -292,7 +304,7 @@ void add_validate_serving(CLI::App& validate) {
         std::vector<std::string> configs;
         std::string out_dir, plot_dir, calibration, table_file;
         bool quick = false, json = false;
-        int repeat = 0;
+        int repeat = 0, interleaved = -1;
     };
     auto opt = std::make_shared<Opt>();
     auto* cmd = validate.add_subcommand(
@@ -306,6 +318,11 @@ void add_validate_serving(CLI::App& validate) {
     cmd->add_option("--repeat", opt->repeat,
                     "Engram / baseline pairs executed per config (default 2; --quick 1)")
         ->check(CLI::Range(1, 100));
+    cmd->add_option("--interleaved", opt->interleaved,
+                    "Interleaved executions per config (the Engram run and its baseline step by "
+                    "step, alternating; execute_interleaved): the measured overhead is their "
+                    "median. 0: the separate pairs' overhead (default 2; --quick 1)")
+        ->check(CLI::Range(0, 100));
     cmd->add_option("--calibration", opt->calibration,
                     "Calibration folder: reused where it holds one, else written there "
                     "(default: OUT/calibration, or build/calibration without -o)");
@@ -328,6 +345,7 @@ void add_validate_serving(CLI::App& validate) {
         so.table_file = opt->table_file;
         if (!opt->out_dir.empty()) so.timeline_dir = opt->out_dir + "/timelines";
         so.repeat = opt->repeat > 0 ? opt->repeat : (opt->quick ? 1 : 2);
+        so.interleaved = opt->interleaved >= 0 ? opt->interleaved : (opt->quick ? 1 : 2);
         so.calibration_dir = !opt->calibration.empty() ? opt->calibration
                              : !opt->out_dir.empty()   ? opt->out_dir + "/calibration"
                                                        : "build/calibration";
@@ -350,11 +368,20 @@ void add_validate_serving(CLI::App& validate) {
                    (v.error_pct() >= 0 ? "+" : "") + fixed(v.error_pct(), 1) + "%)";
         };
         TextTable t({"<config", "tok/s pred / meas (err)", "mean step ms pred / meas (err)",
-                     "overhead % pred / meas", "step |err| p50 / p90"});
+                     "overhead % pred / meas", "meas: separate runs", "step |err| p50 / p90"});
+        auto span = [](const std::vector<double>& v) {
+            if (v.empty()) return std::string("-");
+            const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+            return v.size() == 1 ? fixed(*lo, 2) : fixed(*lo, 2) + " to " + fixed(*hi, 2);
+        };
         for (const auto& o : s.outcomes) {
             executor::Versus ms{o.mean_step_s.predicted * 1e3, o.mean_step_s.measured * 1e3};
             t.add({o.name, pe(o.tok_per_s, 1), pe(ms, 2),
-                   fixed(o.overhead_pct.predicted, 2) + " / " + fixed(o.overhead_pct.measured, 2),
+                   fixed(o.overhead_pct.predicted, 2) + " / " + fixed(o.overhead_pct.measured, 2) +
+                       (o.measured_overhead_interleaved.size() > 1
+                            ? " (" + span(o.measured_overhead_interleaved) + ")"
+                            : ""),
+                   span(o.measured_overhead_runs),
                    fixed(o.step_error_p50_pct, 1) + "% / " + fixed(o.step_error_p90_pct, 1) + "%"});
         }
         std::cout << "engramsim validate serving: the simulator (from a calibration alone) vs "
@@ -365,7 +392,10 @@ void add_validate_serving(CLI::App& validate) {
                   << "  mean step |error|: median " << fixed(s.step_error_median_pct, 1)
                   << "%, worst " << fixed(s.step_error_worst_pct, 1) << "%\n"
                   << "  overhead within max(1 point, 20%): " << s.overhead_within_target << " of "
-                  << s.outcomes.size() << "; same ranking: " << (s.same_overhead_rank ? "yes" : "no")
+                  << s.outcomes.size() << " (measured "
+                  << (so.interleaved > 0 ? "interleaved" : "in separate runs")
+                  << "); same ranking: " << (s.same_overhead_rank ? "yes" : "no")
+                  << " (Kendall's tau " << fixed(s.overhead_rank_tau, 2) << ")"
                   << "\n  rows (distinct rows fetched, DRAM-cache hits) exactly as planned: "
                   << s.rows_exact << " of " << s.outcomes.size() << "\n";
         for (const auto& o : s.outcomes)

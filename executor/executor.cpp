@@ -228,6 +228,8 @@ struct RunPlan {
     LookupLayout layout;
     uint64_t table_bytes = 0, cache_rows = 0;
     std::string table_file;
+    double memory_bytes = 0;  // weights, KV cache and the table (or its DRAM cache)
+    std::string memory_what;
 };
 
 RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
@@ -263,11 +265,10 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     p.cache_rows = p.with_engram && p.on_disk ? cached : 0;
     const double in_dram =
         p.on_disk ? double(p.cache_rows) * p.layout.row_bytes : double(p.table_bytes);
-    resources::require_memory(weights + double(p.kv.bytes()) + in_dram, "execute",
-                              "float32 weights " + std::to_string(weights / 1e9) +
-                                  " GB, KV cache " + std::to_string(p.kv.bytes() / 1e9) +
-                                  " GB, Engram table " + (p.on_disk ? "cache " : "") +
-                                  std::to_string(in_dram / 1e9) + " GB");
+    p.memory_bytes = weights + double(p.kv.bytes()) + in_dram;
+    p.memory_what = "float32 weights " + std::to_string(weights / 1e9) + " GB, KV cache " +
+                    std::to_string(p.kv.bytes() / 1e9) + " GB, Engram table " +
+                    (p.on_disk ? "cache " : "") + std::to_string(in_dram / 1e9) + " GB";
     p.table_file = opt.table_file.empty() ? default_table_file(p.table_bytes) : opt.table_file;
     if (p.with_engram && p.on_disk) require_disk(p.table_file, p.table_bytes);
     return p;
@@ -292,45 +293,60 @@ public:
     }
 
     ExecuteResult run() {
+        begin();
+        while (step()) {
+        }
+        return finish();
+    }
+
+    // The run served step by step (run(), or two runs interleaved): begin() warms up and starts
+    // the clock, step() serves one step (false when none is left), finish() hands the result.
+    void begin() {
         if (opt_.warmup_tokens > 0) warm_up();
-        StepSource source(p_.work, p_.with_engram ? &p_.engram : nullptr, p_.sc, p_.prompt_len,
-                          p_.output_len);
-        StepIn in;
-        uint64_t done_tokens = 0;
-        const auto t0 = Clock::now();
-        auto token_at = [&](uint32_t r, uint32_t pos) {
+        source_ = std::make_unique<StepSource>(p_.work, p_.with_engram ? &p_.engram : nullptr,
+                                               p_.sc, p_.prompt_len, p_.output_len);
+        t0_ = Clock::now();
+    }
+
+    // The run's clock stops between pause() and resume(): what another run does then is not this
+    // run's time.
+    void pause() { paused_at_ = Clock::now(); }
+    void resume() { t0_ += Clock::now() - paused_at_; }
+
+    bool step() {
+        const auto s0 = Clock::now();
+        if (!source_->next(in_)) return false;
+        const StepIn& in = in_;
+        StepRecord rec;
+        rec.index = in.index, rec.prefill = in.prefill, rec.context_tokens = in.context_tokens;
+        rec.seqs = in.slices.size();
+        for (const StepSlice& s : in.slices) rec.tokens += s.count;
+        for (uint32_t r : in.preempted) release(r), ++res_.preemptions;
+        if (in.rows)
+            for (const auto& layer_rows : *in.rows)
+                for (uint64_t k : layer_rows) res_.rows_digest = fnv1a(res_.rows_digest, k);
+        rec.start_s = since(t0_, s0);
+        rec.schedule_s = since(s0);
+        forward(in, t0_, &rec, [&](uint32_t r, uint32_t pos) {
             const Request& q = p_.work.requests[r];
             return pos < q.prompt.size() ? q.prompt[pos] : q.output[pos - q.prompt.size()];
-        };
-        for (;;) {
-            const auto s0 = Clock::now();
-            if (!source.next(in)) break;
-            StepRecord rec;
-            rec.index = in.index, rec.prefill = in.prefill, rec.context_tokens = in.context_tokens;
-            rec.seqs = in.slices.size();
-            for (const StepSlice& s : in.slices) rec.tokens += s.count;
-            for (uint32_t r : in.preempted) release(r), ++res_.preemptions;
-            if (in.rows)
-                for (const auto& layer_rows : *in.rows)
-                    for (uint64_t k : layer_rows) res_.rows_digest = fnv1a(res_.rows_digest, k);
-            rec.start_s = since(t0, s0);
-            rec.schedule_s = since(s0);
-            forward(in, t0, &rec, token_at);
-            rec.end_s = since(t0);
-            for (const StepSlice& s : in.slices) {  // each sequence produced one token
-                const uint32_t r = s.request;
-                if (generated_[r]++ == 0) res_.first_token_s[r] = rec.end_s;
-                ++done_tokens;
-                if (generated_[r] == p_.output_len[r]) {
-                    res_.last_token_s[r] = rec.end_s;
-                    release(r);
-                }
+        });
+        rec.end_s = since(t0_);
+        for (const StepSlice& s : in.slices) {  // each sequence produced one token
+            const uint32_t r = s.request;
+            if (generated_[r]++ == 0) res_.first_token_s[r] = rec.end_s;
+            ++done_tokens_;
+            if (generated_[r] == p_.output_len[r]) {
+                res_.last_token_s[r] = rec.end_s;
+                release(r);
             }
-            res_.steps.push_back(std::move(rec));
-            if (opt_.progress) opt_.progress(res_.steps.size(), done_tokens, res_.output_tokens);
         }
-        return std::move(res_);
+        res_.steps.push_back(std::move(rec));
+        if (opt_.progress) opt_.progress(res_.steps.size(), done_tokens_, res_.output_tokens);
+        return true;
     }
+
+    ExecuteResult finish() { return std::move(res_); }
 
 private:
     // The table (in DRAM, or a file with its DRAM cache), and each Engram layer's module and
@@ -521,13 +537,50 @@ private:
     std::vector<float> h_, e_;
     std::vector<uint32_t> tokens_;
     std::vector<uint32_t> generated_;
+    std::unique_ptr<StepSource> source_;
+    StepIn in_;
+    Clock::time_point t0_, paused_at_;
+    uint64_t done_tokens_ = 0;
 };
 
 }  // namespace
 
 ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
-    ServingRun run(cfg, opt, plan_run(cfg, opt));
+    RunPlan plan = plan_run(cfg, opt);
+    resources::require_memory(plan.memory_bytes, "execute", plan.memory_what);
+    ServingRun run(cfg, opt, std::move(plan));
     return run.run();
+}
+
+InterleavedResult execute_interleaved(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+    ExecuteOptions with = opt, without = opt;
+    with.engram = true, without.engram = false;
+    without.progress = nullptr;  // the Engram run reports; both serve the same steps
+    RunPlan a = plan_run(cfg, with), b = plan_run(cfg, without);
+    resources::require_memory(a.memory_bytes + b.memory_bytes, "execute (interleaved)",
+                              "Engram run: " + a.memory_what + "; baseline: " + b.memory_what);
+    ServingRun engram(cfg, with, std::move(a));
+    ServingRun baseline(cfg, without, std::move(b));
+    engram.begin(), engram.pause();
+    baseline.begin(), baseline.pause();
+    // One step of each per round, the first of the round alternating (A B, B A, ...), each
+    // run's clock stopped while the other serves.
+    auto step = [](ServingRun& r) {
+        r.resume();
+        const bool more = r.step();
+        r.pause();
+        return more;
+    };
+    bool more_a = true, more_b = true;
+    for (uint64_t round = 0; more_a || more_b; ++round) {
+        ServingRun& first = round % 2 == 0 ? engram : baseline;
+        ServingRun& second = round % 2 == 0 ? baseline : engram;
+        bool& more_first = round % 2 == 0 ? more_a : more_b;
+        bool& more_second = round % 2 == 0 ? more_b : more_a;
+        if (more_first) more_first = step(first);
+        if (more_second) more_second = step(second);
+    }
+    return {engram.finish(), baseline.finish()};
 }
 
 // Chrome trace events (ui.perfetto.dev): the compute thread's steps and Engram stalls and

@@ -101,6 +101,18 @@ int64_t kv_blocks(const nlohmann::json& config);
 // host DRAM, more memory than this machine has available), before allocating anything.
 ExecuteResult execute(const nlohmann::json& config, const ExecuteOptions& options);
 
+// The Engram run and its baseline without Engram (ExecuteOptions::engram ignored) served
+// together, step by step: one step of each per round, which goes first alternating, each run's
+// clock stopped while the other serves. Both serve the same steps, so each pair of steps meets
+// the same state of the machine: a shared VM's slow and fast spells, which move two separate
+// runs by up to 10% apart, fall on both. Each result is that run's own time alone (its steps
+// back to back); the overhead of the one against the other is the measurement this design is
+// for (validate serving). Needs the memory of both runs at once.
+struct InterleavedResult {
+    ExecuteResult engram, baseline;
+};
+InterleavedResult execute_interleaved(const nlohmann::json& config, const ExecuteOptions& options);
+
 // The run as Chrome trace events (open in ui.perfetto.dev): the compute thread's steps, and each
 // Engram layer's fetches (issue to ready) on its prefetcher's track.
 void write_timeline(const ExecuteResult& result, std::ostream& out);

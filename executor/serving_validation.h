@@ -25,6 +25,9 @@ struct ServingOptions {
     std::string calibration_dir;  // reused when it holds a calibration, else written there
     bool quick = false;
     int repeat = 2;  // Engram / baseline pairs executed (medians)
+    // Interleaved executions (execute_interleaved): the measured overhead is their median.
+    // 0: the overhead of the separate pairs instead.
+    int interleaved = 2;
     std::string table_file;  // sim.table nvme (ExecuteOptions::table_file)
     // When set: DIR/<config>.predicted.timeline.json (the simulator's run) and
     // DIR/<config>.measured.timeline.json (the executor's first Engram run), both for Perfetto.
@@ -44,7 +47,9 @@ struct ServingOutcome {
     int max_num_seqs = 0, engram_layers = 0;
     uint64_t steps = 0, preemptions = 0;
     Versus tok_per_s, mean_step_s, ttft_s, tpot_s, stall_s, no_engram_tok_per_s;
-    Versus overhead_pct;             // against no Engram; its error is in percentage points
+    // Against no Engram; its error is in percentage points. Measured: the median of the
+    // interleaved executions (of the separate pairs when there are none).
+    Versus overhead_pct;
     // The rows, exact integers: distinct rows fetched, and those the DRAM cache in front of a
     // table file served (the placement replay's hits against the executor's).
     uint64_t unique_rows_predicted = 0, unique_rows_measured = 0;
@@ -54,6 +59,7 @@ struct ServingOutcome {
                cache_hits_predicted == cache_hits_measured;
     }
     std::vector<double> measured_overhead_runs;  // each alternating pair's overhead
+    std::vector<double> measured_overhead_interleaved;  // each interleaved execution's
     std::vector<double> step_predicted_s, step_measured_s;
     double step_error_p50_pct = 0, step_error_p90_pct = 0;  // |error| per step
     double step_error_mean_pct = 0;                          // signed: the bias
@@ -67,6 +73,8 @@ struct ServingSummary {
     int overhead_within_target = 0;  // |error| <= max(1 point, 20% of measured)
     int rows_exact = 0;              // cases whose rows agree exactly
     bool same_overhead_rank = false;
+    // Kendall's tau-b between predicted and measured overheads: 1 the same order, 0 none.
+    double overhead_rank_tau = 0;
     nlohmann::json calibration;
 };
 

@@ -95,6 +95,21 @@ TEST(ExecutorCli, ExecuteRefusesWhatItCannotServeNamingTheKey) {
     EXPECT_NE(r.err.find("placement.dram_policy"), std::string::npos) << r.err;
 }
 
+TEST(ExecutorCli, ExecuteServesTheBaselineInterleavedOnRequest) {
+    const std::string cfg = write_config("interleaved", tiny()), out = temp("interleaved_out");
+    const Result r = run("execute " + cfg + " -q --interleaved -o " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json res = read_json(out + "/results.json");
+    EXPECT_EQ(res["baseline_served"], "interleaved");
+    EXPECT_EQ(res["no_engram"]["metrics"]["steps"], res["run"]["metrics"]["steps"]);
+    EXPECT_EQ(res["no_engram"]["metrics"]["lookups"].get<uint64_t>(), 0u);
+    EXPECT_GT(res["run"]["metrics"]["lookups"].get<uint64_t>(), 0u);
+    // Interleaved with nothing is refused.
+    const Result bad = run("execute " + cfg + " -q --interleaved --no-baseline");
+    EXPECT_NE(bad.status, 0);
+    EXPECT_NE(bad.err.find("--no-baseline"), std::string::npos) << bad.err;
+}
+
 TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibration) {
     const std::string cfg = write_config("validate", tiny());
     const std::string cal = temp("cal"), out = temp("val_out");
@@ -114,6 +129,12 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
         EXPECT_GT(s[1].get<double>(), 0);  // measured
     }
     EXPECT_EQ(v["calibrations_made"].size(), 1u);
+    // --quick: one interleaved execution, whose overhead is the measured one.
+    const json& oh = c["overhead_vs_no_engram_pct"];
+    EXPECT_EQ(oh["measured_from"], "interleaved runs");
+    ASSERT_EQ(oh["measured_interleaved"].size(), 1u);
+    EXPECT_EQ(oh["measured"], oh["measured_interleaved"][0]);
+    EXPECT_TRUE(v["summary"].contains("overhead_rank_kendall_tau"));
     for (const char* which : {"predicted", "measured"})  // both runs as Perfetto timelines
         EXPECT_TRUE(read_json(out + "/timelines/" + std::filesystem::path(cfg).stem().string() +
                               "." + which + ".timeline.json")

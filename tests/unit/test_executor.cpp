@@ -3,6 +3,7 @@
 // lookups (the same rows) and themselves (the same tokens, however the requests are batched).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <set>
@@ -184,6 +185,42 @@ TEST(Executor, ServesTheSchedulersStepsAndTheTracesRows) {
         EXPECT_GT(r.first_token_s[q], 0);
         EXPECT_LE(r.first_token_s[q], r.last_token_s[q]);
     }
+}
+
+TEST(Executor, InterleavedRunsServeWhatSeparateRunsServeEachOnItsOwnClock) {
+    ExecuteOptions opt;
+    opt.compute_threads = 2;
+    opt.warmup_tokens = 0;  // the steps, not the set-up, take the call's time
+    const nlohmann::json cfg = tiny_config(4, 9, "layer-ahead:1");
+    opt.engram = true;
+    const ExecuteResult engram = execute(cfg, opt);
+    opt.engram = false;
+    const ExecuteResult baseline = execute(cfg, opt);
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const InterleavedResult both = execute_interleaved(cfg, opt);  // engram: ignored
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    // The same steps, rows and tokens as each run alone.
+    for (const auto& [alone, inter] : {std::pair{&engram, &both.engram}, {&baseline, &both.baseline}}) {
+        ASSERT_EQ(inter->steps.size(), alone->steps.size());
+        for (size_t i = 0; i < alone->steps.size(); ++i) {
+            EXPECT_EQ(inter->steps[i].index, alone->steps[i].index);
+            EXPECT_EQ(inter->steps[i].tokens, alone->steps[i].tokens);
+            EXPECT_EQ(inter->steps[i].engram.size(), alone->steps[i].engram.size());
+        }
+        EXPECT_EQ(inter->output_digest, alone->output_digest);
+        EXPECT_EQ(inter->rows_digest, alone->rows_digest);
+        EXPECT_EQ(inter->preemptions, alone->preemptions);
+    }
+    EXPECT_NE(both.engram.rows_digest, both.baseline.rows_digest) << "the baseline fetches no rows";
+
+    // Each run's clock stops while the other serves: its steps follow one another in its own
+    // time, and the two runs' times together fit in the call's. (Had the clocks run on, each
+    // makespan would span nearly the whole call, and the two together about twice it.)
+    for (const ExecuteResult* r : {&both.engram, &both.baseline})
+        for (size_t i = 1; i < r->steps.size(); ++i) EXPECT_LE(r->steps[i - 1].end_s, r->steps[i].start_s);
+    EXPECT_LE(both.engram.makespan_s() + both.baseline.makespan_s(), wall);
 }
 
 TEST(Executor, TokensDoNotDependOnBatchingPreemptionOrSchedule) {
