@@ -26,6 +26,8 @@ void add_trace_export(CLI::App& trace);
 void add_run_command(CLI::App& app);
 // sweep: a run config varied along axes (cli/cmd_sweep.cpp).
 void add_sweep_command(CLI::App& app);
+// solve: where a target flips as a config key varies (cli/cmd_solve.cpp).
+void add_solve_command(CLI::App& app);
 // study run paper-table4 (cli/cmd_study.cpp).
 void add_study_command(CLI::App& app);
 // execute: a run config served for real on this machine's CPU (cli/cmd_execute.cpp).

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     engramsim::cli::add_execute_command(app);
     engramsim::cli::add_calibrate_command(app);
     engramsim::cli::add_sweep_command(app);
+    engramsim::cli::add_solve_command(app);
     engramsim::cli::add_study_command(app);
     engramsim::cli::add_validate_command(app);
     try {
