@@ -29,6 +29,7 @@ struct ExecuteCliOptions {
     bool no_baseline = false;
     bool quiet = false;
     bool interleaved = false;  // the baseline served step by step beside the Engram run
+    bool control = false;      // with interleaved: the baseline beside itself (an A/A test)
     int threads = 1;
     int repeat = 1;
     std::string table_file;
@@ -175,7 +176,7 @@ void execute(const ExecuteCliOptions& opt) {
         std::optional<executor::InterleavedResult> both;
         if (opt.interleaved) {
             if (!opt.quiet) std::cerr << "execute: the Engram run and the baseline, interleaved\n";
-            both = executor::execute_interleaved(cfg, eo);
+            both = executor::execute_interleaved(cfg, eo, opt.control);
         }
         executor::ExecuteResult r = both ? std::move(both->engram) : executor::execute(cfg, eo);
         reps.engram_tps.push_back(executor::metrics_of(r).throughput_tok_per_s);
@@ -198,7 +199,9 @@ void execute(const ExecuteCliOptions& opt) {
                               {"run", run_json(run)}};
     if (opt.repeat > 1 && base) results["repeats"] = reps.json();
     if (base) {
-        results["baseline_served"] = opt.interleaved ? "interleaved" : "separately";
+        results["baseline_served"] = opt.control       ? "interleaved with itself (A/A control: \"run\" has no Engram)"
+                                     : opt.interleaved ? "interleaved"
+                                                       : "separately";
         results["no_engram"] = run_json(*base);
         results["overhead_vs_no_engram_pct"] =
             sim::overhead_pct(executor::metrics_of(*base).throughput_tok_per_s,
@@ -245,6 +248,10 @@ void add_execute_command(CLI::App& app) {
                   "first, each on its own clock: both meet the same spells of a shared machine, "
                   "so the overhead between them is steadier (docs/executor.md)")
         ->excludes("--no-baseline");
+    cmd->add_flag("--control", opt->control,
+                  "With --interleaved: serve the baseline beside itself instead of the Engram run "
+                  "(an A/A test: the overhead it reports is the measurement's own bias and noise)")
+        ->needs("--interleaved");
     cmd->add_option("--table-file", opt->table_file,
                     "sim.table nvme: the table file, on a file system that allows direct I/O "
                     "(default /var/tmp/engramsim-table-BYTES.bin; written once, then reused)");
@@ -304,7 +311,7 @@ void add_validate_serving(CLI::App& validate) {
         std::vector<std::string> configs;
         std::string out_dir, plot_dir, calibration, table_file;
         bool quick = false, json = false;
-        int repeat = 0, interleaved = -1;
+        int repeat = 0, interleaved = -1, controls = 0;
     };
     auto opt = std::make_shared<Opt>();
     auto* cmd = validate.add_subcommand(
@@ -322,6 +329,11 @@ void add_validate_serving(CLI::App& validate) {
                     "Interleaved executions per config (the Engram run and its baseline step by "
                     "step, alternating; execute_interleaved): the measured overhead is their "
                     "median. 0: the separate pairs' overhead (default 2; --quick 1)")
+        ->check(CLI::Range(0, 100));
+    cmd->add_option("--control", opt->controls,
+                    "A/A controls per config: the baseline interleaved with itself; the "
+                    "\"overhead\" between them is the interleaved measurement's own bias and "
+                    "noise (default 0)")
         ->check(CLI::Range(0, 100));
     cmd->add_option("--calibration", opt->calibration,
                     "Calibration folder: reused where it holds one, else written there "
@@ -346,6 +358,7 @@ void add_validate_serving(CLI::App& validate) {
         if (!opt->out_dir.empty()) so.timeline_dir = opt->out_dir + "/timelines";
         so.repeat = opt->repeat > 0 ? opt->repeat : (opt->quick ? 1 : 2);
         so.interleaved = opt->interleaved >= 0 ? opt->interleaved : (opt->quick ? 1 : 2);
+        so.controls = opt->controls;
         so.calibration_dir = !opt->calibration.empty() ? opt->calibration
                              : !opt->out_dir.empty()   ? opt->out_dir + "/calibration"
                                                        : "build/calibration";
@@ -367,8 +380,12 @@ void add_validate_serving(CLI::App& validate) {
             return fixed(v.predicted, digits) + " / " + fixed(v.measured, digits) + " (" +
                    (v.error_pct() >= 0 ? "+" : "") + fixed(v.error_pct(), 1) + "%)";
         };
-        TextTable t({"<config", "tok/s pred / meas (err)", "mean step ms pred / meas (err)",
-                     "overhead % pred / meas", "meas: separate runs", "step |err| p50 / p90"});
+        std::vector<std::string> head = {"<config", "tok/s pred / meas (err)",
+                                         "mean step ms pred / meas (err)", "overhead % pred / meas",
+                                         "meas: separate runs"};
+        if (so.controls > 0) head.push_back("A/A control");
+        head.push_back("step |err| p50 / p90");
+        TextTable t(head);
         auto span = [](const std::vector<double>& v) {
             if (v.empty()) return std::string("-");
             const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
@@ -376,13 +393,16 @@ void add_validate_serving(CLI::App& validate) {
         };
         for (const auto& o : s.outcomes) {
             executor::Versus ms{o.mean_step_s.predicted * 1e3, o.mean_step_s.measured * 1e3};
-            t.add({o.name, pe(o.tok_per_s, 1), pe(ms, 2),
-                   fixed(o.overhead_pct.predicted, 2) + " / " + fixed(o.overhead_pct.measured, 2) +
-                       (o.measured_overhead_interleaved.size() > 1
-                            ? " (" + span(o.measured_overhead_interleaved) + ")"
-                            : ""),
-                   span(o.measured_overhead_runs),
-                   fixed(o.step_error_p50_pct, 1) + "% / " + fixed(o.step_error_p90_pct, 1) + "%"});
+            std::vector<std::string> row = {
+                o.name, pe(o.tok_per_s, 1), pe(ms, 2),
+                fixed(o.overhead_pct.predicted, 2) + " / " + fixed(o.overhead_pct.measured, 2) +
+                    (o.measured_overhead_interleaved.size() > 1
+                         ? " (" + span(o.measured_overhead_interleaved) + ")"
+                         : ""),
+                span(o.measured_overhead_runs)};
+            if (so.controls > 0) row.push_back(span(o.control_overhead));
+            row.push_back(fixed(o.step_error_p50_pct, 1) + "% / " + fixed(o.step_error_p90_pct, 1) + "%");
+            t.add(row);
         }
         std::cout << "engramsim validate serving: the simulator (from a calibration alone) vs "
                      "the executor, on this machine\n\n";

@@ -219,6 +219,65 @@ profiler::KernelProfile profile_engram_gather(const EngramConfig& e, int max_tok
     return p;
 }
 
+// The Engram module's non-GEMM parts as the executor runs them (EngramModule::gate and
+// convolve_into, one compute thread): engram_gate at T tokens; engram_conv for a prefill (one
+// sequence of T new tokens); engram_conv_decode for S sequences of one new token each over
+// their history window, which the executor's convolution computes again for every new token.
+// The roofline priced these from one elementwise rate and undercounted them (docs/executor.md).
+std::vector<profiler::KernelProfile> profile_engram_module(const EngramConfig& e, int hidden,
+                                                           int max_tokens, int max_seqs,
+                                                           const CalibrateOptions& opt) {
+    EngramModule m(e, hidden, 1);
+    kernels::ThreadTeam team(1);
+    const double H = hidden, K = e.kernel_size;
+    profiler::KernelProfile gate = new_profile("engram_gate", "cpu/f32");
+    profiler::KernelProfile conv = new_profile("engram_conv", "cpu/f32");
+    profiler::KernelProfile dec = new_profile("engram_conv_decode", "cpu/f32");
+    for (auto* p : {&gate, &conv, &dec})
+        p->provenance.notes.push_back("the executor's EngramModule, weights seeded, inputs constant");
+    auto point = [&](double T, const std::map<std::string, double>& dims, profiler::SampleStats st) {
+        profiler::ProfilePoint pt;
+        pt.dims = dims;
+        pt.dims["tokens"] = T;
+        pt.dtype = "bf16";  // as the step model names the Engram ops (the table's dtype)
+        pt.stats = st;
+        return pt;
+    };
+    std::vector<float> emb, h;
+    auto ready = [&](size_t T) {  // the step's projections and gate done, as forward() has them
+        emb.assign(T * size_t(m.d_mem()), 0.01f);
+        h.assign(T * size_t(hidden), 0.5f);
+        m.project(emb, T);
+        m.gate(h, team);
+    };
+    for (double T : grid(max_tokens, true)) {
+        ready(size_t(T));
+        gate.points.push_back(point(T, {{"hidden", H}, {"branches", 1}},
+                                    time_calls(opt.repeats, [&] { m.gate(h, team); })));
+        const std::vector<StepSlice> one = {{0, 0, uint32_t(T)}};
+        conv.points.push_back(point(T, {{"hidden", H}, {"kernel", K}}, time_calls(opt.repeats, [&] {
+                                        m.release(0);  // a new sequence: no history
+                                        m.convolve_into(one, h, team);
+                                    })));
+    }
+    const uint32_t window = uint32_t((e.kernel_size - 1) * e.max_ngram_size);
+    for (double S : grid(max_seqs, true)) {
+        // Each sequence with a full history window, then one new token per sequence per call.
+        std::vector<StepSlice> slices;
+        for (uint32_t r = 0; r < uint32_t(S); ++r) m.release(r), slices.push_back({r, 0, window + 1});
+        ready(size_t(S) * (window + 1));
+        m.convolve_into(slices, h, team);
+        for (auto& sl : slices) sl.first = window + 1, sl.count = 1;
+        ready(size_t(S));
+        dec.points.push_back(point(S, {{"hidden", H}, {"kernel", K}}, time_calls(opt.repeats, [&] {
+                                       m.convolve_into(slices, h, team);
+                                       for (auto& sl : slices) ++sl.first;
+                                   })));
+    }
+    for (uint32_t r = 0; r < uint32_t(max_seqs); ++r) m.release(r);
+    return {gate, conv, dec};
+}
+
 double best_flop_rate(const profiler::KernelProfile& gemm) {
     double best = 0;
     for (const auto& pt : gemm.points) best = std::max(best, pt.flops / pt.stats.median_s);
@@ -368,7 +427,11 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     const auto gemm = profile_gemm(b, has_engram ? &e : nullptr, max_tokens, max_seqs, o);
     const auto [dec, pre] = profile_attention(b, max_tokens, max_seqs, o);
     std::vector<profiler::KernelProfile> profiles = {gemm, dec, pre};
-    if (has_engram) profiles.push_back(profile_engram_gather(e, max_tokens, o));
+    if (has_engram) {
+        profiles.push_back(profile_engram_gather(e, max_tokens, o));
+        if (opt.say) opt.say("the Engram module: gate, short conv (prefill, decode)");
+        for (auto& p : profile_engram_module(e, b.hidden, max_tokens, max_seqs, o)) profiles.push_back(p);
+    }
     for (const auto& p : profiles) profiler::write_profile(p, dir + "/profiles");
 
     if (opt.say) opt.say("elementwise rate, op floor");

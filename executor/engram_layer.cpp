@@ -60,12 +60,21 @@ EngramModule::EngramModule(const EngramConfig& engram, int hidden, uint64_t seed
 
 void EngramModule::forward(std::span<const StepSlice> slices, std::span<const float> e,
                            std::span<float> h, kernels::ThreadTeam& team) {
-    const size_t T = h.size() / size_t(hidden_), H = size_t(hidden_);
+    project(e, h.size() / size_t(hidden_));
+    gate(h, team);
+    convolve_into(slices, h, team);
+}
+
+void EngramModule::project(std::span<const float> e, size_t T) {
+    const size_t H = size_t(hidden_);
     k_.resize(T * H), v_.resize(T * H), alpha_.resize(T), gated_.resize(T * H), y_.resize(T * H);
     linear(T, H, d_mem_, e.data(), w_k_.data(), k_.data());
     linear(T, H, d_mem_, e.data(), w_v_.data(), v_.data());
+}
 
-    // The gate, token by token: the reference over each thread's token range.
+// The gate, token by token: the reference over each thread's token range.
+void EngramModule::gate(std::span<const float> h, kernels::ThreadTeam& team) {
+    const size_t T = h.size() / size_t(hidden_), H = size_t(hidden_);
     parallel_rows(T, team, [&](size_t b, size_t end) {
         kernels::GateShape g{.tokens = end - b, .branches = 1, .dim = hidden_,
                              .signed_sqrt = signed_sqrt_};
@@ -75,6 +84,11 @@ void EngramModule::forward(std::span<const StepSlice> slices, std::span<const fl
                              std::span(alpha_).subspan(b, end - b),
                              std::span(gated_).subspan(o, n));
     });
+}
+
+void EngramModule::convolve_into(std::span<const StepSlice> slices, std::span<float> h,
+                                 kernels::ThreadTeam& team) {
+    const size_t T = h.size() / size_t(hidden_), H = size_t(hidden_);
     if (!short_conv_) {
         parallel_rows(T * H, team, [&](size_t b, size_t end) {
             for (size_t i = b; i < end; ++i) h[i] += gated_[i];

@@ -49,6 +49,15 @@ public:
     void forward(std::span<const StepSlice> slices, std::span<const float> e, std::span<float> h,
                  kernels::ThreadTeam& team);
 
+    // forward() in its three parts, for calibration to time each as the executor runs it:
+    // the key and value projections of e (GEMMs), the gate (RMSNorms, dot, sigmoid, gate * v)
+    // of the projected step into the gated values, and the short convolution of the gated
+    // values with the residual into h (the histories advance).
+    void project(std::span<const float> e, size_t tokens);
+    void gate(std::span<const float> h, kernels::ThreadTeam& team);
+    void convolve_into(std::span<const StepSlice> slices, std::span<float> h,
+                       kernels::ThreadTeam& team);
+
     // The weights, for references: [hidden][d_mem] each, gate norms [hidden], the short conv's
     // norm [hidden] and taps [hidden][kernel].
     std::span<const float> w_k() const { return w_k_; }

@@ -552,9 +552,10 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     return run.run();
 }
 
-InterleavedResult execute_interleaved(const nlohmann::json& cfg, const ExecuteOptions& opt) {
+InterleavedResult execute_interleaved(const nlohmann::json& cfg, const ExecuteOptions& opt,
+                                      bool control) {
     ExecuteOptions with = opt, without = opt;
-    with.engram = true, without.engram = false;
+    with.engram = !control, without.engram = false;
     without.progress = nullptr;  // the Engram run reports; both serve the same steps
     RunPlan a = plan_run(cfg, with), b = plan_run(cfg, without);
     resources::require_memory(a.memory_bytes + b.memory_bytes, "execute (interleaved)",

@@ -108,10 +108,13 @@ ExecuteResult execute(const nlohmann::json& config, const ExecuteOptions& option
 // runs by up to 10% apart, fall on both. Each result is that run's own time alone (its steps
 // back to back); the overhead of the one against the other is the measurement this design is
 // for (validate serving). Needs the memory of both runs at once.
+// `control`: an A/A test of the design: both runs without Engram (`engram` is then a second
+// baseline), so the "overhead" between them is the measurement's own bias and noise.
 struct InterleavedResult {
     ExecuteResult engram, baseline;
 };
-InterleavedResult execute_interleaved(const nlohmann::json& config, const ExecuteOptions& options);
+InterleavedResult execute_interleaved(const nlohmann::json& config, const ExecuteOptions& options,
+                                      bool control = false);
 
 // The run as Chrome trace events (open in ui.perfetto.dev): the compute thread's steps, and each
 // Engram layer's fetches (issue to ready) on its prefetcher's track.

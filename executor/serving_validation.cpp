@@ -103,6 +103,12 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
             sim::overhead_pct(metrics_of(both.baseline).throughput_tok_per_s,
                               metrics_of(both.engram).throughput_tok_per_s));
     }
+    for (int i = 0; i < opt.controls; ++i) {
+        if (opt.say) opt.say(c.name + ": executing the A/A control, " + std::to_string(i + 1) + " of " + std::to_string(opt.controls));
+        const InterleavedResult aa = execute_interleaved(cfg, eo, /*control=*/true);
+        o.control_overhead.push_back(sim::overhead_pct(metrics_of(aa.baseline).throughput_tok_per_s,
+                                                       metrics_of(aa.engram).throughput_tok_per_s));
+    }
     if (!opt.timeline_dir.empty()) {
         fs::create_directories(opt.timeline_dir);
         const std::string base = opt.timeline_dir + "/" + c.name;
@@ -233,7 +239,8 @@ json to_json(const ServingSummary& s, const std::string& producer) {
                            {"miss_points", o.overhead_pct.predicted - o.overhead_pct.measured},
                            {"measured_from", o.measured_overhead_interleaved.empty() ? "separate runs" : "interleaved runs"},
                            {"measured_runs", o.measured_overhead_runs},
-                           {"measured_interleaved", o.measured_overhead_interleaved}}},
+                           {"measured_interleaved", o.measured_overhead_interleaved},
+                           {"a_a_control", o.control_overhead}}},
                          {"rows",
                           {{"unique", {{"predicted", o.unique_rows_predicted}, {"measured", o.unique_rows_measured}}},
                            {"dram_cache_hits", {{"predicted", o.cache_hits_predicted}, {"measured", o.cache_hits_measured}}},

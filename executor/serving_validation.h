@@ -28,6 +28,9 @@ struct ServingOptions {
     // Interleaved executions (execute_interleaved): the measured overhead is their median.
     // 0: the overhead of the separate pairs instead.
     int interleaved = 2;
+    // A/A controls (execute_interleaved with control): the baseline interleaved with itself;
+    // their "overhead" is the interleaved measurement's own bias and noise.
+    int controls = 0;
     std::string table_file;  // sim.table nvme (ExecuteOptions::table_file)
     // When set: DIR/<config>.predicted.timeline.json (the simulator's run) and
     // DIR/<config>.measured.timeline.json (the executor's first Engram run), both for Perfetto.
@@ -60,6 +63,7 @@ struct ServingOutcome {
     }
     std::vector<double> measured_overhead_runs;  // each alternating pair's overhead
     std::vector<double> measured_overhead_interleaved;  // each interleaved execution's
+    std::vector<double> control_overhead;  // each A/A control's (ServingOptions::controls)
     std::vector<double> step_predicted_s, step_measured_s;
     double step_error_p50_pct = 0, step_error_p90_pct = 0;  // |error| per step
     double step_error_mean_pct = 0;                          // signed: the bias

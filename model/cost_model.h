@@ -39,6 +39,10 @@ public:
     double seconds(const OpShape& op) const;
     // Roofline only (profiles ignored).
     double roofline_seconds(const OpShape& op) const;
+    // The profile's seconds for the op, or nothing (no profile, or none for its kernel).
+    std::optional<double> profiled_seconds(const OpShape& op) const {
+        return profile_ ? profile_(op) : std::nullopt;
+    }
 
     const GpuPeaks& peaks() const { return peaks_; }
     const OpEfficiency& efficiency() const { return eff_; }

@@ -29,9 +29,17 @@ struct OpShape {
     //   "engram_gather"      rows -> memory vectors; dims tokens, heads, row_bytes
     //   "engram_gate"        fused RMSNorms + dot + sigmoid; dims tokens, hidden, branches
     //   "engram_conv"        short conv + SiLU + residual; dims tokens, hidden, kernel
+    //   "engram_conv_decode" the same for decode steps (one new token per sequence, over its
+    //                        history window); dims as engram_conv
     //   "elementwise"        norms, residuals, activations; dims elements
     std::string kernel;
     std::map<std::string, double> dims;
+    // The fused kernel this op is one part of (engram_gate, engram_conv, ...), and that kernel's
+    // dims. Consecutive ops of one group are priced once, by the group's profile, where a
+    // profile measures the group (a calibration of the executor's module: executor/calibrate.h);
+    // otherwise each op is priced on its own (total_seconds, model/step_model.h).
+    std::string group;
+    std::map<std::string, double> group_dims;
     double flops = 0;  // floating-point operations
     double bytes = 0;  // bytes read + written from device memory (compulsory traffic)
     std::string dtype = "bf16";

@@ -221,6 +221,14 @@ TEST(Executor, InterleavedRunsServeWhatSeparateRunsServeEachOnItsOwnClock) {
     for (const ExecuteResult* r : {&both.engram, &both.baseline})
         for (size_t i = 1; i < r->steps.size(); ++i) EXPECT_LE(r->steps[i - 1].end_s, r->steps[i].start_s);
     EXPECT_LE(both.engram.makespan_s() + both.baseline.makespan_s(), wall);
+
+    // The A/A control: the baseline beside itself, both computing the baseline's tokens.
+    const InterleavedResult aa = execute_interleaved(cfg, opt, /*control=*/true);
+    for (const ExecuteResult* r : {&aa.engram, &aa.baseline}) {
+        EXPECT_EQ(r->output_digest, baseline.output_digest);
+        EXPECT_EQ(r->rows_digest, baseline.rows_digest);
+        EXPECT_EQ(r->steps.size(), baseline.steps.size());
+    }
 }
 
 TEST(Executor, TokensDoNotDependOnBatchingPreemptionOrSchedule) {

@@ -629,6 +629,42 @@ TEST(StepModel, EngramModuleKernelsAndProjectionWork) {
     EXPECT_EQ(layer[4].bytes, 50000.0 * 2 * 1024 * 2 + 2 * 100.0 * 4096 * 2);
 }
 
+// A profile that measures the module's gate and conv as fused kernels prices each group once;
+// without one every op keeps its roofline price (the GPU presets' predictions do not move).
+TEST(StepModel, AProfiledGroupIsPricedOnceAndOnlyWhereAProfileMeasuresIt) {
+    const auto b = BackboneShape::from_json(config::load("dense-4b")["backbone"]);
+    const auto e = EngramConfig::from_json(config::load("paper-offload-100b")["engram"]);
+    const EngramGpuShape shape = EngramGpuShape::from_config(e);
+    const CostModel roofline({1e15, 3e12}, {});
+    std::vector<OpShape> asked;
+    const CostModel profiled({1e15, 3e12}, {}, [&](const OpShape& op) -> std::optional<double> {
+        asked.push_back(op);
+        if (op.kernel == "engram_gate") return 1e-3 * op.dims.at("tokens") / 100;
+        if (op.kernel == "engram_conv_decode") return 2e-3;
+        return std::nullopt;
+    });
+    for (const bool prefill : {false, true}) {
+        const StepShape s{prefill, 100, prefill ? 1.0 : 100.0, 50000, 0};
+        const auto ops = engram_ops(shape, b, s);
+        double plain = 0, ungated = 0, unconv = 0;
+        for (const auto& op : ops) {
+            plain += roofline.seconds(op);
+            if (op.group != "engram_gate") ungated += roofline.seconds(op);
+            if (op.group != "engram_gate" && op.group.rfind("engram_conv", 0) != 0) unconv += roofline.seconds(op);
+        }
+        EXPECT_DOUBLE_EQ(total_seconds(roofline, ops), plain);
+        asked.clear();
+        const double t = total_seconds(profiled, ops);
+        // Decode: gate 1 ms and conv 2 ms, each once, beside the other ops' roofline; prefill:
+        // no engram_conv profile here, so the conv path keeps its roofline.
+        if (prefill)
+            EXPECT_NEAR(t, 1e-3 + ungated, 1e-15);
+        else
+            EXPECT_NEAR(t, 1e-3 + 2e-3 + unconv, 1e-15);
+        EXPECT_EQ(std::count_if(asked.begin(), asked.end(), [](const OpShape& o) { return o.kernel == "engram_gate"; }), 1);
+    }
+}
+
 // Warm caches (placement.warmup_requests): the run's HBM hits equal a brute-force LRU (a list
 // and a hash map, written here) fed first the warm-up's lookups, then the run's: each step's
 // distinct rows of each Engram layer in order of first occurrence, hits counted in the run only.
