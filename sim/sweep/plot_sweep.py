@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def text(v):
+    if isinstance(v, dict) and "name" in v:  # an inline section: its name
+        return v["name"]
     return v if isinstance(v, str) else json.dumps(v)
 
 
