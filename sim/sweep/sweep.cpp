@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "model/config.h"
+#include "model/engram_config.h"
 #include "sim/sweep/experiment.h"
 #include "sim/sweep/mpi_world.h"
 #include "sim/timing/plan.h"
@@ -336,6 +337,11 @@ const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns() 
         {"rows_from_host_dram", "rows"},
         {"rows_from_nvme", "rows"},
         {"h2d_utilization", "fraction"},
+        {"weight_bytes", "B per GPU"},
+        {"kv_cache_bytes", "B per GPU"},
+        {"num_kv_blocks", "blocks"},
+        {"preemptions", "preemptions"},
+        {"table_bytes", "B"},
     };
     return cols;
 }
@@ -400,6 +406,17 @@ PointEvaluator simulator_evaluator(bool references, const std::string& reference
                         {"rows_from_host_dram", m.rows_from_host_dram},
                         {"rows_from_nvme", m.rows_from_nvme},
                         {"h2d_utilization", m.h2d_utilization}};
+        // Memory: what the backbone and its KV cache take of each GPU's HBM, and the table.
+        const Plan& plan = c.run.plan;
+        const double block = double(resolved["sim"]["kv_block_size"].get<int>());
+        summary["weight_bytes"] = plan.weight_bytes;
+        summary["kv_cache_bytes"] = double(plan.num_kv_blocks) * block * plan.kv_bytes_per_token;
+        summary["num_kv_blocks"] = plan.num_kv_blocks;
+        summary["preemptions"] = plan.preemptions;
+        summary["table_bytes"] =
+            plan.has_engram ? double(plan.table_rows) *
+                                  EngramConfig::from_json(resolved["engram"]).row_bytes()
+                            : 0.0;
         for (const char* k : {"table_in_hbm_tok_per_s", "no_engram_tok_per_s",
                               "overhead_vs_table_in_hbm_pct", "overhead_vs_no_engram_pct"})
             if (cmp.contains(k)) summary[k] = cmp[k];

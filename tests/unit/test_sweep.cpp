@@ -182,7 +182,9 @@ TEST(Sweep, EveryPointIsWrittenWholeAndJobsDoNotChangeTheBytes) {
               "overhead_vs_table_in_hbm_pct [%],overhead_vs_no_engram_pct [%],makespan_s [s],"
               "ttft_mean_s [s],tpot_mean_s [s],compute_s [s],stall_s [s],hidden_fetch_s [s],"
               "lookups [lookups],unique_rows [rows],rows_from_hbm [rows],"
-              "rows_from_host_dram [rows],rows_from_nvme [rows],h2d_utilization [fraction],error");
+              "rows_from_host_dram [rows],rows_from_nvme [rows],h2d_utilization [fraction],"
+              "weight_bytes [B per GPU],kv_cache_bytes [B per GPU],"
+              "num_kv_blocks [blocks],preemptions [preemptions],table_bytes [B],error");
 }
 
 TEST(Sweep, ACrashLosesOnlyItsOwnPointAndResumeRunsOnlyWhatIsMissing) {
