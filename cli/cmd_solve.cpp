@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/solve_command.h"
 #include "cli/plots.h"
 #include "cli/sweep_command.h"
 #include "cli/text_table.h"
@@ -61,10 +62,11 @@ std::string round_dir(const std::string& dir, size_t combo, int round) {
 }
 
 // The solver's evaluator for one combination: each round a sweep of KEY over the round's values.
-// Points whose config was refused get NaN, their error kept in `errors` by x.
+// Points whose config was refused get NaN. Each point's summary (or error) is kept in `kept`
+// by x, for solve.json.
 sim::SolveEvaluator sweep_evaluator(const SolveCli& o, const json& base, const sim::SolveRange& range,
                                     const sim::SolveTarget& target, size_t combo, const std::string& label,
-                                    std::shared_ptr<std::map<double, std::string>> errors) {
+                                    std::shared_ptr<std::map<double, json>> kept) {
     const bool refs = target.metric.find("overhead") != std::string::npos ||
                       target.metric == "no_engram_tok_per_s" || target.metric == "table_in_hbm_tok_per_s";
     return [=, &o](const std::vector<double>& xs, int round) {
@@ -99,10 +101,11 @@ sim::SolveEvaluator sweep_evaluator(const SolveCli& o, const json& base, const s
             const json& r = records[i];
             const std::string at = range.key + "=" + range.value_text(xs[i]);
             if (r.contains("error")) {  // refused: the target fails there (the error is kept)
-                (*errors)[xs[i]] = r["error"].get<std::string>();
+                (*kept)[xs[i]] = {{"error", r["error"]}};
                 ms.push_back(std::nan(""));
                 continue;
             }
+            (*kept)[xs[i]] = {{"summary", r["summary"]}};
             const auto m = sim::metric_of(r, target.metric);
             if (!m) throw std::runtime_error("solve: " + at + ": the run reports no " + target.metric);
             ms.push_back(*m);
@@ -143,21 +146,18 @@ std::string answer_sentence(const sim::SolveAnswer& a, const sim::SolveRange& r,
     return "";
 }
 
-void solve(SolveCli& o) {
-    const json base = sim::load_run_config(o.config);
-    const sim::SolveTarget target = sim::parse_target(o.target);
-    std::optional<sim::SolveRange> range;
+}  // namespace
+
+json run_solve(const json& base, const std::string& target_text, const std::string& range_text,
+               const std::vector<sim::SweepAxis>& lists, const SolveCommandOptions& opt, bool print) {
+    SolveCli o;
+    o.out_dir = opt.out_dir, o.jobs = opt.jobs, o.grid = opt.grid, o.fallback = opt.fallback;
+    o.resolution = opt.resolution, o.resume = opt.resume, o.plot = opt.plot, o.json = opt.json;
+    const sim::SolveTarget target = sim::parse_target(target_text);
+    const std::optional<sim::SolveRange> range = sim::parse_range(range_text, base);
     sim::SweepSpec combos;  // the listed keys, as a sweep's axes
     combos.base = base;
-    for (const auto& v : o.vary) {
-        if (sim::is_range_text(v)) {
-            if (range) throw std::invalid_argument("--vary " + v + ": one key varies over a range (" + range->key + " does); list the others' values (KEY=V1,V2)");
-            range = sim::parse_range(v, base);
-        } else {
-            combos.axes.push_back(sim::parse_axis(v));
-        }
-    }
-    if (!range) throw std::invalid_argument("solve: give the key to solve for as --vary KEY=LO..HI");
+    combos.axes = lists;
     for (const auto& a : combos.axes)
         for (const auto& k : a.keys)
             if (k == range->key) throw std::invalid_argument("--vary " + k + ": given both as a range and as a list");
@@ -166,7 +166,6 @@ void solve(SolveCli& o) {
         points.push_back({0, {}, base});
     else
         points = sim::expand_sweep(combos);  // every combination resolved before anything runs
-    if (o.out_dir.empty()) o.out_dir = "solve-" + fs::path(o.config).stem().string();
     sim::SolveOptions so;
     so.grid = o.grid, so.per_round = std::max(1, o.jobs), so.resolution = o.resolution,
     so.fallback_points = o.fallback;
@@ -189,12 +188,16 @@ void solve(SolveCli& o) {
     TextTable table({"<combination", "answer", "runs", "resolution"});
     for (size_t c = 0; c < points.size(); ++c) {
         const std::string label = points[c].label();
-        auto errors = std::make_shared<std::map<double, std::string>>();
+        auto kept = std::make_shared<std::map<double, json>>();
         const sim::SolveAnswer a = sim::solve_boundary(
-            *range, target, so, sweep_evaluator(o, points[c].config, *range, target, c, label, errors));
+            *range, target, so, sweep_evaluator(o, points[c].config, *range, target, c, label, kept));
         json aj = sim::to_json(a, *range);
-        for (auto& p : aj["points"])
-            if (auto e = errors->find(p["x"].get<double>()); e != errors->end()) p["error"] = e->second;
+        auto attach = [&](json& p) {
+            if (auto k = kept->find(p["x"].get<double>()); k != kept->end()) p.update(k->second);
+        };
+        for (auto& p : aj["points"]) attach(p);
+        for (const char* end : {"holds_at", "fails_at"})
+            if (aj.contains(end)) attach(aj[end]);
         aj["combination"] = points[c].values();
         aj["sentence"] = answer_sentence(a, *range, target);
         answers.push_back(aj);
@@ -237,15 +240,43 @@ void solve(SolveCli& o) {
         !(std::ofstream(o.out_dir + "/solve.csv") << csv))
         throw std::runtime_error(o.out_dir + ": cannot write the results");
     if (o.plot) write_and_plot(result, o.out_dir, "solve.json", "sim/sweep/plot_solve.py");
+    if (!print) return result;
     if (o.json) {
         std::cout << result.dump(1) << '\n';
-        return;
+        return result;
     }
     std::cout << "engramsim solve: " << target.text() << ", " << range->key << " from "
               << range->value_text(range->lo) << " to " << range->value_text(range->hi) << "\n\n";
     table.print(std::cout, "  ");
     std::cerr << "engramsim solve: results in " << o.out_dir << "/solve.json, solve.csv"
               << (o.plot ? ", solve.png" : "") << std::endl;
+    return result;
+}
+
+namespace {
+
+// engramsim solve CONFIG ...: the --vary texts split into the range and the listed keys.
+void solve_command(const SolveCli& cli) {
+    const json base = sim::load_run_config(cli.config);
+    std::string range_text;
+    std::vector<sim::SweepAxis> lists;
+    for (const auto& v : cli.vary) {
+        if (sim::is_range_text(v)) {
+            if (!range_text.empty())
+                throw std::invalid_argument("--vary " + v + ": one key varies over a range (" +
+                                            range_text.substr(0, range_text.find('=')) +
+                                            " does); list the others' values (KEY=V1,V2)");
+            range_text = v;
+        } else {
+            lists.push_back(sim::parse_axis(v));
+        }
+    }
+    if (range_text.empty()) throw std::invalid_argument("solve: give the key to solve for as --vary KEY=LO..HI");
+    SolveCommandOptions opt;
+    opt.out_dir = cli.out_dir.empty() ? "solve-" + fs::path(cli.config).stem().string() : cli.out_dir;
+    opt.jobs = cli.jobs, opt.grid = cli.grid, opt.fallback = cli.fallback;
+    opt.resolution = cli.resolution, opt.resume = cli.resume, opt.json = cli.json, opt.plot = cli.plot;
+    run_solve(base, cli.target, range_text, lists, opt, true);
 }
 
 }  // namespace
@@ -285,7 +316,7 @@ void add_solve_command(CLI::App& app) {
     cmd->add_flag("--resume", o->resume, "Finish an interrupted solve in the same folder, reusing every finished point");
     cmd->add_flag("--json", o->json, "Print solve.json instead of the table");
     cmd->add_flag("--plot", o->plot, "Also write solve.png (needs python3-matplotlib)");
-    cmd->callback([o] { solve(*o); });
+    cmd->callback([o] { solve_command(*o); });
 }
 
 }  // namespace engramsim::cli

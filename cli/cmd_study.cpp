@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/solve_command.h"
 #include "cli/sweep_command.h"
 #include "cli/text_table.h"
 #include "model/config.h"
@@ -29,7 +30,13 @@ std::vector<std::string> study_names() {
     return names;
 }
 
-sim::SweepSpec study_spec(const std::string& name) {
+// A study file: a sweep file, or a solve study (a sweep file's base and axes plus "solve":
+// {"targets": [...], "vary": "KEY=LO..HI", "grid", "resolution"}).
+nlohmann::json study_doc(const std::string& name) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0 && std::filesystem::exists(name)) {
+        if (auto doc = config::read_document(name)) return *doc;  // a study file of one's own
+        throw config::ConfigError(name + ": cannot read it");
+    }
     const auto text = embedded::find("studies/" + name + "/study.json");
     if (!text) {
         std::string msg = "unknown study '" + name + "'";
@@ -39,7 +46,86 @@ sim::SweepSpec study_spec(const std::string& name) {
         msg += " (known: " + known + ")";
         throw config::ConfigError(msg);
     }
-    return sim::parse_sweep_spec(nlohmann::json::parse(*text), "study " + name);
+    return nlohmann::json::parse(*text);
+}
+
+// The study's sweep: the file itself, or a solve study's base and listed axes.
+sim::SweepSpec study_spec(const std::string& name) {
+    nlohmann::json doc = study_doc(name);
+    doc.erase("solve");
+    if (!doc.contains("axes")) doc["axes"] = nlohmann::json::array();
+    return sim::parse_sweep_spec(doc, "study " + name);
+}
+
+// A solve study: one solve per target over the same combinations, into DIR/target-N/, then one
+// table: each combination's answer under every target.
+void run_solve_study(const std::string& name, const SweepCommandOptions& sweep_opt) {
+    const nlohmann::json doc = study_doc(name);
+    const nlohmann::json& solve = doc["solve"];
+    const sim::SweepSpec spec = study_spec(name);
+    std::vector<std::string> targets;
+    for (const auto& t : solve.at("targets")) targets.push_back(t.get<std::string>());
+    const std::string vary = solve.at("vary").get<std::string>();
+    const std::string dir = sweep_opt.out_dir.empty()
+                                ? "study-" + std::filesystem::path(name).stem().string()
+                                : sweep_opt.out_dir;
+    SolveCommandOptions opt;
+    opt.jobs = sweep_opt.jobs, opt.resume = sweep_opt.resume, opt.plot = sweep_opt.plot;
+    opt.grid = solve.value("grid", 9);
+    opt.resolution = solve.value("resolution", 0.01);
+    std::vector<nlohmann::json> results;
+    for (size_t i = 0; i < targets.size(); ++i) {
+        opt.out_dir = dir + "/target-" + std::to_string(i + 1);
+        std::cerr << "engramsim study " << name << ": target " << i + 1 << " of " << targets.size()
+                  << ": " << targets[i] << std::endl;
+        results.push_back(run_solve(spec.base, targets[i], vary, spec.axes, opt, false));
+    }
+    // One row per combination, one column per target: the last value where it holds.
+    std::vector<std::string> head = {"<combination"};
+    for (const auto& t : targets) head.push_back(t);
+    TextTable table(head);
+    nlohmann::json rows = nlohmann::json::array();
+    const size_t combos = results.empty() ? 0 : results[0]["answers"].size();
+    for (size_t c = 0; c < combos; ++c) {
+        std::string label;
+        for (const auto& [k, v] : results[0]["answers"][c]["combination"].items())
+            label += (label.empty() ? "" : ", ") + k.substr(k.rfind('.') + 1) + "=" +
+                     (v.is_string() ? v.get<std::string>() : v.dump());
+        std::vector<std::string> row = {label.empty() ? "(the config)" : label};
+        nlohmann::json r = {{"combination", results[0]["answers"][c]["combination"]}, {"answers", nlohmann::json::array()}};
+        for (size_t t = 0; t < targets.size(); ++t) {
+            const nlohmann::json& a = results[t]["answers"][c];
+            std::string cell = a["answer"].get<std::string>();
+            if (a.contains("holds_at")) {
+                const nlohmann::json& h = a["holds_at"];
+                const nlohmann::json v = h["value"].is_array() ? h["value"][0] : h["value"];
+                cell = v.is_string() ? v.get<std::string>() : v.dump();
+                if (h.contains("summary") && h["summary"].contains("table_bytes"))
+                    cell += " (" + fixed(h["summary"]["table_bytes"].get<double>() / 1e9, 1) + " GB)";
+            } else if (a["answer"] == "holds over the whole range") {
+                cell = "all (holds to the range's end)";
+            } else if (a["answer"] == "fails over the whole range") {
+                cell = "none";
+            }
+            row.push_back(cell);
+            r["answers"].push_back({{"target", targets[t]}, {"answer", a}});
+        }
+        table.add(row);
+        rows.push_back(r);
+    }
+    const nlohmann::json summary = {{"schema_version", 1}, {"kind", "engramsim.solve_study"},
+                                    {"study", name}, {"producer", producer()},
+                                    {"vary", vary}, {"targets", targets}, {"rows", rows}};
+    if (!(std::ofstream(dir + "/results.json") << summary.dump(1) << '\n'))
+        throw std::runtime_error(dir + "/results.json: cannot write");
+    if (sweep_opt.json) {
+        std::cout << summary.dump(1) << '\n';
+        return;
+    }
+    std::cout << "engramsim study " << name << ": " << doc.value("description", std::string()) << "\n"
+              << "the last " << vary.substr(0, vary.find('=')) << " where each target holds (the table's size)\n\n";
+    table.print(std::cout, "  ");
+    std::cerr << "engramsim study " << name << ": results in " << dir << "/results.json and each target's solve.json" << std::endl;
 }
 
 void print_table4(const sim::Table4& t) {
@@ -110,7 +196,11 @@ void add_study_command(CLI::App& app) {
     auto name = std::make_shared<std::string>();
     auto opt = std::make_shared<SweepCommandOptions>();
     auto no_sens = std::make_shared<bool>(false);
-    run->add_option("name", *name, "Study (engramsim study list)")->required();
+    run->add_option("name", *name,
+                    "Study (engramsim study list), or a study file of one's own: a sweep file, or "
+                    "a solve study (a sweep file's base and axes plus \"solve\": {\"targets\", "
+                    "\"vary\", \"grid\", \"resolution\"})")
+        ->required();
     add_sweep_options(run, *opt, "study");
     run->add_flag("--no-sensitivity", *no_sens, "paper-table4: skip the sensitivity rows");
     run->footer("paper-table4 is not a sweep: it takes --json, --no-sensitivity and -o DIR "
@@ -134,8 +224,13 @@ void add_study_command(CLI::App& app) {
             return;
         }
         refuse({"--no-sensitivity"}, "is for paper-table4 only");
+        if (study_doc(*name).contains("solve")) {
+            refuse({"--list"}, "does nothing here: a solve study chooses its points as it runs");
+            run_solve_study(*name, *opt);
+            return;
+        }
         SweepCommandOptions o = *opt;
-        if (o.out_dir.empty() && !o.list) o.out_dir = "study-" + *name;
+        if (o.out_dir.empty() && !o.list) o.out_dir = "study-" + std::filesystem::path(*name).stem().string();
         if (const int rc = run_sweep_and_report(study_spec(*name), o); rc != 0) std::exit(rc);
     });
     study->add_subcommand("list", "List the studies.")->callback([] {
@@ -143,7 +238,7 @@ void add_study_command(CLI::App& app) {
         TextTable t({"<study", "<question"});
         t.add({"paper-table4", "the Engram paper's Table 4: a 100B table in host DRAM, predicted"});
         for (const auto& n : study_names())
-            if (n != "paper-table4") t.add({n, study_spec(n).description});
+            if (n != "paper-table4") t.add({n, study_doc(n).value("description", std::string())});
         t.print(std::cout);
     });
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <regex>
 #include <stdexcept>
 
 #include "model/config.h"
@@ -123,12 +122,15 @@ const std::vector<std::string>& solve_metrics() {
 }
 
 SolveTarget parse_target(const std::string& text) {
-    static const std::regex re(R"(^\s*(.+?)\s*(<=|>=|<|>)\s*(.+?)\s*$)");
-    std::smatch m;
-    if (!std::regex_match(text, m, re))
+    const size_t at = text.find_first_of("<>");
+    const size_t width = at != std::string::npos && at + 1 < text.size() && text[at + 1] == '=' ? 2 : 1;
+    const std::string name_text = at == std::string::npos ? "" : trim(text.substr(0, at));
+    const std::string op = at == std::string::npos ? "" : text.substr(at, width);
+    const std::string bound_text = at == std::string::npos ? "" : trim(text.substr(at + width));
+    if (name_text.empty() || bound_text.empty() || bound_text.find_first_of("<>=") != std::string::npos)
         throw std::invalid_argument("--target '" + text + "': write METRIC OP BOUND, OP one of < <= > >=, e.g. 'overhead < 1%'");
     SolveTarget t;
-    std::string name = m[1];
+    std::string name = name_text;
     static const std::vector<std::pair<std::string, std::string>> aliases = {
         {"overhead", "overhead_vs_no_engram_pct"},
         {"overhead_vs_no_engram", "overhead_vs_no_engram_pct"},
@@ -155,12 +157,11 @@ SolveTarget parse_target(const std::string& text) {
         throw std::invalid_argument(msg);
     }
     t.metric = name;
-    const std::string op = m[2];
     t.op = op == "<"    ? SolveTarget::Op::Less
            : op == "<=" ? SolveTarget::Op::LessEqual
            : op == ">"  ? SolveTarget::Op::Greater
                         : SolveTarget::Op::GreaterEqual;
-    std::string bound = m[3];
+    std::string bound = bound_text;
     const bool pct = name.size() > 4 && name.compare(name.size() - 4, 4, "_pct") == 0;
     try {
         if (pct && !bound.empty() && bound.back() == '%') bound = trim(bound.substr(0, bound.size() - 1));
@@ -168,7 +169,7 @@ SolveTarget parse_target(const std::string& text) {
         t.bound = is_time_metric(name) && has_unit ? units::parse(bound, units::Dim::Time)
                                                    : units::parse(bound, units::Dim::Count);
     } catch (const units::UnitError& e) {
-        throw std::invalid_argument("--target '" + text + "': bound '" + std::string(m[3]) + "': " + e.what());
+        throw std::invalid_argument("--target '" + text + "': bound '" + bound_text + "': " + e.what());
     }
     return t;
 }

@@ -118,3 +118,35 @@ TEST(SolveCli, RefusesBadInputClearly) {
         EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
     }
 }
+
+// A solve study of one's own (engramsim study run FILE.json): one solve per target over the
+// listed combinations, each answer the one engramsim solve gives for that target alone.
+TEST(SolveCli, ASolveStudyAnswersEachTargetAsSolveDoes) {
+    const std::string study = tmp("study") + ".json", out = tmp("study_out");
+    std::ofstream(study) << R"({"name": "threads", "description": "fewest gather threads",
+        "base": {"backbone": "dense-4b", "engram": "paper-offload-100b",
+                 "workload": {"base": "nano-vllm-512", "num_requests": 16}},
+        "solve": {"targets": ["overhead_vs_hbm < 0.05%", "overhead_vs_hbm < 0.1%"],
+                  "vary": "sim.gather_threads=1..16"},
+        "axes": [{"key": "hardware", "values": ["h800-pcie5", "h200"]}]})";
+    const Result r = run("study run " + study + " -j 2 -o " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json j = read_json(out + "/results.json");
+    EXPECT_EQ(j["kind"], "engramsim.solve_study");
+    ASSERT_EQ(j["rows"].size(), 2u);  // the two machines
+    const char* targets[] = {"overhead_vs_hbm < 0.05%", "overhead_vs_hbm < 0.1%"};
+    for (int t = 0; t < 2; ++t) {
+        const std::string alone = tmp("alone") + std::to_string(t);
+        const Result s = run("solve " + small_config() + " --target '" + targets[t] +
+                             "' --vary sim.gather_threads=1..16 --vary hardware=h800-pcie5,h200 -j 2 -o " + alone);
+        ASSERT_EQ(s.status, 0) << s.err;
+        const json a = read_json(alone + "/solve.json");
+        for (size_t c = 0; c < 2; ++c) {
+            const json& in_study = j["rows"][c]["answers"][t]["answer"];
+            EXPECT_EQ(in_study["holds_at"]["value"], a["answers"][c]["holds_at"]["value"]) << targets[t] << " " << c;
+            EXPECT_EQ(in_study["fails_at"]["value"], a["answers"][c]["fails_at"]["value"]) << targets[t] << " " << c;
+            EXPECT_TRUE(in_study["holds_at"].contains("summary"));  // the run's summary rides along
+        }
+    }
+    EXPECT_NE(r.out.find("overhead_vs_hbm < 0.1%"), std::string::npos) << r.out;
+}
