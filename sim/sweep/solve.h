@@ -4,7 +4,8 @@
 // The solver assumes the metric is monotone in the key and bisects: a first grid over the
 // range (both ends included), then rounds of points inside the bracket where the target flips,
 // until the bracket is as narrow as the resolution asks. It checks the assumption on every point
-// it has: where the metric moves against the direction its ends set (preemption makes
+// it has: where the metric moves against the direction its ends set by more than 0.01% of its
+// magnitude (a flat metric's last digits wiggle; preemption makes
 // throughput jagged in KV blocks), it says where and falls back to a sweep of the whole range,
 // reporting every flip among its points. Each round's points go to an evaluator as one batch, so
 // they run in parallel and resume like a sweep's (the CLI runs each round as a sweep).

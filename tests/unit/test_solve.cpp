@@ -175,6 +175,23 @@ TEST(Solve, ARefusedConfigFailsTheTargetAndMayOnlyLieAtAnEnd) {
     EXPECT_EQ(b.flips.size(), 2u);  // holds, refused, holds
 }
 
+// A flat metric whose last digits wiggle (0.677% overhead moving by 1e-7 as a table grows) is
+// monotone for the check; a jump of 0.1% is not.
+TEST(Solve, WigglesBelowATenThousandthOfTheMetricAreFlat) {
+    Counted flat{[](double x) { return x <= 5000 ? 0.677 + 1e-7 * std::sin(x) : std::nan(""); }};
+    SolveOptions o;
+    o.resolution = 0;
+    const SolveTarget t{"m", SolveTarget::Op::Less, 1.0};
+    const SolveAnswer a = sim::solve_boundary(range(1, 1e6, true, true), t, o, flat.evaluator());
+    ASSERT_EQ(a.kind, SolveAnswer::Kind::Boundary);
+    EXPECT_TRUE(a.monotone);
+    EXPECT_EQ(a.holds_at->x, 5000);
+    EXPECT_EQ(a.fails_at->x, 5001);
+    Counted jump{[](double x) { return x > 300 && x < 400 ? 0.677 * 0.999 : 0.677 + x * 1e-9; }};
+    const SolveAnswer b = sim::solve_boundary(range(0, 1000, true, false), t, o, jump.evaluator());
+    EXPECT_FALSE(b.monotone);
+}
+
 TEST(Solve, ParsesTargetsWithAliasesAndUnits) {
     const SolveTarget a = sim::parse_target("overhead < 1%");
     EXPECT_EQ(a.metric, "overhead_vs_no_engram_pct");
