@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/plots.h"
 #include "cli/solve_command.h"
 #include "cli/sweep_command.h"
 #include "cli/text_table.h"
@@ -106,6 +107,13 @@ void run_solve_study(const std::string& name, const SweepCommandOptions& sweep_o
                 cell = "all (holds to the range's end)";
             } else if (a["answer"] == "fails over the whole range") {
                 cell = "none";
+            } else {  // not monotone: the sweep's last point where it holds
+                const nlohmann::json* last = nullptr;
+                for (const auto& p : a["points"])
+                    if (p["holds"].get<bool>()) last = &p;
+                cell = last ? (((*last)["value"].is_array() ? (*last)["value"][0] : (*last)["value"]).dump() +
+                               " (not monotone: swept)")
+                            : "none (not monotone: swept)";
             }
             row.push_back(cell);
             r["answers"].push_back({{"target", targets[t]}, {"answer", a}});
@@ -118,6 +126,7 @@ void run_solve_study(const std::string& name, const SweepCommandOptions& sweep_o
                                     {"vary", vary}, {"targets", targets}, {"rows", rows}};
     if (!(std::ofstream(dir + "/results.json") << summary.dump(1) << '\n'))
         throw std::runtime_error(dir + "/results.json: cannot write");
+    if (sweep_opt.plot) write_and_plot(summary, dir, "results.json", "sim/sweep/plot_solve_study.py");
     if (sweep_opt.json) {
         std::cout << summary.dump(1) << '\n';
         return;
