@@ -50,7 +50,7 @@ if [ "$kind" = asan ]; then
 else
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
   # The GoogleTest suites of ENGRAMSIM_THREADED_TESTS (tests/CMakeLists.txt).
-  threaded='HostFetch|HostValidation|BlockIo|NvmeReadRate|NvmeCurveDepths|PlacementReplay|PlacementCli|ValidateCli|Sweep|SweepCli|SweepMpi|DramRowCache|ExecutorDramCache'
+  threaded='HostFetch|HostValidation|BlockIo|NvmeReadRate|NvmeCurveDepths|PlacementReplay|PlacementCli|ValidateCli|Sweep|SweepCli|SolveCli|SweepMpi|DramRowCache|ExecutorDramCache|Executor'
   # The executor's GEMMs run in OpenBLAS, which is not instrumented: on the calling thread only,
   # so every thread TSan sees is the project's own (the prefetchers, the gather and read teams).
   export OPENBLAS_NUM_THREADS=1
