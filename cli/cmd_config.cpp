@@ -52,16 +52,9 @@ void add_config_command(CLI::App& app) {
     help->callback([] {
         const config::Key* decl = config::find_key(key);
         if (!decl) {
-            // Suggest among every declared path.
-            std::vector<std::string> paths;
-            std::function<void(const config::Key&, const std::string&)> walk =
-                [&](const config::Key& k, const std::string& p) {
-                    if (!p.empty()) paths.push_back(p);
-                    for (const auto& c : k.keys) walk(c, p.empty() ? c.name : p + "." + c.name);
-                };
-            walk(config::schema(), "");
             std::string msg = "no key '" + key + "'";
-            if (auto near = config::nearest(key, paths)) msg += "; did you mean " + *near + "?";
+            if (auto near = config::nearest(key, config::declared_paths(true)))
+                msg += "; did you mean " + *near + "?";
             throw config::ConfigError(msg);
         }
         print_declaration(*decl, key);

@@ -26,24 +26,21 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+// The command line: the config, the target and the --vary texts; the rest is run_solve's.
 struct SolveCli {
-    std::string config, target, out_dir;
+    std::string config, target;
     std::vector<std::string> vary;
-    int jobs = 1, grid = 9, fallback = 33;
-    double resolution = 0.01;
-    bool resume = false, json = false, plot = false;
+    SolveCommandOptions opt;
 };
 
 // The folder's solve.spec.json: what this solve is; a resume of another one is refused.
 void claim_folder(const std::string& dir, const json& spec, bool resume) {
-    const std::string path = dir + "/solve.spec.json", text = spec.dump(2) + "\n";
+    const std::string path = dir + "/solve.spec.json";
     if (fs::exists(path)) {
         if (!resume)
             throw std::runtime_error(dir + " already holds a solve; pass --resume to finish it, or "
                                      "choose another output folder");
-        std::ifstream f(path);
-        const std::string old((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        if (old != text)
+        if (config::read_document(path) != spec)
             throw std::runtime_error(dir + " holds a different solve (its solve.spec.json differs "
                                      "from this one, or another build wrote it); choose another "
                                      "output folder");
@@ -51,7 +48,7 @@ void claim_folder(const std::string& dir, const json& spec, bool resume) {
     }
     fs::create_directories(dir);
     const std::string tmp = path + ".tmp";
-    if (!(std::ofstream(tmp) << text)) throw std::runtime_error(tmp + ": cannot write");
+    if (!(std::ofstream(tmp) << spec.dump(2) << '\n')) throw std::runtime_error(tmp + ": cannot write");
     fs::rename(tmp, path);
 }
 
@@ -64,7 +61,7 @@ std::string round_dir(const std::string& dir, size_t combo, int round) {
 // The solver's evaluator for one combination: each round a sweep of KEY over the round's values.
 // Points whose config was refused get NaN. Each point's summary (or error) is kept in `kept`
 // by x, for solve.json.
-sim::SolveEvaluator sweep_evaluator(const SolveCli& o, const json& base, const sim::SolveRange& range,
+sim::SolveEvaluator sweep_evaluator(const SolveCommandOptions& o, const json& base, const sim::SolveRange& range,
                                     const sim::SolveTarget& target, size_t combo, const std::string& label,
                                     std::shared_ptr<std::map<double, json>> kept) {
     const bool refs = target.metric.find("overhead") != std::string::npos ||
@@ -150,9 +147,7 @@ std::string answer_sentence(const sim::SolveAnswer& a, const sim::SolveRange& r,
 
 json run_solve(const json& base, const std::string& target_text, const std::string& range_text,
                const std::vector<sim::SweepAxis>& lists, const SolveCommandOptions& opt, bool print) {
-    SolveCli o;
-    o.out_dir = opt.out_dir, o.jobs = opt.jobs, o.grid = opt.grid, o.fallback = opt.fallback;
-    o.resolution = opt.resolution, o.resume = opt.resume, o.plot = opt.plot, o.json = opt.json;
+    const SolveCommandOptions& o = opt;
     const sim::SolveTarget target = sim::parse_target(target_text);
     const std::optional<sim::SolveRange> range = sim::parse_range(range_text, base);
     sim::SweepSpec combos;  // the listed keys, as a sweep's axes
@@ -272,10 +267,8 @@ void solve_command(const SolveCli& cli) {
         }
     }
     if (range_text.empty()) throw std::invalid_argument("solve: give the key to solve for as --vary KEY=LO..HI");
-    SolveCommandOptions opt;
-    opt.out_dir = cli.out_dir.empty() ? "solve-" + fs::path(cli.config).stem().string() : cli.out_dir;
-    opt.jobs = cli.jobs, opt.grid = cli.grid, opt.fallback = cli.fallback;
-    opt.resolution = cli.resolution, opt.resume = cli.resume, opt.json = cli.json, opt.plot = cli.plot;
+    SolveCommandOptions opt = cli.opt;
+    if (opt.out_dir.empty()) opt.out_dir = "solve-" + fs::path(cli.config).stem().string();
     run_solve(base, cli.target, range_text, lists, opt, true);
 }
 
@@ -299,23 +292,23 @@ void add_solve_command(CLI::App& app) {
                     "placement.hbm_capacity=0%..50%); KEY=V1,V2,...: a listed key, one answer per "
                     "combination (repeatable)")
         ->required();
-    cmd->add_option("-o,--out", o->out_dir, "Folder for solve.json, solve.csv and each round's sweep (default: solve-NAME)");
-    cmd->add_option("-j,--jobs", o->jobs,
+    cmd->add_option("-o,--out", o->opt.out_dir, "Folder for solve.json, solve.csv and each round's sweep (default: solve-NAME)");
+    cmd->add_option("-j,--jobs", o->opt.jobs,
                     "Points simulated at a time; each round then splits the bracket j + 1 ways")
         ->check(CLI::Range(1, 256));
-    cmd->add_option("--resolution", o->resolution,
+    cmd->add_option("--resolution", o->opt.resolution,
                     "Stop when the bracket is this narrow: upper / lower - 1 on a log-scale range "
                     "(one spanning 16x or more), else this fraction of the range; whole-valued "
                     "keys stop at adjacent values (default 0.01)")
         ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--grid", o->grid, "Points of the first round, both ends included (default 9)")
+    cmd->add_option("--grid", o->opt.grid, "Points of the first round, both ends included (default 9)")
         ->check(CLI::Range(2, 1000));
-    cmd->add_option("--sweep-points", o->fallback,
+    cmd->add_option("--sweep-points", o->opt.fallback,
                     "Points of the sweep when the metric is not monotone (default 33)")
         ->check(CLI::Range(2, 10000));
-    cmd->add_flag("--resume", o->resume, "Finish an interrupted solve in the same folder, reusing every finished point");
-    cmd->add_flag("--json", o->json, "Print solve.json instead of the table");
-    cmd->add_flag("--plot", o->plot, "Also write solve.png (needs python3-matplotlib)");
+    cmd->add_flag("--resume", o->opt.resume, "Finish an interrupted solve in the same folder, reusing every finished point");
+    cmd->add_flag("--json", o->opt.json, "Print solve.json instead of the table");
+    cmd->add_flag("--plot", o->opt.plot, "Also write solve.png (needs python3-matplotlib)");
     cmd->callback([o] { solve_command(*o); });
 }
 

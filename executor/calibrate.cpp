@@ -274,7 +274,6 @@ std::vector<profiler::KernelProfile> profile_engram_module(const EngramConfig& e
                                        for (auto& sl : slices) ++sl.first;
                                    })));
     }
-    for (uint32_t r = 0; r < uint32_t(max_seqs); ++r) m.release(r);
     return {gate, conv, dec};
 }
 

@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <functional>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -786,6 +787,16 @@ const Key* find_key(std::string_view dotted_path) {
         cur = &*it;
     }
     return cur;
+}
+
+std::vector<std::string> declared_paths(bool sections) {
+    std::vector<std::string> paths;
+    std::function<void(const Key&, const std::string&)> walk = [&](const Key& k, const std::string& p) {
+        if (!p.empty() && (sections || k.type != Type::Section)) paths.push_back(p);
+        for (const auto& c : k.keys) walk(c, p.empty() ? c.name : p + "." + c.name);
+    };
+    walk(schema(), "");
+    return paths;
 }
 
 std::string describe_type(const Key& key) {

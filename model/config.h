@@ -92,6 +92,9 @@ const Key& schema();
 // The declaration at a dotted path ("engram.seed", "hardware.gpu"), or nullptr.
 const Key* find_key(std::string_view dotted_path);
 
+// Every declared dotted path ("engram.seed", ...), with the sections ("hardware.gpu") when
+// `sections`: the candidates of "did you mean" for a key path.
+std::vector<std::string> declared_paths(bool sections);
 // Human description of a type with its unit: "bytes (B, KB, ..., GiB)", "integer >= 2".
 std::string describe_type(const Key& key);
 

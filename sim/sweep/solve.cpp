@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "model/capacity.h"
 #include "model/config.h"
 #include "model/units.h"
 #include "sim/sweep/sweep.h"
@@ -44,17 +45,6 @@ const json* at_path(const json& j, const std::string& dotted) {
         from = dot + 1;
     }
     return cur;
-}
-
-// Every leaf key of the schema, dotted (for "did you mean").
-void leaf_keys(const config::Key& k, const std::string& prefix, std::vector<std::string>& out) {
-    for (const auto& c : k.keys) {
-        const std::string path = prefix.empty() ? c.name : prefix + "." + c.name;
-        if (c.type == config::Type::Section)
-            leaf_keys(c, path, out);
-        else
-            out.push_back(path);
-    }
 }
 
 // "LO" of a range: a number with an optional unit.
@@ -220,10 +210,9 @@ SolveRange parse_range(const std::string& text, const json& base) {
     const std::string lo = text.substr(eq + 1, dots - eq - 1), hi = text.substr(dots + 2);
     const config::Key* k = config::find_key(r.key);
     if (!k || k->type == config::Type::Section) {
-        std::vector<std::string> all;
-        leaf_keys(config::schema(), "", all);
         std::string msg = "--vary " + r.key + ": no such config key";
-        if (auto near = config::nearest(r.key, all)) msg += "; did you mean " + *near + "?";
+        if (auto near = config::nearest(r.key, config::declared_paths(false)))
+            msg += "; did you mean " + *near + "?";
         throw config::ConfigError(msg);
     }
     const json* current = at_path(base, r.key);
@@ -242,22 +231,24 @@ SolveRange parse_range(const std::string& text, const json& base) {
             else
                 r.form = "quantity", r.dim = k->dim, r.integral = k->dim == units::Dim::Bytes;
             break;
-        case Type::Capacity: {
-            const std::string l = trim(lo), h = trim(hi);
-            if (!l.empty() && l.back() == '%' && !h.empty() && h.back() == '%') {
-                r.form = "percent";
-                r.lo = parse_end(r.key, l.substr(0, l.size() - 1), units::Dim::Count);
-                r.hi = parse_end(r.key, h.substr(0, h.size() - 1), units::Dim::Count);
-            } else if (l.find('B') != std::string::npos && l.find("rows") == std::string::npos) {
-                r.form = "quantity", r.dim = units::Dim::Bytes, r.integral = true;
-                r.lo = parse_end(r.key, l, units::Dim::Bytes), r.hi = parse_end(r.key, h, units::Dim::Bytes);
-            } else {  // rows
-                auto rows = [&](std::string s) {
-                    if (s.size() > 4 && s.compare(s.size() - 4, 4, "rows") == 0) s = trim(s.substr(0, s.size() - 4));
-                    return parse_end(r.key, s, units::Dim::Count);
-                };
-                r.integral = true, r.lo = rows(l), r.hi = rows(h);
-            }
+        case Type::Capacity: {  // the capacity parser's forms: percent, bytes or rows
+            auto end = [&](const std::string& text) {
+                try {
+                    return capacity::parse(text);
+                } catch (const std::invalid_argument& e) {
+                    throw config::ConfigError("--vary " + r.key + ": " + e.what());
+                }
+            };
+            const capacity::Capacity l = end(lo), h = end(hi);
+            if (l.kind != h.kind || l.kind == capacity::Kind::All)
+                throw config::ConfigError("--vary " + text + ": both ends must be percentages, "
+                                          "bytes or rows (\"all\" is not a number)");
+            if (l.kind == capacity::Kind::Percent)
+                r.form = "percent", r.lo = l.percent, r.hi = h.percent;
+            else if (l.kind == capacity::Kind::Bytes)
+                r.form = "quantity", r.dim = units::Dim::Bytes, r.integral = true, r.lo = l.bytes, r.hi = h.bytes;
+            else
+                r.integral = true, r.lo = double(l.rows), r.hi = double(h.rows);
             break;
         }
         default:
