@@ -28,7 +28,11 @@ struct ExecuteOptions {
     // (bench_executor; docs/executor.md). BLAS threads: OPENBLAS_NUM_THREADS.
     int compute_threads = 1;
     uint64_t seed = 0;          // weights
-    int warmup_tokens = 256;    // one untimed prefill of this many tokens first (0: none)
+    // One untimed prefill first, then forgotten. -1: the shape of the run's largest step (its
+    // slices' lengths, as prefills of requests the workload does not have), so every buffer a
+    // step sizes by its tokens is touched at its peak before the clock starts, as nano-vLLM's
+    // warm-up prefill does; N > 0: one request of N tokens; 0: none.
+    int warmup_tokens = -1;
     // sim.table nvme: the table file (written once with its pattern, reused while big enough);
     // empty: default_table_file(). It must be on a file system that allows O_DIRECT.
     std::string table_file;
