@@ -303,10 +303,13 @@ double op_floor(int repeats) {
 // What a prefetch issued at a decode step's start costs the compute beyond its own work: the
 // GEMMs of every layer of a 16-sequence decode step (the config's shapes, each layer its own
 // weights), timed alone and with a fetch of `lookups` keys handed to a prefetcher thread just
-// before them (then waited for after them), alternating; the penalty is the difference of the
-// medians less the fetch's own time alone (its share of the cores), at least 0.
+// before them (then waited for after them), alternating; the penalty is the median of the
+// trials' differences (each pair of samples taken back to back, so a slow spell of the shared
+// machine moves both) less the fetch's own time alone, at least 0: what the simulator adds to
+// the fetch's host work, which already slows GEMMs on every core by its own time.
 struct WakePenalty {
-    double gemms_alone_s = 0, gemms_beside_fetch_s = 0, fetch_alone_s = 0, penalty_s = 0;
+    double gemms_alone_s = 0, gemms_beside_fetch_s = 0, fetch_alone_s = 0, paired_difference_s = 0,
+           penalty_s = 0;
 };
 WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& table,
                                  int gather_threads, size_t lookups, int trials) {
@@ -332,7 +335,7 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
     uint64_t s = 0x5eed;
     for (auto& k : keys) k = (s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 20;
     Prefetcher pf(table, gather_threads);
-    std::vector<double> alone, beside, fetch;
+    std::vector<double> alone, beside, fetch, difference;
     gemms(), pf.fetch(keys);
     for (int t = 0; t < trials; ++t) {
         auto t0 = Clock::now();
@@ -343,6 +346,7 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
         gemms();
         pf.wait();
         beside.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        difference.push_back(beside.back() - alone.back());
         std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the prefetcher idles, as between steps
         t0 = Clock::now();
         pf.fetch(keys);
@@ -351,7 +355,8 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
     WakePenalty w;
     w.gemms_alone_s = median(alone), w.gemms_beside_fetch_s = median(beside);
     w.fetch_alone_s = median(fetch);
-    w.penalty_s = std::max(0.0, w.gemms_beside_fetch_s - w.gemms_alone_s - w.fetch_alone_s);
+    w.paired_difference_s = median(difference);
+    w.penalty_s = std::max(0.0, w.paired_difference_s - w.fetch_alone_s);
     return w;
 }
 
@@ -453,7 +458,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     if (opt.say) opt.say("a prefetch beside the compute: the wake penalty");
     const WakePenalty wake =
         has_engram ? measure_wake_penalty(b, table, gather_threads, 16 * size_t(e.heads_per_layer()),
-                                          opt.quick ? 21 : 41)
+                                          opt.quick ? 31 : 61)
                    : WakePenalty{};
     json drive = json::object();
     const bool on_disk = has_engram && simc.at("table") == "nvme";
@@ -534,6 +539,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
                    {{"decode_gemms_alone_s", wake.gemms_alone_s},
                     {"decode_gemms_beside_a_fetch_s", wake.gemms_beside_fetch_s},
                     {"fetch_alone_s", wake.fetch_alone_s},
+                    {"paired_difference_s", wake.paired_difference_s},
                     {"penalty_s", wake.penalty_s}}},
                   {"memory_total_bytes", mem_total},
                   {"memory_available_bytes", mem_avail}}},

@@ -69,7 +69,10 @@ Plan assemble_plan(const Engine& eng, const json& cfg, const RunChoices& run, Pl
     plan.fifo_fetch_queue = run.fifo_fetch_queue;
     plan.platform = std::move(where.platform);
     plan.gpu = where.gpu, plan.host = where.host;
-    plan.compute_on_host = cfg["hardware"]["gpu"]["kind"] == "host-cpu";
+    plan.compute_on_host = run.cpu_cores > 0;
+    plan.cpu_cores = run.cpu_cores;
+    if (plan.compute_on_host)
+        plan.fetch_threads = std::clamp(cfg["sim"]["gather_threads"].get<int>(), 1, run.cpu_cores);
     plan.h2d = where.h2d, plan.d2h = where.d2h;
     plan.h2d_route = std::move(where.h2d_route), plan.d2h_route = std::move(where.d2h_route);
     plan.gpus = std::move(where.gpus);
@@ -123,18 +126,23 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
 
 std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
     std::vector<Instr> prog;
-    auto run = [&](double s, const char* label) {
-        // Consecutive kernels with no event between them form one segment.
+    auto run = [&](double s, const char* label, int threads = 0) {
+        // Consecutive kernels with no event between them (on as many host cores) form one
+        // segment.
         if (!prog.empty() && prog.back().kind == Instr::Kind::Run &&
-            prog.back().label == label) {
+            prog.back().label == label && prog.back().threads == threads) {
             prog.back().seconds += s;
             return;
         }
         prog.push_back({Instr::Kind::Run, s, -1, label});
+        prog.back().threads = threads;
     };
-    // TP > 1: the segments with the collectives between them; else one run of `total`.
+    // TP > 1: the segments with the collectives between them; host-cpu: the runs on one core
+    // and on all of them; else one run of `total`.
     auto segments = [&](const std::vector<TpSegment>& segs, double total, const char* label,
-                        const char* op, int layer) {
+                        const char* op, int layer, const std::vector<CoreSegment>& cores) {
+        for (const CoreSegment& c : cores) run(c.seconds, label, c.threads);
+        if (!cores.empty()) return;
         if (segs.empty()) return run(total, label);
         for (const TpSegment& sg : segs) {
             run(sg.seconds, label);
@@ -150,7 +158,7 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
     if (st.gpu_hash_s > 0) run(st.gpu_hash_s, "hash");
     for (size_t f = 0; f < st.fetch.size(); ++f)
         if (st.fetch[f].issue_layer == 0) prog.push_back({Instr::Kind::Issue, 0, int(f), ""});
-    segments(st.tp_embed, st.embed_s, "layers", "embed", -1);
+    segments(st.tp_embed, st.embed_s, "layers", "embed", -1, st.cpu_embed);
     for (int l = 0; l < plan.backbone.layers; ++l) {
         for (size_t f = 0; f < st.fetch.size(); ++f)
             if (st.fetch[f].issue_layer == l && l > 0)
@@ -160,11 +168,11 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
                 for (size_t f = 0; f < st.fetch.size(); ++f)
                     if (st.fetch[f].engram_index == int(e))
                         prog.push_back({Instr::Kind::Wait, 0, int(f), ""});
-                segments(st.tp_engram, st.engram_gpu_s[e], "engram", "engram", l);
+                segments(st.tp_engram, st.engram_gpu_s[e], "engram", "engram", l, st.cpu_engram);
             }
-        segments(st.tp_layer, st.layer_s, "layers", "layer", l);
+        segments(st.tp_layer, st.layer_s, "layers", "layer", l, st.cpu_layer);
     }
-    segments(st.tp_head, st.head_s, "layers", "head", -1);
+    segments(st.tp_head, st.head_s, "layers", "head", -1, st.cpu_head);
     return prog;
 }
 

@@ -58,6 +58,12 @@ struct TpSegment {
     std::string after_kernel;  // the kernel the collective follows (the timeline's label)
 };
 
+// hardware.gpu.kind host-cpu: consecutive ops that run on the same number of the host's cores.
+struct CoreSegment {
+    double seconds = 0;  // their time alone on `threads` cores
+    int threads = 1;
+};
+
 struct PlannedStep {
     bool prefill = false;
     uint32_t tokens = 0, seqs = 0;
@@ -70,6 +76,11 @@ struct PlannedStep {
     // collectives (embed_s, layer_s, engram_gpu_s, head_s then hold their sums). Each fetch's
     // work is one GPU's share, fetched by every GPU at once over its own host link.
     std::vector<TpSegment> tp_embed, tp_layer, tp_engram, tp_head;
+    // hardware.gpu.kind host-cpu only: the embedding, one layer, one Engram module and the head
+    // as runs of consecutive ops on as many cores (GEMMs on all of them, as OpenBLAS's team
+    // runs them; every other op on the engine's one compute thread), in order; their seconds
+    // sum to embed_s, layer_s, engram_gpu_s and head_s.
+    std::vector<CoreSegment> cpu_embed, cpu_layer, cpu_engram, cpu_head;
 };
 
 // One GPU-stream instruction of a step: run `seconds` of kernels, issue fetch `fetch`, or wait
@@ -79,6 +90,9 @@ struct Instr {
     double seconds = 0;
     int fetch = -1;  // index into PlannedStep::fetch
     std::string label;
+    // Kind::Run on a host-cpu platform: the host's cores it keeps busy (its ops' threads); 0: the
+    // GPU's stream.
+    int threads = 0;
     Collective collective;  // Kind::Collective: among Plan::gpus
     // Kind::Collective, for the timeline: the op list it ends a segment of ("embed", "layer",
     // "engram", "head"), its layer (-1: embedding, head) and the segment it follows.
@@ -99,9 +113,12 @@ struct Plan {
     PrefetchSchedule schedule;
     Platform platform;
     int gpu = 0, host = 0;   // node indices
-    // hardware.gpu.kind host-cpu: the engine computes on the host node itself, whose one core
-    // its steps share with the fetches' host work (simulate()); gpu0 is then unused.
+    // hardware.gpu.kind host-cpu: the engine computes on the host node itself, whose
+    // `cpu_cores` cores its steps share with the fetches' host work (simulate()): each run of
+    // its program keeps Instr::threads cores busy, a fetch's host work `fetch_threads` (its
+    // gather threads, at most the cores) and its reads' CPU one; gpu0 is then unused.
     bool compute_on_host = false;
+    int cpu_cores = 0, fetch_threads = 1;
     int h2d = 0, d2h = 0;    // link indices of gpu0's own host link (last / first hop)
     std::vector<int> h2d_route, d2h_route;  // host -> gpu0 and back (via a PCIe switch: 2 hops)
     int tensor_parallel = 1;  // sim.tensor_parallel

@@ -92,6 +92,20 @@ RunChoices resolve_choices(const json& cfg) {
     run.tensor_parallel = simc.value("tensor_parallel", 1);
     run.coalesce_collectives = simc.value("collective_comms", "coalesced") == "coalesced";
     run.fifo_fetch_queue = simc.value("fetch_queue", "shared") == "fifo";
+    if (cfg["hardware"]["gpu"].value("kind", std::string("gpu")) == "host-cpu") {
+        const json& host = cfg["hardware"]["host"];
+        if (!host.contains("cores_per_socket") || !host["cores_per_socket"].is_number_integer())
+            throw config::ConfigError("hardware.host.cores_per_socket: needed with "
+                                      "hardware.gpu.kind host-cpu (the compute and the fetches "
+                                      "share the host's cores)");
+        run.cpu_cores = int(std::max<int64_t>(
+            1, int64_t(host.value("sockets", 1)) * host["cores_per_socket"].get<int64_t>()));
+        if (run.tensor_parallel > 1 || simc.value("data_parallel", 1) > 1)
+            throw config::ConfigError(
+                std::string(run.tensor_parallel > 1 ? "sim.tensor_parallel" : "sim.data_parallel") +
+                ": hardware.gpu.kind host-cpu is one engine computing on one host's cores; set "
+                "sim.tensor_parallel 1 and sim.data_parallel 1");
+    }
     if (run.remote() && run.tensor_parallel > 1)
         throw config::ConfigError("sim.tensor_parallel: " + std::to_string(run.tensor_parallel) +
                                   " GPUs with sim.table remote-dram; remote memory is modeled "

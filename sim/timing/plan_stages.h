@@ -55,6 +55,9 @@ struct RunChoices {
     PrefetchSchedule schedule;
     int tensor_parallel = 1;
     bool coalesce_collectives = false, fifo_fetch_queue = false;
+    // hardware.gpu.kind host-cpu: the host's cores (hardware.host sockets x cores_per_socket),
+    // which the engine's compute and the fetches' host work share; 0: a GPU computes.
+    int cpu_cores = 0;
     nlohmann::json placement;  // the resolved placement section (defaults when absent)
     bool remote() const { return table == "remote-dram"; }
 };

@@ -129,6 +129,33 @@ double op_times(const StepsInput& in, const StepShape& shape, PlannedStep& ps) {
     const BackboneShape& bb = run.backbone;
     const double s = c.backbone_time_scale;
     double e = 0;
+    if (run.cpu_cores > 0) {
+        // A CPU engine: consecutive ops on as many cores, each run priced as one list (a
+        // profiled group, all on one thread, stays whole).
+        const int cores = run.cpu_cores;
+        auto on_cores = [&](const std::vector<OpShape>& ops, double scale,
+                            std::vector<CoreSegment>& out) {
+            auto threads = [&](const OpShape& op) {
+                return op.kernel.find("gemm") != std::string::npos ? cores : 1;
+            };
+            double sum = 0;
+            for (size_t i = 0; i < ops.size();) {
+                size_t j = i;
+                while (j < ops.size() && threads(ops[j]) == threads(ops[i])) ++j;
+                const std::vector<OpShape> part(ops.begin() + ptrdiff_t(i), ops.begin() + ptrdiff_t(j));
+                out.push_back({scale * total_seconds(c.cost, part), threads(ops[i])});
+                sum += out.back().seconds;
+                i = j;
+            }
+            return sum;
+        };
+        ps.embed_s = on_cores(embed_ops(bb, shape), s, ps.cpu_embed);
+        ps.layer_s = on_cores(layer_ops(bb, shape), s, ps.cpu_layer);
+        ps.head_s = on_cores(head_ops(bb, shape), s, ps.cpu_head);
+        if (run.has_engram)
+            e = on_cores(engram_ops(c.engram_shape, bb, shape), c.engram_scale, ps.cpu_engram);
+        return e;
+    }
     if (run.tensor_parallel == 1) {
         ps.embed_s = s * total_seconds(c.cost, embed_ops(bb, shape));
         ps.layer_s = s * total_seconds(c.cost, layer_ops(bb, shape));

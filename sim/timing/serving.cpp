@@ -46,7 +46,11 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
         for (const Instr& in : engine_step_program(plan, st)) {
             switch (in.kind) {
                 case Instr::Kind::Run:
-                    sg4::this_actor::execute(in.seconds);
+                    if (in.threads > 1)  // host-cpu: a run on several of the host's cores
+                        sg4::this_actor::thread_execute(sg4::this_actor::get_host(), in.seconds,
+                                                        in.threads);
+                    else
+                        sg4::this_actor::execute(in.seconds);
                     ++activities;
                     break;
                 case Instr::Kind::Issue: {
@@ -59,7 +63,8 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                         inflight[size_t(in.fetch)].push_back(sg4::Actor::create(
                             "fetch", host,
                             [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems,
-                             &activities, q = queues.empty() ? Queues{} : queues[g]] {
+                             &activities, q = queues.empty() ? Queues{} : queues[g],
+                             threads = plan.compute_on_host ? plan.fetch_threads : 1] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
@@ -91,7 +96,10 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     activities += drives.size() + 2 * ios.size();
                                 }
                                 if (q.host) q.host->lock();
-                                sg4::this_actor::execute(w.host_s);
+                                if (threads > 1)  // host-cpu: its gather threads' cores
+                                    sg4::this_actor::thread_execute(host, w.host_s, threads);
+                                else
+                                    sg4::this_actor::execute(w.host_s);
                                 if (q.host) q.host->unlock();
                                 if (q.stream) q.stream->lock();
                                 sg4::this_actor::sleep_for(w.fixed_s);
@@ -169,6 +177,10 @@ DesResult simulate(const Plan& plan) {
     // (one gather of sim.gather_threads threads) runs at speed 1 on one SimGrid core; the host
     // has floor(host cores / gather_threads) of them, so more concurrent gathers share them.
     if (!plan.replicas.empty()) hosts[size_t(plan.host)]->set_core_count(plan.host_cores);
+    // A CPU engine's host: its real cores, each at speed 1 (a run of `threads` cores alone takes
+    // its seconds); concurrent runs share them in proportion to their threads, as the kernel's
+    // scheduler shares cores among runnable threads.
+    if (plan.compute_on_host) hosts[size_t(plan.host)]->set_core_count(plan.cpu_cores);
     std::vector<sg4::Link*> links;
     for (const auto& l : pf.links())
         links.push_back(zone->create_link(l.name, l.bandwidth_bytes_per_s)
@@ -197,8 +209,9 @@ DesResult simulate(const Plan& plan) {
     res.fetch.resize(n);
     sg4::Host* host = hosts[size_t(plan.host)];
     // A CPU engine (hardware.gpu.kind host-cpu) computes on the host: its steps and the fetches'
-    // host work are executions on the same one-core host, so while both run each goes at half
-    // speed, as a BLAS team and the gather threads do when they share the machine's cores.
+    // host work are executions on the same host of Plan::cpu_cores cores. A GEMM keeps every
+    // core busy and a fetch beside it slows it; an op on the one compute thread leaves the
+    // other cores to a fetch.
     sg4::Host* gpu = plan.compute_on_host ? host : hosts[size_t(plan.gpu)];
     std::vector<sg4::Host*> gpus;  // gpu0..gpu{TP-1}
     if (!plan.compute_on_host)

@@ -1,9 +1,17 @@
 // The simulator's host-CPU platform (hardware.gpu.kind host-cpu), the one `validate serving`
 // predicts the executor with: the rows stay in host memory (nothing crosses a link), and the
-// step's compute and the fetches' host work share the host's one SimGrid core. On one core the
-// work is conserved: a step takes its compute plus its fetches' host work, whenever in the step
-// the fetch runs (a closed form, checked against SimGrid here).
+// step's compute and the fetches' host work share the host's cores. A GEMM keeps every core busy
+// (OpenBLAS's team), the other ops one (the engine's compute thread), a fetch its gather threads;
+// runnable threads share the cores equally, as the kernel's scheduler shares them.
+//
+// Checked against SimGrid here: on one core the work is conserved (a step takes its compute plus
+// its fetches' host work, whenever in the step the fetch runs: a closed form); on two, every
+// step's time equals a fluid reference written here from the step's program alone.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
 
 #include "model/config.h"
 #include "sim/sweep/experiment.h"
@@ -14,7 +22,7 @@ using namespace engramsim;
 namespace {
 
 nlohmann::json cfg(const std::string& kind, const std::string& schedule,
-                   const std::string& mechanism = "cpu-gather") {
+                   const std::string& mechanism = "cpu-gather", int cores = 1) {
     nlohmann::json doc = {
         {"backbone",
          {{"base", "dense-4b"}, {"hidden_size", 256}, {"layers", 4}, {"vocab_size", 1000},
@@ -23,7 +31,10 @@ nlohmann::json cfg(const std::string& kind, const std::string& schedule,
         {"engram",
          {{"base", "demo-v1"}, {"engram_vocab_size", {10007, 10007}}, {"n_embed_per_ngram", 128},
           {"n_head_per_ngram", 4}, {"layer_ids", {2}}, {"hc_mult", 1}}},
-        {"hardware", {{"base", "h800-pcie5"}, {"gpu", {{"kind", kind}}}}},
+        {"hardware",
+         {{"base", "h800-pcie5"},
+          {"gpu", {{"kind", kind}}},
+          {"host", {{"sockets", 1}, {"cores_per_socket", cores}}}}},
         {"workload",
          {{"base", "nano-vllm-512"}, {"num_requests", 8},
           {"prompt_len", {{"min", 16}, {"max", 64}}}, {"output_len", {{"min", 16}, {"max", 32}}}}},
@@ -38,6 +49,59 @@ double host_work(const sim::Plan& plan) {
     for (const auto& st : plan.steps)
         for (const auto& f : st.fetch) s += f.work.host_s;
     return s;
+}
+
+// A step's time on `cores` cores, by processor sharing, from its program alone: a run of
+// `threads` threads and the fetches in flight (each of `fetch_threads` threads, its host work
+// left in seconds alone) all progress at min(1, cores / their threads) of their speed alone; at
+// a wait the compute idles until its fetch is done. Fetches here have host work only.
+double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
+    const double cores = plan.cpu_cores;
+    struct Flight {
+        int fetch;
+        double left;
+    };
+    std::vector<Flight> flying;
+    double t = 0;
+    // Advance with the compute running `threads` (0: idle) until `left` of it is done, or until
+    // fetch `until` is done when `left` is negative.
+    auto advance = [&](int threads, double left, int until) {
+        for (;;) {
+            double demand = threads;
+            for (const Flight& f : flying) demand += plan.fetch_threads;
+            const double rate = demand > cores ? cores / demand : 1.0;
+            double dt = left >= 0 ? left / rate : INFINITY;
+            for (const Flight& f : flying) dt = std::min(dt, f.left / rate);
+            if (!std::isfinite(dt)) return;  // waiting for a fetch already done
+            t += dt;
+            if (left >= 0) left -= dt * rate;
+            for (Flight& f : flying) f.left -= dt * rate;
+            bool waited_for_is_done = false;
+            std::erase_if(flying, [&](const Flight& f) {
+                const bool done = f.left <= 1e-15;
+                if (done && f.fetch == until) waited_for_is_done = true;
+                return done;
+            });
+            if (left >= 0 ? left <= 1e-15 : waited_for_is_done) return;
+            if (left < 0 && std::none_of(flying.begin(), flying.end(),
+                                         [&](const Flight& f) { return f.fetch == until; }))
+                return;
+        }
+    };
+    for (const sim::Instr& in : sim::engine_step_program(plan, st)) {
+        if (in.kind == sim::Instr::Kind::Run) {
+            EXPECT_GE(in.threads, 1) << "a host-cpu run names its threads";
+            advance(in.threads, in.seconds, -1);
+        } else if (in.kind == sim::Instr::Kind::Issue) {
+            const sim::FetchWork& w = st.fetch[size_t(in.fetch)].work;
+            EXPECT_EQ(w.nvme_cpu_s, 0);
+            EXPECT_EQ(w.fixed_s, 0);
+            if (w.host_s > 0) flying.push_back({in.fetch, w.host_s});
+        } else if (in.kind == sim::Instr::Kind::Wait) {
+            advance(0, -1, in.fetch);
+        }
+    }
+    return t;
 }
 
 }  // namespace
@@ -66,6 +130,7 @@ TEST(HostCpuPlatform, ComputeAndFetchShareOneCoreSoWorkIsConserved) {
     const double compute = sim::run_config(cfg("host-cpu", "oracle")).metrics.makespan_s;
     for (const std::string schedule : {"none", "layer-ahead:0", "layer-ahead:1"}) {
         const sim::RunOutcome r = sim::run_config(cfg("host-cpu", schedule));
+        ASSERT_EQ(r.plan.cpu_cores, 1);
         const double work = host_work(r.plan);
         ASSERT_GT(work, 0);
         EXPECT_NEAR(r.metrics.makespan_s, compute + work, 1e-9 * (compute + work)) << schedule;
@@ -76,6 +141,39 @@ TEST(HostCpuPlatform, ComputeAndFetchShareOneCoreSoWorkIsConserved) {
     EXPECT_LT(gpu.metrics.stall_s, host_work(cpu.plan));
 }
 
+TEST(HostCpuPlatform, OnTwoCoresEveryStepIsTheFluidReferences) {
+    const double compute =
+        sim::run_config(cfg("host-cpu", "oracle", "cpu-gather", 2)).metrics.makespan_s;
+    for (const std::string schedule : {"none", "layer-ahead:0", "layer-ahead:1", "layer-ahead:2"})
+        for (const char* penalty : {"0 s", "300 us"}) {
+            nlohmann::json c = cfg("host-cpu", schedule, "cpu-gather", 2);
+            c["sim"]["fetch_wake_penalty"] = penalty;
+            const sim::RunOutcome r = sim::run_config(config::resolve(c, "test"));
+            ASSERT_EQ(r.plan.cpu_cores, 2);
+            ASSERT_EQ(r.plan.fetch_threads, 2);  // sim.gather_threads 2
+            // Both kinds of run: GEMMs on both cores, the other ops on one.
+            std::set<int> threads;
+            for (const auto& in : sim::engine_step_program(r.plan, r.plan.steps.back()))
+                if (in.kind == sim::Instr::Kind::Run) threads.insert(in.threads);
+            EXPECT_EQ(threads, (std::set<int>{1, 2}));
+            ASSERT_EQ(r.des.step_start_s.size(), r.plan.steps.size());
+            for (size_t i = 0; i < r.plan.steps.size(); ++i) {
+                const double sim_s = r.des.step_end_s[i] - r.des.step_start_s[i];
+                const double ref = fluid_step_seconds(r.plan, r.plan.steps[i]);
+                ASSERT_NEAR(sim_s, ref, 1e-9 * ref) << schedule << " " << penalty << " step " << i;
+            }
+            const double work = host_work(r.plan);
+            if (schedule == "none" || schedule == "layer-ahead:2") {
+                // At the Engram layer (2) the compute waits: nothing overlaps.
+                EXPECT_NEAR(r.metrics.makespan_s, compute + work, 1e-9 * (compute + work));
+            } else {
+                // Ahead of it the fetch overlaps ops on one core, and costs less than its work.
+                EXPECT_LT(r.metrics.makespan_s, compute + work - 1e-6) << schedule;
+                EXPECT_GT(r.metrics.makespan_s, compute) << schedule;
+            }
+        }
+}
+
 TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
     const double P = 2e-3;
     auto with_penalty = [&](const std::string& schedule) {
@@ -84,6 +182,7 @@ TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
         return sim::run_config(config::resolve(c, "test"));
     };
     // Engram at layer 2: layer-ahead:0 issues before it (overlap), none and layer-ahead:2 at it.
+    // On one core the penalty adds its seconds exactly.
     for (const std::string schedule : {"none", "layer-ahead:2", "layer-ahead:0"}) {
         const sim::RunOutcome plain = sim::run_config(cfg("host-cpu", schedule));
         const sim::RunOutcome pen = with_penalty(schedule);
@@ -93,6 +192,21 @@ TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
         const double extra = schedule == "layer-ahead:0" ? P * double(fetches) : 0;
         EXPECT_NEAR(pen.metrics.makespan_s, plain.metrics.makespan_s + extra,
                     1e-9 * pen.metrics.makespan_s) << schedule;
+    }
+}
+
+TEST(HostCpuPlatform, OneEngineOnOneHostsCores) {
+    for (const char* key : {"tensor_parallel", "data_parallel"}) {
+        nlohmann::json c = cfg("host-cpu", "none", "cpu-gather", 2);
+        c["hardware"]["gpu"]["count"] = 2;
+        c["sim"][key] = 2;
+        try {
+            sim::run_config(config::resolve(c, "test"));
+            FAIL() << key << " 2 on a host-cpu platform was accepted";
+        } catch (const config::ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(std::string("sim.") + key), std::string::npos)
+                << e.what();
+        }
     }
 }
 
