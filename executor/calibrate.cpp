@@ -334,7 +334,7 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
     std::vector<uint64_t> keys(lookups);
     uint64_t s = 0x5eed;
     for (auto& k : keys) k = (s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 20;
-    Prefetcher pf(table, gather_threads);
+    Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
     std::vector<double> alone, beside, fetch, difference;
     gemms(), pf.fetch(keys);
     for (int t = 0; t < trials; ++t) {

@@ -377,8 +377,9 @@ private:
                 p_.on_disk ? std::make_unique<Prefetcher>(*table_on_disk_, row_bytes,
                                                           simc.at("nvme_queue_depth").get<int>(),
                                                           row_cache_.get())
-                           : std::make_unique<Prefetcher>(*host_table_,
-                                                          simc.at("gather_threads").get<int>());
+                           : std::make_unique<Prefetcher>(
+                                 *host_table_, simc.at("gather_threads").get<int>(),
+                                 /*background=*/p_.schedule.kind != sim::PrefetchSchedule::Kind::None);
         }
     }
 

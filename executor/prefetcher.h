@@ -36,9 +36,12 @@ struct FetchTimes {
 
 class Prefetcher {
 public:
-    // Rows from the table in DRAM, gathered by `threads` threads.
-    Prefetcher(kernels::HostTable& table, int threads)
-        : dram_(std::make_unique<kernels::HostFetchExecutor>(table, threads)) {
+    // Rows from the table in DRAM, gathered by `threads` threads. `background`: fetches are
+    // issued to run beside the compute (a layer-ahead schedule), so the prefetcher thread joins
+    // its gather threads by sleeping, not spinning: a spinning join on cores the compute holds
+    // waits for a woken gather thread to be scheduled, and burns a core meanwhile.
+    Prefetcher(kernels::HostTable& table, int threads, bool background = false)
+        : dram_(std::make_unique<kernels::HostFetchExecutor>(table, threads, background)) {
         start();
     }
     // Rows from the table file, `queue_depth` direct reads in flight, through `cache` (shared by

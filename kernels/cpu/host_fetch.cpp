@@ -160,8 +160,8 @@ void KeyDeduper::unique_impl(std::span<const uint64_t> keys, std::vector<uint64_
 
 // ---- HostFetchExecutor --------------------------------------------------------------------
 
-HostFetchExecutor::HostFetchExecutor(HostTable& table, int threads)
-    : table_(table), team_(threads) {}
+HostFetchExecutor::HostFetchExecutor(HostTable& table, int threads, bool sleep_to_join)
+    : table_(table), team_(threads, sleep_to_join) {}
 
 void HostFetchExecutor::reserve_staging(size_t bytes) {
     if (bytes > staging_.size()) staging_ = HugePageBuffer(std::max(bytes, 2 * staging_.size()));

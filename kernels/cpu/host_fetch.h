@@ -103,7 +103,9 @@ struct HostFetchTimes {
 // step. Holds the last step's staging and row ids for checking.
 class HostFetchExecutor {
 public:
-    HostFetchExecutor(HostTable& table, int threads);
+    // `sleep_to_join`: the calling thread waits for the others on a futex instead of spinning
+    // (see ThreadTeam): for a background prefetcher that shares the cores with compute.
+    HostFetchExecutor(HostTable& table, int threads, bool sleep_to_join = false);
     // With `inverse`, also each key's row in the staging (see KeyDeduper).
     HostFetchTimes fetch(std::span<const uint64_t> keys, std::vector<uint32_t>* inverse = nullptr);
     // Sizes the staging for `bytes` now, so no timed fetch allocates or faults it in.
