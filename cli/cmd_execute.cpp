@@ -88,6 +88,7 @@ nlohmann::json run_json(const executor::ExecuteResult& r) {
             {"threads", {{"compute", r.compute_threads}, {"gather_per_engram_layer", r.gather_threads},
                          {"blas", r.blas_threads}}},
             {"setup_s", r.setup_s},
+            {"warmup", {{"tokens", r.warmup_tokens}, {"sequences", r.warmup_sequences}}},
             {"output_digest", digest[0]},
             {"rows_digest", digest[1]}};
 }

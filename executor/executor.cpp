@@ -456,6 +456,7 @@ private:
         uint64_t tokens = 0;
         for (uint32_t n : lengths) tokens += n;
         if (tokens == 0) return;
+        res_.warmup_tokens = tokens, res_.warmup_sequences = lengths.size();
         std::vector<std::vector<uint64_t>> rows(p_.engram.layer_ids.size());
         for (size_t i = 0; i < rows.size(); ++i)
             for (uint64_t k = 0; k < tokens * uint64_t(p_.layout.heads_per_layer); ++k)

@@ -75,6 +75,8 @@ struct ExecuteResult {
     std::string table;  // where the rows were fetched from
     uint64_t dram_cache_rows = 0;  // the DRAM cache in front of the table file (0: none)
     double setup_s = 0;  // weights, table, KV cache (before the run's clock starts)
+    // The untimed warm-up prefill (ExecuteOptions::warmup_tokens): its tokens and sequences.
+    uint64_t warmup_tokens = 0, warmup_sequences = 0;
     // Per request: the end of the step that produced its first and its last output token.
     std::vector<double> first_token_s, last_token_s;
     std::vector<uint32_t> output_len;

@@ -171,6 +171,15 @@ TEST(Executor, ServesTheSchedulersStepsAndTheTracesRows) {
     }
     EXPECT_EQ(r.preemptions, plain.preemptions());
 
+    // The warm-up had the shape of the largest step (the first of the most tokens), so every
+    // buffer a step sizes by its tokens was touched before the clock started.
+    const auto largest = std::max_element(r.steps.begin(), r.steps.end(),
+                                          [](const StepRecord& a, const StepRecord& b) {
+                                              return a.tokens < b.tokens;
+                                          });
+    EXPECT_EQ(r.warmup_tokens, largest->tokens);
+    EXPECT_EQ(r.warmup_sequences, largest->seqs);
+
     // Times are ordered within each step, and every request got all its tokens.
     for (const StepRecord& s : r.steps) {
         EXPECT_LE(s.start_s, s.end_s);

@@ -95,14 +95,15 @@ TEST(HostFetch, TeamRunsEveryPartOnceEveryTime) {
 }
 
 // Every thread count stages exactly the unique rows, in first-seen order, byte for byte.
-TEST(HostFetch, FetchStagesTheUniqueRowsByteForByteWithAnyThreadCount) {
+TEST(HostFetch, FetchStagesTheUniqueRowsByteForByteWithAnyThreadCountAndJoin) {
     HostTable table(uint64_t(4099) * 96, 96);
     std::vector<uint64_t> keys(20000);
     uint64_t s = 11;
     for (auto& k : keys) k = lcg(s) % 30000;  // keys beyond the table wrap onto its rows
     const auto unique = distinct_in_order(keys);
-    for (int threads : {1, 2, 3}) {
-        HostFetchExecutor exec(table, threads);
+    for (int threads : {1, 2, 3})
+      for (bool sleep_to_join : {false, true}) {  // a background prefetcher sleeps to join
+        HostFetchExecutor exec(table, threads, sleep_to_join);
         const HostFetchTimes t = exec.fetch(keys);
         EXPECT_EQ(t.lookups, keys.size());
         ASSERT_EQ(t.unique_rows, unique.size());
@@ -113,11 +114,12 @@ TEST(HostFetch, FetchStagesTheUniqueRowsByteForByteWithAnyThreadCount) {
             ASSERT_EQ(exec.last_rows()[i], row);
             for (size_t b = 0; b < 96; ++b)
                 ASSERT_EQ(exec.staging()[i * 96 + b], host_table_byte(row, b))
-                    << threads << " threads, row " << i << " byte " << b;
+                    << threads << " threads, sleep_to_join " << sleep_to_join << ", row " << i
+                    << " byte " << b;
         }
         EXPECT_GE(t.gather_s, 0);
         EXPECT_GE(t.dedup_s, 0);
-    }
+      }
 }
 
 TEST(HostFetch, CalibrationRejectsBadArguments) {
