@@ -424,6 +424,17 @@ void add_validate_serving(CLI::App& validate) {
                 std::cout << "    " << o.name << ": DRAM-cache hits " << thousands(o.cache_hits_predicted)
                           << " predicted / " << thousands(o.cache_hits_measured) << " measured of "
                           << thousands(o.unique_rows_measured) << " distinct rows\n";
+        // Where the Engram's cost goes, summed over each run: which part a missed overhead is.
+        TextTable path({"<config", "Engram modules ms pred / meas (err)",
+                        "fetch issue->ready ms pred / meas (err)", "stall ms pred / meas"});
+        auto in_ms = [](const executor::Versus& v) {
+            return executor::Versus{v.predicted * 1e3, v.measured * 1e3};
+        };
+        for (const auto& o : s.outcomes)
+            path.add({o.name, pe(in_ms(o.engram_module_s), 1), pe(in_ms(o.fetch_s), 2),
+                      fixed(o.stall_s.predicted * 1e3, 2) + " / " + fixed(o.stall_s.measured * 1e3, 2)});
+        std::cout << "\n  the Engram path, summed over the run (the first separate run):\n\n";
+        path.print(std::cout, "  ");
     });
 }
 

@@ -132,6 +132,13 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
     o.ttft_s = {p.ttft_mean_s, m.ttft_mean_s};
     o.tpot_s = {p.tpot_mean_s, m.tpot_mean_s};
     o.stall_s = {p.stall_s, m.stall_s};
+    double module_s = 0, fetch_s = 0;
+    for (size_t i = 0; i < pred.plan.steps.size(); ++i) {
+        for (double e : pred.plan.steps[i].engram_gpu_s) module_s += e;
+        for (const sim::FetchRecord& f : pred.des.fetch[i]) fetch_s += f.ready_s - f.issue_s;
+    }
+    o.engram_module_s = {module_s, m.engram_compute_s};
+    o.fetch_s = {fetch_s, m.fetch_s};
     for (const sim::PlannedStep& st : pred.plan.steps)
         for (const sim::PlannedFetch& f : st.fetch) {
             o.unique_rows_predicted += f.unique_rows;
@@ -233,6 +240,10 @@ json to_json(const ServingSummary& s, const std::string& producer) {
                          {"ttft_mean_s", vs(o.ttft_s)},
                          {"tpot_mean_s", vs(o.tpot_s)},
                          {"stall_s", vs(o.stall_s)},
+                         {"engram_path_s",
+                          {{"module_compute", vs(o.engram_module_s)},
+                           {"fetch_issue_to_ready", vs(o.fetch_s)},
+                           {"stall", vs(o.stall_s)}}},
                          {"overhead_vs_no_engram_pct",
                           {{"predicted", o.overhead_pct.predicted},
                            {"measured", o.overhead_pct.measured},

@@ -50,6 +50,11 @@ struct ServingOutcome {
     int max_num_seqs = 0, engram_layers = 0;
     uint64_t steps = 0, preemptions = 0;
     Versus tok_per_s, mean_step_s, ttft_s, tpot_s, stall_s, no_engram_tok_per_s;
+    // The Engram path, summed over the run's steps and Engram layers, in seconds: each module's
+    // compute (predicted: its time alone, the plan's; measured: widen, projections, gate and
+    // conv as the engine timed them) and each fetch from issue to ready (the simulator's and the
+    // engine's clocks). Where the overhead is missed, these say which part of the path is.
+    Versus engram_module_s, fetch_s;
     // Against no Engram; its error is in percentage points. Measured: the median of the
     // interleaved executions (of the separate pairs when there are none).
     Versus overhead_pct;

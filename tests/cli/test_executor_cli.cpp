@@ -135,6 +135,17 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     ASSERT_EQ(oh["measured_interleaved"].size(), 1u);
     EXPECT_EQ(oh["measured"], oh["measured_interleaved"][0]);
     EXPECT_TRUE(v["summary"].contains("overhead_rank_kendall_tau"));
+    // The Engram path, summed: a stall is the tail of a fetch, never more than the fetches'
+    // issue-to-ready time, on either side; the modules compute on both.
+    const json& path = c["engram_path_s"];
+    for (const char* side : {"predicted", "measured"}) {
+        EXPECT_GT(path["module_compute"][side].get<double>(), 0) << side;
+        EXPECT_GT(path["fetch_issue_to_ready"][side].get<double>(), 0) << side;
+        EXPECT_LE(path["stall"][side].get<double>(),
+                  path["fetch_issue_to_ready"][side].get<double>() * (1 + 1e-9)) << side;
+        EXPECT_EQ(path["stall"][side], c["stall_s"][side]) << side;
+    }
+    EXPECT_NE(r.out.find("the Engram path, summed over the run"), std::string::npos) << r.out;
     for (const char* which : {"predicted", "measured"})  // both runs as Perfetto timelines
         EXPECT_TRUE(read_json(out + "/timelines/" + std::filesystem::path(cfg).stem().string() +
                               "." + which + ".timeline.json")
