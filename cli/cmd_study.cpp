@@ -96,11 +96,15 @@ void run_solve_study(const std::string& name, const SweepCommandOptions& sweep_o
         nlohmann::json r = {{"combination", results[0]["answers"][c]["combination"]}, {"answers", nlohmann::json::array()}};
         for (size_t t = 0; t < targets.size(); ++t) {
             const nlohmann::json& a = results[t]["answers"][c];
+            // A point's value as the range states it (a list key: its first entry).
+            auto value_text = [](const nlohmann::json& p) {
+                const nlohmann::json& v = p["value"].is_array() ? p["value"][0] : p["value"];
+                return v.is_string() ? v.get<std::string>() : v.dump();
+            };
             std::string cell = a["answer"].get<std::string>();
             if (a.contains("holds_at")) {
                 const nlohmann::json& h = a["holds_at"];
-                const nlohmann::json v = h["value"].is_array() ? h["value"][0] : h["value"];
-                cell = v.is_string() ? v.get<std::string>() : v.dump();
+                cell = value_text(h);
                 if (h.contains("summary") && h["summary"].contains("table_bytes"))
                     cell += " (" + fixed(h["summary"]["table_bytes"].get<double>() / 1e9, 1) + " GB)";
             } else if (a["answer"] == "holds over the whole range") {
@@ -111,8 +115,7 @@ void run_solve_study(const std::string& name, const SweepCommandOptions& sweep_o
                 const nlohmann::json* last = nullptr;
                 for (const auto& p : a["points"])
                     if (p["holds"].get<bool>()) last = &p;
-                cell = last ? (((*last)["value"].is_array() ? (*last)["value"][0] : (*last)["value"]).dump() +
-                               " (not monotone: swept)")
+                cell = last ? value_text(*last) + " (not monotone: swept)"
                             : "none (not monotone: swept)";
             }
             row.push_back(cell);

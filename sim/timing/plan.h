@@ -118,7 +118,7 @@ struct Plan {
     // its program keeps Instr::threads cores busy, a fetch's host work `fetch_threads` (its
     // gather threads, at most the cores) and its reads' CPU one; gpu0 is then unused.
     bool compute_on_host = false;
-    int cpu_cores = 0, fetch_threads = 1;
+    int cpu_cores = 0, fetch_threads = 1;  // 0 and 1 unless host-cpu
     int h2d = 0, d2h = 0;    // link indices of gpu0's own host link (last / first hop)
     std::vector<int> h2d_route, d2h_route;  // host -> gpu0 and back (via a PCIe switch: 2 hops)
     int tensor_parallel = 1;  // sim.tensor_parallel

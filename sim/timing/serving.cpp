@@ -64,7 +64,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                             "fetch", host,
                             [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems,
                              &activities, q = queues.empty() ? Queues{} : queues[g],
-                             threads = plan.compute_on_host ? plan.fetch_threads : 1] {
+                             threads = plan.fetch_threads] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
