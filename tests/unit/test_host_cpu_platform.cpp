@@ -68,7 +68,7 @@ double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
     auto advance = [&](int threads, double left, int until) {
         for (;;) {
             double demand = threads;
-            for (const Flight& f : flying) demand += plan.fetch_threads;
+            demand += double(plan.fetch_threads) * double(flying.size());
             const double rate = demand > cores ? cores / demand : 1.0;
             double dt = left >= 0 ? left / rate : INFINITY;
             for (const Flight& f : flying) dt = std::min(dt, f.left / rate);

@@ -108,7 +108,9 @@ TEST(Scheduler, StepsNameTheRequestsTheyPreempt) {
             ++named;
         }
         for (const auto& sl : step->slices) {
-            if (out[sl.request]) EXPECT_EQ(sl.first, 0u) << "request " << sl.request;
+            if (out[sl.request]) {
+                EXPECT_EQ(sl.first, 0u) << "request " << sl.request;
+            }
             out[sl.request] = false;
         }
     }
