@@ -45,10 +45,14 @@ void print_run(const sim::Compared& c, double wall_s) {
     t.add({"makespan", fixed(m.makespan_s, 3) + " s"});
     t.add({"steps (prefill / decode)", thousands(m.steps) + " (" + thousands(m.prefill_steps) +
                                            " / " + thousands(m.steps - m.prefill_steps) + ")"});
+    if (m.mixed_steps > 0)
+        t.add({"  prefill steps that also decode", thousands(m.mixed_steps)});
     t.add({"TTFT mean / p99", ms(m.ttft_mean_s) + " / " + ms(m.ttft_p99_s)});
     t.add({"TPOT mean / p99", ms(m.tpot_mean_s) + " / " + ms(m.tpot_p99_s)});
     t.add({"GPU compute", fixed(m.compute_s, 4) + " s"});
     t.add({"exposed fetch stall", fixed(m.stall_s, 4) + " s"});
+    if (m.host_exposed_s > 0)
+        t.add({"exposed engine host work", fixed(m.host_exposed_s, 4) + " s"});
     t.add({"hidden fetch", fixed(m.hidden_fetch_s, 4) + " s"});
     t.add({"unique rows / lookups", thousands(m.unique_rows) + " / " + thousands(m.lookups)});
     t.add({"rows from HBM / DRAM / NVMe", thousands(m.rows_from_hbm) + " / " +

@@ -22,6 +22,7 @@
 #include "model/statistics.h"
 #include "sim/placement/cache_policy.h"
 #include "sim/placement/dense_trace.h"
+#include "sim/timing/engine.h"
 #include "sim/timing/prefetch.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
@@ -250,10 +251,10 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     // The steps: the scheduler's, with the config's limits and KV cache.
     p.work = make_workload(cfg.at("workload"));
     request_lengths(p.work, p.prompt_len, p.output_len);
-    p.sc = {.max_num_seqs = simc.at("max_num_seqs").get<int>(),
-            .max_num_batched_tokens = simc.at("max_num_batched_tokens").get<int>(),
-            .kv_block_size = simc.at("kv_block_size").get<int>(),
-            .num_kv_blocks = kv_blocks(simc, p.prompt_len, p.output_len)};
+    // The engine's scheduler (sim.engine): nano-vLLM's prefill-first steps or vLLM V1's chunked
+    // prefill. The loop itself is synchronous either way (the host's scheduling is timed).
+    p.sc = sim::engine(simc.at("engine").get<std::string>())
+               .scheduler_config(simc, kv_blocks(simc, p.prompt_len, p.output_len));
     p.kv = {.layers = p.shape.layers, .n_kv_heads = p.shape.n_kv_heads,
             .head_dim = p.shape.head_dim, .block_size = p.sc.kv_block_size,
             .num_blocks = p.sc.num_kv_blocks};
@@ -332,7 +333,8 @@ public:
             return pos < q.prompt.size() ? q.prompt[pos] : q.output[pos - q.prompt.size()];
         });
         rec.end_s = since(t0_);
-        for (const StepSlice& s : in.slices) {  // each sequence produced one token
+        for (const StepSlice& s : in.slices) {  // each sampling slice produced one token
+            if (!s.sample) continue;             // a prefill chunk short of its prompt's end
             const uint32_t r = s.request;
             if (generated_[r]++ == 0) res_.first_token_s[r] = rec.end_s;
             ++done_tokens_;
@@ -493,6 +495,7 @@ private:
         if (!rec) return;
         rec->engram = std::move(recs);
         for (size_t i = 0; i < next.size(); ++i) {
+            if (!in.slices[i].sample) continue;  // a prefill chunk's token is discarded, as vLLM does
             res_.output_digest = fnv1a(res_.output_digest, next[i]);
             res_.argmax[in.slices[i].request].push_back(next[i]);
         }

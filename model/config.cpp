@@ -379,8 +379,31 @@ std::vector<Key> sim_engine_keys() {
                      above_zero(Dim::Count, "a time scale of 0 makes compute free")),
         boolean("scale_engram_ops", false,
                 "Apply backbone_time_scale to the Engram module's GPU ops too."),
+        choice("engine", {"nano-vllm", "vllm-v1"}, "nano-vllm",
+               "The serving engine (sim/timing/engine.h): nano-vllm, prefill-only or "
+               "decode-only steps, whole prompts, a synchronous loop; vllm-v1, vLLM V1's "
+               "scheduler (chunked prefill: decodes and prefill chunks share one token "
+               "budget per step) with async scheduling as configured below."),
         integer("max_num_seqs", 512, "Engine: sequences per step (nano-vLLM default).", 1),
-        integer("max_num_batched_tokens", 16384, "Engine: prefill tokens per step.", 1),
+        integer("max_num_batched_tokens", 16384,
+                "Engine: tokens per step (nano-vllm: prefill tokens; vllm-v1: the step's "
+                "token budget, decodes included).", 1),
+        boolean("enable_chunked_prefill", true,
+                "vllm-v1: cut a prompt longer than the budget left into chunks (false: it "
+                "waits for a step with room for it whole)."),
+        integer("long_prefill_token_threshold", 0,
+                "vllm-v1: at most this many tokens of one request per step; 0: no cap.", 0),
+        quantity_key("step_host_time", Dim::Time, "0 s",
+                     "Engine: host work per step (scheduling, preparing inputs, sampling "
+                     "bookkeeping), before the step's GPU work in a synchronous loop "
+                     "(nano-vllm; vllm-v1 without async_scheduling), overlapping the previous "
+                     "step's GPU work with async scheduling. 0: not modeled."),
+        quantity_key("step_host_time_per_seq", Dim::Time, "0 s",
+                     "Engine: host work per step per scheduled sequence, added to "
+                     "step_host_time."),
+        boolean("async_scheduling", true,
+                "vllm-v1: schedule step n + 1 while step n runs (vLLM's --async-scheduling); a "
+                "finished request then frees its KV blocks and running slot one step late."),
         integer("kv_block_size", 256, "Engine: tokens per KV-cache block.", 1),
         fraction("gpu_memory_utilization", 0.9, "Engine: share of HBM it may use"),
         integer("num_kv_blocks", -1,
@@ -531,7 +554,7 @@ public:
                 expect(v.is_string());
                 const auto s = v.get<std::string>();
                 if (std::find(key.choices.begin(), key.choices.end(), s) == key.choices.end()) {
-                    std::string msg = "'" + s + "' is not one of " + describe_type(key);
+                    std::string msg = "'" + s + "' is not " + describe_type(key);
                     if (auto near = nearest(s, key.choices)) msg += "; did you mean " + *near + "?";
                     fail(path, msg);
                 }

@@ -203,21 +203,28 @@ void gqa_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& o
     ops.push_back(split_as(gemm_op(T, q + 2 * kv, h, bpv), Split::Column));  // fused QKV
     ops.push_back(elementwise_op(T * (q + kv), 1, 1, bpv, 8));  // q/k RMSNorm + RoPE
     ops.push_back(elementwise_op(T * 2 * kv, 1, 1, bpv, 0));  // store K, V into the paged cache
-    OpShape attn;
-    if (s.prefill) {
-        attn.kernel = "attention_prefill";
-        attn.dims = {{"tokens", T}, {"heads", double(b.n_heads)}, {"head_dim", double(b.head_dim)}};
-        attn.flops = 4 * q * s.causal_pairs;
-        attn.bytes = T * (2 * q + 2 * kv) * bpv;
-    } else {
+    auto decode = [&](double tokens, double seqs, double context) {
+        OpShape attn;
         attn.kernel = "attention_decode";
-        attn.dims = {{"seqs", s.seqs}, {"context", s.context_tokens},
+        attn.dims = {{"seqs", seqs}, {"context", context},
                      {"heads", double(b.n_heads)}, {"kv_heads", double(b.n_kv_heads)},
                      {"head_dim", double(b.head_dim)}};
-        attn.flops = 4 * q * s.context_tokens;
-        attn.bytes = s.context_tokens * 2 * kv * bpv + 2 * T * q * bpv;
+        attn.flops = 4 * q * context;
+        attn.bytes = context * 2 * kv * bpv + 2 * tokens * q * bpv;
+        ops.push_back(attn);
+    };
+    if (s.prefill) {
+        const double Tp = s.prefill_tokens > 0 ? s.prefill_tokens : T;
+        OpShape attn;
+        attn.kernel = "attention_prefill";
+        attn.dims = {{"tokens", Tp}, {"heads", double(b.n_heads)}, {"head_dim", double(b.head_dim)}};
+        attn.flops = 4 * q * s.causal_pairs;
+        attn.bytes = Tp * (2 * q + 2 * kv) * bpv + s.prefill_prior * 2 * kv * bpv;
+        ops.push_back(attn);
+        if (s.decode_seqs > 0) decode(s.decode_seqs, s.decode_seqs, s.decode_context);  // mixed
+    } else {
+        decode(T, s.seqs, s.context_tokens);
     }
-    ops.push_back(attn);
     ops.push_back(split_as(gemm_op(T, h, q, bpv), Split::Row));  // output projection
 }
 
@@ -252,23 +259,32 @@ void mla_ops(const BackboneShape& b, const StepShape& s, std::vector<OpShape>& o
     }
     if (R > 0) ops.push_back(elementwise_op(T * (H + 1) * R, 1, 1, bpv, 6));  // RoPE q_pe, k_pe
     ops.push_back(elementwise_op(T * (L + R), 1, 1, bpv, 0));  // store the latent in the cache
-    OpShape attn;
-    if (s.prefill) {
-        ops.push_back(split_as(gemm_op(T, H * (dn + dv), L, bpv), Split::Column));  // kv_b
-        attn.kernel = "attention_prefill";
-        attn.dims = {{"tokens", T}, {"heads", H}, {"head_dim", qk}, {"v_head_dim", dv}};
-        attn.flops = 2 * H * (qk + dv) * s.causal_pairs;
-        attn.bytes = T * H * (2 * qk + 2 * dv) * bpv;  // q, k, v read; o written
-        ops.push_back(attn);
-    } else {
-        ops.push_back(per_head_gemm(T, H, L, dn, bpv));  // q_nope x W_UK (absorbed)
+    auto decode = [&](double tokens, double seqs, double context) {
+        ops.push_back(per_head_gemm(tokens, H, L, dn, bpv));  // q_nope x W_UK (absorbed)
+        OpShape attn;
         attn.kernel = "attention_decode";
-        attn.dims = {{"seqs", s.seqs}, {"context", s.context_tokens}, {"heads", H},
+        attn.dims = {{"seqs", seqs}, {"context", context}, {"heads", H},
                      {"kv_heads", 1}, {"head_dim", L + R}, {"v_head_dim", L}};
-        attn.flops = 2 * H * (L + R) * s.context_tokens + 2 * H * L * s.context_tokens;
-        attn.bytes = s.context_tokens * (L + R) * bpv + T * H * (2 * L + R) * bpv;
+        attn.flops = 2 * H * (L + R) * context + 2 * H * L * context;
+        attn.bytes = context * (L + R) * bpv + tokens * H * (2 * L + R) * bpv;
         ops.push_back(attn);
-        ops.push_back(per_head_gemm(T, H, dv, L, bpv));  // latent output x W_UV
+        ops.push_back(per_head_gemm(tokens, H, dv, L, bpv));  // latent output x W_UV
+    };
+    if (s.prefill) {
+        // A chunk decompresses its earlier chunks' latents too (prefill_prior entries).
+        const double Tp = s.prefill_tokens > 0 ? s.prefill_tokens : T;
+        ops.push_back(split_as(gemm_op(Tp + s.prefill_prior, H * (dn + dv), L, bpv),
+                               Split::Column));  // kv_b
+        OpShape attn;
+        attn.kernel = "attention_prefill";
+        attn.dims = {{"tokens", Tp}, {"heads", H}, {"head_dim", qk}, {"v_head_dim", dv}};
+        attn.flops = 2 * H * (qk + dv) * s.causal_pairs;
+        attn.bytes = (Tp + s.prefill_prior) * H * (qk + dv) * bpv +
+                     Tp * H * (qk + dv) * bpv;  // q, k, v read; o written
+        ops.push_back(attn);
+        if (s.decode_seqs > 0) decode(s.decode_seqs, s.decode_seqs, s.decode_context);  // mixed
+    } else {
+        decode(T, s.seqs, s.context_tokens);
     }
     ops.push_back(split_as(gemm_op(T, h, H * dv, bpv), Split::Row));  // output projection
 }

@@ -88,7 +88,15 @@ struct StepShape {
     double tokens = 0;          // tokens fed
     double seqs = 0;            // sequences in the step
     double context_tokens = 0;  // KV entries attended to (decode), summed over sequences
-    double causal_pairs = 0;    // prefill: sum over sequences of n (n + 1) / 2
+    double causal_pairs = 0;    // prefill: query-key pairs, n (n + 1) / 2 per whole prompt
+    // Chunked prefill (vLLM V1) puts prefill chunks and decodes in one step. On a prefill step,
+    // attention is then priced in two parts: the prefill slices (prefill_tokens tokens;
+    // causal_pairs counts a chunk of c tokens after f earlier ones as c f + c (c + 1) / 2;
+    // prefill_prior their earlier KV entries, read again) and the decodes (decode_seqs
+    // sequences attending to decode_context entries). The GEMMs run over all `tokens`. Zero
+    // prefill_tokens means a whole-prompt prefill step (prefill_tokens = tokens).
+    double prefill_tokens = 0, prefill_prior = 0;
+    double decode_seqs = 0, decode_context = 0;
 };
 
 // Engram work per step at one Engram layer, on the GPU stream (the fetch is separate).

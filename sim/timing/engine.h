@@ -3,9 +3,9 @@
 // the lookups, the fetch work) is the same whatever engine serves the model.
 //
 // Engines are registered by name in sim/timing/engine_registry.cpp, one line each, with their factory
-// in a file of their own (sim/timing/engine_nano_vllm.cpp); a second engine plugs in with one file and
+// in a file of their own (sim/timing/engine_nano_vllm.cpp, engine_vllm_v1.cpp); another engine plugs in with one file and
 // one registration line, as cache policies do (sim/placement/policy_registry.cpp). A plan is
-// served by kDefaultEngine (there is no config key yet: nano-vLLM is the only engine).
+// served by the engine `sim.engine` names (kDefaultEngine unless set).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -68,6 +68,10 @@ public:
     // The step loop's body: what one step runs on the GPU stream, in order (kernels, fetch issues
     // and waits, collectives), which the simulator and the analytic DAG execute.
     virtual std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step) const = 0;
+    // Whether the engine's host work for step n + 1 (PlannedStep::host_s: scheduling, inputs,
+    // bookkeeping) overlaps step n on the GPU; else the loop is synchronous, the host's work
+    // and the GPU's in turn.
+    virtual bool overlaps_host(const nlohmann::json& sim) const { (void)sim; return false; }
 };
 
 // One registered engine.

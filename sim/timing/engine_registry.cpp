@@ -8,12 +8,17 @@ namespace engramsim::sim {
 
 // Factories, one per file (sim/engine_<name>.cpp).
 std::unique_ptr<Engine> make_nano_vllm_engine();
+std::unique_ptr<Engine> make_vllm_v1_engine();
 
 const std::vector<EngineInfo>& engines() {
     static const std::vector<EngineInfo> all = {
         {"nano-vllm",
          "nano-vLLM: KV cache sized after a warm-up run, continuous batching with preemption",
          make_nano_vllm_engine},
+        {"vllm-v1",
+         "vLLM V1: chunked prefill under one token budget per step, async scheduling, "
+         "preemption by recomputation",
+         make_vllm_v1_engine},
     };
     return all;
 }

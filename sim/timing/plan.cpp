@@ -56,6 +56,7 @@ Plan assemble_plan(const Engine& eng, const json& cfg, const RunChoices& run, Pl
                    const ServedWork& work, PlannedSteps steps) {
     Plan plan;
     plan.engine = &eng;
+    plan.overlaps_host = eng.overlaps_host(cfg["sim"]);
     plan.config = cfg;
     plan.backbone = run.backbone;
     plan.has_engram = run.has_engram;
@@ -107,7 +108,7 @@ Plan assemble_plan(const Engine& eng, const json& cfg, const RunChoices& run, Pl
 // data-parallel replica) the plan's gpus are that one GPU.
 static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_gpus,
                            int gpu_index) {
-    const Engine& eng = engine(kDefaultEngine);
+    const Engine& eng = engine(cfg["sim"]["engine"].get<std::string>());
     const RunChoices run = resolve_choices(cfg);
     const json &hw = cfg["hardware"], &simc = cfg["sim"];
     PlatformStage where = build_platform({hw, simc, run, platform_gpus, gpu_index});

@@ -66,6 +66,11 @@ struct CoreSegment {
 
 struct PlannedStep {
     bool prefill = false;
+    bool mixed = false;  // a prefill step that also decodes (chunked prefill)
+    // The engine's host work for the step (sim.step_host_time + sim.step_host_time_per_seq x
+    // seqs): before its GPU work in a synchronous loop, overlapping the previous step's GPU
+    // work where the engine overlaps them (Plan::overlaps_host).
+    double host_s = 0;
     uint32_t tokens = 0, seqs = 0;
     uint64_t context_tokens = 0;
     double gpu_hash_s = 0;  // hashing on the GPU, at the step start
@@ -104,6 +109,7 @@ struct Instr {
 struct Plan {
     // The engine serving it: its KV sizing, scheduler and step program (sim/timing/engine.h).
     const Engine* engine = &sim::engine(kDefaultEngine);
+    bool overlaps_host = false;  // engine->overlaps_host(sim): async scheduling
     nlohmann::json config;  // resolved
     BackboneShape backbone;
     bool has_engram = false;

@@ -189,5 +189,8 @@ struct PlannedSteps {
     std::vector<uint32_t> first_step, last_step;  // per request
 };
 PlannedSteps plan_steps(const StepsInput& in);
+// What the step model prices of one scheduled step: its tokens and sequences, and on a prefill
+// step the prefill slices' tokens, query-key pairs and earlier KV apart from the decodes'.
+StepShape step_shape(const Step& st);
 
 }  // namespace engramsim::sim

@@ -232,6 +232,24 @@ PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, 
 
 }  // namespace
 
+StepShape step_shape(const Step& st) {
+    StepShape shape{st.prefill, double(st.tokens), double(st.slices.size()),
+                    double(st.context_tokens), 0};
+    if (!st.prefill) return shape;
+    for (const auto& sl : st.slices) {
+        const double c = sl.count, f = sl.first;
+        if (sl.decode) {
+            shape.decode_seqs += 1;
+            shape.decode_context += f + 1;
+        } else {
+            shape.prefill_tokens += c;
+            shape.prefill_prior += f;
+            shape.causal_pairs += c * f + c * (c + 1) / 2;
+        }
+    }
+    return shape;
+}
+
 PlannedSteps plan_steps(const StepsInput& in) {
     const RunChoices& run = in.run;
     const auto& steps = in.work.schedule->steps;
@@ -241,20 +259,24 @@ PlannedSteps plan_steps(const StepsInput& in) {
     out.first_step.assign(n_req, UINT32_MAX);
     out.last_step.assign(n_req, 0);
     out.steps.reserve(steps.size());
+    const double host_step = config::quantity(in.sim, "step_host_time", Dim::Time);
+    const double host_seq = config::quantity(in.sim, "step_host_time_per_seq", Dim::Time);
     for (size_t i = 0; i < steps.size(); ++i) {
         const Step& st = steps[i];
         PlannedStep ps;
         ps.prefill = st.prefill;
+        ps.mixed = st.prefill && std::any_of(st.slices.begin(), st.slices.end(),
+                                             [](const StepSlice& sl) { return sl.decode; });
         ps.tokens = uint32_t(st.tokens);
         ps.seqs = uint32_t(st.slices.size());
         ps.context_tokens = st.context_tokens;
-        StepShape shape{st.prefill, double(st.tokens), double(st.slices.size()),
-                        double(st.context_tokens), 0};
+        ps.host_s = host_step + host_seq * double(st.slices.size());
+        const StepShape shape = step_shape(st);
         for (const auto& sl : st.slices) {
-            shape.causal_pairs += double(sl.count) * (double(sl.count) + 1) / 2;
+            if (!sl.sample) continue;  // a prefill chunk short of its prompt's end: no token
             const uint32_t r = sl.request;
             if (out.first_step[r] == UINT32_MAX) out.first_step[r] = uint32_t(i);
-            out.last_step[r] = uint32_t(i);  // each scheduled slice yields one token
+            out.last_step[r] = uint32_t(i);
         }
         const double e = op_times(in, shape, ps);
         if (run.has_engram) {

@@ -108,7 +108,10 @@ ServedWork workload_and_lookups(const WorkloadInput& in, const Engine& engine) {
     const std::string sk = wk + "|" + std::to_string(sc.max_num_seqs) + "," +
                            std::to_string(sc.max_num_batched_tokens) + "," +
                            std::to_string(sc.kv_block_size) + "," +
-                           std::to_string(sc.num_kv_blocks);
+                           std::to_string(sc.num_kv_blocks) + "," + engine.name() + "," +
+                           std::to_string(sc.chunked_prefill) + "," +
+                           std::to_string(sc.long_prefill_token_threshold) + "," +
+                           std::to_string(sc.async_scheduling);
     auto& s = schedule_cache[sk];
     if (!s)
         s = std::make_shared<const EngineSchedule>(

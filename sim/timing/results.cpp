@@ -51,9 +51,9 @@ RunMetrics data_parallel_metrics(const Plan& plan, const DesResult& des) {
         const Plan& rp = plan.replicas[k];
         const DesResult& rd = des.replicas.at(k);
         const RunMetrics r = compute_metrics(rp, rd);
-        m.compute_s += r.compute_s, m.stall_s += r.stall_s;
+        m.compute_s += r.compute_s, m.stall_s += r.stall_s, m.host_exposed_s += r.host_exposed_s;
         m.hidden_fetch_s += r.hidden_fetch_s, m.fetch_s += r.fetch_s;
-        m.steps += r.steps, m.prefill_steps += r.prefill_steps;
+        m.steps += r.steps, m.prefill_steps += r.prefill_steps, m.mixed_steps += r.mixed_steps;
         m.lookups += r.lookups, m.unique_rows += r.unique_rows;
         m.payload_bytes += r.payload_bytes, m.h2d_wire_bytes += r.h2d_wire_bytes;
         m.d2h_wire_bytes += r.d2h_wire_bytes, m.nvme_read_bytes += r.nvme_read_bytes;
@@ -99,6 +99,7 @@ void step_totals(const Plan& plan, const DesResult& des, RunMetrics& m) {
     for (size_t i = 0; i < plan.steps.size(); ++i) {
         const PlannedStep& st = plan.steps[i];
         if (st.prefill) ++m.prefill_steps;
+        if (st.mixed) ++m.mixed_steps;
         double stall = 0;
         for (size_t f = 0; f < st.fetch.size(); ++f) {
             const FetchRecord& r = des.fetch[i][f];
@@ -125,6 +126,7 @@ void step_totals(const Plan& plan, const DesResult& des, RunMetrics& m) {
         }
         m.stall_s += stall;
         m.compute_s += (des.step_end_s[i] - des.step_start_s[i]) - stall;
+        m.host_exposed_s += des.step_start_s[i] - (i ? des.step_end_s[i - 1] : 0.0);
     }
     if (plan.has_engram && plan.table == "hbm") {
         // Every lookup is served from the HBM-resident table (no fetch).
@@ -242,9 +244,10 @@ nlohmann::json metrics_json(const RunMetrics& m) {
             {"tpot_s", {{"mean", m.tpot_mean_s}, {"p50", m.tpot_p50_s}, {"p99", m.tpot_p99_s}}},
             {"breakdown_s",
              {{"compute", m.compute_s}, {"exposed_fetch_stall", m.stall_s},
+              {"exposed_host_work", m.host_exposed_s},
               {"hidden_fetch", m.hidden_fetch_s}, {"fetch_total", m.fetch_s}}},
             {"steps", {{"total", m.steps}, {"prefill", m.prefill_steps},
-                       {"decode", m.steps - m.prefill_steps}}},
+                       {"decode", m.steps - m.prefill_steps}, {"mixed", m.mixed_steps}}},
             {"fetch", {{"lookups", m.lookups}, {"unique_rows", m.unique_rows},
                        {"payload_bytes", m.payload_bytes}, {"h2d_wire_bytes", m.h2d_wire_bytes},
                        {"d2h_wire_bytes", m.d2h_wire_bytes},
@@ -343,7 +346,7 @@ void write_data_parallel_timeline(const Plan& plan, const DesResult& des, std::o
             const PlannedStep& st = rp.steps[i];
             const double t0 = rd.step_start_s[i] * 1e6, t1 = rd.step_end_s[i] * 1e6;
             sep();
-            out << "{\"name\": \"" << (st.prefill ? "prefill" : "decode") << " step " << i
+            out << "{\"name\": \"" << (st.mixed ? "mixed" : st.prefill ? "prefill" : "decode") << " step " << i
                 << "\", \"ph\": \"X\", \"pid\": " << gpu_pid << ", \"tid\": 1, \"ts\": " << t0
                 << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << st.tokens
                 << ", \"seqs\": " << st.seqs << ", \"replica\": " << k << "}}";
@@ -387,7 +390,7 @@ void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
     for (size_t i = 0; i < plan.steps.size(); ++i) {
         const PlannedStep& st = plan.steps[i];
         const double t0 = des.step_start_s[i] * 1e6, t1 = des.step_end_s[i] * 1e6;
-        out << ",\n{\"name\": \"" << (st.prefill ? "prefill" : "decode") << " step " << i
+        out << ",\n{\"name\": \"" << (st.mixed ? "mixed" : st.prefill ? "prefill" : "decode") << " step " << i
             << "\", \"ph\": \"X\", \"pid\": 1, \"tid\": 1, \"ts\": " << t0
             << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << st.tokens
             << ", \"seqs\": " << st.seqs << "}}";

@@ -26,9 +26,11 @@ struct RunMetrics {
     double tpot_mean_s = 0, tpot_p50_s = 0, tpot_p99_s = 0;
     double compute_s = 0;        // GPU busy, all steps
     double stall_s = 0;          // GPU waiting for fetches
+    double host_exposed_s = 0;   // GPU waiting for the engine's host work between steps
     double hidden_fetch_s = 0;   // fetch time overlapped with compute
     double fetch_s = 0;          // issue -> ready, summed
     uint64_t steps = 0, prefill_steps = 0;
+    uint64_t mixed_steps = 0;  // prefill steps that also decode (chunked prefill)
     uint64_t lookups = 0, unique_rows = 0;
     double payload_bytes = 0, h2d_wire_bytes = 0, d2h_wire_bytes = 0;
     double nvme_read_bytes = 0;  // read from the drives (rows x sim.nvme_io_size), all GPUs

@@ -37,8 +37,31 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
     if (plan.fifo_fetch_queue)
         for (size_t g = 0; g < gpus.size(); ++g)
             queues.push_back({sg4::Mutex::create(), sg4::Mutex::create()});
+    // The engine's host work (PlannedStep::host_s). Synchronous: before each step's GPU work.
+    // Overlapped (async scheduling): a scheduler actor prepares step i once it has prepared
+    // step i - 1 and step i - 2's outputs are back (a queue of two steps in flight), and the GPU
+    // starts step i once it is prepared and step i - 1 is done.
+    const bool host_work = std::any_of(plan.steps.begin(), plan.steps.end(),
+                                       [](const PlannedStep& s) { return s.host_s > 0; });
+    sg4::SemaphorePtr prepared, finished;
+    if (host_work && plan.overlaps_host) {
+        prepared = sg4::Semaphore::create(0);
+        finished = sg4::Semaphore::create(0);
+        sg4::Actor::create("scheduler", host, [&plan, prepared, finished, &activities] {
+            for (size_t i = 0; i < plan.steps.size(); ++i) {
+                if (i >= 2) finished->acquire();
+                sg4::this_actor::sleep_for(plan.steps[i].host_s);
+                ++activities;
+                prepared->release();
+            }
+        });
+    }
     for (size_t i = 0; i < n; ++i) {
         const PlannedStep& st = plan.steps[i];
+        if (prepared)
+            prepared->acquire();
+        else if (host_work)
+            sg4::this_actor::sleep_for(st.host_s), ++activities;
         res.step_start_s[i] = sg4::Engine::get_clock();
         res.fetch[i].assign(st.fetch.size(), {});
         inflight.assign(st.fetch.size(), {});
@@ -148,6 +171,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
             }
         }
         res.step_end_s[i] = sg4::Engine::get_clock();
+        if (finished) finished->release();
     }
 }
 
@@ -265,8 +289,17 @@ DesResult analytic(const Plan& plan) {
         res.makespan_s = std::max(res.makespan_s, res.replicas.back().makespan_s);
     }
     if (!plan.replicas.empty()) return res;
-    double t = 0;
-    for (const PlannedStep& st : plan.steps) {
+    // The host's work as the simulator's engine loop runs it (engine_loop): before each step,
+    // or prepared ahead (step i after step i - 1's preparation and step i - 2's end).
+    double t = 0, host_done = 0;
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+        const PlannedStep& st = plan.steps[i];
+        if (plan.overlaps_host) {
+            host_done = std::max(host_done, i >= 2 ? res.step_end_s[i - 2] : 0.0) + st.host_s;
+            t = std::max(t, host_done);
+        } else {
+            t += st.host_s;
+        }
         res.step_start_s.push_back(t);
         t += analytic_step_seconds(plan, st);
         res.step_end_s.push_back(t);

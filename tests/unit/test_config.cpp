@@ -59,7 +59,7 @@ TEST(Config, WrongTypesNameWhatWasExpected) {
     EXPECT_EQ(error_of({{"engram", {{"short_conv", 1}}}}),
               "test.json: engram.short_conv: expected boolean, got an integer");
     EXPECT_EQ(error_of({{"engram", {{"dtype", "bf61"}}}}),
-              "test.json: engram.dtype: 'bf61' is not one of one of fp32, bf16, fp16, fp8_e4m3; "
+              "test.json: engram.dtype: 'bf61' is not one of fp32, bf16, fp16, fp8_e4m3; "
               "did you mean bf16?");
     EXPECT_EQ(error_of({{"engram", {{"layer_ids", {1, "x"}}}}}),
               "test.json: engram.layer_ids[1]: expected integer, got a string");

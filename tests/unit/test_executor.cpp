@@ -268,6 +268,53 @@ TEST(Executor, TokensDoNotDependOnBatchingPreemptionOrSchedule) {
     EXPECT_EQ(again.rows_digest, batched.rows_digest);
 }
 
+// vLLM V1's scheduler (sim.engine vllm-v1) on the real engine: an 8-token budget cuts the
+// prompts into chunks that share steps with decodes, and a KV cache of 9 blocks preempts. The
+// steps are the chunked scheduler's, each request samples exactly its output length, and its
+// tokens are the ones it gets served alone (a chunk attends to its earlier chunks' KV).
+TEST(Executor, ChunkedPrefillServesTheSameTokensAsWholePrompts) {
+    ExecuteOptions opt;
+    opt.compute_threads = 2;
+    nlohmann::json doc = tiny_executor_doc(4, 9, "layer-ahead:0");
+    doc["sim"]["engine"] = "vllm-v1";
+    doc["sim"]["max_num_batched_tokens"] = 8;
+    const nlohmann::json cfg = config::resolve(doc, "test");
+    const ExecuteResult chunked = execute(cfg, opt);
+    const ExecuteResult alone = execute(tiny_config(1, -1, "none"), opt);
+
+    std::vector<uint32_t> pl, ol;
+    request_lengths(make_workload(cfg["workload"]), pl, ol);
+    SchedulerConfig sc{.max_num_seqs = 4, .max_num_batched_tokens = 8, .kv_block_size = 4,
+                       .num_kv_blocks = 9};
+    sc.policy = SchedulePolicy::ChunkedPrefill;
+    sc.async_scheduling = cfg["sim"]["async_scheduling"].get<bool>();  // true by default
+    ASSERT_TRUE(sc.async_scheduling);
+    Scheduler ref(sc, pl, ol);
+    size_t i = 0, mixed = 0, unsampled = 0;
+    while (auto st = ref.next()) {
+        ASSERT_LT(i, chunked.steps.size());
+        EXPECT_EQ(chunked.steps[i].tokens, st->tokens) << "step " << i;
+        EXPECT_EQ(chunked.steps[i].seqs, st->slices.size()) << "step " << i;
+        bool d = false, p = false;
+        for (const StepSlice& sl : st->slices) (sl.decode ? d : p) = true, unsampled += !sl.sample;
+        mixed += d && p;
+        ++i;
+    }
+    EXPECT_EQ(i, chunked.steps.size());
+    EXPECT_GT(mixed, 0u);
+    EXPECT_GT(unsampled, 0u);
+    EXPECT_EQ(chunked.preemptions, ref.preemptions());
+    EXPECT_GT(chunked.preemptions, 0u);
+    ASSERT_EQ(chunked.argmax.size(), alone.argmax.size());
+    for (size_t q = 0; q < alone.argmax.size(); ++q) {
+        const auto& b = chunked.argmax[q];
+        ASSERT_GE(b.size(), alone.argmax[q].size());
+        const std::vector<uint32_t> tail(b.end() - alone.argmax[q].size(), b.end());
+        EXPECT_EQ(tail, alone.argmax[q]) << "request " << q;
+        EXPECT_GT(chunked.first_token_s[q], 0);
+    }
+}
+
 TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
     const auto msg = refusal_of;
     nlohmann::json c = tiny_config(4, -1, "none");

@@ -124,7 +124,7 @@ TEST(PlanStages, EngineRegistryNamesTheKnownEnginesForAnUnknownOne) {
         engine("vllm");
         FAIL() << "expected UnknownEngine";
     } catch (const UnknownEngine& e) {
-        EXPECT_EQ(std::string(e.what()), "unknown engine 'vllm'; known: nano-vllm");
+        EXPECT_EQ(std::string(e.what()), "unknown engine 'vllm'; known: nano-vllm, vllm-v1");
     }
 }
 

@@ -202,7 +202,7 @@ TEST(StepModelMla, AttentionFlopsAndBytes) {
 TEST(StepModelMhc, HcMultOneLeavesTheDenseOpsExactlyAsBefore) {
     const auto b = BackboneShape::from_json(config::load("dense-8b")["backbone"]);
     ASSERT_EQ(b.hc_mult, 1);
-    for (const StepShape s : {StepShape{true, 3000, 3, 0, 1.5e6}, StepShape{false, 200, 200, 9e4, 0}}) {
+    for (const StepShape& s : {StepShape{true, 3000, 3, 0, 1.5e6}, StepShape{false, 200, 200, 9e4, 0}}) {
         // The dense op list as the step model has always built it.
         const double T = s.tokens, h = 4096, bpv = 2, q = 32 * 128.0, kv = 8 * 128.0, I = 12288;
         std::vector<OpShape> want;
