@@ -401,6 +401,19 @@ std::vector<Key> sim_engine_keys() {
         quantity_key("step_host_time_per_seq", Dim::Time, "0 s",
                      "Engine: host work per step per scheduled sequence, added to "
                      "step_host_time."),
+        choice("cuda_graphs", {"none", "piecewise", "full"}, "full",
+               "How the engine launches a step's kernels: none, each by the host (nano-vLLM's "
+               "enforce_eager); piecewise (vllm-v1), attention and the Engram lookup launched "
+               "between graph pieces; full, a decode-only step replays one graph, split at "
+               "each Engram layer whose rows the host fetches (nano-vllm) or whose lookup "
+               "breaks capture (vllm-v1), other steps as the engine runs them (nano-vllm: "
+               "eagerly; vllm-v1: piecewise). Costs: kernel_launch, graph_launch."),
+        quantity_key("kernel_launch", Dim::Time, "0 s",
+                     "Host time to launch one kernel outside a graph (framework dispatch and "
+                     "the launch itself); the GPU runs a kernel once it is launched. 0: not "
+                     "modeled."),
+        quantity_key("graph_launch", Dim::Time, "0 s",
+                     "Host time to launch one CUDA graph replay. 0: not modeled."),
         boolean("async_scheduling", true,
                 "vllm-v1: schedule step n + 1 while step n runs (vLLM's --async-scheduling); a "
                 "finished request then frees its KV blocks and running slot one step late."),

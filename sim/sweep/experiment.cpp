@@ -122,6 +122,11 @@ std::vector<Variant> variants() {
         {"kernel floor", "6 us", {{"sim.kernel_floor", "6 us"}}},
         {"Engram GPU ops", "scaled by the backbone calibration", {{"sim.scale_engram_ops", true}}},
         {"short conv", "dropped (V4.1-era ports)", {{"engram.short_conv", false}}},
+        {"CUDA graphs", "decode graph split at the Engram layer, 10 us a replay, 5 us an "
+                        "eager kernel",
+         {{"sim.graph_launch", "10 us"}, {"sim.kernel_launch", "5 us"}}},
+        {"engine host loop", "synchronous, 2 ms of host work per step",
+         {{"sim.step_host_time", "2 ms"}}},
     };
 }
 

@@ -44,6 +44,10 @@ struct ActivationInput {
     double engram_staging_bytes = 0;  // the Engram's device buffer for one step's rows
 };
 
+// How a step's kernels are launched (sim.cuda_graphs, as the engine runs it): each by the host,
+// attention (and the Engram lookup) eagerly between graph pieces, or as whole-step graphs.
+enum class GraphMode { Eager, Piecewise, Full };
+
 // A time-independent schedule: every step the engine runs, and how often it preempted.
 struct EngineSchedule {
     std::vector<Step> steps;
@@ -72,6 +76,12 @@ public:
     // bookkeeping) overlaps step n on the GPU; else the loop is synchronous, the host's work
     // and the GPU's in turn.
     virtual bool overlaps_host(const nlohmann::json& sim) const { (void)sim; return false; }
+    // How a step runs under sim.cuda_graphs `cuda_graphs` (decode_only: no prefill token in it);
+    // throws config::ConfigError naming sim.cuda_graphs for a mode the engine lacks.
+    virtual GraphMode graph_mode(const std::string& cuda_graphs, bool decode_only) const = 0;
+    // Whether a whole-step graph is split at an Engram layer (its rows fetched with
+    // `mechanism` when `fetching`, else read from HBM).
+    virtual bool engram_splits_graph(const std::string& mechanism, bool fetching) const = 0;
 };
 
 // One registered engine.

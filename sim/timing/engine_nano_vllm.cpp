@@ -1,6 +1,7 @@
 // nano-vLLM (github.com/GeeeekExplorer/nano-vllm), as the paper's Table 4 ran it.
 #include <cmath>
 
+#include "model/config.h"
 #include "sim/timing/engine.h"
 #include "sim/timing/plan.h"
 
@@ -50,6 +51,22 @@ public:
     // program as the plan lays it out, nothing of the engine's own between steps.
     std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step) const override {
         return sim::step_program(plan, step);
+    }
+
+    // model_runner.py: decode replays a graph captured per batch size (whole model); prefill
+    // runs eagerly; enforce_eager runs everything eagerly. No piecewise graphs.
+    GraphMode graph_mode(const std::string& cuda_graphs, bool decode_only) const override {
+        if (cuda_graphs == "piecewise")
+            throw config::ConfigError("sim.cuda_graphs: nano-vllm captures whole-model graphs "
+                                      "(full) or none; piecewise is vllm-v1's");
+        return cuda_graphs == "full" && decode_only ? GraphMode::Full : GraphMode::Eager;
+    }
+
+    // A host copy cannot sit inside a graph: rows the host gathers or reads (cpu-gather, nvme,
+    // remote-gather) split the graph at their Engram layer, a wait between the two; a UVA
+    // gather is a kernel and stays inside.
+    bool engram_splits_graph(const std::string& mechanism, bool fetching) const override {
+        return fetching && mechanism != "uva";
     }
 };
 

@@ -61,6 +61,16 @@ public:
     bool overlaps_host(const nlohmann::json& sim) const override {
         return sim["async_scheduling"].get<bool>();
     }
+
+    // CUDAGraphMode: NONE; PIECEWISE (attention outside the graph pieces); FULL_AND_PIECEWISE
+    // (full graphs for uniform decode batches, piecewise for the rest).
+    GraphMode graph_mode(const std::string& cuda_graphs, bool decode_only) const override {
+        if (cuda_graphs == "none") return GraphMode::Eager;
+        return cuda_graphs == "full" && decode_only ? GraphMode::Full : GraphMode::Piecewise;
+    }
+
+    // vLLM's Engram lookup runs eagerly, as a break in CUDA-graph capture.
+    bool engram_splits_graph(const std::string&, bool) const override { return true; }
 };
 
 }  // namespace

@@ -120,33 +120,42 @@ static Plan make_plan_impl(const json& cfg, int shard, int shards, int platform_
     const ServedWork work = workload_and_lookups({cfg, run, kv.num_kv_blocks, shard, shards}, eng);
     const PlacementRecords records = placement_replay({cfg["workload"], run, table, work});
     const FetchStage fetch = fetch_work({hw, simc, run, where, costs.kernel_floor_s});
-    PlannedSteps steps = plan_steps({simc, run, costs, table, work, records, fetch});
+    PlannedSteps steps = plan_steps({simc, run, costs, table, work, records, fetch, &eng});
     return assemble_plan(eng, cfg, run, std::move(where), table, kv, costs, work, std::move(steps));
 }
 
 
 std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
     std::vector<Instr> prog;
-    auto run = [&](double s, const char* label, int threads = 0) {
+    auto run = [&](double s, const char* label, int threads = 0,
+                   PlannedStep::Launch launch = {}) {
         // Consecutive kernels with no event between them (on as many host cores) form one
-        // segment.
+        // segment; its launches add up, its first launch is its first part's.
         if (!prog.empty() && prog.back().kind == Instr::Kind::Run &&
             prog.back().label == label && prog.back().threads == threads) {
-            prog.back().seconds += s;
+            Instr& r = prog.back();
+            if (r.launch_s <= 0) r.launch_first_s = launch.first;
+            r.seconds += s;
+            r.launch_s += launch.total;
             return;
         }
         prog.push_back({Instr::Kind::Run, s, -1, label});
         prog.back().threads = threads;
+        prog.back().launch_s = launch.total, prog.back().launch_first_s = launch.first;
     };
-    // TP > 1: the segments with the collectives between them; host-cpu: the runs on one core
-    // and on all of them; else one run of `total`.
+    // TP > 1: the segments with the collectives between them (the part's launches shared
+    // among them by their seconds, the first launch on the first); host-cpu: the runs on one
+    // core and on all of them; else one run of `total`.
     auto segments = [&](const std::vector<TpSegment>& segs, double total, const char* label,
-                        const char* op, int layer, const std::vector<CoreSegment>& cores) {
+                        const char* op, int layer, const std::vector<CoreSegment>& cores,
+                        PlannedStep::Launch launch = {}) {
         for (const CoreSegment& c : cores) run(c.seconds, label, c.threads);
         if (!cores.empty()) return;
-        if (segs.empty()) return run(total, label);
-        for (const TpSegment& sg : segs) {
-            run(sg.seconds, label);
+        if (segs.empty()) return run(total, label, 0, launch);
+        for (size_t k = 0; k < segs.size(); ++k) {
+            const TpSegment& sg = segs[k];
+            const double share = total > 0 ? sg.seconds / total : 1.0 / double(segs.size());
+            run(sg.seconds, label, 0, {launch.total * share, k == 0 ? launch.first : 0});
             if (sg.after.kind == Collective::Kind::None) continue;
             Instr c{Instr::Kind::Collective, 0, -1, "collective"};
             c.collective = sg.after;
@@ -159,7 +168,7 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
     if (st.gpu_hash_s > 0) run(st.gpu_hash_s, "hash");
     for (size_t f = 0; f < st.fetch.size(); ++f)
         if (st.fetch[f].issue_layer == 0) prog.push_back({Instr::Kind::Issue, 0, int(f), ""});
-    segments(st.tp_embed, st.embed_s, "layers", "embed", -1, st.cpu_embed);
+    segments(st.tp_embed, st.embed_s, "layers", "embed", -1, st.cpu_embed, st.launch_embed);
     for (int l = 0; l < plan.backbone.layers; ++l) {
         for (size_t f = 0; f < st.fetch.size(); ++f)
             if (st.fetch[f].issue_layer == l && l > 0)
@@ -169,11 +178,12 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
                 for (size_t f = 0; f < st.fetch.size(); ++f)
                     if (st.fetch[f].engram_index == int(e))
                         prog.push_back({Instr::Kind::Wait, 0, int(f), ""});
-                segments(st.tp_engram, st.engram_gpu_s[e], "engram", "engram", l, st.cpu_engram);
+                segments(st.tp_engram, st.engram_gpu_s[e], "engram", "engram", l, st.cpu_engram,
+                         st.launch_engram);
             }
-        segments(st.tp_layer, st.layer_s, "layers", "layer", l, st.cpu_layer);
+        segments(st.tp_layer, st.layer_s, "layers", "layer", l, st.cpu_layer, st.launch_layer);
     }
-    segments(st.tp_head, st.head_s, "layers", "head", -1, st.cpu_head);
+    segments(st.tp_head, st.head_s, "layers", "head", -1, st.cpu_head, st.launch_head);
     return prog;
 }
 
@@ -192,7 +202,7 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
             in.seconds = collective_seconds(plan.platform, plan.gpus, in.collective);
         }
         if (in.kind == Instr::Kind::Run) {
-            const int v = dag.add(in.label, in.seconds);
+            const int v = dag.add(in.label, run_seconds(in));
             if (prev >= 0) dag.depends(v, prev);
             for (size_t f = 0; f < st.fetch.size(); ++f)  // a wait just before this segment
                 if (ready[f] >= 0 && issue[f] == -2) dag.depends(v, ready[f]), issue[f] = -3;

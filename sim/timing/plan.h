@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,6 +72,14 @@ struct PlannedStep {
     // seqs): before its GPU work in a synchronous loop, overlapping the previous step's GPU
     // work where the engine overlaps them (Plan::overlaps_host).
     double host_s = 0;
+    // The host's time to launch each part's kernels and graphs (sim.cuda_graphs, kernel_launch,
+    // graph_launch): `total` overlaps the part's GPU work, but its `first` launch comes before
+    // any of it (a part starts at the step start or after a fetch's wait). A part's run then
+    // takes first + max(GPU seconds, total - first). Zero where launches are not modeled.
+    struct Launch {
+        double total = 0, first = 0;
+    };
+    Launch launch_embed, launch_layer, launch_engram, launch_head;
     uint32_t tokens = 0, seqs = 0;
     uint64_t context_tokens = 0;
     double gpu_hash_s = 0;  // hashing on the GPU, at the step start
@@ -104,6 +113,9 @@ struct Instr {
     const char* op = nullptr;
     int layer = -1;
     const TpSegment* segment = nullptr;
+    // Kind::Run: the host's launches of its kernels (PlannedStep::Launch); run_seconds() is
+    // what the run takes.
+    double launch_s = 0, launch_first_s = 0;
 };
 
 struct Plan {
@@ -182,6 +194,13 @@ inline std::vector<Instr> engine_step_program(const Plan& plan, const PlannedSte
 // The step's operator DAG (model/step_model.h) and its critical path: the step time when
 // nothing contends.
 double analytic_step_seconds(const Plan& plan, const PlannedStep& step);
+
+// What a Kind::Run instruction takes: its GPU seconds, or, when the host launches its kernels
+// slower than the GPU runs them, the launches (the first before any kernel runs).
+inline double run_seconds(const Instr& in) {
+    if (in.launch_s <= 0) return in.seconds;
+    return in.launch_first_s + std::max(in.seconds, in.launch_s - in.launch_first_s);
+}
 
 }  // namespace engramsim::sim
 

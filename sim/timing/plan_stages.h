@@ -183,6 +183,7 @@ struct StepsInput {
     const ServedWork& work;
     const PlacementRecords& records;
     const FetchStage& fetch;
+    const Engine* engine = nullptr;  // its graph modes (null: kDefaultEngine)
 };
 struct PlannedSteps {
     std::vector<PlannedStep> steps;

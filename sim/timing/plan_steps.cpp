@@ -230,6 +230,49 @@ PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, 
     return f;
 }
 
+// The host's launches of each part of a step (PlannedStep::Launch): kernels launched one by one
+// (kernel_launch each, the ops of the part's list), graph pieces (graph_launch each) as the
+// engine runs the step under sim.cuda_graphs.
+void plan_launches(const StepsInput& in, const Engine& eng, const StepShape& shape,
+                   PlannedStep& ps) {
+    const double L = config::quantity(in.sim, "kernel_launch", Dim::Time);
+    const double G = config::quantity(in.sim, "graph_launch", Dim::Time);
+    const RunChoices& run = in.run;
+    const GraphMode mode = eng.graph_mode(in.sim["cuda_graphs"].get<std::string>(), !ps.prefill);
+    if ((L <= 0 && G <= 0) || run.cpu_cores > 0) return;  // not modeled; a CPU engine
+    const BackboneShape& bb = run.backbone;
+    const std::vector<OpShape> layer = layer_ops(bb, shape);
+    const auto n_attention = double(std::count_if(layer.begin(), layer.end(), [](const OpShape& op) {
+        return op.kernel.rfind("attention", 0) == 0;
+    }));
+    const double n_embed = double(embed_ops(bb, shape).size()), n_layer = double(layer.size());
+    const double n_head = double(head_ops(bb, shape).size());
+    const double n_engram =
+        run.has_engram ? double(engram_ops(in.costs.engram_shape, bb, shape).size()) : 0;
+    using Launch = PlannedStep::Launch;
+    switch (mode) {
+        case GraphMode::Eager:
+            ps.launch_embed = {n_embed * L, L};
+            ps.launch_layer = {n_layer * L, L};
+            ps.launch_engram = {n_engram * L, L};
+            ps.launch_head = {n_head * L, L};
+            break;
+        case GraphMode::Piecewise:  // a piece from each attention to the next; the Engram eager
+            ps.launch_embed = {G, G};
+            ps.launch_layer = {n_attention * L + G, L};
+            ps.launch_engram = {n_engram * L + G, L};
+            ps.launch_head = {};
+            break;
+        case GraphMode::Full:  // one graph, and one more after each Engram layer that splits it
+            ps.launch_embed = {G, G};
+            ps.launch_layer = ps.launch_head = {};
+            ps.launch_engram = eng.engram_splits_graph(run.mechanism, in.fetch.fetching)
+                                   ? Launch{G, G}
+                                   : Launch{};
+            break;
+    }
+}
+
 }  // namespace
 
 StepShape step_shape(const Step& st) {
@@ -259,6 +302,7 @@ PlannedSteps plan_steps(const StepsInput& in) {
     out.first_step.assign(n_req, UINT32_MAX);
     out.last_step.assign(n_req, 0);
     out.steps.reserve(steps.size());
+    const Engine& eng = in.engine ? *in.engine : engine(kDefaultEngine);
     const double host_step = config::quantity(in.sim, "step_host_time", Dim::Time);
     const double host_seq = config::quantity(in.sim, "step_host_time_per_seq", Dim::Time);
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -279,6 +323,7 @@ PlannedSteps plan_steps(const StepsInput& in) {
             out.last_step[r] = uint32_t(i);
         }
         const double e = op_times(in, shape, ps);
+        plan_launches(in, eng, shape, ps);
         if (run.has_engram) {
             ps.engram_gpu_s.assign(run.engram_layers.size(), e);
             if (gpu_hash) ps.gpu_hash_s = gpu_hash_seconds(in, shape);

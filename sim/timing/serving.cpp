@@ -73,7 +73,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                         sg4::this_actor::thread_execute(sg4::this_actor::get_host(), in.seconds,
                                                         in.threads);
                     else
-                        sg4::this_actor::execute(in.seconds);
+                        sg4::this_actor::execute(run_seconds(in));
                     ++activities;
                     break;
                 case Instr::Kind::Issue: {
