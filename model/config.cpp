@@ -347,6 +347,11 @@ std::vector<Key> sim_fetch_keys() {
         quantity_key("uva_read_granularity", Dim::Bytes, "64 B",
                      "Alignment of GPU zero-copy reads of host memory.",
                      above_zero(Dim::Bytes, "a read moves data")),
+        quantity_key("uva_sm_share", Dim::Count, 0.0,
+                     "uva: the share of the GPU's SMs the gather kernel holds while its reads "
+                     "are in flight, taken from the compute beside it (a kernel on a side "
+                     "stream slows the main stream); 0: not modeled. [0, 1)",
+                     Range{.lo = 0, .hi = 1, .hi_open = true, .why = "a share the compute keeps some of"}),
         integer("uva_outstanding_reads", 768,
                 "PCIe read requests a GPU keeps in flight (10-bit tags).", 1, 65536),
         quantity_key("nvme_io_size", Dim::Bytes, "4 KiB",

@@ -116,6 +116,7 @@ public:
         const double row_wire = p_.pcie.small_wire_bytes(reads, p_.uva_read_granularity);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         w.h2d_wire_bytes += row_wire;
+        w.gpu_kernel = true;
         // Little's law: `outstanding` reads in flight, each a link round trip.
         const double concurrency_s = reads * p_.link_latency_s / p_.uva_outstanding_reads;
         const double link_s = row_wire / p_.link_bytes_per_s;

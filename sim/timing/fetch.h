@@ -61,6 +61,7 @@ struct FetchWork {
     // the host's cores beside whatever else runs there.
     double nvme_cpu_s = 0;
     double h2d_wire_bytes = 0;  // everything the host link carries to the GPU
+    bool gpu_kernel = false;    // uva: a kernel on the GPU reads the rows (it holds SMs meanwhile)
     double payload_bytes = 0;   // rows delivered (no protocol overhead)
     // remote-gather: per memory node, all nodes at once and alike: the row ids it receives
     // (from the GPU with hashing on the GPU, else from the host), its gather, the rows it sends

@@ -68,6 +68,7 @@ Plan assemble_plan(const Engine& eng, const json& cfg, const RunChoices& run, Pl
     plan.tensor_parallel = run.tensor_parallel;
     plan.coalesce_collectives = run.coalesce_collectives;
     plan.fifo_fetch_queue = run.fifo_fetch_queue;
+    plan.uva_sm_share = count_of(cfg["sim"], "uva_sm_share");
     plan.platform = std::move(where.platform);
     plan.gpu = where.gpu, plan.host = where.host;
     plan.compute_on_host = run.cpu_cores > 0;

@@ -145,6 +145,9 @@ struct Plan {
     // copy to the GPU (or UVA reads) one at a time, each in the order they reach it; shared
     // (false): concurrent ones split the host threads and the link equally.
     bool fifo_fetch_queue = false;
+    // sim.uva_sm_share: while a UVA gather's reads are in flight its kernel holds this share of
+    // the GPU's SMs, and the compute beside it runs on the rest (the DES only).
+    double uva_sm_share = 0;
     std::vector<int> gpus;    // node indices gpu0..gpu{TP-1}
     std::vector<int> nvme;   // drive node indices (table = nvme reads from each)
     std::vector<int> memory_nodes;  // remote memory servers (table = remote-dram), mem0 first

@@ -87,7 +87,7 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                             "fetch", host,
                             [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems,
                              &activities, q = queues.empty() ? Queues{} : queues[g],
-                             threads = plan.fetch_threads] {
+                             threads = plan.fetch_threads, sm_share = plan.uva_sm_share] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
@@ -125,12 +125,24 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     sg4::this_actor::execute(w.host_s);
                                 if (q.host) q.host->unlock();
                                 if (q.stream) q.stream->lock();
+                                // A UVA gather kernel holds a share of the GPU's SMs while its
+                                // reads are in flight: an execution on the GPU beside the
+                                // compute, its priority set so the two share the GPU as s to
+                                // 1 - s (SimGrid shares a host in proportion to priorities).
+                                sg4::ExecPtr sms;
+                                if (w.gpu_kernel && sm_share > 0)
+                                    sms = sg4::Exec::init()
+                                              ->set_host(gpu)
+                                              ->set_flops_amount(1e30)
+                                              ->set_priority(sm_share / (1 - sm_share))
+                                              ->start();
                                 sg4::this_actor::sleep_for(w.fixed_s);
                                 activities += 2;
                                 if (w.h2d_wire_bytes > 0) {
                                     sg4::Comm::sendto(host, gpu, uint64_t(w.h2d_wire_bytes));
                                     ++activities;
                                 }
+                                if (sms) sms->cancel(), ++activities;
                                 if (q.stream) q.stream->unlock();
                                 if (w.net_bytes_per_node > 0) {  // remote-gather
                                     // Every memory node at once: receive its ids, gather on

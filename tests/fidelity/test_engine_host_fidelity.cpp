@@ -214,3 +214,43 @@ TEST(EngineLaunchFidelity, AHostFetchSplitsTheDecodeGraphAtTheEngramLayer) {
     EXPECT_NEAR(delta("nano-vllm", "uva"), 1e-3, 1e-9);
     EXPECT_NEAR(delta("vllm-v1", "uva"), 2e-3, 1e-9);
 }
+
+// ---- A UVA gather's share of the SMs (sim.uva_sm_share) ----
+
+// The gather kernel holds share s of the GPU while its reads are in flight (F seconds from the
+// end of its host work to the rows' arrival); the compute beside it runs at 1 - s meanwhile, so
+// a step whose fetch is hidden (issued at the step start, needed at layer 30) takes s F longer.
+TEST(EngineLaunchFidelity, AUvaGatherTakesItsShareOfTheSmsFromTheCompute) {
+    auto plan_with = [](double share) {
+        return make_plan(resolve_run_config(
+            {{"backbone", "dense-4b"},
+             {"engram", {{"base", "paper-offload-100b"}, {"layer_ids", {30}}}},
+             {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 24}}},
+             {"sim",
+              {{"mechanism", "uva"}, {"schedule", "layer-ahead:0"}, {"uva_sm_share", share}}}},
+            "test"));
+    };
+    const Plan free = plan_with(0);
+    const DesResult a = simulate_forked(free);
+    for (const double s : {0.25, 0.75}) {
+        const Plan shared = plan_with(s);
+        const DesResult b = simulate_forked(shared);
+        ASSERT_EQ(a.step_end_s.size(), b.step_end_s.size());
+        double want = 0;
+        for (size_t i = 0; i < free.steps.size(); ++i) {
+            ASSERT_EQ(a.fetch[i].size(), 1u);
+            const FetchRecord& f = a.fetch[i][0];
+            ASSERT_LE(f.ready_s, f.needed_s) << "step " << i << ": the fetch must be hidden";
+            ASSERT_LE(b.fetch[i][0].ready_s, b.fetch[i][0].needed_s) << "s " << s << " step " << i;
+            const double reads = (f.ready_s - f.issue_s) - free.steps[i].fetch[0].work.host_s;
+            want += s * reads;
+            const double got_step = (b.step_end_s[i] - b.step_start_s[i]) -
+                                    (a.step_end_s[i] - a.step_start_s[i]);
+            EXPECT_NEAR(got_step, s * reads, 1e-9) << "s " << s << " step " << i;
+        }
+        ASSERT_GT(want, 0);
+        EXPECT_NEAR(b.makespan_s - a.makespan_s, want, 1e-9 * b.makespan_s) << "s " << s;
+        // The analytic path has no contention: it ignores the share.
+        EXPECT_NEAR(analytic(shared).makespan_s, analytic(free).makespan_s, 1e-12);
+    }
+}
