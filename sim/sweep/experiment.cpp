@@ -1,5 +1,6 @@
 #include "sim/sweep/experiment.h"
 
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 
@@ -201,6 +202,15 @@ Table4 paper_table4(bool with_sensitivity, const std::function<void(const std::s
         row.engram_tps = e.metrics.throughput_tok_per_s;
         row.engram_metrics = e.metrics;
         row.overhead_pct = overhead_pct(row.baseline_tps, row.engram_tps);
+        say(std::string(p.backbone) + ": the KV band");
+        row.kv_blocks = e.plan.num_kv_blocks;
+        for (int k = -kKvBand; k <= kKvBand; ++k) {
+            const double tps =
+                k == 0 ? row.engram_tps
+                       : run_config(with_key(eng, "sim.num_kv_blocks", row.kv_blocks + k))
+                             .metrics.throughput_tok_per_s;
+            row.kv_band_overhead_pct.push_back(overhead_pct(row.baseline_tps, tps));
+        }
         row.table_in_hbm_tps = run_config(with_key(eng, "sim.table", "hbm")).metrics.throughput_tok_per_s;
         row.overhead_vs_hbm_pct = overhead_pct(row.table_in_hbm_tps, row.engram_tps);
         row.oracle_tps =
@@ -263,7 +273,15 @@ json Table4::to_json() const {
                              {"table_in_hbm_tok_per_s", r.table_in_hbm_tps},
                              {"overhead_vs_table_in_hbm_pct", r.overhead_vs_hbm_pct},
                              {"oracle_tok_per_s", r.oracle_tps},
-                             {"engram_run", metrics_json(r.engram_metrics)}});
+                             {"engram_run", metrics_json(r.engram_metrics)},
+                             {"kv_band",
+                              {{"blocks", kKvBand},
+                               {"kv_blocks", r.kv_blocks},
+                               {"overhead_pct", r.kv_band_overhead_pct},
+                               {"min_overhead_pct", *std::min_element(r.kv_band_overhead_pct.begin(),
+                                                                     r.kv_band_overhead_pct.end())},
+                               {"max_overhead_pct", *std::max_element(r.kv_band_overhead_pct.begin(),
+                                                                     r.kv_band_overhead_pct.end())}}}});
     j["assumptions"] = assumptions;
     if (!sensitivity.empty()) {
         j["sensitivity"] = json::array();

@@ -55,7 +55,13 @@ struct Table4Row {
     double baseline_tps = 0, engram_tps = 0, overhead_pct = 0;
     double table_in_hbm_tps = 0, overhead_vs_hbm_pct = 0, oracle_tps = 0;
     RunMetrics engram_metrics;
+    // Preemption makes throughput jagged in the KV cache: the Engram run's overhead with its KV
+    // cache kKvBand blocks smaller to kKvBand blocks larger (sim.num_kv_blocks), in order.
+    int64_t kv_blocks = 0;
+    std::vector<double> kv_band_overhead_pct;
 };
+
+inline constexpr int kKvBand = 2;
 
 struct SensitivityRow {
     std::string assumption, value;

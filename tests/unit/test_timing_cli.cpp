@@ -1,5 +1,7 @@
 // engramsim run and engramsim study as a user runs them: outputs, files, JSON keys, errors.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
@@ -176,7 +178,20 @@ TEST(TimingCli, StudyPaperTable4Json) {
         const double base = row["baseline_tok_per_s"], eng = row["engram_tok_per_s"];
         EXPECT_LT(eng, base);
         EXPECT_NEAR(row["overhead_pct"].get<double>(), (base - eng) / base * 100, 1e-9);
+        // The band over the Engram run's KV cache +-2 blocks: five overheads, the prediction
+        // in the middle, min and max of them.
+        const auto& band = row["kv_band"];
+        ASSERT_EQ(band["blocks"], 2);
+        ASSERT_EQ(band["overhead_pct"].size(), 5u);
+        EXPECT_EQ(band["overhead_pct"][2], row["overhead_pct"]);
+        const std::vector<double> v = band["overhead_pct"];
+        EXPECT_EQ(band["min_overhead_pct"].get<double>(), *std::min_element(v.begin(), v.end()));
+        EXPECT_EQ(band["max_overhead_pct"].get<double>(), *std::max_element(v.begin(), v.end()));
+        EXPECT_GT(band["kv_blocks"].get<int64_t>(), 1000);
     }
+    // Dense-8B runs at the edge of its KV cache (preemptions): its band is not one point.
+    EXPECT_LT(j["rows"][1]["kv_band"]["min_overhead_pct"].get<double>(),
+              j["rows"][1]["kv_band"]["max_overhead_pct"].get<double>());
     for (const char* k : {"pcie_generation", "table_dtype", "layer_shape", "hashing", "calibration"})
         EXPECT_TRUE(j["assumptions"].contains(k)) << k;
 }
