@@ -123,7 +123,8 @@ TEST(Config, SectionStartsFromAPreset) {
     EXPECT_EQ(r["engram"]["n_embed_per_ngram"], 640);
     EXPECT_EQ(error_of({{"engram", {{"base", "demo-v2"}}}}),
               "test.json: engram.base: no engram preset named 'demo-v2'; did you mean demo-v1? "
-              "(known: demo-v1, engram-27b, engram-40b, paper-offload-100b)");
+              "(known: deepseek-v41-flash-engram, demo-v1, engram-27b, engram-40b, "
+              "paper-offload-100b)");
     EXPECT_NE(error_of({{"engram", {{"base", "h200"}}}}).find("no engram preset named 'h200'"),
               std::string::npos);
     // The shorthand's error names the key the user wrote.
