@@ -198,6 +198,9 @@ TEST(SweepCli, SweepFilesAndStudies) {
     r = run("study run engram-budget --list");
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("engram-budget: 72 points"), std::string::npos) << r.out;
+    r = run("study run engram-deployment --list");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("engram-deployment: 36 points"), std::string::npos) << r.out;
     r = run("study run zipf-hierarchi");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("did you mean zipf-hierarchy?"), std::string::npos) << r.err;
