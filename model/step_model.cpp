@@ -170,6 +170,23 @@ EngramGpuShape EngramGpuShape::from_config(const EngramConfig& e) {
             .hc_mult = e.hc_mult};
 }
 
+double engram_activation_bytes_per_token(const EngramGpuShape& e, const BackboneShape& b) {
+    const double H = b.hidden, M = std::max(1, e.hc_mult), by = b.bytes_per_value, f32 = 4;
+    const double stream = M * H * by;           // h, live throughout
+    const double kv = (M + 1) * H * by;         // the fused projections k (M) and v
+    const double norm_temps = 2 * M * H * f32;  // x.float() and the fp32 product
+    const double rows = double(e.heads) * e.row_bytes;
+    double peak = stream + rows + kv;                                   // projecting
+    peak = std::max(peak, stream + kv + norm_temps);                    // RMSNorm(h)
+    peak = std::max(peak, stream + kv + M * H * by + norm_temps);       // RMSNorm(k)
+    peak = std::max(peak, stream + kv + 3 * M * H * by);                // hn, kn, hn * kn
+    peak = std::max(peak, stream + kv + 2 * M * H * by);                // gate * v, the output
+    if (e.short_conv)  // v~ and RMSNorm(v~) (fp32), then the conv's output and SiLU
+        peak = std::max({peak, stream + M * H * by + M * H * by + norm_temps,
+                         stream + 3 * M * H * by});
+    return peak;
+}
+
 namespace {
 
 // Before a sublayer: residual add + RMSNorm (hc_mult 1), or the mHC maps: the coefficient

@@ -110,6 +110,16 @@ struct EngramGpuShape {
     static EngramGpuShape from_config(const EngramConfig& engram);
 };
 
+// The Engram module's largest live tensors per token in an eager forward (a warm-up prefill),
+// bytes, walked phase by phase as the reference module allocates them: the residual stream h
+// (M x hidden) throughout; the gathered rows e and the fused projections [k; v] ((M + 1) x
+// hidden); each RMSNorm (of h, then of k) upcasting its input to fp32 and holding the fp32
+// product before it casts back; the normalized h and k; the dot product's elementwise term;
+// the gated value and the output; with the short conv, RMSNorm(v~) likewise and the conv's
+// output. Activations in the backbone's bytes_per_value. The largest phase is the norm of k:
+// h + [k; v] + RMSNorm(h) + two fp32 temporaries = hidden x (b (3M + 1) + 8M).
+double engram_activation_bytes_per_token(const EngramGpuShape& e, const BackboneShape& b);
+
 // Op lists: one Transformer layer, the head (final norm + LM head + sampling), the embedding,
 // and the Engram module at one layer. A layer is [pre(attention), attention, post, pre(MLP),
 // MLP, post]: with hc_mult 1, pre is residual add + RMSNorm and post is empty (the add folds

@@ -321,10 +321,16 @@ KvBudget kv_budget(const KvBudgetInput& in, const Engine& engine) {
         kv.engram_weight_bytes = double(run.engram_layers.size()) * eshape.d_mem * bb.hidden *
                                  (eshape.hc_mult + 1) * bb.bytes_per_value;
         // The device buffer receiving a step's unique rows (at most every lookup of a full
-        // prefill); the expanded per-token rows and projections are transient and smaller than
-        // the MLP's live tensors, so they do not raise the peak.
+        // prefill), live through the warm-up.
         engram_staging = double(max_batched) * eshape.heads * eshape.row_bytes / tpd;
+        kv.engram_activation_bytes_per_token = engram_activation_bytes_per_token(eshape, bb);
     }
+    // The warm-up prefill's live tensors per token: the backbone's largest, or the Engram
+    // module's while it runs (its fp32 norm temporaries over M streams), whichever is larger.
+    kv.backbone_activation_bytes_per_token =
+        bb.activation_values_per_token(tpd) * bb.bytes_per_value;
+    const double live_per_token = std::max(kv.backbone_activation_bytes_per_token,
+                                           kv.engram_activation_bytes_per_token);
     // placement.hbm_capacity is the TP group's: each GPU caches rows of its own Engram heads,
     // so each holds 1/TP of them (one replay over the whole group decides the hits).
     if (in.hbm_cache_rows > 0)
@@ -334,7 +340,7 @@ KvBudget kv_budget(const KvBudgetInput& in, const Engine& engine) {
     // Under TP the column-parallel outputs are 1/TP wide; GPU 0 holds the gathered logits.
     kv.activation_peak =
         engine.activation_peak({simc["max_num_seqs"].get<int>(), max_batched,
-                                bb.activation_values_per_token(tpd),  // MLA / MoE / mHC aware
+                                live_per_token / bb.bytes_per_value,  // MLA / MoE / mHC aware
                                 bb.bytes_per_value, double(bb.vocab), engram_staging});
     const KvSizingInput sizing{in.hbm_bytes,
                                count_of(simc, "gpu_memory_utilization"),

@@ -118,6 +118,9 @@ struct KvBudgetInput {
 struct KvBudget {
     double weight_bytes = 0, kv_bytes_per_token = 0, activation_peak = 0;
     double engram_weight_bytes = 0;  // projections plus this GPU's share of the HBM cache
+    // The warm-up's largest live tensors per token: the backbone's, and the Engram module's
+    // (engram_activation_bytes_per_token); the larger sets the activation peak.
+    double backbone_activation_bytes_per_token = 0, engram_activation_bytes_per_token = 0;
     int64_t num_kv_blocks = 0;
 };
 KvBudget kv_budget(const KvBudgetInput& in, const Engine& engine);

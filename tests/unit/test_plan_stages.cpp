@@ -99,6 +99,37 @@ TEST(PlanStages, KvBudgetChargesTheEngramAndItsHbmCache) {
     EXPECT_LT(b.num_kv_blocks, a.num_kv_blocks);
 }
 
+// The Engram module's warm-up tensors, walked in closed form: at its largest (the RMSNorm of
+// k) the stream h, the fused [k; v], the normalized h and two fp32 temporaries live at once,
+// hidden x (b (3M + 1) + 8M) bytes per token. Dense-4B with the paper's layer (M 1, bf16):
+// 16 x 2560 = 40,960 B, under the backbone's 61,440 B (its MLP): the peak, and the KV cache,
+// do not move. DeepSeek-V4.1-Flash (M 4, fp8 activations): 5120 x (13 + 32) = 230,400 B per
+// token, above its backbone's share at TP 4: the module sets the warm-up peak.
+TEST(PlanStages, TheEngramModulesWarmUpTensorsSetThePeakOnlyWhenLarger) {
+    const KvSetup dense = kv_setup({{"backbone", "dense-4b"}, {"engram", "paper-offload-100b"}});
+    const KvBudget a = dense.budget();
+    EXPECT_DOUBLE_EQ(a.engram_activation_bytes_per_token, 16.0 * 2560);
+    EXPECT_DOUBLE_EQ(a.backbone_activation_bytes_per_token, 30720.0 * 2);
+    const KvSetup none = kv_setup({{"backbone", "dense-4b"}});
+    const EngramGpuShape& e = dense.costs.engram_shape;
+    const double mbt = dense.cfg["sim"]["max_num_batched_tokens"].get<int>();
+    EXPECT_DOUBLE_EQ(a.activation_peak,
+                     none.budget().activation_peak + mbt * e.heads * e.row_bytes);
+
+    const KvSetup v41 = kv_setup({{"backbone", "deepseek-v41-flash"},
+                                  {"engram", "deepseek-v41-flash-engram"},
+                                  {"hardware", {{"base", "b200"}, {"gpu", {{"count", 4}}}}},
+                                  {"sim", {{"tensor_parallel", 4}}}});
+    const KvBudget b = v41.budget();
+    EXPECT_DOUBLE_EQ(b.engram_activation_bytes_per_token, 5120.0 * (13 + 32));
+    EXPECT_GT(b.engram_activation_bytes_per_token, b.backbone_activation_bytes_per_token);
+    const double vocab = double(v41.run.backbone.vocab);
+    const double seqs = v41.cfg["sim"]["max_num_seqs"].get<int>();
+    const EngramGpuShape& e4 = v41.costs.engram_shape;
+    EXPECT_DOUBLE_EQ(b.activation_peak, mbt * 230400.0 + seqs * vocab * 4 +
+                                            mbt * e4.heads * e4.row_bytes / 4);
+}
+
 // sim.num_kv_blocks >= 0 is taken as given; an HBM too small says what took it.
 TEST(PlanStages, KvBudgetOverrideAndTheNoRoomError) {
     EXPECT_EQ(kv_setup({{"backbone", "dense-4b"}, {"sim", {{"num_kv_blocks", 7}}}})
