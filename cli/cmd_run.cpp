@@ -1,6 +1,7 @@
 // engramsim run CONFIG|PRESET: one serving run on the timing simulator, with its references
 // (the same run with the table in HBM, and without Engram); results.json, resolved_config.json
 // and optionally a Perfetto timeline in DIR.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@ struct RunOptions {
     std::string out_dir;
     bool json = false;
     bool timeline = false;
+    int kv_band = 0;
 };
 
 std::string pct(double x) { return fixed(x, 2) + "%"; }
@@ -42,6 +44,12 @@ void print_run(const sim::Compared& c, double wall_s) {
     if (c.no_engram)
         t.add({"overhead vs no Engram",
                pct(sim::overhead_pct(c.no_engram->throughput_tok_per_s, m.throughput_tok_per_s))});
+    if (!c.kv_band_overhead_pct.empty()) {
+        const auto [lo, hi] =
+            std::minmax_element(c.kv_band_overhead_pct.begin(), c.kv_band_overhead_pct.end());
+        t.add({"  band, KV cache +-" + std::to_string(c.kv_band_blocks) + " blocks",
+               fixed(*lo, 2) + " .. " + fixed(*hi, 2) + "%"});
+    }
     t.add({"makespan", fixed(m.makespan_s, 3) + " s"});
     t.add({"steps (prefill / decode)", thousands(m.steps) + " (" + thousands(m.prefill_steps) +
                                            " / " + thousands(m.steps - m.prefill_steps) + ")"});
@@ -98,7 +106,8 @@ void print_run(const sim::Compared& c, double wall_s) {
 void run(const RunOptions& opt) {
     const auto t0 = std::chrono::steady_clock::now();
     const nlohmann::json cfg = sim::load_run_config(opt.config);
-    const sim::Compared c = sim::run_compared(cfg);
+    sim::Compared c = sim::run_compared(cfg);
+    sim::add_kv_band(c, cfg, opt.kv_band);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const nlohmann::json results =
         sim::results_json(c.run.plan, c.run.metrics, {{"comparison", c.comparison_json()}});
@@ -133,6 +142,10 @@ void add_run_command(CLI::App& app) {
                                 "Write results.json, resolved_config.json (and timeline.json) "
                                 "here");
     cmd->add_flag("--json", opt->json, "Print results.json instead of the table");
+    cmd->add_option("--kv-band", opt->kv_band,
+                    "Also run the config with its KV cache K blocks smaller to K larger: the "
+                    "overhead's band against no Engram (preemption makes it jagged); 0: none")
+        ->check(CLI::Range(0, 64));
     cmd->add_flag("--timeline", opt->timeline,
                   "Also write timeline.json into the -o folder (Chrome trace; open in "
                   "ui.perfetto.dev); needs -o DIR")

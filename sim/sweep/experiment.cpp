@@ -56,6 +56,21 @@ Compared run_compared(const json& resolved) {
     return c;
 }
 
+void add_kv_band(Compared& c, const json& resolved, int blocks) {
+    if (blocks <= 0 || !c.no_engram) return;
+    c.kv_band_blocks = blocks;
+    c.kv_band_overhead_pct.clear();
+    const int64_t n = c.run.plan.num_kv_blocks;
+    const double base = c.no_engram->throughput_tok_per_s;
+    for (int k = -blocks; k <= blocks; ++k) {
+        if (n + k < 1) continue;  // no KV cache below one block
+        const double tps = k == 0 ? c.run.metrics.throughput_tok_per_s
+                                  : run_config(with_key(resolved, "sim.num_kv_blocks", n + k))
+                                        .metrics.throughput_tok_per_s;
+        c.kv_band_overhead_pct.push_back(overhead_pct(base, tps));
+    }
+}
+
 json Compared::comparison_json() const {
     json j = {{"throughput_tok_per_s", run.metrics.throughput_tok_per_s}};
     if (table_in_hbm) {
@@ -67,6 +82,15 @@ json Compared::comparison_json() const {
         j["no_engram_tok_per_s"] = no_engram->throughput_tok_per_s;
         j["overhead_vs_no_engram_pct"] =
             overhead_pct(no_engram->throughput_tok_per_s, run.metrics.throughput_tok_per_s);
+    }
+    if (!kv_band_overhead_pct.empty()) {
+        const auto [lo, hi] =
+            std::minmax_element(kv_band_overhead_pct.begin(), kv_band_overhead_pct.end());
+        j["kv_band"] = {{"blocks", kv_band_blocks},
+                        {"kv_blocks", run.plan.num_kv_blocks},
+                        {"overhead_vs_no_engram_pct", kv_band_overhead_pct},
+                        {"min_pct", *lo},
+                        {"max_pct", *hi}};
     }
     return j;
 }

@@ -41,9 +41,16 @@ RunOutcome run_config(const nlohmann::json& resolved);
 struct Compared {
     RunOutcome run;
     std::optional<RunMetrics> table_in_hbm, no_engram;
+    // With a band of k blocks (add_kv_band): the overhead against no Engram with the run's KV
+    // cache k blocks smaller to k blocks larger (sim.num_kv_blocks), in order.
+    int kv_band_blocks = 0;
+    std::vector<double> kv_band_overhead_pct;
     nlohmann::json comparison_json() const;  // throughput of each, overheads in percent
 };
 Compared run_compared(const nlohmann::json& resolved);
+// Preemption makes throughput jagged in the KV cache: runs the config again with its KV cache
+// `blocks` blocks smaller to `blocks` larger, each against the no-Engram reference.
+void add_kv_band(Compared& c, const nlohmann::json& resolved, int blocks);
 
 // ---- Paper Table 4 ------------------------------------------------------------------------
 

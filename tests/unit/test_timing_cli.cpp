@@ -93,6 +93,39 @@ TEST(TimingCli, RunServesASyntheticWorkload) {
     EXPECT_NE(r.err.find("workload.synthetic_model: cannot read"), std::string::npos) << r.err;
 }
 
+// --kv-band 2: the overhead against no Engram with the KV cache 2 blocks smaller to 2 larger.
+// Each end is checked against its own run with sim.num_kv_blocks set (Dense-8B at 200 blocks:
+// it preempts, so the band is not one point).
+TEST(TimingCli, RunKvBandIsTheOverheadAtNeighbouringKvCaches) {
+    auto config = [](int64_t blocks) {
+        const std::string path = ::testing::TempDir() + "timing_kv_" + std::to_string(blocks) +
+                                 "_" + std::to_string(getpid()) + ".json";
+        std::ofstream(path) << R"({"backbone": "dense-8b", "engram": "paper-offload-100b",
+            "workload": {"base": "nano-vllm-512", "num_requests": 96},
+            "sim": {"num_kv_blocks": )" << blocks << "}}";
+        return path;
+    };
+    Result r = run("run " + config(200) + " --kv-band 2 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto band = nlohmann::json::parse(r.out)["comparison"]["kv_band"];
+    ASSERT_EQ(band["blocks"], 2);
+    EXPECT_EQ(band["kv_blocks"], 200);
+    const std::vector<double> v = band["overhead_vs_no_engram_pct"];
+    ASSERT_EQ(v.size(), 5u);
+    EXPECT_EQ(band["min_pct"].get<double>(), *std::min_element(v.begin(), v.end()));
+    EXPECT_EQ(band["max_pct"].get<double>(), *std::max_element(v.begin(), v.end()));
+    EXPECT_LT(band["min_pct"].get<double>(), band["max_pct"].get<double>());
+    const double base = nlohmann::json::parse(r.out)["comparison"]["no_engram_tok_per_s"];
+    for (int k : {-2, 2}) {  // the same config at 198 and 202 blocks (the reference at 200)
+        Result one = run("run " + config(200 + k) + " --json");
+        ASSERT_EQ(one.status, 0) << one.err;
+        const double tps = nlohmann::json::parse(one.out)["comparison"]["throughput_tok_per_s"];
+        EXPECT_NEAR(v[size_t(k + 2)], (base - tps) / base * 100, 1e-9) << "k " << k;
+    }
+    EXPECT_NE(run("run " + config(200) + " --kv-band 2").out.find("band, KV cache +-2 blocks"),
+              std::string::npos);
+}
+
 TEST(TimingCli, RunErrorsGoToStderr) {
     Result r = run("run dense-4c");
     EXPECT_EQ(r.status, 1);
