@@ -84,6 +84,15 @@ public:
     virtual bool engram_splits_graph(const std::string& mechanism, bool fetching) const = 0;
 };
 
+// What both registered engines share (each says why in its own file): the warm-up prefill's
+// peak (max_num_batched_tokens tokens of live tensors, max_num_seqs fp32 logits, the Engram's
+// staging buffer), the KV blocks left after it (floor((HBM x utilization - weights - peak) /
+// block bytes)), and the schedule their scheduler config gives.
+double warmup_activation_peak(const ActivationInput& in);
+int64_t kv_blocks_after_warmup(const KvSizingInput& in);
+EngineSchedule run_scheduler(const SchedulerConfig& sc, const std::vector<uint32_t>& prompt_len,
+                             const std::vector<uint32_t>& output_len);
+
 // One registered engine.
 struct EngineInfo {
     const char* name;

@@ -16,19 +16,12 @@ public:
     // The warm-up runs one max_num_batched_tokens prefill: its largest live tensors, plus
     // max_num_seqs fp32 logits, plus the Engram's buffer for one step's unique rows.
     double activation_peak(const ActivationInput& in) const override {
-        return double(in.max_num_batched_tokens) * in.activation_values_per_token *
-                   in.bytes_per_value +
-               double(in.max_num_seqs) * in.vocab * 4 + in.engram_staging_bytes;
+        return warmup_activation_peak(in);
     }
 
     // num_kv_blocks = floor((hbm x gpu_memory_utilization - weights - activation peak)
     //                       / (kv_block_size x KV bytes per token))
-    int64_t kv_blocks(const KvSizingInput& in) const override {
-        if (in.num_kv_blocks_override >= 0) return in.num_kv_blocks_override;
-        const double avail =
-            in.hbm_bytes * in.gpu_memory_utilization - in.weight_bytes - in.activation_peak_bytes;
-        return int64_t(std::floor(avail / (double(in.kv_block_size) * in.kv_bytes_per_token)));
-    }
+    int64_t kv_blocks(const KvSizingInput& in) const override { return kv_blocks_after_warmup(in); }
 
     SchedulerConfig scheduler_config(const nlohmann::json& sim,
                                      int64_t num_kv_blocks) const override {
@@ -40,11 +33,7 @@ public:
     // newest sequence when the KV cache is full.
     EngineSchedule schedule(const SchedulerConfig& sc, const std::vector<uint32_t>& prompt_len,
                             const std::vector<uint32_t>& output_len) const override {
-        Scheduler scheduler(sc, prompt_len, output_len);
-        EngineSchedule out;
-        while (auto st = scheduler.next()) out.steps.push_back(std::move(*st));
-        out.preemptions = scheduler.preemptions();
-        return out;
+        return run_scheduler(sc, prompt_len, output_len);
     }
 
     // One synchronous step (schedule, run the model, sample, then the next): the model's

@@ -18,19 +18,12 @@ public:
     // over max_num_seqs fp32 logits; the Engram's staging buffer is live through it. The same
     // terms as nano-vLLM's warm-up (which prefills max_num_batched_tokens tokens too).
     double activation_peak(const ActivationInput& in) const override {
-        return double(in.max_num_batched_tokens) * in.activation_values_per_token *
-                   in.bytes_per_value +
-               double(in.max_num_seqs) * in.vocab * 4 + in.engram_staging_bytes;
+        return warmup_activation_peak(in);
     }
 
     // determine_available_memory: total x gpu_memory_utilization - the profiled peak (weights
     // and activations), divided into blocks.
-    int64_t kv_blocks(const KvSizingInput& in) const override {
-        if (in.num_kv_blocks_override >= 0) return in.num_kv_blocks_override;
-        const double avail =
-            in.hbm_bytes * in.gpu_memory_utilization - in.weight_bytes - in.activation_peak_bytes;
-        return int64_t(std::floor(avail / (double(in.kv_block_size) * in.kv_bytes_per_token)));
-    }
+    int64_t kv_blocks(const KvSizingInput& in) const override { return kv_blocks_after_warmup(in); }
 
     SchedulerConfig scheduler_config(const nlohmann::json& sim,
                                      int64_t num_kv_blocks) const override {
@@ -45,11 +38,7 @@ public:
 
     EngineSchedule schedule(const SchedulerConfig& sc, const std::vector<uint32_t>& prompt_len,
                             const std::vector<uint32_t>& output_len) const override {
-        Scheduler scheduler(sc, prompt_len, output_len);
-        EngineSchedule out;
-        while (auto st = scheduler.next()) out.steps.push_back(std::move(*st));
-        out.preemptions = scheduler.preemptions();
-        return out;
+        return run_scheduler(sc, prompt_len, output_len);
     }
 
     std::vector<Instr> step_program(const Plan& plan, const PlannedStep& step) const override {
