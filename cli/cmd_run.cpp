@@ -1,7 +1,6 @@
 // engramsim run CONFIG|PRESET: one serving run on the timing simulator, with its references
 // (the same run with the table in HBM, and without Engram); results.json, resolved_config.json
 // and optionally a Perfetto timeline in DIR.
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -44,12 +43,9 @@ void print_run(const sim::Compared& c, double wall_s) {
     if (c.no_engram)
         t.add({"overhead vs no Engram",
                pct(sim::overhead_pct(c.no_engram->throughput_tok_per_s, m.throughput_tok_per_s))});
-    if (!c.kv_band_overhead_pct.empty()) {
-        const auto [lo, hi] =
-            std::minmax_element(c.kv_band_overhead_pct.begin(), c.kv_band_overhead_pct.end());
+    if (!c.kv_band_overhead_pct.empty())
         t.add({"  band, KV cache +-" + std::to_string(c.kv_band_blocks) + " blocks",
-               fixed(*lo, 2) + " .. " + fixed(*hi, 2) + "%"});
-    }
+               pct_band(c.kv_band_overhead_pct)});
     t.add({"makespan", fixed(m.makespan_s, 3) + " s"});
     t.add({"steps (prefill / decode)", thousands(m.steps) + " (" + thousands(m.prefill_steps) +
                                            " / " + thousands(m.steps - m.prefill_steps) + ")"});

@@ -1,6 +1,5 @@
 // engramsim study run paper-table4: the Engram paper's Table 4 on the timing simulator, with
 // the calibration, the assumptions and the sensitivity to each.
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -147,15 +146,12 @@ void print_table4(const sim::Table4& t) {
     TextTable main({"<backbone", "baseline tok/s", "paper", "+ Engram tok/s", "paper",
                     "overhead", "band +-" + std::to_string(sim::kKvBand) + " KV blocks", "paper",
                     "error (points)"});
-    for (const auto& r : t.rows) {
-        const auto [lo, hi] = std::minmax_element(r.kv_band_overhead_pct.begin(),
-                                                  r.kv_band_overhead_pct.end());
+    for (const auto& r : t.rows)
         main.add({r.backbone, fixed(r.baseline_tps, 2), fixed(r.paper_baseline_tps, 2),
                   fixed(r.engram_tps, 2), fixed(r.paper_engram_tps, 2),
-                  fixed(r.overhead_pct, 2) + "%", fixed(*lo, 2) + " .. " + fixed(*hi, 2) + "%",
+                  fixed(r.overhead_pct, 2) + "%", pct_band(r.kv_band_overhead_pct),
                   fixed(r.paper_overhead_pct, 2) + "%",
                   fixed(r.overhead_pct - r.paper_overhead_pct, 2)});
-    }
     main.print(std::cout, "  ");
     std::cout << "\nCalibration: one factor per backbone multiplies every backbone op time so the "
                  "no-Engram run\nmatches the paper's baseline; the Engram path is predicted, "

@@ -18,6 +18,12 @@ std::string thousands(uint64_t n) {
     return out;
 }
 
+std::string pct_band(const std::vector<double>& values) {
+    if (values.empty()) return "";
+    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    return fixed(*lo, 2) + " .. " + fixed(*hi, 2) + "%";
+}
+
 std::string fixed(double x, int digits) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", digits, x);

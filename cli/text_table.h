@@ -14,6 +14,8 @@ namespace engramsim::cli {
 std::string thousands(uint64_t n);
 // Fixed-point with `digits` decimals.
 std::string fixed(double x, int digits);
+// A band of percentages, its lowest to its highest: "0.52 .. 1.35%".
+std::string pct_band(const std::vector<double>& values);
 // A quantity rounded to `significant` digits, in its readable unit: "1.32B", "2.65 GB".
 std::string rounded(double value, units::Dim dim, int significant = 3);
 

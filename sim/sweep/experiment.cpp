@@ -56,19 +56,34 @@ Compared run_compared(const json& resolved) {
     return c;
 }
 
+std::vector<double> kv_band_overhead_pct(const json& resolved, const RunOutcome& run,
+                                         double baseline_tps, int blocks) {
+    std::vector<double> out;
+    const int64_t n = run.plan.num_kv_blocks;
+    for (int k = -blocks; k <= blocks; ++k) {
+        if (n + k < 1) continue;  // no KV cache below one block
+        const double tps = k == 0 ? run.metrics.throughput_tok_per_s
+                                  : run_config(with_key(resolved, "sim.num_kv_blocks", n + k))
+                                        .metrics.throughput_tok_per_s;
+        out.push_back(overhead_pct(baseline_tps, tps));
+    }
+    return out;
+}
+
+json kv_band_json(int blocks, int64_t kv_blocks, const std::vector<double>& overhead_pct) {
+    json j = {{"blocks", blocks}, {"kv_blocks", kv_blocks}, {"overhead_pct", overhead_pct}};
+    if (!overhead_pct.empty()) {
+        const auto [lo, hi] = std::minmax_element(overhead_pct.begin(), overhead_pct.end());
+        j["min_pct"] = *lo, j["max_pct"] = *hi;
+    }
+    return j;
+}
+
 void add_kv_band(Compared& c, const json& resolved, int blocks) {
     if (blocks <= 0 || !c.no_engram) return;
     c.kv_band_blocks = blocks;
-    c.kv_band_overhead_pct.clear();
-    const int64_t n = c.run.plan.num_kv_blocks;
-    const double base = c.no_engram->throughput_tok_per_s;
-    for (int k = -blocks; k <= blocks; ++k) {
-        if (n + k < 1) continue;  // no KV cache below one block
-        const double tps = k == 0 ? c.run.metrics.throughput_tok_per_s
-                                  : run_config(with_key(resolved, "sim.num_kv_blocks", n + k))
-                                        .metrics.throughput_tok_per_s;
-        c.kv_band_overhead_pct.push_back(overhead_pct(base, tps));
-    }
+    c.kv_band_overhead_pct =
+        kv_band_overhead_pct(resolved, c.run, c.no_engram->throughput_tok_per_s, blocks);
 }
 
 json Compared::comparison_json() const {
@@ -83,15 +98,8 @@ json Compared::comparison_json() const {
         j["overhead_vs_no_engram_pct"] =
             overhead_pct(no_engram->throughput_tok_per_s, run.metrics.throughput_tok_per_s);
     }
-    if (!kv_band_overhead_pct.empty()) {
-        const auto [lo, hi] =
-            std::minmax_element(kv_band_overhead_pct.begin(), kv_band_overhead_pct.end());
-        j["kv_band"] = {{"blocks", kv_band_blocks},
-                        {"kv_blocks", run.plan.num_kv_blocks},
-                        {"overhead_vs_no_engram_pct", kv_band_overhead_pct},
-                        {"min_pct", *lo},
-                        {"max_pct", *hi}};
-    }
+    if (!kv_band_overhead_pct.empty())
+        j["kv_band"] = kv_band_json(kv_band_blocks, run.plan.num_kv_blocks, kv_band_overhead_pct);
     return j;
 }
 
@@ -228,13 +236,7 @@ Table4 paper_table4(bool with_sensitivity, const std::function<void(const std::s
         row.overhead_pct = overhead_pct(row.baseline_tps, row.engram_tps);
         say(std::string(p.backbone) + ": the KV band");
         row.kv_blocks = e.plan.num_kv_blocks;
-        for (int k = -kKvBand; k <= kKvBand; ++k) {
-            const double tps =
-                k == 0 ? row.engram_tps
-                       : run_config(with_key(eng, "sim.num_kv_blocks", row.kv_blocks + k))
-                             .metrics.throughput_tok_per_s;
-            row.kv_band_overhead_pct.push_back(overhead_pct(row.baseline_tps, tps));
-        }
+        row.kv_band_overhead_pct = kv_band_overhead_pct(eng, e, row.baseline_tps, kKvBand);
         row.table_in_hbm_tps = run_config(with_key(eng, "sim.table", "hbm")).metrics.throughput_tok_per_s;
         row.overhead_vs_hbm_pct = overhead_pct(row.table_in_hbm_tps, row.engram_tps);
         row.oracle_tps =
@@ -298,14 +300,7 @@ json Table4::to_json() const {
                              {"overhead_vs_table_in_hbm_pct", r.overhead_vs_hbm_pct},
                              {"oracle_tok_per_s", r.oracle_tps},
                              {"engram_run", metrics_json(r.engram_metrics)},
-                             {"kv_band",
-                              {{"blocks", kKvBand},
-                               {"kv_blocks", r.kv_blocks},
-                               {"overhead_pct", r.kv_band_overhead_pct},
-                               {"min_overhead_pct", *std::min_element(r.kv_band_overhead_pct.begin(),
-                                                                     r.kv_band_overhead_pct.end())},
-                               {"max_overhead_pct", *std::max_element(r.kv_band_overhead_pct.begin(),
-                                                                     r.kv_band_overhead_pct.end())}}}});
+                             {"kv_band", kv_band_json(kKvBand, r.kv_blocks, r.kv_band_overhead_pct)}});
     j["assumptions"] = assumptions;
     if (!sensitivity.empty()) {
         j["sensitivity"] = json::array();

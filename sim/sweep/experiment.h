@@ -51,6 +51,12 @@ Compared run_compared(const nlohmann::json& resolved);
 // Preemption makes throughput jagged in the KV cache: runs the config again with its KV cache
 // `blocks` blocks smaller to `blocks` larger, each against the no-Engram reference.
 void add_kv_band(Compared& c, const nlohmann::json& resolved, int blocks);
+// The overhead against `baseline_tps` of `resolved` (whose run is `run`) with its KV cache
+// `blocks` blocks smaller to `blocks` larger, in order (none below one block).
+std::vector<double> kv_band_overhead_pct(const nlohmann::json& resolved, const RunOutcome& run,
+                                         double baseline_tps, int blocks);
+// A band's JSON: {"blocks", "kv_blocks", "overhead_pct" (in order), "min_pct", "max_pct"}.
+nlohmann::json kv_band_json(int blocks, int64_t kv_blocks, const std::vector<double>& overhead_pct);
 
 // ---- Paper Table 4 ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 // The plan's last stages: fetch_work and plan_steps (sim/timing/plan_stages.h).
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "model/config.h"
 #include "sim/timing/plan_stages.h"
@@ -230,15 +231,20 @@ PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, 
     return f;
 }
 
+// sim.cuda_graphs and its launch costs, read once for all steps.
+struct LaunchCosts {
+    std::string cuda_graphs;
+    double kernel_s = 0, graph_s = 0;
+};
+
 // The host's launches of each part of a step (PlannedStep::Launch): kernels launched one by one
 // (kernel_launch each, the ops of the part's list), graph pieces (graph_launch each) as the
 // engine runs the step under sim.cuda_graphs.
-void plan_launches(const StepsInput& in, const Engine& eng, const StepShape& shape,
-                   PlannedStep& ps) {
-    const double L = config::quantity(in.sim, "kernel_launch", Dim::Time);
-    const double G = config::quantity(in.sim, "graph_launch", Dim::Time);
+void plan_launches(const StepsInput& in, const Engine& eng, const LaunchCosts& lc,
+                   const StepShape& shape, PlannedStep& ps) {
+    const double L = lc.kernel_s, G = lc.graph_s;
     const RunChoices& run = in.run;
-    const GraphMode mode = eng.graph_mode(in.sim["cuda_graphs"].get<std::string>(), !ps.prefill);
+    const GraphMode mode = eng.graph_mode(lc.cuda_graphs, !ps.prefill);
     if ((L <= 0 && G <= 0) || run.cpu_cores > 0) return;  // not modeled; a CPU engine
     const BackboneShape& bb = run.backbone;
     const std::vector<OpShape> layer = layer_ops(bb, shape);
@@ -305,17 +311,19 @@ PlannedSteps plan_steps(const StepsInput& in) {
     const Engine& eng = in.engine ? *in.engine : engine(kDefaultEngine);
     const double host_step = config::quantity(in.sim, "step_host_time", Dim::Time);
     const double host_seq = config::quantity(in.sim, "step_host_time_per_seq", Dim::Time);
+    const LaunchCosts launches{in.sim["cuda_graphs"].get<std::string>(),
+                               config::quantity(in.sim, "kernel_launch", Dim::Time),
+                               config::quantity(in.sim, "graph_launch", Dim::Time)};
     for (size_t i = 0; i < steps.size(); ++i) {
         const Step& st = steps[i];
         PlannedStep ps;
+        const StepShape shape = step_shape(st);
         ps.prefill = st.prefill;
-        ps.mixed = st.prefill && std::any_of(st.slices.begin(), st.slices.end(),
-                                             [](const StepSlice& sl) { return sl.decode; });
+        ps.mixed = shape.prefill && shape.decode_seqs > 0;
         ps.tokens = uint32_t(st.tokens);
         ps.seqs = uint32_t(st.slices.size());
         ps.context_tokens = st.context_tokens;
         ps.host_s = host_step + host_seq * double(st.slices.size());
-        const StepShape shape = step_shape(st);
         for (const auto& sl : st.slices) {
             if (!sl.sample) continue;  // a prefill chunk short of its prompt's end: no token
             const uint32_t r = sl.request;
@@ -323,7 +331,7 @@ PlannedSteps plan_steps(const StepsInput& in) {
             out.last_step[r] = uint32_t(i);
         }
         const double e = op_times(in, shape, ps);
-        plan_launches(in, eng, shape, ps);
+        plan_launches(in, eng, launches, shape, ps);
         if (run.has_engram) {
             ps.engram_gpu_s.assign(run.engram_layers.size(), e);
             if (gpu_hash) ps.gpu_hash_s = gpu_hash_seconds(in, shape);

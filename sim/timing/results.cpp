@@ -16,6 +16,12 @@
 namespace engramsim::sim {
 
 namespace {
+
+// A step on the timeline: a prefill step that also decodes (chunked prefill), a prefill, or a
+// decode.
+const char* step_kind(const PlannedStep& st) {
+    return st.mixed ? "mixed" : st.prefill ? "prefill" : "decode";
+}
 // Every request's TTFT and TPOT (all arrive at t = 0).
 void add_latencies(const Plan& plan, const DesResult& des, std::vector<double>& ttft,
                    std::vector<double>& tpot) {
@@ -346,7 +352,7 @@ void write_data_parallel_timeline(const Plan& plan, const DesResult& des, std::o
             const PlannedStep& st = rp.steps[i];
             const double t0 = rd.step_start_s[i] * 1e6, t1 = rd.step_end_s[i] * 1e6;
             sep();
-            out << "{\"name\": \"" << (st.mixed ? "mixed" : st.prefill ? "prefill" : "decode") << " step " << i
+            out << "{\"name\": \"" << step_kind(st) << " step " << i
                 << "\", \"ph\": \"X\", \"pid\": " << gpu_pid << ", \"tid\": 1, \"ts\": " << t0
                 << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << st.tokens
                 << ", \"seqs\": " << st.seqs << ", \"replica\": " << k << "}}";
@@ -390,7 +396,7 @@ void write_timeline(const Plan& plan, const DesResult& des, std::ostream& out) {
     for (size_t i = 0; i < plan.steps.size(); ++i) {
         const PlannedStep& st = plan.steps[i];
         const double t0 = des.step_start_s[i] * 1e6, t1 = des.step_end_s[i] * 1e6;
-        out << ",\n{\"name\": \"" << (st.mixed ? "mixed" : st.prefill ? "prefill" : "decode") << " step " << i
+        out << ",\n{\"name\": \"" << step_kind(st) << " step " << i
             << "\", \"ph\": \"X\", \"pid\": 1, \"tid\": 1, \"ts\": " << t0
             << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << st.tokens
             << ", \"seqs\": " << st.seqs << "}}";

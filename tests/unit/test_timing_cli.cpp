@@ -110,7 +110,7 @@ TEST(TimingCli, RunKvBandIsTheOverheadAtNeighbouringKvCaches) {
     const auto band = nlohmann::json::parse(r.out)["comparison"]["kv_band"];
     ASSERT_EQ(band["blocks"], 2);
     EXPECT_EQ(band["kv_blocks"], 200);
-    const std::vector<double> v = band["overhead_vs_no_engram_pct"];
+    const std::vector<double> v = band["overhead_pct"];
     ASSERT_EQ(v.size(), 5u);
     EXPECT_EQ(band["min_pct"].get<double>(), *std::min_element(v.begin(), v.end()));
     EXPECT_EQ(band["max_pct"].get<double>(), *std::max_element(v.begin(), v.end()));
@@ -218,13 +218,13 @@ TEST(TimingCli, StudyPaperTable4Json) {
         ASSERT_EQ(band["overhead_pct"].size(), 5u);
         EXPECT_EQ(band["overhead_pct"][2], row["overhead_pct"]);
         const std::vector<double> v = band["overhead_pct"];
-        EXPECT_EQ(band["min_overhead_pct"].get<double>(), *std::min_element(v.begin(), v.end()));
-        EXPECT_EQ(band["max_overhead_pct"].get<double>(), *std::max_element(v.begin(), v.end()));
+        EXPECT_EQ(band["min_pct"].get<double>(), *std::min_element(v.begin(), v.end()));
+        EXPECT_EQ(band["max_pct"].get<double>(), *std::max_element(v.begin(), v.end()));
         EXPECT_GT(band["kv_blocks"].get<int64_t>(), 1000);
     }
     // Dense-8B runs at the edge of its KV cache (preemptions): its band is not one point.
-    EXPECT_LT(j["rows"][1]["kv_band"]["min_overhead_pct"].get<double>(),
-              j["rows"][1]["kv_band"]["max_overhead_pct"].get<double>());
+    EXPECT_LT(j["rows"][1]["kv_band"]["min_pct"].get<double>(),
+              j["rows"][1]["kv_band"]["max_pct"].get<double>());
     for (const char* k : {"pcie_generation", "table_dtype", "layer_shape", "hashing", "calibration"})
         EXPECT_TRUE(j["assumptions"].contains(k)) << k;
 }
