@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/plots.h"
 #include "cli/text_table.h"
+#include "sim/scaleout/cluster_sim.h"
 #include "sim/sweep/experiment.h"
 
 namespace engramsim::cli {
@@ -99,9 +101,74 @@ void print_run(const sim::Compared& c, double wall_s) {
     t.print(std::cout, "  ");
 }
 
+// A config with a cluster section: the whole cluster, and the same cluster with the table in
+// HBM (the overhead's reference).
+void run_cluster(const RunOptions& opt, const nlohmann::json& cfg) {
+    namespace so = sim::scaleout;
+    if (opt.kv_band > 0 || opt.timeline)
+        throw std::invalid_argument("--kv-band and --timeline are for one-node runs; a config "
+                                    "with a cluster section takes -o and --json");
+    const auto t0 = std::chrono::steady_clock::now();
+    const so::ClusterPlan plan = so::make_cluster_plan(cfg);
+    const so::ClusterResult r = so::simulate_cluster_forked(plan);
+    const so::ClusterMetrics m = so::cluster_metrics(plan, r);
+    std::optional<so::ClusterMetrics> hbm;
+    if (plan.has_engram && !plan.table_in_hbm) {
+        const so::ClusterPlan ref = so::with_table_in_hbm(plan);
+        hbm = so::cluster_metrics(ref, so::simulate_cluster_forked(ref));
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const nlohmann::json results = so::cluster_results_json(plan, r, m, hbm ? &*hbm : nullptr);
+    if (!opt.out_dir.empty()) {
+        write_output(opt.out_dir, "results.json",
+                     [&](std::ostream& f) { f << results.dump(2) << '\n'; });
+        write_output(opt.out_dir, "resolved_config.json",
+                     [&](std::ostream& f) { f << cfg.dump(2) << '\n'; });
+    }
+    if (opt.json) {
+        std::cout << results.dump(2) << '\n';
+        return;
+    }
+    const auto& L = plan.layout;
+    std::cout << "engramsim run (cluster): " << plan.backbone.name
+              << (plan.has_engram ? " + " + plan.engram.name : "") << " on " << L.nodes << " x "
+              << cfg["hardware"].value("name", std::string("hardware")) << " (" << L.world
+              << " GPUs), workload " << cfg["workload"].value("name", std::string())
+              << " on every attention rank\n\n";
+    TextTable t({"<metric", "value"});
+    t.add({"layout", "EP " + std::to_string(L.expert_parallel) + ", DP attention " +
+                         std::to_string(plan.ranks()) + ", PP " + std::to_string(L.pipeline)});
+    t.add({"fabric", L.topology + ", " + std::to_string(L.leaves) + " leaf switch(es) of " +
+                         std::to_string(L.leaf_nodes) + " nodes, " + std::to_string(L.spines) +
+                         " spine(s)"});
+    if (plan.has_engram)
+        t.add({"Engram table", results["layout"]["engram_table"].get<std::string>()});
+    t.add({"throughput per GPU (output tok/s)", fixed(m.per_gpu_tok_per_s, 2)});
+    t.add({"  whole cluster (tok/s)", fixed(m.throughput_tok_per_s, 1)});
+    if (hbm) {
+        t.add({"  table in HBM, per GPU (tok/s)", fixed(hbm->per_gpu_tok_per_s, 2)});
+        t.add({"overhead vs table in HBM",
+               pct(results["comparison"]["overhead_vs_table_in_hbm_pct"].get<double>())});
+    }
+    t.add({"mean step / decode step", ms(m.mean_step_s) + " / " + ms(m.mean_decode_step_s)});
+    t.add({"steps (prefill / decode)", thousands(m.steps) + " (" + thousands(m.prefill_steps) +
+                                           " / " + thousands(m.steps - m.prefill_steps) + ")"});
+    t.add({"all-to-all share of GPU 0's time", pct(m.a2a_share * 100)});
+    if (plan.has_engram) t.add({"Engram stall share of GPU 0's time", pct(m.stall_share * 100)});
+    t.add({"KV blocks per GPU / preemptions", thousands(uint64_t(plan.num_kv_blocks)) + " / " +
+                                                  thousands(plan.preemptions)});
+    t.add({"weights per GPU", fixed(plan.weight_bytes_per_gpu / 1e9, 2) + " GB"});
+    t.add({"simulated events / their wall time", thousands(r.activities) + " / " +
+                                                     fixed(r.wall_s, 2) + " s (" +
+                                                     thousands(uint64_t(m.events_per_s)) + " /s)"});
+    t.add({"command wall time", fixed(wall, 2) + " s"});
+    t.print(std::cout, "  ");
+}
+
 void run(const RunOptions& opt) {
     const auto t0 = std::chrono::steady_clock::now();
     const nlohmann::json cfg = sim::load_run_config(opt.config);
+    if (cfg.contains("cluster")) return run_cluster(opt, cfg);
     sim::Compared c = sim::run_compared(cfg);
     sim::add_kv_band(c, cfg, opt.kv_band);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -454,6 +454,73 @@ Key sim_section() {
                    with_common(std::move(keys)));
 }
 
+// cluster: a multi-node deployment (sim/scaleout/, docs/scaleout.md). Present: engramsim run
+// simulates the cluster instead of one engine.
+Key cluster_section() {
+    return section("cluster",
+        "A multi-node deployment: nodes of the hardware preset joined by a fabric, expert "
+        "parallelism across them, the Engram table replicated or sharded (sim/scaleout, "
+        "docs/scaleout.md). Present: engramsim run simulates the whole cluster; every "
+        "data-parallel attention rank serves the workload section's requests.",
+        with_common({
+            integer("nodes", 1, "Nodes of the hardware preset.", 1, 4096),
+            integer("gpus_per_node", 8, "GPUs per node, each with its own NIC (a rail).", 1, 72),
+            choice("topology", {"rail-optimized", "fat-tree"}, "rail-optimized",
+                   "The fabric, a two-level fat tree (SimGrid fat-tree zone) whose leaves are "
+                   "the nodes: rail-optimized, a leaf level spanning a scalable unit of 32 "
+                   "nodes (each rail's leaf switch joins that rail's NICs; the rails are "
+                   "merged into links of gpus_per_node x the NIC bandwidth); fat-tree, a leaf "
+                   "per 4 nodes (a 64-port switch, 32 ports down, 8 NICs a node)."),
+            integer("nodes_per_leaf", 0, "Nodes under one leaf switch; 0: the topology's.", 0),
+            quantity_key("oversubscription", Dim::Count, 1.0,
+                         "Leaf down-links per up-link (1: full bisection).",
+                         Range{.lo = 1, .hi = 1024, .why = "at least one up-link per 1024 down-links"}),
+            quantity_key("nic_bandwidth", Dim::Bandwidth, "0 B/s",
+                         "Per NIC and direction; 0: hardware.network.bandwidth_per_direction.",
+                         Range{.lo = 0, .hi = 1e15, .why = "a NIC moves data, at most 1 PB/s"}),
+            quantity_key("nic_latency", Dim::Time, "0.95 us",
+                         "Each NIC link (sender's and receiver's): with switch_link_latency, "
+                         "2.8 us through one leaf and 3.7 us through the spine, InfiniBand's "
+                         "figures in DeepSeek's ISCA'25 paper (Table 5)."),
+            quantity_key("switch_link_latency", Dim::Time, "0.45 us",
+                         "Each fabric link between a node and a leaf switch or a leaf and a "
+                         "spine."),
+            integer("expert_parallel", 0,
+                    "GPUs the routed experts are spread over (an EP group); 0: every GPU of a "
+                    "pipeline stage. Below the experts it must divide them; above, a multiple "
+                    "of them (each expert replicated).",
+                    0),
+            integer("pipeline_parallel", 1,
+                    "Pipeline stages, each a contiguous share of the layers on its own GPUs; a "
+                    "step passes the stages in turn (no micro-batching).",
+                    1),
+            quantity_key("routing_skew", Dim::Count, 0.0,
+                         "Expert load skew: the first GPU's experts receive (1 + skew) x the "
+                         "mean rows (0: balanced routing).",
+                         Range{.lo = 0, .hi = 1000, .why = "a skew below 0 would remove rows"}),
+            quantity_key("dispatch_bytes_per_value", Dim::Count, 1.0,
+                         "Bytes per hidden value dispatched (1: FP8, as DeepEP).",
+                         Range{.lo = 0, .lo_open = true, .hi = 8, .why = "rows have bytes, at most 8 a value"}),
+            quantity_key("combine_bytes_per_value", Dim::Count, 2.0,
+                         "Bytes per hidden value combined (2: BF16, as DeepEP).",
+                         Range{.lo = 0, .lo_open = true, .hi = 8, .why = "rows have bytes, at most 8 a value"}),
+            choice("engram_table", {"replicated", "sharded", "memory-servers"}, "replicated",
+                   "Where the Engram table lives: a copy in every node's host DRAM; sharded "
+                   "evenly over the nodes' host DRAM (remote rows gathered by their node's CPU "
+                   "and written into the GPU by RDMA); on memory_servers servers on the fabric."),
+            integer("memory_servers", 0, "engram_table memory-servers: how many.", 0),
+            integer("layers_per_event", 4,
+                    "Layers simulated as one event group (cut at each Engram layer): the "
+                    "group's compute, all-to-alls and their latencies are the same on idle "
+                    "links; fewer, larger flows.",
+                    1),
+            choice("collectives", {"coalesced", "pairwise"}, "coalesced",
+                   "coalesced: per GPU one NVLink flow and one NIC flow per fabric level per "
+                   "all-to-all, carrying its bytes to a ring neighbour (events grow with GPUs); "
+                   "pairwise: a flow per pair of GPUs (GPUs squared; for checking)."),
+        }));
+}
+
 Key placement_section() {
     auto options = [](std::string name, std::string help) {
         return Key{.name = std::move(name), .type = Type::StringMap,
@@ -811,7 +878,7 @@ const Key& schema() {
     static const Key root = section("", "A config document.",
                                     {engram_section(), backbone_section(), hardware_section(),
                                      workload_section(), sim_section(),
-                                     placement_section()});
+                                     placement_section(), cluster_section()});
     return root;
 }
 

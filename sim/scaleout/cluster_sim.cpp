@@ -1,0 +1,778 @@
+#include "sim/scaleout/cluster_sim.h"
+
+#include <simgrid/s4u.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "sim/timing/link_probe.h"
+
+namespace sg4 = simgrid::s4u;
+
+namespace engramsim::sim::scaleout {
+
+using nlohmann::json;
+
+// ---- The program of one stage's step, for the DES and the critical path ----------------------
+
+namespace {
+
+struct Op {
+    enum class Kind { Issue, Wait, Engram, Pre, Expert, Dispatch, Combine, Embed, Head,
+                      PpRecv, PpSend } kind;
+    int arg = 0;  // Issue / Wait: the Engram layer index; Pre / Expert / all-to-alls: layers
+};
+
+// Groups of at most layers_per_event layers over [first, last), cut at each Engram layer and at
+// each fetch issue; the ops of a step on stage p.
+std::vector<Op> stage_program(const ClusterPlan& plan, int p, bool fetching) {
+    const ClusterLayout& L = plan.layout;
+    const int first = plan.stage_first_layer(p), last = plan.stage_last_layer(p);
+    std::vector<int> issue_at(plan.engram_layers.size(), -1);
+    std::vector<bool> cut(size_t(last - first) + 1, false);
+    for (size_t e = 0; e < plan.engram_layers.size(); ++e) {
+        const int l = plan.engram_layers[e];
+        if (l < first || l >= last) continue;
+        cut[size_t(l - first)] = true;
+        if (fetching) {
+            issue_at[e] = std::max(first, plan.schedule.issue_layer(l));
+            cut[size_t(issue_at[e] - first)] = true;
+        }
+    }
+    std::vector<Op> ops;
+    if (p > 0) ops.push_back({Op::Kind::PpRecv});
+    auto issues = [&](int l) {
+        for (size_t e = 0; e < issue_at.size(); ++e)
+            if (issue_at[e] == l) ops.push_back({Op::Kind::Issue, int(e)});
+    };
+    issues(first);  // at the step's start, before the embedding
+    if (p == 0) ops.push_back({Op::Kind::Embed});
+    for (int l = first; l < last;) {
+        int end = l + 1;
+        while (end < last && end - l < L.layers_per_event && !cut[size_t(end - first)]) ++end;
+        if (l > first) issues(l);
+        for (size_t e = 0; e < plan.engram_layers.size(); ++e)
+            if (plan.engram_layers[e] == l) {
+                if (fetching) ops.push_back({Op::Kind::Wait, int(e)});
+                ops.push_back({Op::Kind::Engram, int(e)});
+            }
+        const int n = end - l;
+        ops.push_back({Op::Kind::Pre, n});
+        if (plan.backbone.moe && L.expert_parallel > 1) {
+            ops.push_back({Op::Kind::Dispatch, n});
+            ops.push_back({Op::Kind::Expert, n});
+            ops.push_back({Op::Kind::Combine, n});
+        } else if (plan.backbone.moe) {
+            ops.push_back({Op::Kind::Expert, n});
+        }
+        l = end;
+    }
+    ops.push_back({p + 1 == L.pipeline ? Op::Kind::Head : Op::Kind::PpSend});
+    return ops;
+}
+
+bool fetches(const ClusterPlan& plan) {
+    return plan.has_engram && !plan.table_in_hbm && !plan.schedule.free();
+}
+
+// The idle route of a flow kind from a GPU: latency and bottleneck bandwidth.
+struct RouteIdle {
+    double latency_s = 0, bytes_per_s = 0;
+};
+RouteIdle flow_route(const ClusterLayout& L, A2aFlow::Kind k) {
+    if (k == A2aFlow::Kind::NvLink) return {2 * L.nvlink_latency_s, L.nvlink_bytes_per_s};
+    const double bw = std::min({L.nic_bytes_per_s, L.host_link_bytes_per_s,
+                                L.gpus_per_node * L.nic_bytes_per_s});
+    const int fabric_links = k == A2aFlow::Kind::Leaf ? 2 : 4;
+    return {2 * L.nic_latency_s + fabric_links * L.switch_link_latency_s, bw};
+}
+
+// One fetch's work for a GPU: its local rows (through the mechanism) and the remote ones.
+struct FetchJob {
+    FetchWork local;  // zero when no local rows
+    bool has_local = false;
+    double remote_rows = 0, ids_bytes = 0, gather_s = 0, payload_bytes = 0;
+    int holder_leaf = -1;  // sharded: the peer node; memory servers: nodes + server index
+};
+
+FetchJob fetch_job(const ClusterPlan& plan, int gpu, const ClusterStep& st, size_t e) {
+    const ClusterLayout& L = plan.layout;
+    const double u = double(st.unique_rows[e]), lookups = double(st.lookups[e]);
+    double local = u;
+    FetchJob job;
+    const int node = L.node_of(gpu);
+    if (L.table == TableHome::Sharded && L.nodes > 1) {
+        local = u / L.nodes;
+        job.holder_leaf = (node + 1 + (gpu % L.gpus_per_node) % (L.nodes - 1)) % L.nodes;
+    } else if (L.table == TableHome::MemoryServers) {
+        local = 0;
+        job.holder_leaf = L.nodes + gpu % L.memory_servers;
+    }
+    if (local > 0) {
+        job.has_local = true;
+        job.local = plan.mechanism->plan(
+            {double(st.tokens), lookups * local / std::max(1.0, u), local, plan.row_bytes});
+    }
+    job.remote_rows = u - local;
+    if (job.remote_rows > 0) {
+        job.ids_bytes = std::ceil(job.remote_rows * 8);
+        job.gather_s = gather_seconds(plan.fetch, job.remote_rows, plan.row_bytes);
+        job.payload_bytes = std::ceil(job.remote_rows * plan.row_bytes);
+    }
+    return job;
+}
+
+// The fetch on idle links, from its issue to its rows in HBM (the DES's order, fetcher actor).
+double fetch_idle_seconds(const ClusterPlan& plan, int gpu, const FetchJob& j) {
+    const ClusterLayout& L = plan.layout;
+    const double hl = L.host_link_latency_s, hbw = L.host_link_bytes_per_s;
+    const double d2h = j.local.d2h_wire_bytes > 0 ? hl + j.local.d2h_wire_bytes / hbw : 0;
+    const double a = d2h, lexec_end = a + j.local.host_s;
+    double ids_end = 0, rexec_end = 0, rstart = a, payload_t = 0;
+    if (j.remote_rows > 0) {
+        // Through the fabric at the same-leaf latency, wherever the holder is (a fetch does
+        // not wait out the spine's extra links; see nic_link_latency).
+        const bool server = j.holder_leaf >= L.nodes;
+        const double net = 2 * (L.nic_latency_s + L.switch_link_latency_s);
+        const double bw = server ? L.nic_bytes_per_s : std::min(L.nic_bytes_per_s, hbw);
+        ids_end = net + (server ? 0 : hl) + j.ids_bytes / bw;
+        rstart = std::max(ids_end, a);
+        rexec_end = rstart + j.gather_s;
+        payload_t = net + (server ? 0 : hl) + j.payload_bytes / bw;
+    }
+    const double lstart = std::max(lexec_end, rstart) + j.local.fixed_s;
+    const double lend = j.local.h2d_wire_bytes > 0 ? lstart + hl + j.local.h2d_wire_bytes / hbw
+                                                   : lstart;
+    double ready = lend;
+    if (j.remote_rows > 0) ready = std::max(ready, std::max(rexec_end, lstart) + payload_t);
+    return ready;
+}
+
+double expert_seconds(const ClusterPlan& plan, int gpu, const ClusterStep& st) {
+    return is_hot(plan, gpu) ? st.expert_hot_s : st.expert_s;
+}
+
+// Per GPU: its flows for one token at one byte per value (scaled per step).
+std::vector<std::vector<A2aFlow>> unit_flows(const ClusterPlan& plan) {
+    std::vector<std::vector<A2aFlow>> out(size_t(plan.layout.world));
+    for (int x = 0; x < plan.layout.world; ++x) out[size_t(x)] = a2a_flows(plan, x, 1, 1);
+    return out;
+}
+
+std::vector<A2aFlow> scaled(const std::vector<A2aFlow>& unit, double s) {
+    std::vector<A2aFlow> f = unit;
+    for (auto& x : f) x.bytes *= s;
+    return f;
+}
+
+}  // namespace
+
+A2aIdle a2a_idle(const ClusterPlan& plan, const std::vector<A2aFlow>& flows, double factor) {
+    // Flows leave by the GPU's NVLink or its NIC: each of the two carries its flows at once.
+    A2aIdle out;
+    for (bool nic : {false, true}) {
+        double lat = 0, bytes = 0, bw = 0;
+        bool any = false;
+        for (const A2aFlow& f : flows) {
+            if ((f.kind != A2aFlow::Kind::NvLink) != nic) continue;
+            const RouteIdle r = flow_route(plan.layout, f.kind);
+            lat = std::max(lat, r.latency_s);
+            bytes += f.bytes * factor;
+            bw = r.bytes_per_s;
+            any = true;
+        }
+        if (!any) continue;
+        const double t = lat + bytes / bw;
+        if (t > out.seconds) out = {t, lat};
+    }
+    return out;
+}
+
+double a2a_group_seconds(const ClusterPlan& plan, const std::vector<A2aFlow>& flows, int layers,
+                         double factor) {
+    if (flows.empty()) return 0;
+    const A2aIdle one = a2a_idle(plan, flows, factor);
+    return (layers - 1) * one.latency_s + a2a_idle(plan, scaled(flows, layers), factor).seconds;
+}
+
+// ---- The critical path ------------------------------------------------------------------------
+
+ClusterResult analytic_cluster(const ClusterPlan& plan) {
+    const ClusterLayout& L = plan.layout;
+    const bool fetching = fetches(plan);
+    ClusterResult r;
+    std::vector<std::vector<Op>> programs;
+    for (int p = 0; p < L.pipeline; ++p) programs.push_back(stage_program(plan, p, fetching));
+    std::vector<double> stage_free(size_t(L.pipeline), 0);
+    const auto units = unit_flows(plan);
+    for (const ClusterStep& st : plan.steps) {
+        double arrive = 0;
+        for (int p = 0; p < L.pipeline; ++p) {
+            const int gpu = p * L.stage_gpus;
+            const double hot = is_hot(plan, gpu) ? 1 + L.routing_skew : 1;
+            double t = std::max(stage_free[size_t(p)], p > 0 ? arrive : 0.0);
+            if (p == 0) r.step_start_s.push_back(t);
+            std::vector<double> ready(plan.engram_layers.size(), 0);
+            const double tok = st.tokens;
+            for (const Op& op : programs[size_t(p)]) {
+                switch (op.kind) {
+                    case Op::Kind::PpRecv: break;  // `arrive` above
+                    case Op::Kind::Issue: {
+                        const double f = fetch_idle_seconds(plan, gpu, fetch_job(plan, gpu, st, size_t(op.arg)));
+                        ready[size_t(op.arg)] = t + f;
+                        if (gpu == 0) r.fetch_s += f;
+                        break;
+                    }
+                    case Op::Kind::Wait:
+                        if (gpu == 0) r.stall_s += std::max(0.0, ready[size_t(op.arg)] - t);
+                        t = std::max(t, ready[size_t(op.arg)]);
+                        break;
+                    case Op::Kind::Embed: t += st.embed_s; break;
+                    case Op::Kind::Head: t += st.head_s; break;
+                    case Op::Kind::Engram: t += st.engram_gpu_s; break;
+                    case Op::Kind::Pre: t += st.pre_s * op.arg; break;
+                    case Op::Kind::Expert: t += expert_seconds(plan, gpu, st) * op.arg; break;
+                    case Op::Kind::Dispatch:
+                    case Op::Kind::Combine: {
+                        const double bpv = op.kind == Op::Kind::Dispatch ? L.dispatch_bytes_per_value
+                                                                         : L.combine_bytes_per_value;
+                        const double s = a2a_group_seconds(
+                            plan, scaled(units[size_t(gpu)], tok * bpv), op.arg, hot);
+                        if (gpu == 0) r.a2a_s += s;
+                        t += s;
+                        break;
+                    }
+                    case Op::Kind::PpSend: {
+                        // A rendezvous, as the DES's put: it starts once the next stage has
+                        // finished its previous step and posted its receive; the sender waits
+                        // for it (same-leaf latency between nodes).
+                        const int to = gpu + L.stage_gpus;
+                        t = std::max(t, stage_free[size_t(p + 1)]);
+                        const RouteIdle ri = flow_route(L, L.node_of(to) == L.node_of(gpu)
+                                                               ? A2aFlow::Kind::NvLink
+                                                               : A2aFlow::Kind::Leaf);
+                        t += ri.latency_s +
+                             std::ceil(tok * plan.backbone.hidden * plan.backbone.bytes_per_value) /
+                                 ri.bytes_per_s;
+                        arrive = t;
+                        break;
+                    }
+                }
+            }
+            stage_free[size_t(p)] = t;
+            if (p + 1 == L.pipeline) r.step_end_s.push_back(t);
+        }
+    }
+    r.makespan_s = r.step_end_s.empty() ? 0 : r.step_end_s.back();
+    return r;
+}
+
+// ---- The platform -------------------------------------------------------------------------
+
+namespace {
+
+// SimGrid's CM02 model shares a link among flows in inverse proportion to their routes'
+// latencies (its model of TCP's RTT unfairness), which an RDMA fabric does not do. So every route
+// through the fabric gets the same SimGrid latency: the fabric links have none, each NIC link
+// carries its own latency plus one switch link's, and a flow through the spine waits the two
+// further switch links (2 x switch_link_latency) before it starts. On idle links each route's
+// time is unchanged: same leaf 2 x (nic + switch), through the spine 2 x nic + 4 x switch.
+double nic_link_latency(const ClusterLayout& L) { return L.nic_latency_s + L.switch_link_latency_s; }
+
+struct Hosts {
+    std::vector<sg4::Host*> gpu, node, rail, server;
+};
+
+sg4::Link* link(sg4::NetZone* z, const std::string& name, double bw, double lat) {
+    return z->create_link(name, bw)->set_latency(lat)->seal();
+}
+
+void route(sg4::NetZone* z, simgrid::kernel::routing::NetPoint* a,
+           simgrid::kernel::routing::NetPoint* b, std::vector<sg4::Link*> links) {
+    std::vector<sg4::LinkInRoute> r;
+    for (sg4::Link* l : links) r.emplace_back(l);
+    z->add_route(a, b, nullptr, nullptr, r, false);
+}
+
+// One node: an HGX-like board (see cluster_sim.h). Returns its gateway (null without a fabric).
+simgrid::kernel::routing::NetPoint* build_node(sg4::NetZone* z, const ClusterLayout& L, int n,
+                                               bool fabric, Hosts& h) {
+    const std::string p = "n" + std::to_string(n) + ".";
+    const int G = L.gpus_per_node;
+    sg4::Host* host = z->create_host(p + "host", 1.0);
+    host->set_core_count(L.host_cores);
+    h.node[size_t(n)] = host;
+    simgrid::kernel::routing::NetPoint* gw = fabric ? z->create_router(p + "gw") : nullptr;
+    std::vector<sg4::Link*> sw_up, sw_down;
+    for (int s = 0; s < G / L.gpus_per_switch; ++s) {
+        const std::string q = p + "sw" + std::to_string(s);
+        sw_up.push_back(link(z, q + ".up", L.host_link_bytes_per_s, L.host_link_latency_s));
+        sw_down.push_back(link(z, q + ".down", L.host_link_bytes_per_s, L.host_link_latency_s));
+    }
+    std::vector<sg4::Link*> leg_up, leg_down, nic_tx, nic_rx, nvl_up, nvl_down;
+    for (int g = 0; g < G; ++g) {
+        const std::string q = p + "gpu" + std::to_string(g);
+        h.gpu[size_t(n * G + g)] = z->create_host(q, 1.0);
+        leg_up.push_back(link(z, q + ".leg.up", L.host_link_bytes_per_s, 0));
+        leg_down.push_back(link(z, q + ".leg.down", L.host_link_bytes_per_s, 0));
+        if (G > 1) {
+            nvl_up.push_back(link(z, q + ".nvlink.up", L.nvlink_bytes_per_s, L.nvlink_latency_s));
+            nvl_down.push_back(
+                link(z, q + ".nvlink.down", L.nvlink_bytes_per_s, L.nvlink_latency_s));
+        }
+        if (fabric) {
+            nic_tx.push_back(link(z, p + "nic" + std::to_string(g) + ".tx", L.nic_bytes_per_s,
+                                  nic_link_latency(L)));
+            nic_rx.push_back(link(z, p + "nic" + std::to_string(g) + ".rx", L.nic_bytes_per_s,
+                                  nic_link_latency(L)));
+            h.rail[size_t(n * G + g)] = z->create_host(p + "rail" + std::to_string(g), 1.0);
+        }
+    }
+    auto np = [&](int g) { return h.gpu[size_t(n * G + g)]->get_netpoint(); };
+    for (int g = 0; g < G; ++g) {
+        const size_t s = size_t(g / L.gpus_per_switch);
+        route(z, host->get_netpoint(), np(g), {sw_down[s], leg_down[size_t(g)]});
+        route(z, np(g), host->get_netpoint(), {leg_up[size_t(g)], sw_up[s]});
+        for (int k = 0; k < G; ++k)
+            if (k != g) route(z, np(g), np(k), {nvl_up[size_t(g)], nvl_down[size_t(k)]});
+        if (!fabric) continue;
+        auto* rail = h.rail[size_t(n * G + g)]->get_netpoint();
+        route(z, np(g), gw, {leg_up[size_t(g)], nic_tx[size_t(g)]});
+        route(z, gw, np(g), {nic_rx[size_t(g)], leg_down[size_t(g)]});
+        route(z, rail, gw, {sw_down[s], nic_tx[size_t(g)]});
+        route(z, gw, rail, {nic_rx[size_t(g)], sw_up[s]});
+    }
+    return gw;
+}
+
+simgrid::kernel::routing::NetPoint* build_server(sg4::NetZone* z, const ClusterLayout& L, int k,
+                                                 Hosts& h) {
+    const std::string p = "mem" + std::to_string(k) + ".";
+    sg4::Host* host = z->create_host(p + "host", 1.0);
+    host->set_core_count(L.host_cores);
+    h.server[size_t(k)] = host;
+    auto* gw = z->create_router(p + "gw");
+    route(z, host->get_netpoint(), gw,
+          {link(z, p + "nic.tx", L.nic_bytes_per_s, nic_link_latency(L))});
+    route(z, gw, host->get_netpoint(),
+          {link(z, p + "nic.rx", L.nic_bytes_per_s, nic_link_latency(L))});
+    return gw;
+}
+
+Hosts build_platform(const ClusterLayout& L) {
+    Hosts h;
+    h.gpu.resize(size_t(L.world));
+    h.node.resize(size_t(L.nodes));
+    h.rail.resize(size_t(L.world));
+    h.server.resize(size_t(L.memory_servers));
+    const int leaves = L.nodes + L.memory_servers;
+    if (leaves == 1) {
+        auto* z = sg4::create_full_zone("n0");
+        build_node(z, L, 0, false, h);
+        z->seal();
+        return h;
+    }
+    auto leaf = [&](sg4::NetZone* fabric, const std::vector<unsigned long>&, unsigned long id)
+        -> std::pair<simgrid::kernel::routing::NetPoint*, simgrid::kernel::routing::NetPoint*> {
+        const int i = int(id);
+        if (i >= leaves) return {fabric->create_router("pad" + std::to_string(i)), nullptr};
+        const bool node = i < L.nodes;
+        std::string name = node ? "n" : "mem";
+        name += std::to_string(node ? i : i - L.nodes);
+        auto* z = sg4::create_full_zone(name);
+        z->set_parent(fabric);
+        auto* gw = node ? build_node(z, L, i, true, h) : build_server(z, L, i - L.nodes, h);
+        z->seal();
+        return {z->get_netpoint(), gw};
+    };
+    const unsigned p = unsigned(L.leaf_nodes);
+    const sg4::FatTreeParams params =
+        L.spines == 0 ? sg4::FatTreeParams(1, {p}, {1}, {1})
+                      : sg4::FatTreeParams(2, {p, unsigned(L.leaves)}, {1, unsigned(L.spines)},
+                                           {1, 1});
+    auto* fabric = sg4::create_fatTree_zone(
+        "fabric", nullptr, params, sg4::ClusterCallbacks(leaf),
+        L.gpus_per_node * L.nic_bytes_per_s, 0, sg4::Link::SharingPolicy::SPLITDUPLEX);
+    fabric->seal();
+    return h;
+}
+
+// ---- The DES ------------------------------------------------------------------------------
+
+char g_payload;  // mailbox puts carry no data, only their simulated size
+
+struct Des {
+    const ClusterPlan& plan;
+    const ClusterLayout& L;
+    Hosts h;
+    std::vector<std::vector<Op>> programs;
+    std::vector<std::vector<A2aFlow>> units;
+    std::vector<sg4::Mailbox*> a2a_box;  // [gpu x 3 + kind]
+    std::vector<sg4::Mailbox*> pp_box;   // [gpu]
+    std::vector<sg4::SemaphorePtr> issue, ready;
+    ClusterResult r;
+    uint64_t activities = 0;
+    bool fetching = false;
+
+    explicit Des(const ClusterPlan& p) : plan(p), L(p.layout) {}
+
+    void all_to_all(int x, const ClusterStep& st, const Op& op) {
+        const double bpv = op.kind == Op::Kind::Dispatch ? L.dispatch_bytes_per_value
+                                                         : L.combine_bytes_per_value;
+        const auto flows = scaled(units[size_t(x)], double(st.tokens) * bpv);
+        if (flows.empty()) return;
+        const double t0 = sg4::Engine::get_clock();
+        const double lat = a2a_idle(plan, flows).latency_s;
+        if (op.arg > 1) sg4::this_actor::sleep_for((op.arg - 1) * lat), ++activities;
+        std::vector<sg4::CommPtr> comms;
+        std::vector<char*> slots(flows.size());
+        // The gets first, so that each flow starts when its sender puts it.
+        for (size_t i = 0; i < flows.size(); ++i) {
+            const size_t box = size_t(x) * 3 + (L.pairwise ? 0 : size_t(flows[i].kind));
+            comms.push_back(a2a_box[box]->get_async(&slots[i]));
+        }
+        for (bool spine : {false, true}) {
+            bool slept = false;
+            for (const A2aFlow& f : flows) {
+                if ((f.kind == A2aFlow::Kind::Spine) != spine) continue;
+                if (spine && !slept) {  // the spine's two further switch links (see above)
+                    sg4::this_actor::sleep_for(2 * L.switch_link_latency_s), ++activities;
+                    slept = true;
+                }
+                // Skew: the hot GPU receives more in the dispatch and sends more in the combine.
+                const bool hot =
+                    op.kind == Op::Kind::Dispatch ? is_hot(plan, f.peer) : is_hot(plan, x);
+                const double bytes = f.bytes * op.arg * (hot ? 1 + L.routing_skew : 1);
+                const size_t box = size_t(f.peer) * 3 + (L.pairwise ? 0 : size_t(f.kind));
+                comms.push_back(a2a_box[box]->put_async(&g_payload, uint64_t(std::ceil(bytes))));
+                ++activities;
+            }
+        }
+        sg4::Comm::wait_all(comms);
+        if (x == 0) r.a2a_s += sg4::Engine::get_clock() - t0;
+    }
+
+    void gpu_actor(int x) {
+        const int p = x / L.stage_gpus;
+        const bool first_gpu = x % L.stage_gpus == 0;
+        auto run = [&](double s) {
+            if (s <= 0) return;
+            sg4::this_actor::execute(s);
+            ++activities;
+            if (x == 0) r.compute_s += s;
+        };
+        for (size_t i = 0; i < plan.steps.size(); ++i) {
+            const ClusterStep& st = plan.steps[i];
+            if (x == 0) r.step_start_s[i] = sg4::Engine::get_clock();
+            for (const Op& op : programs[size_t(p)]) {
+                switch (op.kind) {
+                    case Op::Kind::PpRecv: {
+                        char* slot = nullptr;
+                        pp_box[size_t(x)]->get_async(&slot)->wait();
+                        break;
+                    }
+                    case Op::Kind::Issue: issue[size_t(x)]->release(); break;
+                    case Op::Kind::Wait: {
+                        const double t = sg4::Engine::get_clock();
+                        ready[size_t(x)]->acquire();
+                        if (x == 0) r.stall_s += sg4::Engine::get_clock() - t;
+                        break;
+                    }
+                    case Op::Kind::Embed: run(st.embed_s); break;
+                    case Op::Kind::Head: run(st.head_s); break;
+                    case Op::Kind::Engram: run(st.engram_gpu_s); break;
+                    case Op::Kind::Pre: run(st.pre_s * op.arg); break;
+                    case Op::Kind::Expert: run(expert_seconds(plan, x, st) * op.arg); break;
+                    case Op::Kind::Dispatch:
+                    case Op::Kind::Combine: all_to_all(x, st, op); break;
+                    case Op::Kind::PpSend:
+                        pp_box[size_t(x + L.stage_gpus)]
+                            ->put_async(&g_payload,
+                                        uint64_t(std::ceil(double(st.tokens) * plan.backbone.hidden *
+                                                           plan.backbone.bytes_per_value)))
+                            ->wait();
+                        ++activities;
+                        break;
+                }
+            }
+            if (first_gpu && p + 1 == L.pipeline) r.step_end_s[i] = sg4::Engine::get_clock();
+        }
+    }
+
+    // A GPU's fetches, one at a time in issue order (cluster_sim.h).
+    void fetcher_actor(int x) {
+        const int node = L.node_of(x);
+        sg4::Host* gpu = h.gpu[size_t(x)];
+        sg4::Host* host = h.node[size_t(node)];
+        std::vector<size_t> order;  // issue order within a step: by Engram layer
+        for (size_t e = 0; e < plan.engram_layers.size(); ++e) order.push_back(e);
+        for (const ClusterStep& st : plan.steps)
+            for (size_t e : order) {
+                issue[size_t(x)]->acquire();
+                const double t0 = sg4::Engine::get_clock();
+                const FetchJob j = fetch_job(plan, x, st, e);
+                sg4::Host *holder_src = nullptr, *holder_cpu = nullptr;
+                if (j.remote_rows > 0) {
+                    if (j.holder_leaf >= L.nodes) {
+                        holder_src = holder_cpu = h.server[size_t(j.holder_leaf - L.nodes)];
+                    } else {
+                        holder_src = h.rail[size_t(j.holder_leaf * L.gpus_per_node +
+                                                   x % L.gpus_per_node)];
+                        holder_cpu = h.node[size_t(j.holder_leaf)];
+                    }
+                }
+                sg4::CommPtr ids;
+                if (holder_src) {
+                    ids = sg4::Comm::sendto_async(gpu, holder_src, uint64_t(j.ids_bytes));
+                    ++activities;
+                }
+                if (j.local.d2h_wire_bytes > 0) {
+                    sg4::Comm::sendto(gpu, host, uint64_t(std::ceil(j.local.d2h_wire_bytes)));
+                    ++activities;
+                }
+                sg4::ExecPtr lexec, rexec;
+                if (j.local.host_s > 0) lexec = sg4::this_actor::exec_async(j.local.host_s), ++activities;
+                if (ids) {
+                    ids->wait();
+                    rexec = sg4::Exec::init()->set_host(holder_cpu)->set_flops_amount(j.gather_s)->start();
+                    ++activities;
+                }
+                if (lexec) lexec->wait();
+                if (j.local.fixed_s > 0) sg4::this_actor::sleep_for(j.local.fixed_s), ++activities;
+                sg4::CommPtr lcomm, rcomm;
+                if (j.local.h2d_wire_bytes > 0) {
+                    lcomm = sg4::Comm::sendto_async(host, gpu,
+                                                    uint64_t(std::ceil(j.local.h2d_wire_bytes)));
+                    ++activities;
+                }
+                if (rexec) {
+                    rexec->wait();
+                    rcomm = sg4::Comm::sendto_async(holder_src, gpu, uint64_t(j.payload_bytes));
+                    ++activities;
+                }
+                if (lcomm) lcomm->wait();
+                if (rcomm) rcomm->wait();
+                if (x == 0) r.fetch_s += sg4::Engine::get_clock() - t0;
+                ready[size_t(x)]->release();
+            }
+    }
+};
+
+}  // namespace
+
+ClusterResult simulate_cluster(const ClusterPlan& plan) {
+    if (sg4::Engine::is_initialized())
+        throw std::logic_error("simulate_cluster: SimGrid allows one engine per process "
+                               "(use simulate_cluster_forked)");
+    const auto wall0 = std::chrono::steady_clock::now();
+    std::vector<std::string> args = {"engramsim"};
+    for (auto& o : exact_network_options()) args.push_back(o);
+    args.push_back("--cfg=contexts/stack-size:128");  // thousands of actors, shallow stacks
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    int argc = int(argv.size());
+    sg4::Engine engine(&argc, argv.data());
+
+    Des des(plan);
+    const ClusterLayout& L = plan.layout;
+    des.h = build_platform(L);
+    des.fetching = fetches(plan);
+    for (int p = 0; p < L.pipeline; ++p) des.programs.push_back(stage_program(plan, p, des.fetching));
+    des.units = unit_flows(plan);
+    for (int x = 0; x < L.world; ++x) {
+        for (int k = 0; k < 3; ++k)
+            des.a2a_box.push_back(
+                sg4::Mailbox::by_name("a2a" + std::to_string(x) + "." + std::to_string(k)));
+        des.pp_box.push_back(sg4::Mailbox::by_name("pp" + std::to_string(x)));
+        des.issue.push_back(sg4::Semaphore::create(0));
+        des.ready.push_back(sg4::Semaphore::create(0));
+    }
+    des.r.step_start_s.assign(plan.steps.size(), 0);
+    des.r.step_end_s.assign(plan.steps.size(), 0);
+    for (int x = 0; x < L.world; ++x) {
+        sg4::Actor::create("gpu" + std::to_string(x), des.h.gpu[size_t(x)],
+                           [&des, x] { des.gpu_actor(x); });
+        if (des.fetching)
+            sg4::Actor::create("fetch" + std::to_string(x), des.h.node[size_t(L.node_of(x))],
+                               [&des, x] { des.fetcher_actor(x); });
+    }
+    engine.run();
+    des.r.makespan_s = sg4::Engine::get_clock();
+    des.r.activities = des.activities;
+    des.r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    return des.r;
+}
+
+// ---- Running in a forked child ------------------------------------------------------------
+
+namespace {
+void put_doubles(std::string& buf, const std::vector<double>& v) {
+    const uint64_t n = v.size();
+    buf.append(reinterpret_cast<const char*>(&n), sizeof n);
+    buf.append(reinterpret_cast<const char*>(v.data()), n * sizeof(double));
+}
+std::vector<double> take_doubles(const std::string& buf, size_t& at) {
+    uint64_t n = 0;
+    if (at + sizeof n > buf.size()) throw std::runtime_error("simulate_cluster_forked: short result");
+    std::memcpy(&n, buf.data() + at, sizeof n);
+    at += sizeof n;
+    if (at + n * sizeof(double) > buf.size())
+        throw std::runtime_error("simulate_cluster_forked: short result");
+    std::vector<double> v(n);
+    if (n) std::memcpy(v.data(), buf.data() + at, n * sizeof(double));
+    at += n * sizeof(double);
+    return v;
+}
+}  // namespace
+
+ClusterResult simulate_cluster_forked(const ClusterPlan& plan) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("simulate_cluster_forked: pipe failed");
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("simulate_cluster_forked: fork failed");
+    if (pid == 0) {
+        close(fds[0]);
+        int code = 0;
+        std::string buf;
+        try {
+            const ClusterResult r = simulate_cluster(plan);
+            put_doubles(buf, r.step_start_s);
+            put_doubles(buf, r.step_end_s);
+            put_doubles(buf, {r.makespan_s, r.a2a_s, r.stall_s, r.fetch_s, r.compute_s,
+                              double(r.activities), r.wall_s});
+        } catch (const std::exception& e) {
+            buf = std::string("E") + e.what();
+            code = 2;
+        }
+        size_t off = 0;
+        while (off < buf.size()) {
+            const ssize_t w = write(fds[1], buf.data() + off, buf.size() - off);
+            if (w <= 0) _exit(3);
+            off += size_t(w);
+        }
+        _exit(code);
+    }
+    close(fds[1]);
+    std::string buf;
+    char chunk[1 << 16];
+    for (;;) {
+        const ssize_t n = read(fds[0], chunk, sizeof chunk);
+        if (n <= 0) break;
+        buf.append(chunk, size_t(n));
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !buf.empty())
+            throw std::runtime_error("cluster simulation failed: " + buf.substr(1));
+        throw std::runtime_error("cluster simulation process failed (status " +
+                                 std::to_string(status) + ")");
+    }
+    size_t at = 0;
+    ClusterResult r;
+    r.step_start_s = take_doubles(buf, at);
+    r.step_end_s = take_doubles(buf, at);
+    const auto s = take_doubles(buf, at);
+    if (s.size() != 7) throw std::runtime_error("simulate_cluster_forked: short result");
+    r.makespan_s = s[0], r.a2a_s = s[1], r.stall_s = s[2], r.fetch_s = s[3], r.compute_s = s[4];
+    r.activities = uint64_t(s[5]);
+    r.wall_s = s[6];
+    return r;
+}
+
+// ---- Metrics and results ------------------------------------------------------------------
+
+ClusterMetrics cluster_metrics(const ClusterPlan& plan, const ClusterResult& r) {
+    ClusterMetrics m;
+    m.makespan_s = r.makespan_s;
+    m.output_tokens = double(plan.output_tokens) * plan.ranks();
+    if (r.makespan_s > 0) {
+        m.throughput_tok_per_s = m.output_tokens / r.makespan_s;
+        m.per_gpu_tok_per_s = m.throughput_tok_per_s / plan.layout.world;
+        m.a2a_share = r.a2a_s / r.makespan_s;
+        m.stall_share = r.stall_s / r.makespan_s;
+    }
+    double sum = 0, dsum = 0;
+    uint64_t decode = 0;
+    for (size_t i = 0; i < plan.steps.size() && i < r.step_end_s.size(); ++i) {
+        const double d = r.step_end_s[i] - r.step_start_s[i];
+        sum += d;
+        if (!plan.steps[i].prefill) dsum += d, ++decode;
+        for (uint64_t u : plan.steps[i].unique_rows) m.unique_rows_per_gpu += double(u);
+    }
+    m.steps = plan.steps.size();
+    m.prefill_steps = m.steps - decode;
+    m.mean_step_s = m.steps ? sum / double(m.steps) : 0;
+    m.mean_decode_step_s = decode ? dsum / double(decode) : 0;
+    m.events_per_s = r.wall_s > 0 ? double(r.activities) / r.wall_s : 0;
+    return m;
+}
+
+json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const ClusterMetrics& m,
+                          const ClusterMetrics* hbm) {
+    const ClusterLayout& L = plan.layout;
+    const char* table = L.table == TableHome::Replicated ? "replicated"
+                        : L.table == TableHome::Sharded  ? "sharded"
+                                                         : "memory-servers";
+    json j = {
+        {"schema", "engramsim.cluster-results"},
+        {"schema_version", 1},
+        {"backbone", plan.backbone.name},
+        {"engram", plan.has_engram ? json(plan.engram.name) : json(nullptr)},
+        {"hardware", plan.config["hardware"].value("name", std::string())},
+        {"workload", plan.config["workload"].value("name", std::string())},
+        {"layout",
+         {{"nodes", L.nodes}, {"gpus_per_node", L.gpus_per_node}, {"gpus", L.world},
+          {"pipeline_parallel", L.pipeline}, {"attention_data_parallel", plan.ranks()},
+          {"expert_parallel", L.expert_parallel}, {"expert_replicas", L.expert_replicas},
+          {"engram_table", table}, {"memory_servers", L.memory_servers},
+          {"routing_skew", L.routing_skew}}},
+        {"fabric",
+         {{"topology", L.topology}, {"nodes_per_leaf", L.leaf_nodes}, {"leaves", L.leaves},
+          {"spines", L.spines}, {"oversubscription", L.oversubscription},
+          {"nic_bytes_per_s", L.nic_bytes_per_s}, {"nic_latency_s", L.nic_latency_s},
+          {"switch_link_latency_s", L.switch_link_latency_s},
+          {"collectives", L.pairwise ? "pairwise" : "coalesced"},
+          {"layers_per_event", L.layers_per_event}}},
+        {"per_gpu",
+         {{"weight_bytes", plan.weight_bytes_per_gpu}, {"kv_blocks", plan.num_kv_blocks},
+          {"requests", plan.requests}, {"preemptions", plan.preemptions}}},
+        {"metrics",
+         {{"makespan_s", m.makespan_s},
+          {"output_tokens", m.output_tokens},
+          {"throughput_tok_per_s", m.throughput_tok_per_s},
+          {"per_gpu_tok_per_s", m.per_gpu_tok_per_s},
+          {"mean_step_s", m.mean_step_s},
+          {"mean_decode_step_s", m.mean_decode_step_s},
+          {"steps", m.steps},
+          {"prefill_steps", m.prefill_steps},
+          {"all_to_all_share", m.a2a_share},
+          {"engram_stall_share", m.stall_share},
+          {"gpu0_all_to_all_s", r.a2a_s},
+          {"gpu0_stall_s", r.stall_s},
+          {"gpu0_fetch_s", r.fetch_s},
+          {"gpu0_compute_s", r.compute_s},
+          {"unique_rows_per_gpu", m.unique_rows_per_gpu}}},
+        {"simulator",
+         {{"activities", r.activities}, {"wall_s", r.wall_s}, {"events_per_s", m.events_per_s}}},
+    };
+    if (hbm) {
+        j["comparison"] = {
+            {"table_in_hbm_per_gpu_tok_per_s", hbm->per_gpu_tok_per_s},
+            {"overhead_vs_table_in_hbm_pct",
+             hbm->throughput_tok_per_s > 0
+                 ? (hbm->throughput_tok_per_s - m.throughput_tok_per_s) / hbm->throughput_tok_per_s * 100
+                 : 0.0}};
+    }
+    return j;
+}
+
+}  // namespace engramsim::sim::scaleout

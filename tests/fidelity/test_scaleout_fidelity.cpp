@@ -1,0 +1,163 @@
+// Multi-node clusters on SimGrid (sim/scaleout) against closed forms written here from the
+// fabric's numbers, not from the simulator's code:
+//   - an all-to-all on idle rails: each GPU's NIC flow takes (2 NIC links + 2 fabric links of
+//     latency) + bytes / NIC bandwidth, per layer;
+//   - a shared spine: with one spine up-link per leaf of 2 nodes x 8 GPUs, the 16 cross-leaf
+//     flows split it (400 GB/s / 16 = 25 GB/s each), so a flow of B bytes takes latency + B / 25e9;
+//   - the DES equal to the critical path when nothing contends, at 2 and 4 nodes, with and
+//     without pipeline stages, and with the Engram table fetched from the host or memory servers;
+//   - coalesced all-to-alls (a flow per fabric level) equal to pairwise ones (a flow per pair)
+//     where every NIC carries its own flows only.
+// Every simulation runs in a forked child.
+#include <gtest/gtest.h>
+
+#include "model/config.h"
+#include "sim/scaleout/cluster_sim.h"
+#include "sim/timing/plan.h"
+
+using namespace engramsim;
+using namespace engramsim::sim;
+using namespace engramsim::sim::scaleout;
+using nlohmann::json;
+
+namespace {
+
+// DeepSeek-V4.1-Flash (hidden 5120, top-6 of 384 experts) on H200 nodes (NIC 400 Gb/s = 50 GB/s,
+// NVLink 450 GB/s), 4 requests a rank, 100 output tokens each.
+json cluster_config(json cluster, bool engram = false, json sim = json::object()) {
+    json doc = {{"backbone", "deepseek-v41-flash"},
+                {"hardware", "h200"},
+                {"workload",
+                 {{"base", "nano-vllm-512"},
+                  {"num_requests", 4},
+                  {"prompt_len", {{"dist", "uniform"}, {"min", 100}, {"max", 200}}},
+                  {"output_len", {{"dist", "uniform"}, {"min", 100}, {"max", 100}}}}},
+                {"sim", sim},
+                {"cluster", cluster}};
+    if (engram) doc["engram"] = "deepseek-v41-flash-engram";
+    return resolve_run_config(doc, "test");
+}
+
+constexpr double kNic = 50e9, kNicLat = 0.95e-6, kSwLat = 0.45e-6;
+constexpr double kHidden = 5120, kTopK = 6, kLayers = 40;
+
+void expect_rel(double got, double want, double rel, const std::string& what) {
+    EXPECT_NEAR(got, want, std::abs(want) * rel) << what;
+}
+
+}  // namespace
+
+TEST(ScaleOutFidelity, AllToAllOnIdleRailsIsLatencyPlusBytesOverNicBandwidth) {
+    // 2 nodes under one leaf, EP 16: a GPU sends 8 of its 16 rows' shares to the other node
+    // (one NIC flow), 7 over NVLink. One group of all 40 layers a step: per step a dispatch
+    // 40 x (2.8 us + T k h x 1 B x 8/16 / 50 GB/s) and a combine of 2 B a value.
+    const ClusterPlan plan = make_cluster_plan(cluster_config({{"nodes", 2}, {"layers_per_event", 40}}));
+    ASSERT_EQ(plan.layout.expert_parallel, 16);
+    const double lat = 2 * kNicLat + 2 * kSwLat;  // 2.8 us, DeepSeek's same-leaf IB figure
+    double want = 0;
+    for (const ClusterStep& st : plan.steps) {
+        const double half = st.tokens * kTopK * kHidden / 2;  // bytes per value 1
+        want += kLayers * (lat + half / kNic) + kLayers * (lat + 2 * half / kNic);
+    }
+    const ClusterResult des = simulate_cluster_forked(plan);
+    expect_rel(des.a2a_s, want, 1e-9, "DES all-to-all time of GPU 0");
+    expect_rel(analytic_cluster(plan).a2a_s, want, 1e-12, "critical path's");
+    // One layer's dispatch for T = 1000 tokens, by the formula alone.
+    const auto flows = a2a_flows(plan, 0, 1000, 1);
+    expect_rel(a2a_idle(plan, flows).seconds, lat + 1000 * kTopK * kHidden / 2 / kNic, 1e-12,
+               "one dispatch");
+}
+
+TEST(ScaleOutFidelity, CrossLeafFlowsShareAnOversubscribedSpine) {
+    // 4 nodes, 2 a leaf, 2:1 oversubscribed: one spine, each leaf's one up-link (8 rails x
+    // 50 GB/s = 400 GB/s) carrying its 16 GPUs' cross-leaf flows at 25 GB/s each. EP 32: a GPU's
+    // spine flow carries the rows of the 2 nodes of the other leaf (16 of 32 shares), its leaf
+    // flow 8 of 32 at the NIC's remaining 25 GB/s, done first. Latency through the spine 3.7 us.
+    const ClusterPlan plan = make_cluster_plan(cluster_config(
+        {{"nodes", 4}, {"nodes_per_leaf", 2}, {"oversubscription", 2}, {"layers_per_event", 40}}));
+    ASSERT_EQ(plan.layout.spines, 1);
+    ASSERT_EQ(plan.layout.leaves, 2);
+    const double lat = 2 * kNicLat + 4 * kSwLat;
+    double want = 0;
+    for (const ClusterStep& st : plan.steps) {
+        const double spine = st.tokens * kTopK * kHidden * 16 / 32;  // bytes per value 1
+        want += kLayers * (lat + spine / 25e9) + kLayers * (lat + 2 * spine / 25e9);
+    }
+    const ClusterResult des = simulate_cluster_forked(plan);
+    expect_rel(des.a2a_s, want, 1e-9, "DES all-to-all time of GPU 0 on a shared spine");
+    // On idle links (the critical path) both flows would share the NIC's 50 GB/s alone: 3.7 us +
+    // (8 + 16 of 32 shares) / 50 GB/s a layer, faster.
+    double idle = 0;
+    for (const ClusterStep& st : plan.steps) {
+        const double nic = st.tokens * kTopK * kHidden * 24 / 32;
+        idle += kLayers * (lat + nic / kNic) + kLayers * (lat + 2 * nic / kNic);
+    }
+    expect_rel(analytic_cluster(plan).a2a_s, idle, 1e-12, "critical path on idle links");
+    EXPECT_LT(idle, want);
+}
+
+TEST(ScaleOutFidelity, DesEqualsCriticalPathWithoutContention) {
+    // Nothing contends: every GPU's flows leave by its own NIC and NVLink and no two share a
+    // fabric link beyond its bandwidth (full bisection).
+    for (const json& c : {json{{"nodes", 2}}, json{{"nodes", 4}},
+                          json{{"nodes", 4}, {"layers_per_event", 1}},
+                          json{{"nodes", 4}, {"pipeline_parallel", 2}},
+                          json{{"nodes", 4}, {"nodes_per_leaf", 2}, {"expert_parallel", 16}}}) {
+        const ClusterPlan plan = make_cluster_plan(cluster_config(c));
+        const ClusterResult des = simulate_cluster_forked(plan);
+        const ClusterResult cp = analytic_cluster(plan);
+        ASSERT_EQ(des.step_end_s.size(), cp.step_end_s.size()) << c.dump();
+        for (size_t i = 0; i < cp.step_end_s.size(); ++i)
+            expect_rel(des.step_end_s[i], cp.step_end_s[i], 1e-9,
+                       c.dump() + " step " + std::to_string(i));
+        expect_rel(des.makespan_s, cp.makespan_s, 1e-9, c.dump());
+        EXPECT_GT(des.activities, 0u);
+    }
+}
+
+TEST(ScaleOutFidelity, DesEqualsCriticalPathWithEngramFetches) {
+    // One GPU a node (no shared switch or host cores), fetches issued at the Engram layer (the
+    // GPU waits, so no all-to-all is in flight anywhere): the DES is the critical path, with the
+    // table in each node's DRAM and on eight memory servers (GPU x reads server x mod 8).
+    const json sim = {{"schedule", "none"}};
+    for (const json& c :
+         {json{{"nodes", 8}, {"gpus_per_node", 1}},
+          json{{"nodes", 8}, {"gpus_per_node", 1}, {"engram_table", "memory-servers"},
+               {"memory_servers", 8}}}) {
+        const ClusterPlan plan = make_cluster_plan(cluster_config(c, true, sim));
+        const ClusterResult des = simulate_cluster_forked(plan);
+        const ClusterResult cp = analytic_cluster(plan);
+        EXPECT_GT(cp.fetch_s, 0) << c.dump();
+        expect_rel(des.fetch_s, cp.fetch_s, 1e-9, c.dump() + " fetch");
+        expect_rel(des.stall_s, cp.stall_s, 1e-9, c.dump() + " stall");
+        expect_rel(des.makespan_s, cp.makespan_s, 1e-9, c.dump());
+    }
+}
+
+TEST(ScaleOutFidelity, CoalescedAllToAllEqualsPairwise) {
+    // 2 nodes under one leaf: pairwise, a NIC carries 8 flows of B / 8 at 50 / 8 GB/s each, all
+    // done at latency + B / 50 GB/s, as the one coalesced flow of B; NVLink alike.
+    const ClusterPlan co = make_cluster_plan(cluster_config({{"nodes", 2}}));
+    const ClusterPlan pw = make_cluster_plan(cluster_config({{"nodes", 2}, {"collectives", "pairwise"}}));
+    const ClusterResult a = simulate_cluster_forked(co), b = simulate_cluster_forked(pw);
+    expect_rel(a.makespan_s, b.makespan_s, 1e-9, "makespan");
+    expect_rel(a.a2a_s, b.a2a_s, 1e-9, "all-to-all time");
+    EXPECT_LT(a.activities, b.activities);  // 2 flows a GPU against 15
+}
+
+TEST(ScaleOutFidelity, SkewSlowsTheHotGpusGroup) {
+    // The hot GPU's experts get (1 + s) x the rows: its expert time grows, and the cluster waits.
+    const ClusterPlan even = make_cluster_plan(cluster_config({{"nodes", 2}}));
+    const ClusterPlan skew = make_cluster_plan(cluster_config({{"nodes", 2}, {"routing_skew", 1.0}}));
+    ASSERT_GT(skew.steps[5].expert_hot_s, skew.steps[5].expert_s);
+    EXPECT_DOUBLE_EQ(even.steps[5].expert_hot_s, even.steps[5].expert_s);
+    EXPECT_GT(simulate_cluster_forked(skew).makespan_s, simulate_cluster_forked(even).makespan_s);
+}
+
+TEST(ScaleOutFidelity, SameConfigSameResults) {
+    const ClusterPlan plan = make_cluster_plan(cluster_config({{"nodes", 2}}, true));
+    const ClusterResult a = simulate_cluster_forked(plan), b = simulate_cluster_forked(plan);
+    EXPECT_EQ(a.step_end_s, b.step_end_s);
+    EXPECT_EQ(a.activities, b.activities);
+    EXPECT_EQ(a.makespan_s, b.makespan_s);
+}
