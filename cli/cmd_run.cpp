@@ -161,6 +161,7 @@ void run_cluster(const RunOptions& opt, const nlohmann::json& cfg) {
     t.add({"simulated events / their wall time", thousands(r.activities) + " / " +
                                                      fixed(r.wall_s, 2) + " s (" +
                                                      thousands(uint64_t(m.events_per_s)) + " /s)"});
+    t.add({"  platform and actors built in", fixed(r.setup_s, 2) + " s"});
     t.add({"command wall time", fixed(wall, 2) + " s"});
     t.print(std::cout, "  ");
 }

@@ -514,6 +514,11 @@ Key cluster_section() {
                     "group's compute, all-to-alls and their latencies are the same on idle "
                     "links; fewer, larger flows.",
                     1),
+            choice("granularity", {"node", "gpu"}, "node",
+                   "What the simulator runs as one actor with its own links: a node (its GPUs "
+                   "alike: one host, every per-GPU link G times as wide; events grow with "
+                   "nodes) or each GPU (its own NIC, PCIe leg and NVLink; for checking and for "
+                   "skew within a node). Equal where the node's GPUs are alike."),
             choice("collectives", {"coalesced", "pairwise"}, "coalesced",
                    "coalesced: per GPU one NVLink flow and one NIC flow per fabric level per "
                    "all-to-all, carrying its bytes to a ring neighbour (events grow with GPUs); "

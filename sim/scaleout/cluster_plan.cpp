@@ -154,6 +154,10 @@ ClusterLayout make_layout(const json& cfg, const RunChoices& run) {
     L.combine_bytes_per_value = config::quantity(c, "combine_bytes_per_value", Dim::Count);
     L.layers_per_event = c["layers_per_event"].get<int>();
     L.pairwise = c["collectives"] == "pairwise";
+    L.per_gpu = c["granularity"] == "gpu";
+    if (!L.per_gpu && L.pipeline > 1 && L.stage_gpus % L.gpus_per_node != 0)
+        refuse("cluster.granularity: node, but a pipeline stage of " + n(L.stage_gpus) +
+               " GPUs is a share of a node; use granularity gpu");
     return L;
 }
 

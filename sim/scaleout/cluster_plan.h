@@ -58,6 +58,7 @@ struct ClusterLayout {
     int memory_servers = 0;
     int layers_per_event = 4;
     bool pairwise = false;  // collectives pairwise (else coalesced)
+    bool per_gpu = false;   // granularity gpu: one simulated unit per GPU (else per node)
 
     int node_of(int gpu) const { return gpu / gpus_per_node; }
     int leaf_of(int node) const { return node / leaf_nodes; }

@@ -110,10 +110,10 @@ FetchJob fetch_job(const ClusterPlan& plan, int gpu, const ClusterStep& st, size
     const int node = L.node_of(gpu);
     if (L.table == TableHome::Sharded && L.nodes > 1) {
         local = u / L.nodes;
-        job.holder_leaf = (node + 1 + (gpu % L.gpus_per_node) % (L.nodes - 1)) % L.nodes;
+        job.holder_leaf = (node + 1) % L.nodes;  // each node serves the next one's GPUs
     } else if (L.table == TableHome::MemoryServers) {
         local = 0;
-        job.holder_leaf = L.nodes + gpu % L.memory_servers;
+        job.holder_leaf = L.nodes + node % L.memory_servers;
     }
     if (local > 0) {
         job.has_local = true;
@@ -160,7 +160,7 @@ double expert_seconds(const ClusterPlan& plan, int gpu, const ClusterStep& st) {
 }
 
 // Per GPU: its flows for one token at one byte per value (scaled per step).
-std::vector<std::vector<A2aFlow>> unit_flows(const ClusterPlan& plan) {
+std::vector<std::vector<A2aFlow>> gpu_flows(const ClusterPlan& plan) {
     std::vector<std::vector<A2aFlow>> out(size_t(plan.layout.world));
     for (int x = 0; x < plan.layout.world; ++x) out[size_t(x)] = a2a_flows(plan, x, 1, 1);
     return out;
@@ -211,7 +211,7 @@ ClusterResult analytic_cluster(const ClusterPlan& plan) {
     std::vector<std::vector<Op>> programs;
     for (int p = 0; p < L.pipeline; ++p) programs.push_back(stage_program(plan, p, fetching));
     std::vector<double> stage_free(size_t(L.pipeline), 0);
-    const auto units = unit_flows(plan);
+    const auto units = gpu_flows(plan);
     for (const ClusterStep& st : plan.steps) {
         double arrive = 0;
         for (int p = 0; p < L.pipeline; ++p) {
@@ -286,8 +286,25 @@ namespace {
 // time is unchanged: same leaf 2 x (nic + switch), through the spine 2 x nic + 4 x switch.
 double nic_link_latency(const ClusterLayout& L) { return L.nic_latency_s + L.switch_link_latency_s; }
 
+// A simulated unit: one GPU (granularity gpu), or one node's GPUs as one (granularity node: they
+// run alike, so its links carry the node's G GPUs' flows at G x each link's bandwidth, and a PCIe
+// switch uplink G / gpus_per_switch x; exact while the node's GPUs are alike).
+struct Units {
+    int count = 0, width = 1;  // units; GPUs a unit stands for
+    bool per_gpu = true;
+    int gpu(int u) const { return per_gpu ? u : u * width; }  // its first GPU
+};
+
+Units units_of(const ClusterLayout& L) {
+    Units u;
+    u.per_gpu = L.per_gpu;
+    u.width = L.per_gpu ? 1 : L.gpus_per_node;
+    u.count = L.world / u.width;
+    return u;
+}
+
 struct Hosts {
-    std::vector<sg4::Host*> gpu, node, rail, server;
+    std::vector<sg4::Host*> unit, nvpeer, node, rail, server;  // unit, rail: per unit
 };
 
 sg4::Link* link(sg4::NetZone* z, const std::string& name, double bw, double lat) {
@@ -301,49 +318,60 @@ void route(sg4::NetZone* z, simgrid::kernel::routing::NetPoint* a,
     z->add_route(a, b, nullptr, nullptr, r, false);
 }
 
-// One node: an HGX-like board (see cluster_sim.h). Returns its gateway (null without a fabric).
-simgrid::kernel::routing::NetPoint* build_node(sg4::NetZone* z, const ClusterLayout& L, int n,
-                                               bool fabric, Hosts& h) {
+// One node: an HGX-like board (see cluster_sim.h), its GPUs one host each or, by node, one host
+// for all with every per-GPU link widened G times. Returns its gateway (null without a fabric).
+simgrid::kernel::routing::NetPoint* build_node(sg4::NetZone* z, const ClusterLayout& L,
+                                               const Units& U, int n, bool fabric, Hosts& h) {
     const std::string p = "n" + std::to_string(n) + ".";
     const int G = L.gpus_per_node;
+    const int hosts = U.per_gpu ? G : 1;           // GPU hosts in this zone
+    const double w = U.per_gpu ? 1 : G;            // links widened
+    const int switches = U.per_gpu ? G / L.gpus_per_switch : 1;
+    const double sw_w = U.per_gpu ? 1 : double(G) / L.gpus_per_switch;
     sg4::Host* host = z->create_host(p + "host", 1.0);
     host->set_core_count(L.host_cores);
     h.node[size_t(n)] = host;
     simgrid::kernel::routing::NetPoint* gw = fabric ? z->create_router(p + "gw") : nullptr;
     std::vector<sg4::Link*> sw_up, sw_down;
-    for (int s = 0; s < G / L.gpus_per_switch; ++s) {
+    for (int s = 0; s < switches; ++s) {
         const std::string q = p + "sw" + std::to_string(s);
-        sw_up.push_back(link(z, q + ".up", L.host_link_bytes_per_s, L.host_link_latency_s));
-        sw_down.push_back(link(z, q + ".down", L.host_link_bytes_per_s, L.host_link_latency_s));
+        sw_up.push_back(link(z, q + ".up", sw_w * L.host_link_bytes_per_s, L.host_link_latency_s));
+        sw_down.push_back(
+            link(z, q + ".down", sw_w * L.host_link_bytes_per_s, L.host_link_latency_s));
     }
     std::vector<sg4::Link*> leg_up, leg_down, nic_tx, nic_rx, nvl_up, nvl_down;
-    for (int g = 0; g < G; ++g) {
+    const int first = n * hosts;  // its first unit
+    for (int g = 0; g < hosts; ++g) {
         const std::string q = p + "gpu" + std::to_string(g);
-        h.gpu[size_t(n * G + g)] = z->create_host(q, 1.0);
-        leg_up.push_back(link(z, q + ".leg.up", L.host_link_bytes_per_s, 0));
-        leg_down.push_back(link(z, q + ".leg.down", L.host_link_bytes_per_s, 0));
+        h.unit[size_t(first + g)] = z->create_host(q, 1.0);
+        leg_up.push_back(link(z, q + ".leg.up", w * L.host_link_bytes_per_s, 0));
+        leg_down.push_back(link(z, q + ".leg.down", w * L.host_link_bytes_per_s, 0));
         if (G > 1) {
-            nvl_up.push_back(link(z, q + ".nvlink.up", L.nvlink_bytes_per_s, L.nvlink_latency_s));
+            nvl_up.push_back(link(z, q + ".nvlink.up", w * L.nvlink_bytes_per_s, L.nvlink_latency_s));
             nvl_down.push_back(
-                link(z, q + ".nvlink.down", L.nvlink_bytes_per_s, L.nvlink_latency_s));
+                link(z, q + ".nvlink.down", w * L.nvlink_bytes_per_s, L.nvlink_latency_s));
         }
         if (fabric) {
-            nic_tx.push_back(link(z, p + "nic" + std::to_string(g) + ".tx", L.nic_bytes_per_s,
+            nic_tx.push_back(link(z, p + "nic" + std::to_string(g) + ".tx", w * L.nic_bytes_per_s,
                                   nic_link_latency(L)));
-            nic_rx.push_back(link(z, p + "nic" + std::to_string(g) + ".rx", L.nic_bytes_per_s,
+            nic_rx.push_back(link(z, p + "nic" + std::to_string(g) + ".rx", w * L.nic_bytes_per_s,
                                   nic_link_latency(L)));
-            h.rail[size_t(n * G + g)] = z->create_host(p + "rail" + std::to_string(g), 1.0);
+            h.rail[size_t(first + g)] = z->create_host(p + "rail" + std::to_string(g), 1.0);
         }
     }
-    auto np = [&](int g) { return h.gpu[size_t(n * G + g)]->get_netpoint(); };
-    for (int g = 0; g < G; ++g) {
-        const size_t s = size_t(g / L.gpus_per_switch);
+    auto np = [&](int g) { return h.unit[size_t(first + g)]->get_netpoint(); };
+    if (!U.per_gpu && G > 1) {  // the node's NVLink traffic: out of its GPUs and back in
+        h.nvpeer[size_t(n)] = z->create_host(p + "nvswitch", 1.0);
+        route(z, np(0), h.nvpeer[size_t(n)]->get_netpoint(), {nvl_up[0], nvl_down[0]});
+    }
+    for (int g = 0; g < hosts; ++g) {
+        const size_t s = size_t(U.per_gpu ? g / L.gpus_per_switch : 0);
         route(z, host->get_netpoint(), np(g), {sw_down[s], leg_down[size_t(g)]});
         route(z, np(g), host->get_netpoint(), {leg_up[size_t(g)], sw_up[s]});
-        for (int k = 0; k < G; ++k)
+        for (int k = 0; k < hosts; ++k)
             if (k != g) route(z, np(g), np(k), {nvl_up[size_t(g)], nvl_down[size_t(k)]});
         if (!fabric) continue;
-        auto* rail = h.rail[size_t(n * G + g)]->get_netpoint();
+        auto* rail = h.rail[size_t(first + g)]->get_netpoint();
         route(z, np(g), gw, {leg_up[size_t(g)], nic_tx[size_t(g)]});
         route(z, gw, np(g), {nic_rx[size_t(g)], leg_down[size_t(g)]});
         route(z, rail, gw, {sw_down[s], nic_tx[size_t(g)]});
@@ -366,16 +394,17 @@ simgrid::kernel::routing::NetPoint* build_server(sg4::NetZone* z, const ClusterL
     return gw;
 }
 
-Hosts build_platform(const ClusterLayout& L) {
+Hosts build_platform(const ClusterLayout& L, const Units& U) {
     Hosts h;
-    h.gpu.resize(size_t(L.world));
+    h.unit.resize(size_t(U.count));
+    h.rail.resize(size_t(U.count));
+    h.nvpeer.resize(size_t(L.nodes));
     h.node.resize(size_t(L.nodes));
-    h.rail.resize(size_t(L.world));
     h.server.resize(size_t(L.memory_servers));
     const int leaves = L.nodes + L.memory_servers;
     if (leaves == 1) {
         auto* z = sg4::create_full_zone("n0");
-        build_node(z, L, 0, false, h);
+        build_node(z, L, U, 0, false, h);
         z->seal();
         return h;
     }
@@ -388,7 +417,7 @@ Hosts build_platform(const ClusterLayout& L) {
         name += std::to_string(node ? i : i - L.nodes);
         auto* z = sg4::create_full_zone(name);
         z->set_parent(fabric);
-        auto* gw = node ? build_node(z, L, i, true, h) : build_server(z, L, i - L.nodes, h);
+        auto* gw = node ? build_node(z, L, U, i, true, h) : build_server(z, L, i - L.nodes, h);
         z->seal();
         return {z->get_netpoint(), gw};
     };
@@ -404,6 +433,30 @@ Hosts build_platform(const ClusterLayout& L) {
     return h;
 }
 
+// A unit's flows of one all-to-all: its GPUs' flows summed per peer unit and route; a node's
+// NVLink flows are its own (peer -1: out to its NVSwitch and back).
+struct UnitFlow {
+    A2aFlow::Kind kind;
+    int peer;  // unit; -1: the unit itself
+    double bytes;
+};
+std::vector<UnitFlow> unit_flows(const ClusterPlan& plan, const Units& U, int u) {
+    std::vector<UnitFlow> out;
+    for (int g = 0; g < U.width; ++g)
+        for (const A2aFlow& f : a2a_flows(plan, U.gpu(u) + g, 1, 1)) {
+            const int peer = U.per_gpu ? f.peer : plan.layout.node_of(f.peer);
+            const int to = peer == u && !U.per_gpu ? -1 : peer;
+            auto it = std::find_if(out.begin(), out.end(), [&](const UnitFlow& x) {
+                return x.peer == to && x.kind == f.kind;
+            });
+            if (it == out.end())
+                out.push_back({f.kind, to, f.bytes});
+            else
+                it->bytes += f.bytes;
+        }
+    return out;
+}
+
 // ---- The DES ------------------------------------------------------------------------------
 
 char g_payload;  // mailbox puts carry no data, only their simulated size
@@ -411,156 +464,184 @@ char g_payload;  // mailbox puts carry no data, only their simulated size
 struct Des {
     const ClusterPlan& plan;
     const ClusterLayout& L;
+    Units U;
     Hosts h;
     std::vector<std::vector<Op>> programs;
-    std::vector<std::vector<A2aFlow>> units;
-    std::vector<sg4::Mailbox*> a2a_box;  // [gpu x 3 + kind]
-    std::vector<sg4::Mailbox*> pp_box;   // [gpu]
+    std::vector<std::vector<UnitFlow>> flows;  // per unit, one token at one byte a value
+    std::vector<sg4::Mailbox*> a2a_box;        // [unit x 3 + kind]
+    std::vector<sg4::Mailbox*> pp_box;         // [unit]
     std::vector<sg4::SemaphorePtr> issue, ready;
     ClusterResult r;
     uint64_t activities = 0;
     bool fetching = false;
 
-    explicit Des(const ClusterPlan& p) : plan(p), L(p.layout) {}
+    explicit Des(const ClusterPlan& p) : plan(p), L(p.layout), U(units_of(p.layout)) {}
 
-    void all_to_all(int x, const ClusterStep& st, const Op& op) {
+    void all_to_all(int u, const ClusterStep& st, const Op& op) {
         const double bpv = op.kind == Op::Kind::Dispatch ? L.dispatch_bytes_per_value
                                                          : L.combine_bytes_per_value;
-        const auto flows = scaled(units[size_t(x)], double(st.tokens) * bpv);
-        if (flows.empty()) return;
+        const auto& fl = flows[size_t(u)];
+        if (fl.empty()) return;
+        const double scale = double(st.tokens) * bpv;
         const double t0 = sg4::Engine::get_clock();
-        const double lat = a2a_idle(plan, flows).latency_s;
+        // The slowest route's latency on idle links, from the unit's first GPU.
+        const double lat =
+            a2a_idle(plan, scaled(a2a_flows(plan, U.gpu(u), 1, 1), scale)).latency_s;
         if (op.arg > 1) sg4::this_actor::sleep_for((op.arg - 1) * lat), ++activities;
         std::vector<sg4::CommPtr> comms;
-        std::vector<char*> slots(flows.size());
+        std::vector<char*> slots(fl.size());
         // The gets first, so that each flow starts when its sender puts it.
-        for (size_t i = 0; i < flows.size(); ++i) {
-            const size_t box = size_t(x) * 3 + (L.pairwise ? 0 : size_t(flows[i].kind));
+        for (size_t i = 0; i < fl.size(); ++i) {
+            if (fl[i].peer < 0) continue;
+            const size_t box = size_t(u) * 3 + (L.pairwise ? 0 : size_t(fl[i].kind));
             comms.push_back(a2a_box[box]->get_async(&slots[i]));
         }
         for (bool spine : {false, true}) {
             bool slept = false;
-            for (const A2aFlow& f : flows) {
+            for (const UnitFlow& f : fl) {
                 if ((f.kind == A2aFlow::Kind::Spine) != spine) continue;
                 if (spine && !slept) {  // the spine's two further switch links (see above)
                     sg4::this_actor::sleep_for(2 * L.switch_link_latency_s), ++activities;
                     slept = true;
                 }
                 // Skew: the hot GPU receives more in the dispatch and sends more in the combine.
-                const bool hot =
-                    op.kind == Op::Kind::Dispatch ? is_hot(plan, f.peer) : is_hot(plan, x);
-                const double bytes = f.bytes * op.arg * (hot ? 1 + L.routing_skew : 1);
-                const size_t box = size_t(f.peer) * 3 + (L.pairwise ? 0 : size_t(f.kind));
-                comms.push_back(a2a_box[box]->put_async(&g_payload, uint64_t(std::ceil(bytes))));
+                const int to = f.peer < 0 ? u : f.peer;
+                const bool hot = op.kind == Op::Kind::Dispatch ? is_hot(plan, U.gpu(to))
+                                                               : is_hot(plan, U.gpu(u));
+                const auto bytes =
+                    uint64_t(std::ceil(f.bytes * scale * op.arg * (hot ? 1 + L.routing_skew : 1)));
+                if (f.peer < 0) {
+                    comms.push_back(sg4::Comm::sendto_async(h.unit[size_t(u)],
+                                                            h.nvpeer[size_t(L.node_of(U.gpu(u)))],
+                                                            bytes));
+                } else {
+                    const size_t box = size_t(f.peer) * 3 + (L.pairwise ? 0 : size_t(f.kind));
+                    comms.push_back(a2a_box[box]->put_async(&g_payload, bytes));
+                }
                 ++activities;
             }
         }
         sg4::Comm::wait_all(comms);
-        if (x == 0) r.a2a_s += sg4::Engine::get_clock() - t0;
+        if (u == 0) r.a2a_s += sg4::Engine::get_clock() - t0;
     }
 
-    void gpu_actor(int x) {
+    void unit_actor(int u) {
+        const int x = U.gpu(u);
         const int p = x / L.stage_gpus;
-        const bool first_gpu = x % L.stage_gpus == 0;
+        const bool first_unit = x % L.stage_gpus == 0;
         auto run = [&](double s) {
             if (s <= 0) return;
             sg4::this_actor::execute(s);
             ++activities;
-            if (x == 0) r.compute_s += s;
+            if (u == 0) r.compute_s += s;
         };
+        const int stage_units = L.stage_gpus / U.width;
         for (size_t i = 0; i < plan.steps.size(); ++i) {
             const ClusterStep& st = plan.steps[i];
-            if (x == 0) r.step_start_s[i] = sg4::Engine::get_clock();
+            if (u == 0) r.step_start_s[i] = sg4::Engine::get_clock();
             for (const Op& op : programs[size_t(p)]) {
                 switch (op.kind) {
                     case Op::Kind::PpRecv: {
                         char* slot = nullptr;
-                        pp_box[size_t(x)]->get_async(&slot)->wait();
+                        pp_box[size_t(u)]->get_async(&slot)->wait();
                         break;
                     }
-                    case Op::Kind::Issue: issue[size_t(x)]->release(); break;
+                    case Op::Kind::Issue: issue[size_t(u)]->release(); break;
                     case Op::Kind::Wait: {
                         const double t = sg4::Engine::get_clock();
-                        ready[size_t(x)]->acquire();
-                        if (x == 0) r.stall_s += sg4::Engine::get_clock() - t;
+                        ready[size_t(u)]->acquire();
+                        if (u == 0) r.stall_s += sg4::Engine::get_clock() - t;
                         break;
                     }
                     case Op::Kind::Embed: run(st.embed_s); break;
                     case Op::Kind::Head: run(st.head_s); break;
                     case Op::Kind::Engram: run(st.engram_gpu_s); break;
                     case Op::Kind::Pre: run(st.pre_s * op.arg); break;
-                    case Op::Kind::Expert: run(expert_seconds(plan, x, st) * op.arg); break;
+                    case Op::Kind::Expert: {  // a node waits for its slowest (hot) GPU
+                        double e = st.expert_s;
+                        for (int g = 0; g < U.width; ++g) e = std::max(e, expert_seconds(plan, x + g, st));
+                        run(e * op.arg);
+                        break;
+                    }
                     case Op::Kind::Dispatch:
-                    case Op::Kind::Combine: all_to_all(x, st, op); break;
+                    case Op::Kind::Combine: all_to_all(u, st, op); break;
                     case Op::Kind::PpSend:
-                        pp_box[size_t(x + L.stage_gpus)]
+                        pp_box[size_t(u + stage_units)]
                             ->put_async(&g_payload,
-                                        uint64_t(std::ceil(double(st.tokens) * plan.backbone.hidden *
+                                        uint64_t(std::ceil(U.width * double(st.tokens) *
+                                                           plan.backbone.hidden *
                                                            plan.backbone.bytes_per_value)))
                             ->wait();
                         ++activities;
                         break;
                 }
             }
-            if (first_gpu && p + 1 == L.pipeline) r.step_end_s[i] = sg4::Engine::get_clock();
+            if (first_unit && p + 1 == L.pipeline) r.step_end_s[i] = sg4::Engine::get_clock();
         }
     }
 
-    // A GPU's fetches, one at a time in issue order (cluster_sim.h).
-    void fetcher_actor(int x) {
-        const int node = L.node_of(x);
-        sg4::Host* gpu = h.gpu[size_t(x)];
+    // A unit's fetches, one at a time in issue order (cluster_sim.h); a node's GPUs' at once.
+    void fetcher_actor(int u) {
+        const int x = U.gpu(u), node = L.node_of(x), w = U.width;
+        sg4::Host* gpu = h.unit[size_t(u)];
         sg4::Host* host = h.node[size_t(node)];
-        std::vector<size_t> order;  // issue order within a step: by Engram layer
-        for (size_t e = 0; e < plan.engram_layers.size(); ++e) order.push_back(e);
+        auto exec = [w](sg4::Host* on, double s) {
+            sg4::ExecPtr x = sg4::Exec::init();
+            x->set_flops_amount(s);
+            x->set_host(on);
+            if (w > 1) x->set_thread_count(w);
+            x->start();
+            return x;
+        };
         for (const ClusterStep& st : plan.steps)
-            for (size_t e : order) {
-                issue[size_t(x)]->acquire();
+            for (size_t e = 0; e < plan.engram_layers.size(); ++e) {
+                issue[size_t(u)]->acquire();
                 const double t0 = sg4::Engine::get_clock();
                 const FetchJob j = fetch_job(plan, x, st, e);
                 sg4::Host *holder_src = nullptr, *holder_cpu = nullptr;
                 if (j.remote_rows > 0) {
                     if (j.holder_leaf >= L.nodes) {
                         holder_src = holder_cpu = h.server[size_t(j.holder_leaf - L.nodes)];
-                    } else {
-                        holder_src = h.rail[size_t(j.holder_leaf * L.gpus_per_node +
-                                                   x % L.gpus_per_node)];
+                    } else {  // the holder's NIC on this GPU's rail
+                        holder_src = h.rail[size_t(U.per_gpu ? j.holder_leaf * L.gpus_per_node +
+                                                                   x % L.gpus_per_node
+                                                             : j.holder_leaf)];
                         holder_cpu = h.node[size_t(j.holder_leaf)];
                     }
                 }
                 sg4::CommPtr ids;
                 if (holder_src) {
-                    ids = sg4::Comm::sendto_async(gpu, holder_src, uint64_t(j.ids_bytes));
+                    ids = sg4::Comm::sendto_async(gpu, holder_src, uint64_t(w * j.ids_bytes));
                     ++activities;
                 }
                 if (j.local.d2h_wire_bytes > 0) {
-                    sg4::Comm::sendto(gpu, host, uint64_t(std::ceil(j.local.d2h_wire_bytes)));
+                    sg4::Comm::sendto(gpu, host, uint64_t(std::ceil(w * j.local.d2h_wire_bytes)));
                     ++activities;
                 }
                 sg4::ExecPtr lexec, rexec;
-                if (j.local.host_s > 0) lexec = sg4::this_actor::exec_async(j.local.host_s), ++activities;
+                if (j.local.host_s > 0) lexec = exec(host, j.local.host_s), ++activities;
                 if (ids) {
                     ids->wait();
-                    rexec = sg4::Exec::init()->set_host(holder_cpu)->set_flops_amount(j.gather_s)->start();
+                    rexec = exec(holder_cpu, j.gather_s);
                     ++activities;
                 }
                 if (lexec) lexec->wait();
                 if (j.local.fixed_s > 0) sg4::this_actor::sleep_for(j.local.fixed_s), ++activities;
                 sg4::CommPtr lcomm, rcomm;
                 if (j.local.h2d_wire_bytes > 0) {
-                    lcomm = sg4::Comm::sendto_async(host, gpu,
-                                                    uint64_t(std::ceil(j.local.h2d_wire_bytes)));
+                    lcomm = sg4::Comm::sendto_async(
+                        host, gpu, uint64_t(std::ceil(w * j.local.h2d_wire_bytes)));
                     ++activities;
                 }
                 if (rexec) {
                     rexec->wait();
-                    rcomm = sg4::Comm::sendto_async(holder_src, gpu, uint64_t(j.payload_bytes));
+                    rcomm = sg4::Comm::sendto_async(holder_src, gpu, uint64_t(w * j.payload_bytes));
                     ++activities;
                 }
                 if (lcomm) lcomm->wait();
                 if (rcomm) rcomm->wait();
-                if (x == 0) r.fetch_s += sg4::Engine::get_clock() - t0;
-                ready[size_t(x)]->release();
+                if (u == 0) r.fetch_s += sg4::Engine::get_clock() - t0;
+                ready[size_t(u)]->release();
             }
     }
 };
@@ -582,31 +663,34 @@ ClusterResult simulate_cluster(const ClusterPlan& plan) {
 
     Des des(plan);
     const ClusterLayout& L = plan.layout;
-    des.h = build_platform(L);
+    des.h = build_platform(L, des.U);
     des.fetching = fetches(plan);
     for (int p = 0; p < L.pipeline; ++p) des.programs.push_back(stage_program(plan, p, des.fetching));
-    des.units = unit_flows(plan);
-    for (int x = 0; x < L.world; ++x) {
+    for (int u = 0; u < des.U.count; ++u) {
+        des.flows.push_back(unit_flows(plan, des.U, u));
         for (int k = 0; k < 3; ++k)
             des.a2a_box.push_back(
-                sg4::Mailbox::by_name("a2a" + std::to_string(x) + "." + std::to_string(k)));
-        des.pp_box.push_back(sg4::Mailbox::by_name("pp" + std::to_string(x)));
+                sg4::Mailbox::by_name("a2a" + std::to_string(u) + "." + std::to_string(k)));
+        des.pp_box.push_back(sg4::Mailbox::by_name("pp" + std::to_string(u)));
         des.issue.push_back(sg4::Semaphore::create(0));
         des.ready.push_back(sg4::Semaphore::create(0));
     }
     des.r.step_start_s.assign(plan.steps.size(), 0);
     des.r.step_end_s.assign(plan.steps.size(), 0);
-    for (int x = 0; x < L.world; ++x) {
-        sg4::Actor::create("gpu" + std::to_string(x), des.h.gpu[size_t(x)],
-                           [&des, x] { des.gpu_actor(x); });
+    for (int u = 0; u < des.U.count; ++u) {
+        sg4::Actor::create("unit" + std::to_string(u), des.h.unit[size_t(u)],
+                           [&des, u] { des.unit_actor(u); });
         if (des.fetching)
-            sg4::Actor::create("fetch" + std::to_string(x), des.h.node[size_t(L.node_of(x))],
-                               [&des, x] { des.fetcher_actor(x); });
+            sg4::Actor::create("fetch" + std::to_string(u),
+                               des.h.node[size_t(L.node_of(des.U.gpu(u)))],
+                               [&des, u] { des.fetcher_actor(u); });
     }
+    const auto run0 = std::chrono::steady_clock::now();
+    des.r.setup_s = std::chrono::duration<double>(run0 - wall0).count();
     engine.run();
     des.r.makespan_s = sg4::Engine::get_clock();
     des.r.activities = des.activities;
-    des.r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    des.r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run0).count();
     return des.r;
 }
 
@@ -646,7 +730,7 @@ ClusterResult simulate_cluster_forked(const ClusterPlan& plan) {
             put_doubles(buf, r.step_start_s);
             put_doubles(buf, r.step_end_s);
             put_doubles(buf, {r.makespan_s, r.a2a_s, r.stall_s, r.fetch_s, r.compute_s,
-                              double(r.activities), r.wall_s});
+                              double(r.activities), r.wall_s, r.setup_s});
         } catch (const std::exception& e) {
             buf = std::string("E") + e.what();
             code = 2;
@@ -681,10 +765,11 @@ ClusterResult simulate_cluster_forked(const ClusterPlan& plan) {
     r.step_start_s = take_doubles(buf, at);
     r.step_end_s = take_doubles(buf, at);
     const auto s = take_doubles(buf, at);
-    if (s.size() != 7) throw std::runtime_error("simulate_cluster_forked: short result");
+    if (s.size() != 8) throw std::runtime_error("simulate_cluster_forked: short result");
     r.makespan_s = s[0], r.a2a_s = s[1], r.stall_s = s[2], r.fetch_s = s[3], r.compute_s = s[4];
     r.activities = uint64_t(s[5]);
     r.wall_s = s[6];
+    r.setup_s = s[7];
     return r;
 }
 
@@ -762,7 +847,8 @@ json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const
           {"gpu0_compute_s", r.compute_s},
           {"unique_rows_per_gpu", m.unique_rows_per_gpu}}},
         {"simulator",
-         {{"activities", r.activities}, {"wall_s", r.wall_s}, {"events_per_s", m.events_per_s}}},
+         {{"activities", r.activities}, {"setup_s", r.setup_s}, {"run_s", r.wall_s},
+          {"events_per_s", m.events_per_s}}},
     };
     if (hbm) {
         j["comparison"] = {

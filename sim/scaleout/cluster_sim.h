@@ -42,7 +42,8 @@ struct ClusterResult {
     // the last flow's arrival), waiting for Engram rows, and its fetches' issue-to-ready time.
     double a2a_s = 0, stall_s = 0, fetch_s = 0, compute_s = 0;
     uint64_t activities = 0;  // SimGrid activities started (executions, sleeps, comms)
-    double wall_s = 0;        // the simulation's own wall time (the host's clock)
+    // Wall time (the host's clock): building the platform and actors, and running them.
+    double setup_s = 0, wall_s = 0;
 };
 
 // The cluster on SimGrid (one engine per process: see simulate_cluster_forked).
@@ -74,7 +75,7 @@ struct ClusterMetrics {
     double stall_share = 0;  // GPU 0's Engram stall / makespan
     uint64_t steps = 0, prefill_steps = 0;
     double unique_rows_per_gpu = 0;
-    double events_per_s = 0;
+    double events_per_s = 0;  // activities / the run's wall time (setup excluded)
 };
 ClusterMetrics cluster_metrics(const ClusterPlan& plan, const ClusterResult& r);
 

@@ -137,12 +137,36 @@ TEST(ScaleOutFidelity, DesEqualsCriticalPathWithEngramFetches) {
 TEST(ScaleOutFidelity, CoalescedAllToAllEqualsPairwise) {
     // 2 nodes under one leaf: pairwise, a NIC carries 8 flows of B / 8 at 50 / 8 GB/s each, all
     // done at latency + B / 50 GB/s, as the one coalesced flow of B; NVLink alike.
-    const ClusterPlan co = make_cluster_plan(cluster_config({{"nodes", 2}}));
-    const ClusterPlan pw = make_cluster_plan(cluster_config({{"nodes", 2}, {"collectives", "pairwise"}}));
+    const ClusterPlan co = make_cluster_plan(cluster_config({{"nodes", 2}, {"granularity", "gpu"}}));
+    const ClusterPlan pw = make_cluster_plan(
+        cluster_config({{"nodes", 2}, {"granularity", "gpu"}, {"collectives", "pairwise"}}));
     const ClusterResult a = simulate_cluster_forked(co), b = simulate_cluster_forked(pw);
     expect_rel(a.makespan_s, b.makespan_s, 1e-9, "makespan");
     expect_rel(a.a2a_s, b.a2a_s, 1e-9, "all-to-all time");
     EXPECT_LT(a.activities, b.activities);  // 2 flows a GPU against 15
+}
+
+TEST(ScaleOutFidelity, NodeGranularityEqualsPerGpuWhereTheGpusAreAlike) {
+    // A node as one unit with links G times as wide against every GPU with its own NIC, leg and
+    // NVLink: the same times where a node's GPUs run alike (no skew), with and without Engram
+    // fetches contending for the PCIe switches, the host's cores and the NICs.
+    for (const auto& [c, engram] :
+         std::vector<std::pair<json, bool>>{{{{"nodes", 2}}, true},
+                                            {{{"nodes", 4}, {"engram_table", "sharded"}}, true},
+                                            {{{"nodes", 4}, {"nodes_per_leaf", 2}}, false},
+                                            {{{"nodes", 4}, {"pipeline_parallel", 2}}, false}}) {
+        json g = c;
+        g["granularity"] = "gpu";
+        const ClusterPlan by_node = make_cluster_plan(cluster_config(c, engram));
+        const ClusterPlan by_gpu = make_cluster_plan(cluster_config(g, engram));
+        const ClusterResult a = simulate_cluster_forked(by_node), b = simulate_cluster_forked(by_gpu);
+        ASSERT_EQ(a.step_end_s.size(), b.step_end_s.size());
+        for (size_t i = 0; i < a.step_end_s.size(); ++i)
+            expect_rel(a.step_end_s[i], b.step_end_s[i], 1e-9, c.dump() + " step " + std::to_string(i));
+        expect_rel(a.a2a_s, b.a2a_s, 1e-9, c.dump() + " all-to-all");
+        expect_rel(a.fetch_s + 1e-30, b.fetch_s + 1e-30, 1e-9, c.dump() + " fetch");
+        EXPECT_LT(a.activities * 4, b.activities) << c.dump();  // 8 GPUs a node: far fewer
+    }
 }
 
 TEST(ScaleOutFidelity, SkewSlowsTheHotGpusGroup) {
