@@ -1,0 +1,56 @@
+// engramsim run on a config with a cluster section, as a user runs it: the table of the cluster's
+// metrics, results.json (engramsim.cluster-results v1) with the layout, the fabric and the
+// overhead against the table in HBM; a layout the cluster cannot hold fails on stderr.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "tests/cli_runner.h"
+
+using engramsim::test::run_engramsim;
+
+namespace {
+std::string write_config(const std::string& name, const nlohmann::json& cluster) {
+    const std::string path =
+        ::testing::TempDir() + "cluster_cli_" + name + "_" + std::to_string(getpid()) + ".json";
+    std::ofstream(path) << nlohmann::json{
+        {"backbone", "deepseek-v3"},
+        {"engram", {{"base", "deepseek-v41-flash-engram"}, {"hc_mult", 1}}},
+        {"hardware", "h200"},
+        {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 4},
+                      {"output_len", {{"dist", "uniform"}, {"min", 100}, {"max", 100}}}}},
+        {"cluster", cluster}};
+    return path;
+}
+}  // namespace
+
+TEST(ClusterCli, RunPrintsTheClusterAndWritesResults) {
+    const std::string cfg = write_config("ok", {{"nodes", 4}, {"engram_table", "sharded"}});
+    const std::string dir = ::testing::TempDir() + "cluster_cli_out_" + std::to_string(getpid());
+    const auto r = run_engramsim("run " + cfg + " -o " + dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const char* line : {"throughput per GPU (output tok/s)", "overhead vs table in HBM",
+                             "all-to-all share of GPU 0's time", "EP 32, DP attention 32, PP 1",
+                             "sharded"})
+        EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+    const auto j = nlohmann::json::parse(std::ifstream(dir + "/results.json"));
+    EXPECT_EQ(j["schema"], "engramsim.cluster-results");
+    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["layout"]["gpus"], 32);
+    EXPECT_EQ(j["layout"]["engram_table"], "sharded");
+    EXPECT_GT(j["metrics"]["per_gpu_tok_per_s"].get<double>(), 0);
+    EXPECT_GT(j["metrics"]["all_to_all_share"].get<double>(), 0);
+    // The table in HBM can only be as fast or faster.
+    EXPECT_GE(j["comparison"]["overhead_vs_table_in_hbm_pct"].get<double>(), 0);
+    EXPECT_GT(j["simulator"]["activities"].get<uint64_t>(), 0u);
+}
+
+TEST(ClusterCli, LayoutsItCannotHoldFailOnStderr) {
+    const auto r = run_engramsim("run " + write_config("bad", {{"nodes", 3}}));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_NE(r.err.find("cluster.expert_parallel: 24 GPUs do not divide"), std::string::npos)
+        << r.err;
+}
