@@ -151,10 +151,18 @@ void run_cluster(const RunOptions& opt, const nlohmann::json& cfg) {
                pct(results["comparison"]["overhead_vs_table_in_hbm_pct"].get<double>())});
     }
     t.add({"mean step / decode step", ms(m.mean_step_s) + " / " + ms(m.mean_decode_step_s)});
+    t.add({"decode steps alone, per GPU (tok/s)", fixed(m.decode_tok_per_s_per_gpu, 1)});
     t.add({"steps (prefill / decode)", thousands(m.steps) + " (" + thousands(m.prefill_steps) +
                                            " / " + thousands(m.steps - m.prefill_steps) + ")"});
     t.add({"all-to-all share of GPU 0's time", pct(m.a2a_share * 100)});
-    if (plan.has_engram) t.add({"Engram stall share of GPU 0's time", pct(m.stall_share * 100)});
+    if (plan.has_engram) {
+        t.add({"Engram stall share of GPU 0's time", pct(m.stall_share * 100)});
+        t.add({"GPU 0's fabric bytes: all-to-all / Engram",
+               fixed(m.a2a_network_bytes_per_gpu / 1e9, 2) + " / " +
+                   fixed(m.engram_network_bytes_per_gpu / 1e9, 3) + " GB (Engram " +
+                   pct(m.engram_network_share * 100) + ")"});
+        t.add({"table in each node's DRAM", fixed(m.table_bytes_per_node / 1e9, 1) + " GB"});
+    }
     t.add({"KV blocks per GPU / preemptions", thousands(uint64_t(plan.num_kv_blocks)) + " / " +
                                                   thousands(plan.preemptions)});
     t.add({"weights per GPU", fixed(plan.weight_bytes_per_gpu / 1e9, 2) + " GB"});

@@ -22,8 +22,11 @@ namespace engramsim::cli {
 
 namespace {
 
+// An axis value: a string as it is, an inline section by its name, anything else as JSON.
 std::string value_cell(const nlohmann::json& v) {
-    return v.is_string() ? v.get<std::string>() : v.dump();
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("name") && v["name"].is_string()) return v["name"];
+    return v.dump();
 }
 
 std::string num_cell(const nlohmann::json& s, const char* key, int digits, const char* suffix = "") {
@@ -34,11 +37,21 @@ void print_sweep(const sim::SweepSpec& spec, const std::vector<nlohmann::json>& 
     std::cout << "engramsim sweep " << spec.name << ": " << records.size() << " points";
     if (!spec.description.empty()) std::cout << "\n" << spec.description;
     std::cout << "\n\n";
+    // A sweep of clusters (configs with a cluster section) shows per-GPU numbers instead.
+    const bool cluster = std::any_of(records.begin(), records.end(), [](const nlohmann::json& r) {
+        return r.contains("summary") && r["summary"].contains("per_gpu_tok_per_s");
+    });
     std::vector<std::string> head;
     for (const auto& k : spec.columns()) head.push_back("<" + k);
-    for (const char* h : {"tok/s", "vs no Engram", "vs in HBM", "stall s", "rows HBM", "rows DRAM",
-                          "rows NVMe"})
-        head.push_back(h);
+    if (cluster)
+        for (const char* h : {"GPUs", "tok/s per GPU", "in HBM", "vs in HBM", "all-to-all",
+                              "Engram stall", "decode step ms", "decode tok/s per GPU",
+                              "Engram net share", "table GB per node"})
+            head.push_back(h);
+    else
+        for (const char* h : {"tok/s", "vs no Engram", "vs in HBM", "stall s", "rows HBM",
+                              "rows DRAM", "rows NVMe"})
+            head.push_back(h);
     TextTable t(head);
     std::vector<std::string> errors;
     for (const auto& r : records) {
@@ -51,6 +64,27 @@ void print_sweep(const sim::SweepSpec& spec, const std::vector<nlohmann::json>& 
             while (row.size() < head.size()) row.push_back("");
         } else {
             const auto& s = r["summary"];
+            if (cluster) {
+                auto share = [&](const char* k) {
+                    return s.contains(k) ? fixed(s[k].get<double>() * 100, 2) + "%" : "-";
+                };
+                row.push_back(s.contains("gpus") ? std::to_string(s["gpus"].get<int>()) : "-");
+                row.push_back(num_cell(s, "per_gpu_tok_per_s", 1));
+                row.push_back(num_cell(s, "table_in_hbm_per_gpu_tok_per_s", 1));
+                row.push_back(num_cell(s, "overhead_vs_table_in_hbm_pct", 3, "%"));
+                row.push_back(share("all_to_all_share"));
+                row.push_back(share("engram_stall_share"));
+                row.push_back(s.contains("mean_decode_step_s")
+                                  ? fixed(s["mean_decode_step_s"].get<double>() * 1e3, 3)
+                                  : "-");
+                row.push_back(num_cell(s, "decode_tok_per_s_per_gpu", 1));
+                row.push_back(share("engram_network_share"));
+                row.push_back(s.contains("table_bytes_per_node")
+                                  ? fixed(s["table_bytes_per_node"].get<double>() / 1e9, 1)
+                                  : "-");
+                t.add(row);
+                continue;
+            }
             row.push_back(num_cell(s, "throughput_tok_per_s", 2));
             row.push_back(num_cell(s, "overhead_vs_no_engram_pct", 2, "%"));
             row.push_back(num_cell(s, "overhead_vs_table_in_hbm_pct", 2, "%"));
@@ -78,6 +112,9 @@ void progress_line(const sim::SweepProgress& p, int jobs) {
     } else {
         const auto& s = (*p.record)["summary"];
         status = fixed(s["throughput_tok_per_s"].get<double>(), 2) + " tok/s";
+        if (s.contains("overhead_vs_table_in_hbm_pct") && s.contains("per_gpu_tok_per_s"))
+            status += ", " + fixed(s["overhead_vs_table_in_hbm_pct"].get<double>(), 3) +
+                      "% vs the table in HBM";
         if (s.contains("overhead_vs_no_engram_pct"))
             status += ", " + fixed(s["overhead_vs_no_engram_pct"].get<double>(), 2) +
                       "% vs no Engram";

@@ -795,6 +795,30 @@ ClusterMetrics cluster_metrics(const ClusterPlan& plan, const ClusterResult& r) 
     }
     m.steps = plan.steps.size();
     m.prefill_steps = m.steps - decode;
+    double decode_seqs = 0;
+    for (size_t i = 0; i < plan.steps.size(); ++i)
+        if (!plan.steps[i].prefill) decode_seqs += plan.steps[i].seqs;
+    m.decode_tok_per_s_per_gpu = dsum > 0 ? decode_seqs / dsum * plan.ranks() / plan.layout.world : 0;
+    // The fabric's bytes from GPU 0: its all-to-alls' NIC flows on every MoE layer it runs, its
+    // Engram rows from other nodes.
+    const ClusterLayout& L = plan.layout;
+    const int layers = plan.stage_last_layer(0) - plan.stage_first_layer(0);
+    for (const ClusterStep& st : plan.steps) {
+        for (const A2aFlow& f : a2a_flows(plan, 0, st.tokens, 1))
+            if (f.kind != A2aFlow::Kind::NvLink)
+                m.a2a_network_bytes_per_gpu +=
+                    f.bytes * (L.dispatch_bytes_per_value + L.combine_bytes_per_value) * layers;
+        if (fetches(plan))
+            for (size_t e = 0; e < st.unique_rows.size(); ++e)
+                m.engram_network_bytes_per_gpu += fetch_job(plan, 0, st, e).payload_bytes;
+    }
+    const double net = m.a2a_network_bytes_per_gpu + m.engram_network_bytes_per_gpu;
+    m.engram_network_share = net > 0 ? m.engram_network_bytes_per_gpu / net : 0;
+    const double table = double(plan.table_rows) * plan.row_bytes;
+    m.table_bytes_per_node = plan.table_in_hbm                          ? 0
+                             : L.table == TableHome::Replicated          ? table
+                             : L.table == TableHome::Sharded             ? table / L.nodes
+                                                                         : 0;
     m.mean_step_s = m.steps ? sum / double(m.steps) : 0;
     m.mean_decode_step_s = decode ? dsum / double(decode) : 0;
     m.events_per_s = r.wall_s > 0 ? double(r.activities) / r.wall_s : 0;
@@ -837,6 +861,11 @@ json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const
           {"per_gpu_tok_per_s", m.per_gpu_tok_per_s},
           {"mean_step_s", m.mean_step_s},
           {"mean_decode_step_s", m.mean_decode_step_s},
+          {"decode_tok_per_s_per_gpu", m.decode_tok_per_s_per_gpu},
+          {"a2a_network_bytes_per_gpu", m.a2a_network_bytes_per_gpu},
+          {"engram_network_bytes_per_gpu", m.engram_network_bytes_per_gpu},
+          {"engram_network_share", m.engram_network_share},
+          {"table_bytes_per_node", m.table_bytes_per_node},
           {"steps", m.steps},
           {"prefill_steps", m.prefill_steps},
           {"all_to_all_share", m.a2a_share},

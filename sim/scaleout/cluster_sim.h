@@ -71,6 +71,14 @@ struct ClusterMetrics {
     double output_tokens = 0;  // all ranks
     double throughput_tok_per_s = 0, per_gpu_tok_per_s = 0;
     double mean_step_s = 0, mean_decode_step_s = 0;
+    // Decode steps alone: the sequences they advance per second, per GPU (a decode instance's
+    // rate, without this rank's prefills).
+    double decode_tok_per_s_per_gpu = 0;
+    // Bytes one GPU puts on the fabric over the run: its all-to-alls' rows for other nodes, and
+    // its Engram rows read from other nodes' DRAM or memory servers; the Engram's share of both.
+    double a2a_network_bytes_per_gpu = 0, engram_network_bytes_per_gpu = 0;
+    double engram_network_share = 0;
+    double table_bytes_per_node = 0;  // host DRAM each node gives the table
     double a2a_share = 0;    // GPU 0's time in all-to-alls / makespan
     double stall_share = 0;  // GPU 0's Engram stall / makespan
     uint64_t steps = 0, prefill_steps = 0;

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Figure for `engramsim sweep --plot` and the spec-file studies (sweep.png): overhead against no
 Engram (when the sweep has references) and throughput along the first axis, one line per
-combination of the middle axes; with three axes or more, one row of panels per value of the last."""
+combination of the middle axes; with three axes or more, one row of panels per value of the last.
+A sweep of clusters shows the overhead against the table in HBM, throughput per GPU and the
+all-to-all's share of the time instead."""
 import itertools
 import json
 import sys
@@ -54,6 +56,11 @@ def main(path, out_dir):
     panels = [("throughput_tok_per_s", "throughput (output tok/s)")]
     if any("overhead_vs_no_engram_pct" in p["summary"] for p in points):
         panels.insert(0, ("overhead_vs_no_engram_pct", "overhead vs no Engram (%)"))
+    if any("per_gpu_tok_per_s" in p["summary"] for p in points):  # clusters: per GPU
+        panels = [("per_gpu_tok_per_s", "throughput per GPU (output tok/s)"),
+                  ("all_to_all_share", "all-to-all share of GPU 0's time")]
+        if any("overhead_vs_table_in_hbm_pct" in p["summary"] for p in points):
+            panels.insert(0, ("overhead_vs_table_in_hbm_pct", "overhead vs table in HBM (%)"))
     fig, plots = plt.subplots(len(rows), len(panels), figsize=(6.0 * len(panels), 4.2 * len(rows)),
                               squeeze=False)
     combos = list(itertools.product(*[a["values"] for a in line_axes])) or [()]

@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
 #include "model/config.h"
 #include "model/engram_config.h"
+#include "sim/scaleout/cluster_sim.h"
 #include "sim/sweep/experiment.h"
 #include "sim/sweep/mpi_world.h"
 #include "sim/timing/plan.h"
@@ -285,7 +287,10 @@ json SweepPoint::values() const {
 
 std::string SweepPoint::label() const {
     std::string s;
-    for (const auto& [k, v] : settings) s += (s.empty() ? "" : ", ") + k + "=" + value_text(v);
+    for (const auto& [k, v] : settings) {
+        const bool named = v.is_object() && v.contains("name") && v["name"].is_string();
+        s += (s.empty() ? "" : ", ") + k + "=" + (named ? v["name"].get<std::string>() : value_text(v));
+    }
     return s;
 }
 
@@ -342,6 +347,16 @@ const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns() 
         {"num_kv_blocks", "blocks"},
         {"preemptions", "preemptions"},
         {"table_bytes", "B"},
+        // A cluster (a config with a cluster section).
+        {"gpus", "GPUs"},
+        {"per_gpu_tok_per_s", "output tokens/s per GPU"},
+        {"table_in_hbm_per_gpu_tok_per_s", "output tokens/s per GPU"},
+        {"mean_decode_step_s", "s"},
+        {"decode_tok_per_s_per_gpu", "output tokens/s per GPU in decode steps"},
+        {"engram_network_share", "fraction of GPU 0's fabric bytes"},
+        {"table_bytes_per_node", "B of host DRAM"},
+        {"all_to_all_share", "fraction"},
+        {"engram_stall_share", "fraction"},
     };
     return cols;
 }
@@ -374,8 +389,51 @@ double reference_tps(const json& cfg, const std::string& cache_dir) {
 
 }  // namespace
 
+namespace {
+
+// A cluster point (sim/scaleout): the cluster and, with references, the same cluster with the
+// table in HBM.
+json cluster_point(const json& resolved, bool references) {
+    namespace so = scaleout;
+    const so::ClusterPlan plan = so::make_cluster_plan(resolved);
+    const so::ClusterResult r = so::simulate_cluster_forked(plan);
+    const so::ClusterMetrics m = so::cluster_metrics(plan, r);
+    std::optional<so::ClusterMetrics> hbm;
+    if (references && plan.has_engram && !plan.table_in_hbm) {
+        const so::ClusterPlan ref = so::with_table_in_hbm(plan);
+        hbm = so::cluster_metrics(ref, so::simulate_cluster_forked(ref));
+    }
+    const json full = so::cluster_results_json(plan, r, m, hbm ? &*hbm : nullptr);
+    json summary = {{"throughput_tok_per_s", m.throughput_tok_per_s},
+                    {"per_gpu_tok_per_s", m.per_gpu_tok_per_s},
+                    {"gpus", plan.layout.world},
+                    {"makespan_s", m.makespan_s},
+                    {"mean_decode_step_s", m.mean_decode_step_s},
+                    {"decode_tok_per_s_per_gpu", m.decode_tok_per_s_per_gpu},
+                    {"engram_network_share", m.engram_network_share},
+                    {"table_bytes_per_node", m.table_bytes_per_node},
+                    {"tpot_mean_s", m.mean_decode_step_s},
+                    {"all_to_all_share", m.a2a_share},
+                    {"engram_stall_share", m.stall_share},
+                    {"unique_rows", m.unique_rows_per_gpu},
+                    {"weight_bytes", plan.weight_bytes_per_gpu},
+                    {"num_kv_blocks", plan.num_kv_blocks},
+                    {"preemptions", plan.preemptions},
+                    {"table_bytes", double(plan.table_rows) * plan.row_bytes}};
+    if (hbm) {
+        summary["table_in_hbm_tok_per_s"] = hbm->throughput_tok_per_s;
+        summary["table_in_hbm_per_gpu_tok_per_s"] = hbm->per_gpu_tok_per_s;
+        summary["overhead_vs_table_in_hbm_pct"] =
+            full["comparison"]["overhead_vs_table_in_hbm_pct"];
+    }
+    return json{{"summary", summary}, {"metrics", full}};
+}
+
+}  // namespace
+
 PointEvaluator simulator_evaluator(bool references, const std::string& reference_cache_dir) {
     return [references, reference_cache_dir](const json& resolved) {
+        if (resolved.contains("cluster")) return cluster_point(resolved, references);
         // The references of run_compared, their throughputs cached across the sweep's points.
         // The placement section cannot change either reference (no table, or all of it in
         // HBM), so it is reset to its defaults: points that differ only in placement share them.

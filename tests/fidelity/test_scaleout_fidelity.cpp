@@ -185,3 +185,58 @@ TEST(ScaleOutFidelity, SameConfigSameResults) {
     EXPECT_EQ(a.activities, b.activities);
     EXPECT_EQ(a.makespan_s, b.makespan_s);
 }
+
+// ---- Against published measurements ------------------------------------------------------
+
+TEST(ScaleOutAnchors, DeepEpLowLatencyAllToAllsOnH800) {
+    // DeepEP's low-latency kernels on H800 nodes with one 400 Gb/s ConnectX-7 NIC per GPU
+    // (deepseek-ai/DeepEP docs/legacy.md, with NVLink since 2025-06-05): 128 tokens a rank,
+    // hidden 7168, top-8, FP8 dispatch, BF16 combine; microseconds at EP 16..256. Predicted from
+    // the fabric alone, no term fitted to these numbers:
+    //   - with the preset's line rate (50 GB/s a NIC) every prediction is fast, by 17-36%: the
+    //     model has no RDMA protocol cost (headers, per-message work, IBGDA's issue);
+    //   - with DeepSeek's own effective NIC rate (40 GB/s, ISCA'25 section 4) within 12%, but
+    //     for EP 16's dispatch, fast by 20%: its transfer is the shortest (95 us), and the
+    //     kernel's fixed cost (launch, packing FP8 with its scales, completion signals), which
+    //     the model lacks, shows most there. That miss is pinned below as a band.
+    struct Row {
+        int ep;
+        double dispatch_us, combine_us;
+    };
+    const Row measured[] = {{16, 118, 195}, {32, 155, 273}, {64, 173, 314}, {128, 192, 369},
+                            {256, 194, 360}};
+    for (const char* nic : {"50 GB/s", "40 GB/s"}) {
+        const bool line_rate = std::string(nic) == "50 GB/s";
+        for (const Row& m : measured) {
+            const ClusterPlan plan = make_cluster_plan(resolve_run_config(
+                {{"backbone", "deepseek-v3"},
+                 {"hardware", "h800-pcie5"},
+                 {"workload", {{"base", "nano-vllm-512"}, {"num_requests", 1}}},
+                 {"cluster", {{"nodes", m.ep / 8}, {"nic_bandwidth", nic}}}},
+                "anchor"));
+            ASSERT_EQ(plan.layout.expert_parallel, m.ep);
+            const auto flows = a2a_flows(plan, 0, 128, 1);
+            const double dispatch = a2a_idle(plan, flows).seconds * 1e6;
+            const double combine = a2a_idle(plan, flows, 2).seconds * 1e6;
+            const double ed = dispatch / m.dispatch_us - 1, ec = combine / m.combine_us - 1;
+            std::printf("EP %3d at %s: dispatch %6.1f us (measured %3.0f, %+5.1f%%), combine "
+                        "%6.1f us (measured %3.0f, %+5.1f%%)\n",
+                        m.ep, nic, dispatch, m.dispatch_us, 100 * ed, combine, m.combine_us,
+                        100 * ec);
+            if (line_rate) {
+                EXPECT_LT(ed, -0.10) << m.ep;
+                EXPECT_GT(ed, -0.40) << m.ep;
+                EXPECT_LT(ec, -0.10) << m.ep;
+                EXPECT_GT(ec, -0.40) << m.ep;
+            } else {
+                if (m.ep == 16) {  // the known miss (above)
+                    EXPECT_LT(ed, -0.15) << m.ep;
+                    EXPECT_GT(ed, -0.25) << m.ep;
+                } else {
+                    EXPECT_LT(std::abs(ed), 0.12) << m.ep;
+                }
+                EXPECT_LT(std::abs(ec), 0.12) << m.ep;
+            }
+        }
+    }
+}
