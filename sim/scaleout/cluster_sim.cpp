@@ -468,6 +468,7 @@ struct Des {
     Hosts h;
     std::vector<std::vector<Op>> programs;
     std::vector<std::vector<UnitFlow>> flows;  // per unit, one token at one byte a value
+    std::vector<std::vector<A2aFlow>> first_gpu_flows;  // per unit: its first GPU's, likewise
     std::vector<sg4::Mailbox*> a2a_box;        // [unit x 3 + kind]
     std::vector<sg4::Mailbox*> pp_box;         // [unit]
     std::vector<sg4::SemaphorePtr> issue, ready;
@@ -485,8 +486,7 @@ struct Des {
         const double scale = double(st.tokens) * bpv;
         const double t0 = sg4::Engine::get_clock();
         // The slowest route's latency on idle links, from the unit's first GPU.
-        const double lat =
-            a2a_idle(plan, scaled(a2a_flows(plan, U.gpu(u), 1, 1), scale)).latency_s;
+        const double lat = a2a_idle(plan, scaled(first_gpu_flows[size_t(u)], scale)).latency_s;
         if (op.arg > 1) sg4::this_actor::sleep_for((op.arg - 1) * lat), ++activities;
         std::vector<sg4::CommPtr> comms;
         std::vector<char*> slots(fl.size());
@@ -593,8 +593,15 @@ struct Des {
             x->start();
             return x;
         };
+        // The Engram layers of this unit's pipeline stage, in issue order.
+        const int stage = x / L.stage_gpus;
+        std::vector<size_t> mine;
+        for (size_t e = 0; e < plan.engram_layers.size(); ++e)
+            if (plan.engram_layers[e] >= plan.stage_first_layer(stage) &&
+                plan.engram_layers[e] < plan.stage_last_layer(stage))
+                mine.push_back(e);
         for (const ClusterStep& st : plan.steps)
-            for (size_t e = 0; e < plan.engram_layers.size(); ++e) {
+            for (size_t e : mine) {
                 issue[size_t(u)]->acquire();
                 const double t0 = sg4::Engine::get_clock();
                 const FetchJob j = fetch_job(plan, x, st, e);
@@ -668,6 +675,7 @@ ClusterResult simulate_cluster(const ClusterPlan& plan) {
     for (int p = 0; p < L.pipeline; ++p) des.programs.push_back(stage_program(plan, p, des.fetching));
     for (int u = 0; u < des.U.count; ++u) {
         des.flows.push_back(unit_flows(plan, des.U, u));
+        des.first_gpu_flows.push_back(a2a_flows(plan, des.U.gpu(u), 1, 1));
         for (int k = 0; k < 3; ++k)
             des.a2a_box.push_back(
                 sg4::Mailbox::by_name("a2a" + std::to_string(u) + "." + std::to_string(k)));
@@ -680,7 +688,7 @@ ClusterResult simulate_cluster(const ClusterPlan& plan) {
     for (int u = 0; u < des.U.count; ++u) {
         sg4::Actor::create("unit" + std::to_string(u), des.h.unit[size_t(u)],
                            [&des, u] { des.unit_actor(u); });
-        if (des.fetching)
+        if (des.fetching)  // (a unit whose stage has no Engram layer fetches nothing)
             sg4::Actor::create("fetch" + std::to_string(u),
                                des.h.node[size_t(L.node_of(des.U.gpu(u)))],
                                [&des, u] { des.fetcher_actor(u); });

@@ -118,10 +118,12 @@ TEST(ScaleOutFidelity, DesEqualsCriticalPathWithoutContention) {
 TEST(ScaleOutFidelity, DesEqualsCriticalPathWithEngramFetches) {
     // One GPU a node (no shared switch or host cores), fetches issued at the Engram layer (the
     // GPU waits, so no all-to-all is in flight anywhere): the DES is the critical path, with the
-    // table in each node's DRAM and on eight memory servers (GPU x reads server x mod 8).
+    // table in each node's DRAM and on eight memory servers (node n reads server n mod 8), and
+    // with two pipeline stages (both Engram layers in the first; the second fetches nothing).
     const json sim = {{"schedule", "none"}};
     for (const json& c :
          {json{{"nodes", 8}, {"gpus_per_node", 1}},
+          json{{"nodes", 8}, {"gpus_per_node", 1}, {"pipeline_parallel", 2}},
           json{{"nodes", 8}, {"gpus_per_node", 1}, {"engram_table", "memory-servers"},
                {"memory_servers", 8}}}) {
         const ClusterPlan plan = make_cluster_plan(cluster_config(c, true, sim));
