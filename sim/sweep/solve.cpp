@@ -99,6 +99,7 @@ const std::vector<std::string>& solve_metrics() {
     static const std::vector<std::string> names = [] {
         std::vector<std::string> n;
         for (const auto& [k, unit] : sweep_summary_columns()) n.push_back(k);
+        for (const auto& [k, unit] : sweep_cluster_columns()) n.push_back(k);
         const json leaves = metrics_json(RunMetrics{}).flatten();
         for (const auto& [path, v] : leaves.items()) {
             if (!v.is_number()) continue;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -347,7 +348,12 @@ const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns() 
         {"num_kv_blocks", "blocks"},
         {"preemptions", "preemptions"},
         {"table_bytes", "B"},
-        // A cluster (a config with a cluster section).
+    };
+    return cols;
+}
+
+const std::vector<std::pair<std::string, std::string>>& sweep_cluster_columns() {
+    static const std::vector<std::pair<std::string, std::string>> cols = {
         {"gpus", "GPUs"},
         {"per_gpu_tok_per_s", "output tokens/s per GPU"},
         {"table_in_hbm_per_gpu_tok_per_s", "output tokens/s per GPU"},
@@ -757,7 +763,7 @@ json sweep_results_json(const SweepSpec& spec, const std::vector<json>& records,
     json units = {{"time", "s"}, {"throughput", "output tokens/s"}, {"overhead", "%"},
                   {"bytes", "B"}, {"utilization", "fraction of raw link bandwidth"}};
     json cols = json::object();
-    for (const auto& [k, u] : sweep_summary_columns()) cols[k] = u;
+    for (const auto& [k, u] : summary_columns(records)) cols[k] = u;
     units["summary"] = cols;
     return {{"schema_version", kSweepSchemaVersion},
             {"producer", producer},
@@ -765,6 +771,16 @@ json sweep_results_json(const SweepSpec& spec, const std::vector<json>& records,
             {"machine", machine_json()},
             {"sweep", spec.to_json()},
             {"points", records}};
+}
+
+std::vector<std::pair<std::string, std::string>> summary_columns(const std::vector<json>& records) {
+    auto cols = sweep_summary_columns();
+    const bool cluster = std::any_of(records.begin(), records.end(), [](const json& r) {
+        return r.contains("summary") && r["summary"].contains("per_gpu_tok_per_s");
+    });
+    if (cluster)
+        cols.insert(cols.end(), sweep_cluster_columns().begin(), sweep_cluster_columns().end());
+    return cols;
 }
 
 std::string sweep_csv(const SweepSpec& spec, const std::vector<json>& records) {
@@ -777,13 +793,14 @@ std::string sweep_csv(const SweepSpec& spec, const std::vector<json>& records) {
     std::ostringstream out;
     out << "index";
     for (const auto& k : spec.columns()) out << ',' << quote(k);
-    for (const auto& [k, u] : sweep_summary_columns()) out << ',' << quote(k + " [" + u + "]");
+    const auto columns = summary_columns(records);
+    for (const auto& [k, u] : columns) out << ',' << quote(k + " [" + u + "]");
     out << ",error\n";
     for (const auto& r : records) {
         out << r.value("index", size_t(0));
         for (const auto& k : spec.columns()) out << ',' << quote(value_text(r["axes"][k]));
         const json& s = r.contains("summary") ? r["summary"] : json::object();
-        for (const auto& [k, u] : sweep_summary_columns()) {
+        for (const auto& [k, u] : columns) {
             out << ',';
             if (s.contains(k)) out << s[k].dump();
         }

@@ -110,5 +110,10 @@ nlohmann::json sweep_results_json(const SweepSpec& spec, const std::vector<nlohm
 std::string sweep_csv(const SweepSpec& spec, const std::vector<nlohmann::json>& records);
 // The columns of "summary", with their units, in CSV order.
 const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns();
+// A cluster point's further columns (a config with a cluster section), after those.
+const std::vector<std::pair<std::string, std::string>>& sweep_cluster_columns();
+// The columns `records` have: the summary's, and the cluster's when a point is a cluster.
+std::vector<std::pair<std::string, std::string>> summary_columns(
+    const std::vector<nlohmann::json>& records);
 
 }  // namespace engramsim::sim
