@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
 #include <stdexcept>
 #include <string>
 
@@ -475,8 +476,15 @@ struct Des {
     ClusterResult r;
     uint64_t activities = 0;
     bool fetching = false;
+    uint32_t step = 0;  // the first unit's current step
 
     explicit Des(const ClusterPlan& p) : plan(p), L(p.layout), U(units_of(p.layout)) {}
+
+    // The first unit's span from `start` to now.
+    void span(ClusterSpan::Kind k, double start, uint32_t at_step) {
+        r.spans.push_back({k, at_step, start, sg4::Engine::get_clock()});
+    }
+    void span(ClusterSpan::Kind k, double start) { span(k, start, step); }
 
     void all_to_all(int u, const ClusterStep& st, const Op& op) {
         const double bpv = op.kind == Op::Kind::Dispatch ? L.dispatch_bytes_per_value
@@ -522,7 +530,12 @@ struct Des {
             }
         }
         sg4::Comm::wait_all(comms);
-        if (u == 0) r.a2a_s += sg4::Engine::get_clock() - t0;
+        if (u == 0) {
+            r.a2a_s += sg4::Engine::get_clock() - t0;
+            span(op.kind == Op::Kind::Dispatch ? ClusterSpan::Kind::Dispatch
+                                               : ClusterSpan::Kind::Combine,
+                 t0);
+        }
     }
 
     void unit_actor(int u) {
@@ -531,14 +544,15 @@ struct Des {
         const bool first_unit = x % L.stage_gpus == 0;
         auto run = [&](double s) {
             if (s <= 0) return;
+            const double t0 = sg4::Engine::get_clock();
             sg4::this_actor::execute(s);
             ++activities;
-            if (u == 0) r.compute_s += s;
+            if (u == 0) r.compute_s += s, span(ClusterSpan::Kind::Compute, t0);
         };
         const int stage_units = L.stage_gpus / U.width;
         for (size_t i = 0; i < plan.steps.size(); ++i) {
             const ClusterStep& st = plan.steps[i];
-            if (u == 0) r.step_start_s[i] = sg4::Engine::get_clock();
+            if (u == 0) r.step_start_s[i] = sg4::Engine::get_clock(), step = uint32_t(i);
             for (const Op& op : programs[size_t(p)]) {
                 switch (op.kind) {
                     case Op::Kind::PpRecv: {
@@ -550,7 +564,9 @@ struct Des {
                     case Op::Kind::Wait: {
                         const double t = sg4::Engine::get_clock();
                         ready[size_t(u)]->acquire();
-                        if (u == 0) r.stall_s += sg4::Engine::get_clock() - t;
+                        if (u == 0 && sg4::Engine::get_clock() > t)
+                            r.stall_s += sg4::Engine::get_clock() - t,
+                                span(ClusterSpan::Kind::Stall, t);
                         break;
                     }
                     case Op::Kind::Embed: run(st.embed_s); break;
@@ -565,7 +581,8 @@ struct Des {
                     }
                     case Op::Kind::Dispatch:
                     case Op::Kind::Combine: all_to_all(u, st, op); break;
-                    case Op::Kind::PpSend:
+                    case Op::Kind::PpSend: {
+                        const double t0 = sg4::Engine::get_clock();
                         pp_box[size_t(u + stage_units)]
                             ->put_async(&g_payload,
                                         uint64_t(std::ceil(U.width * double(st.tokens) *
@@ -573,7 +590,9 @@ struct Des {
                                                            plan.backbone.bytes_per_value)))
                             ->wait();
                         ++activities;
+                        if (u == 0) span(ClusterSpan::Kind::Pipeline, t0);
                         break;
+                    }
                 }
             }
             if (first_unit && p + 1 == L.pipeline) r.step_end_s[i] = sg4::Engine::get_clock();
@@ -600,8 +619,9 @@ struct Des {
             if (plan.engram_layers[e] >= plan.stage_first_layer(stage) &&
                 plan.engram_layers[e] < plan.stage_last_layer(stage))
                 mine.push_back(e);
-        for (const ClusterStep& st : plan.steps)
+        for (size_t i = 0; i < plan.steps.size(); ++i)
             for (size_t e : mine) {
+                const ClusterStep& st = plan.steps[i];
                 issue[size_t(u)]->acquire();
                 const double t0 = sg4::Engine::get_clock();
                 const FetchJob j = fetch_job(plan, x, st, e);
@@ -647,7 +667,9 @@ struct Des {
                 }
                 if (lcomm) lcomm->wait();
                 if (rcomm) rcomm->wait();
-                if (u == 0) r.fetch_s += sg4::Engine::get_clock() - t0;
+                if (u == 0)
+                    r.fetch_s += sg4::Engine::get_clock() - t0,
+                        span(ClusterSpan::Kind::Fetch, t0, uint32_t(i));
                 ready[size_t(u)]->release();
             }
     }
@@ -739,6 +761,10 @@ ClusterResult simulate_cluster_forked(const ClusterPlan& plan) {
             put_doubles(buf, r.step_end_s);
             put_doubles(buf, {r.makespan_s, r.a2a_s, r.stall_s, r.fetch_s, r.compute_s,
                               double(r.activities), r.wall_s, r.setup_s});
+            std::vector<double> spans;  // kind, step, start, end
+            for (const ClusterSpan& sp : r.spans)
+                spans.insert(spans.end(), {double(sp.kind), double(sp.step), sp.start_s, sp.end_s});
+            put_doubles(buf, spans);
         } catch (const std::exception& e) {
             buf = std::string("E") + e.what();
             code = 2;
@@ -778,6 +804,10 @@ ClusterResult simulate_cluster_forked(const ClusterPlan& plan) {
     r.activities = uint64_t(s[5]);
     r.wall_s = s[6];
     r.setup_s = s[7];
+    const auto spans = take_doubles(buf, at);
+    for (size_t i = 0; i + 3 < spans.size(); i += 4)
+        r.spans.push_back({ClusterSpan::Kind(uint32_t(spans[i])), uint32_t(spans[i + 1]),
+                           spans[i + 2], spans[i + 3]});
     return r;
 }
 
@@ -831,6 +861,33 @@ ClusterMetrics cluster_metrics(const ClusterPlan& plan, const ClusterResult& r) 
     m.mean_decode_step_s = decode ? dsum / double(decode) : 0;
     m.events_per_s = r.wall_s > 0 ? double(r.activities) / r.wall_s : 0;
     return m;
+}
+
+void write_cluster_timeline(const ClusterPlan& plan, const ClusterResult& r, std::ostream& out) {
+    static const char* names[] = {"compute", "dispatch", "combine", "Engram stall", "fetch",
+                                  "pipeline send"};
+    const std::string unit = plan.layout.per_gpu ? "gpu 0" : "node 0's GPUs (alike)";
+    // Microseconds, as the Chrome trace format wants; pid 1 the unit's stream, pid 2 its fetches.
+    out << std::setprecision(17) << "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n"
+        << R"({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": ")" << unit
+        << R"( stream"}},)" << "\n"
+        << R"({"name": "process_name", "ph": "M", "pid": 2, "args": {"name": ")" << unit
+        << R"(: Engram fetches"}})";
+    for (size_t i = 0; i < r.step_start_s.size() && i < plan.steps.size(); ++i) {
+        const double t0 = r.step_start_s[i] * 1e6, t1 = r.step_end_s[i] * 1e6;
+        out << ",\n{\"name\": \"" << (plan.steps[i].prefill ? "prefill" : "decode") << " step " << i
+            << "\", \"ph\": \"X\", \"pid\": 1, \"tid\": 1, \"ts\": " << t0
+            << ", \"dur\": " << (t1 - t0) << ", \"args\": {\"tokens\": " << plan.steps[i].tokens
+            << ", \"seqs\": " << plan.steps[i].seqs << "}}";
+    }
+    for (const ClusterSpan& sp : r.spans) {
+        const bool fetch = sp.kind == ClusterSpan::Kind::Fetch;
+        out << ",\n{\"name\": \"" << names[size_t(sp.kind)] << "\", \"ph\": \"X\", \"pid\": "
+            << (fetch ? 2 : 1) << ", \"tid\": " << (fetch ? 1 : 2) << ", \"ts\": " << sp.start_s * 1e6
+            << ", \"dur\": " << (sp.end_s - sp.start_s) * 1e6 << ", \"args\": {\"step\": " << sp.step
+            << "}}";
+    }
+    out << "\n]}\n";
 }
 
 json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const ClusterMetrics& m,

@@ -28,11 +28,19 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <ostream>
 #include <vector>
 
 #include "sim/scaleout/cluster_plan.h"
 
 namespace engramsim::sim::scaleout {
+
+// One span of the first unit's timeline (GPU 0, or node 0's GPUs).
+struct ClusterSpan {
+    enum class Kind : uint32_t { Compute, Dispatch, Combine, Stall, Fetch, Pipeline } kind;
+    uint32_t step = 0;
+    double start_s = 0, end_s = 0;
+};
 
 struct ClusterResult {
     double makespan_s = 0;
@@ -44,6 +52,7 @@ struct ClusterResult {
     uint64_t activities = 0;  // SimGrid activities started (executions, sleeps, comms)
     // Wall time (the host's clock): building the platform and actors, and running them.
     double setup_s = 0, wall_s = 0;
+    std::vector<ClusterSpan> spans;  // the first unit's, in order of their ends
 };
 
 // The cluster on SimGrid (one engine per process: see simulate_cluster_forked).
@@ -86,6 +95,10 @@ struct ClusterMetrics {
     double events_per_s = 0;  // activities / the run's wall time (setup excluded)
 };
 ClusterMetrics cluster_metrics(const ClusterPlan& plan, const ClusterResult& r);
+
+// The first unit's timeline as a Chrome trace (open in ui.perfetto.dev): its steps, its compute,
+// all-to-alls and Engram stalls on one track, its fetches on another.
+void write_cluster_timeline(const ClusterPlan& plan, const ClusterResult& r, std::ostream& out);
 
 // results.json of a cluster run (schema engramsim.cluster-results v1): the layout, the fabric,
 // the metrics with units, and, where given, the table-in-HBM reference and the overhead.

@@ -29,7 +29,7 @@ std::string write_config(const std::string& name, const nlohmann::json& cluster)
 TEST(ClusterCli, RunPrintsTheClusterAndWritesResults) {
     const std::string cfg = write_config("ok", {{"nodes", 4}, {"engram_table", "sharded"}});
     const std::string dir = ::testing::TempDir() + "cluster_cli_out_" + std::to_string(getpid());
-    const auto r = run_engramsim("run " + cfg + " -o " + dir);
+    const auto r = run_engramsim("run " + cfg + " -o " + dir + " --timeline");
     ASSERT_EQ(r.status, 0) << r.err;
     for (const char* line : {"throughput per GPU (output tok/s)", "overhead vs table in HBM",
                              "all-to-all share of GPU 0's time", "EP 32, DP attention 32, PP 1",
@@ -45,6 +45,23 @@ TEST(ClusterCli, RunPrintsTheClusterAndWritesResults) {
     // The table in HBM can only be as fast or faster.
     EXPECT_GE(j["comparison"]["overhead_vs_table_in_hbm_pct"].get<double>(), 0);
     EXPECT_GT(j["simulator"]["activities"].get<uint64_t>(), 0u);
+    // The timeline: node 0's stream runs one thing at a time, inside the run, and its all-to-
+    // alls add up to the all-to-all time results.json reports.
+    const auto tl = nlohmann::json::parse(std::ifstream(dir + "/timeline.json"));
+    double end = 0, a2a = 0;
+    size_t fetches = 0;
+    for (const auto& e : tl["traceEvents"]) {
+        if (e["ph"] != "X") continue;
+        const double ts = e["ts"].get<double>(), dur = e["dur"].get<double>();
+        if (e["pid"] == 2) ++fetches;
+        if (e["pid"] != 1 || e["tid"] != 2) continue;
+        EXPECT_GE(ts, end - 1e-6) << e.dump();  // no overlap on the stream
+        end = ts + dur;
+        if (e["name"] == "dispatch" || e["name"] == "combine") a2a += dur;
+    }
+    EXPECT_LE(end, j["metrics"]["makespan_s"].get<double>() * 1e6 + 1e-3);
+    EXPECT_NEAR(a2a, j["metrics"]["gpu0_all_to_all_s"].get<double>() * 1e6, 1e-3);
+    EXPECT_GT(fetches, 0u);
 }
 
 TEST(ClusterCli, LayoutsItCannotHoldFailOnStderr) {
