@@ -468,7 +468,8 @@ Key cluster_section() {
             choice("topology", {"rail-optimized", "fat-tree"}, "rail-optimized",
                    "The fabric, a two-level fat tree (SimGrid fat-tree zone) whose leaves are "
                    "the nodes: rail-optimized, a leaf level spanning a scalable unit of 32 "
-                   "nodes (each rail's leaf switch joins that rail's NICs; the rails are "
+                   "nodes (each rail's leaf switch joins that rail's NICs; a row for another "
+                   "rail's GPU crosses NVLink to that rail first, as NCCL's PXN; the rails are "
                    "merged into links of gpus_per_node x the NIC bandwidth); fat-tree, a leaf "
                    "per 4 nodes (a 64-port switch, 32 ports down, 8 NICs a node)."),
             integer("nodes_per_leaf", 0, "Nodes under one leaf switch; 0: the topology's.", 0),
