@@ -2,9 +2,6 @@
 
 #include <simgrid/s4u.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "sim/timing/forked.h"
 #include "sim/timing/link_probe.h"
 
 namespace sg4 = simgrid::s4u;
@@ -747,53 +745,21 @@ std::vector<double> take_doubles(const std::string& buf, size_t& at) {
 }  // namespace
 
 ClusterResult simulate_cluster_forked(const ClusterPlan& plan) {
-    int fds[2];
-    if (pipe(fds) != 0) throw std::runtime_error("simulate_cluster_forked: pipe failed");
-    const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("simulate_cluster_forked: fork failed");
-    if (pid == 0) {
-        close(fds[0]);
-        int code = 0;
-        std::string buf;
-        try {
+    const std::string buf = run_in_child(
+        [&plan] {
             const ClusterResult r = simulate_cluster(plan);
-            put_doubles(buf, r.step_start_s);
-            put_doubles(buf, r.step_end_s);
-            put_doubles(buf, {r.makespan_s, r.a2a_s, r.stall_s, r.fetch_s, r.compute_s,
-                              double(r.activities), r.wall_s, r.setup_s});
+            std::string b;
+            put_doubles(b, r.step_start_s);
+            put_doubles(b, r.step_end_s);
+            put_doubles(b, {r.makespan_s, r.a2a_s, r.stall_s, r.fetch_s, r.compute_s,
+                            double(r.activities), r.wall_s, r.setup_s});
             std::vector<double> spans;  // kind, step, start, end
             for (const ClusterSpan& sp : r.spans)
                 spans.insert(spans.end(), {double(sp.kind), double(sp.step), sp.start_s, sp.end_s});
-            put_doubles(buf, spans);
-        } catch (const std::exception& e) {
-            buf = std::string("E") + e.what();
-            code = 2;
-        }
-        size_t off = 0;
-        while (off < buf.size()) {
-            const ssize_t w = write(fds[1], buf.data() + off, buf.size() - off);
-            if (w <= 0) _exit(3);
-            off += size_t(w);
-        }
-        _exit(code);
-    }
-    close(fds[1]);
-    std::string buf;
-    char chunk[1 << 16];
-    for (;;) {
-        const ssize_t n = read(fds[0], chunk, sizeof chunk);
-        if (n <= 0) break;
-        buf.append(chunk, size_t(n));
-    }
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !buf.empty())
-            throw std::runtime_error("cluster simulation failed: " + buf.substr(1));
-        throw std::runtime_error("cluster simulation process failed (status " +
-                                 std::to_string(status) + ")");
-    }
+            put_doubles(b, spans);
+            return b;
+        },
+        "cluster simulation");
     size_t at = 0;
     ClusterResult r;
     r.step_start_s = take_doubles(buf, at);

@@ -2,9 +2,6 @@
 
 #include <simgrid/s4u.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +9,7 @@
 #include <type_traits>
 
 #include "sim/timing/collectives.h"
+#include "sim/timing/forked.h"
 #include "sim/timing/link_probe.h"
 
 namespace sg4 = simgrid::s4u;
@@ -380,45 +378,13 @@ DesResult take_result(const std::string& buf, size_t& at) {
 }  // namespace
 
 DesResult simulate_forked(const Plan& plan) {
-    int fds[2];
-    if (pipe(fds) != 0) throw std::runtime_error("simulate_forked: pipe failed");
-    const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("simulate_forked: fork failed");
-    if (pid == 0) {
-        close(fds[0]);
-        int code = 0;
-        std::string buf;
-        try {
-            put_result(buf, simulate(plan));
-        } catch (const std::exception& e) {
-            buf = std::string("E") + e.what();
-            code = 2;
-        }
-        size_t off = 0;
-        while (off < buf.size()) {
-            const ssize_t w = write(fds[1], buf.data() + off, buf.size() - off);
-            if (w <= 0) _exit(3);
-            off += size_t(w);
-        }
-        _exit(code);
-    }
-    close(fds[1]);
-    std::string buf;
-    char chunk[1 << 16];
-    for (;;) {
-        const ssize_t r = read(fds[0], chunk, sizeof chunk);
-        if (r <= 0) break;
-        buf.append(chunk, size_t(r));
-    }
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !buf.empty())
-            throw std::runtime_error("simulation failed: " + buf.substr(1));
-        throw std::runtime_error("simulation process failed (status " + std::to_string(status) +
-                                 ")");
-    }
+    const std::string buf = run_in_child(
+        [&plan] {
+            std::string b;
+            put_result(b, simulate(plan));
+            return b;
+        },
+        "simulation");
     size_t at = 0;
     return take_result(buf, at);
 }
