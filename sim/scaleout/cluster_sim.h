@@ -15,14 +15,25 @@
 // Idle routes: GPU to GPU on a node 2 x nvlink latency; through a leaf 2 x nic_latency +
 // 2 x switch_link_latency; through a spine 2 x nic_latency + 4 x switch_link_latency.
 //
-// Each GPU runs one actor: per step, its stage's layers in groups of at most layers_per_event,
+// The simulated unit is a GPU (cluster.granularity gpu) or a node's GPUs as one (node, the
+// default: one GPU host whose legs, NIC and NVLink links are G times as wide, its PCIe switches one
+// uplink G / gpus_per_switch times as wide; exact while the node's GPUs run alike).
+//
+// Each unit runs one actor: per step, its stage's layers in groups of at most layers_per_event,
 // cut at Engram layers and at fetch issues. A group of L layers runs pre x L, a dispatch of L
 // layers' bytes, experts x L and a combine, each all-to-all after a sleep of (L - 1) x the
 // latency of its slowest flow on idle links: on idle links L layers take exactly what L single
 // layers take. An all-to-all is a put per flow into the peer's mailbox and a get per incoming
-// flow (cluster_plan.h: a2a_flows). A fetcher actor per GPU on its node's host serves its fetches
-// in issue order: the local rows (the mechanism's host work and copy), the remote ones (ids to
-// the holder, its CPU's gather, an RDMA write into the GPU) at once.
+// flow (cluster_plan.h: a2a_flows; a node's own NVLink flows go out to its NVSwitch and back). A
+// fetcher actor per unit on its node's host serves its stage's fetches in issue order: the local
+// rows (the mechanism's host work and copy), the remote ones (ids to the holder, its CPU's
+// gather, an RDMA write into the GPU) at once; a node's GPUs' fetches as one of width G (its
+// host work on G threads).
+//
+// SimGrid's CM02 model shares a link in inverse proportion to its flows' route latencies (TCP's
+// RTT unfairness), which an RDMA fabric does not: every route through the fabric therefore has
+// the same SimGrid latency, and a flow through the spine sleeps the two further switch links
+// before it starts (cluster_sim.cpp, nic_link_latency).
 #pragma once
 
 #include <nlohmann/json.hpp>
