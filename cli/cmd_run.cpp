@@ -208,9 +208,11 @@ void add_run_command(CLI::App& app) {
     auto opt = std::make_shared<RunOptions>();
     auto* cmd = app.add_subcommand(
         "run", "Simulate one serving run (SimGrid) with its references: the table in HBM and "
-               "no Engram.");
+               "no Engram. A config with a cluster section is a multi-node deployment: the "
+               "cluster and the same cluster with the table in HBM (docs/scaleout.md).");
     cmd->add_option("config", opt->config,
-                    "Run config file (sections backbone, engram, hardware, workload, sim) or a "
+                    "Run config file (sections backbone, engram, hardware, workload, sim, and "
+                    "optionally placement or cluster) or a "
                     "backbone preset (then: paper-offload-100b, h800-pcie5, nano-vllm-512)")
         ->required();
     auto* out = cmd->add_option("-o,--out", opt->out_dir,

@@ -71,3 +71,36 @@ TEST(ClusterCli, LayoutsItCannotHoldFailOnStderr) {
     EXPECT_NE(r.err.find("cluster.expert_parallel: 24 GPUs do not divide"), std::string::npos)
         << r.err;
 }
+
+TEST(ClusterCli, SweepsOfClustersRecordPerGpuNumbers) {
+    // Two cluster points (1 and 2 nodes) with their table-in-HBM references: the table shows
+    // per-GPU numbers, results.csv carries the cluster's columns with units, and the study of
+    // 1 to 128 nodes lists its 40 points.
+    const std::string dir = ::testing::TempDir() + "cluster_sweep_" + std::to_string(getpid());
+    const std::string spec = dir + ".json";
+    std::ofstream(spec) << nlohmann::json{
+        {"name", "two"},
+        {"base", nlohmann::json::parse(std::ifstream(write_config("sweep", {{"nodes", 1}})))},
+        {"axes", {{{"key", "cluster.nodes"}, {"values", {1, 2}}}}},
+        {"references", true}};
+    auto r = run_engramsim("sweep " + spec + " -o " + dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("tok/s per GPU"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("all-to-all"), std::string::npos) << r.out;
+    std::ifstream csv(dir + "/results.csv");
+    std::string header, row;
+    std::getline(csv, header);
+    EXPECT_NE(header.find("per_gpu_tok_per_s [output tokens/s per GPU]"), std::string::npos)
+        << header;
+    EXPECT_NE(header.find("table_bytes_per_node [B of host DRAM]"), std::string::npos) << header;
+    int rows = 0;
+    while (std::getline(csv, row)) ++rows;
+    EXPECT_EQ(rows, 2);
+    const auto res = nlohmann::json::parse(std::ifstream(dir + "/results.json"));
+    ASSERT_EQ(res["points"].size(), 2u);
+    EXPECT_EQ(res["points"][1]["summary"]["gpus"], 16);
+    EXPECT_GE(res["points"][1]["summary"]["overhead_vs_table_in_hbm_pct"].get<double>(), 0);
+    r = run_engramsim("study run scale-out --list");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("scale-out: 40 points"), std::string::npos) << r.out;
+}
