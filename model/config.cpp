@@ -510,6 +510,13 @@ Key cluster_section() {
                    "evenly over the nodes' host DRAM (remote rows gathered by their node's CPU "
                    "and written into the GPU by RDMA); on memory_servers servers on the fabric."),
             integer("memory_servers", 0, "engram_table memory-servers: how many.", 0),
+            integer("micro_batches", 1,
+                    "Micro-batches a step is split into, overlapped as SGLang's two-batch "
+                    "overlap and DeepSeek's dual micro-batch run them: each runs the step's "
+                    "layers on its share of the sequences, their kernels one at a time on the "
+                    "GPU's stream, so one's all-to-all hides behind another's compute (each "
+                    "also reads the weights again). 1: no overlap.",
+                    1, 4),
             integer("layers_per_event", 4,
                     "Layers simulated as one event group (cut at each Engram layer): the "
                     "group's compute, all-to-alls and their latencies are the same on idle "

@@ -153,6 +153,7 @@ ClusterLayout make_layout(const json& cfg, const RunChoices& run) {
     L.dispatch_bytes_per_value = config::quantity(c, "dispatch_bytes_per_value", Dim::Count);
     L.combine_bytes_per_value = config::quantity(c, "combine_bytes_per_value", Dim::Count);
     L.layers_per_event = c["layers_per_event"].get<int>();
+    L.micro_batches = c["micro_batches"].get<int>();
     L.pairwise = c["collectives"] == "pairwise";
     L.per_gpu = c["granularity"] == "gpu";
     if (!L.per_gpu && L.pipeline > 1 && L.stage_gpus % L.gpus_per_node != 0)
@@ -297,12 +298,19 @@ ClusterPlan make_cluster_plan(const json& cfg) {
     const double scale = costs.backbone_time_scale;
     const auto& steps = work.schedule->steps;
     plan.steps.reserve(steps.size());
+    const double M = L.micro_batches;
     for (size_t i = 0; i < steps.size(); ++i) {
-        const StepShape shape = step_shape(steps[i]);
+        const StepShape whole = step_shape(steps[i]);
+        // One micro-batch: 1/M of the sequences, their tokens and their attention.
+        StepShape shape = whole;
+        for (double* x : {&shape.tokens, &shape.seqs, &shape.context_tokens, &shape.causal_pairs,
+                          &shape.prefill_tokens, &shape.prefill_prior, &shape.decode_seqs,
+                          &shape.decode_context})
+            *x /= M;
         ClusterStep cs;
         cs.prefill = steps[i].prefill;
         cs.tokens = uint32_t(steps[i].tokens);
-        cs.seqs = uint32_t(shape.seqs);
+        cs.seqs = uint32_t(whole.seqs);
         cs.embed_s = scale * total_seconds(costs.cost, embed_ops(b, shape));
         cs.head_s = scale * total_seconds(costs.cost, head_ops(b, shape));
         const double layer = scale * total_seconds(costs.cost, layer_ops(b, shape));

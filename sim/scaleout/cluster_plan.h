@@ -57,6 +57,7 @@ struct ClusterLayout {
     TableHome table = TableHome::Replicated;
     int memory_servers = 0;
     int layers_per_event = 4;
+    int micro_batches = 1;  // M: a step's sequences in M micro-batches, overlapped
     bool pairwise = false;  // collectives pairwise (else coalesced)
     bool per_gpu = false;   // granularity gpu: one simulated unit per GPU (else per node)
 
@@ -70,6 +71,8 @@ struct ClusterLayout {
 struct ClusterStep {
     bool prefill = false;
     uint32_t tokens = 0, seqs = 0;
+    // One micro-batch's work (with micro_batches M > 1, each runs 1/M of the step's sequences
+    // and tokens; M = 1: the whole step).
     double embed_s = 0, head_s = 0;
     double pre_s = 0, expert_s = 0, expert_hot_s = 0;
     double engram_gpu_s = 0;       // the Engram module's GPU work, per Engram layer

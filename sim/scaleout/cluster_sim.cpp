@@ -205,6 +205,9 @@ double a2a_group_seconds(const ClusterPlan& plan, const std::vector<A2aFlow>& fl
 
 ClusterResult analytic_cluster(const ClusterPlan& plan) {
     const ClusterLayout& L = plan.layout;
+    if (L.micro_batches > 1)
+        throw std::invalid_argument("analytic_cluster: one micro-batch only (overlapped "
+                                    "micro-batches have no single critical path here)");
     const bool fetching = fetches(plan);
     ClusterResult r;
     std::vector<std::vector<Op>> programs;
@@ -468,9 +471,13 @@ struct Des {
     std::vector<std::vector<Op>> programs;
     std::vector<std::vector<UnitFlow>> flows;  // per unit, one token at one byte a value
     std::vector<std::vector<A2aFlow>> first_gpu_flows;  // per unit: its first GPU's, likewise
-    std::vector<sg4::Mailbox*> a2a_box;        // [unit x 3 + kind]
-    std::vector<sg4::Mailbox*> pp_box;         // [unit]
+    std::vector<sg4::Mailbox*> a2a_box;        // [(unit x M + micro-batch) x 3 + kind]
+    std::vector<sg4::Mailbox*> pp_box;         // [unit x M + micro-batch]
     std::vector<sg4::SemaphorePtr> issue, ready;
+    // micro_batches M > 1: per unit, its GPU stream (one micro-batch's kernels at a time) and
+    // the step's end for all M.
+    std::vector<sg4::MutexPtr> stream;
+    std::vector<sg4::BarrierPtr> step_end;
     ClusterResult r;
     uint64_t activities = 0;
     bool fetching = false;
@@ -484,12 +491,18 @@ struct Des {
     }
     void span(ClusterSpan::Kind k, double start) { span(k, start, step); }
 
-    void all_to_all(int u, const ClusterStep& st, const Op& op) {
+    // Its mailbox of flow kind k (pairwise: one for all) for micro-batch m.
+    size_t box(int unit, int m, A2aFlow::Kind k) const {
+        return (size_t(unit) * size_t(L.micro_batches) + size_t(m)) * 3 +
+               (L.pairwise ? 0 : size_t(k));
+    }
+
+    void all_to_all(int u, int m, const ClusterStep& st, const Op& op) {
         const double bpv = op.kind == Op::Kind::Dispatch ? L.dispatch_bytes_per_value
                                                          : L.combine_bytes_per_value;
         const auto& fl = flows[size_t(u)];
         if (fl.empty()) return;
-        const double scale = double(st.tokens) * bpv;
+        const double scale = double(st.tokens) / L.micro_batches * bpv;  // one micro-batch's
         const double t0 = sg4::Engine::get_clock();
         // The slowest route's latency on idle links, from the unit's first GPU.
         const double lat = a2a_idle(plan, scaled(first_gpu_flows[size_t(u)], scale)).latency_s;
@@ -499,8 +512,7 @@ struct Des {
         // The gets first, so that each flow starts when its sender puts it.
         for (size_t i = 0; i < fl.size(); ++i) {
             if (fl[i].peer < 0) continue;
-            const size_t box = size_t(u) * 3 + (L.pairwise ? 0 : size_t(fl[i].kind));
-            comms.push_back(a2a_box[box]->get_async(&slots[i]));
+            comms.push_back(a2a_box[box(u, m, fl[i].kind)]->get_async(&slots[i]));
         }
         for (bool spine : {false, true}) {
             bool slept = false;
@@ -521,14 +533,13 @@ struct Des {
                                                             h.nvpeer[size_t(L.node_of(U.gpu(u)))],
                                                             bytes));
                 } else {
-                    const size_t box = size_t(f.peer) * 3 + (L.pairwise ? 0 : size_t(f.kind));
-                    comms.push_back(a2a_box[box]->put_async(&g_payload, bytes));
+                    comms.push_back(a2a_box[box(f.peer, m, f.kind)]->put_async(&g_payload, bytes));
                 }
                 ++activities;
             }
         }
         sg4::Comm::wait_all(comms);
-        if (u == 0) {
+        if (u == 0 && m == 0) {
             r.a2a_s += sg4::Engine::get_clock() - t0;
             span(op.kind == Op::Kind::Dispatch ? ClusterSpan::Kind::Dispatch
                                                : ClusterSpan::Kind::Combine,
@@ -536,33 +547,40 @@ struct Des {
         }
     }
 
-    void unit_actor(int u) {
+    // Micro-batch m of unit u (m = 0 only, with micro_batches 1): every step's program on its
+    // share of the sequences. Micro-batch 0 issues the step's fetches; all M wait for them.
+    void unit_actor(int u, int m) {
         const int x = U.gpu(u);
         const int p = x / L.stage_gpus;
-        const bool first_unit = x % L.stage_gpus == 0;
+        const bool first_unit = x % L.stage_gpus == 0, first = u == 0 && m == 0;
+        const int M = L.micro_batches;
         auto run = [&](double s) {
             if (s <= 0) return;
             const double t0 = sg4::Engine::get_clock();
+            if (M > 1) stream[size_t(u)]->lock();
             sg4::this_actor::execute(s);
+            if (M > 1) stream[size_t(u)]->unlock();
             ++activities;
-            if (u == 0) r.compute_s += s, span(ClusterSpan::Kind::Compute, t0);
+            if (first) r.compute_s += s, span(ClusterSpan::Kind::Compute, t0);
         };
         const int stage_units = L.stage_gpus / U.width;
         for (size_t i = 0; i < plan.steps.size(); ++i) {
             const ClusterStep& st = plan.steps[i];
-            if (u == 0) r.step_start_s[i] = sg4::Engine::get_clock(), step = uint32_t(i);
+            if (first) r.step_start_s[i] = sg4::Engine::get_clock(), step = uint32_t(i);
             for (const Op& op : programs[size_t(p)]) {
                 switch (op.kind) {
                     case Op::Kind::PpRecv: {
                         char* slot = nullptr;
-                        pp_box[size_t(u)]->get_async(&slot)->wait();
+                        pp_box[size_t(u * M + m)]->get_async(&slot)->wait();
                         break;
                     }
-                    case Op::Kind::Issue: issue[size_t(u)]->release(); break;
+                    case Op::Kind::Issue:
+                        if (m == 0) issue[size_t(u)]->release();
+                        break;
                     case Op::Kind::Wait: {
                         const double t = sg4::Engine::get_clock();
                         ready[size_t(u)]->acquire();
-                        if (u == 0 && sg4::Engine::get_clock() > t)
+                        if (first && sg4::Engine::get_clock() > t)
                             r.stall_s += sg4::Engine::get_clock() - t,
                                 span(ClusterSpan::Kind::Stall, t);
                         break;
@@ -578,22 +596,24 @@ struct Des {
                         break;
                     }
                     case Op::Kind::Dispatch:
-                    case Op::Kind::Combine: all_to_all(u, st, op); break;
+                    case Op::Kind::Combine: all_to_all(u, m, st, op); break;
                     case Op::Kind::PpSend: {
                         const double t0 = sg4::Engine::get_clock();
-                        pp_box[size_t(u + stage_units)]
+                        pp_box[size_t((u + stage_units) * M + m)]
                             ->put_async(&g_payload,
-                                        uint64_t(std::ceil(U.width * double(st.tokens) *
+                                        uint64_t(std::ceil(U.width * double(st.tokens) / M *
                                                            plan.backbone.hidden *
                                                            plan.backbone.bytes_per_value)))
                             ->wait();
                         ++activities;
-                        if (u == 0) span(ClusterSpan::Kind::Pipeline, t0);
+                        if (first) span(ClusterSpan::Kind::Pipeline, t0);
                         break;
                     }
                 }
             }
-            if (first_unit && p + 1 == L.pipeline) r.step_end_s[i] = sg4::Engine::get_clock();
+            if (M > 1) step_end[size_t(u)]->wait();  // the step ends when all M have
+            if (first_unit && m == 0 && p + 1 == L.pipeline)
+                r.step_end_s[i] = sg4::Engine::get_clock();
         }
     }
 
@@ -668,7 +688,7 @@ struct Des {
                 if (u == 0)
                     r.fetch_s += sg4::Engine::get_clock() - t0,
                         span(ClusterSpan::Kind::Fetch, t0, uint32_t(i));
-                ready[size_t(u)]->release();
+                for (int k = 0; k < L.micro_batches; ++k) ready[size_t(u)]->release();
             }
     }
 };
@@ -696,18 +716,25 @@ ClusterResult simulate_cluster(const ClusterPlan& plan) {
     for (int u = 0; u < des.U.count; ++u) {
         des.flows.push_back(unit_flows(plan, des.U, u));
         des.first_gpu_flows.push_back(a2a_flows(plan, des.U.gpu(u), 1, 1));
-        for (int k = 0; k < 3; ++k)
-            des.a2a_box.push_back(
-                sg4::Mailbox::by_name("a2a" + std::to_string(u) + "." + std::to_string(k)));
-        des.pp_box.push_back(sg4::Mailbox::by_name("pp" + std::to_string(u)));
+        for (int m = 0; m < L.micro_batches; ++m) {
+            const std::string name = std::to_string(u) + "." + std::to_string(m);
+            for (int k = 0; k < 3; ++k)
+                des.a2a_box.push_back(sg4::Mailbox::by_name("a2a" + name + "." + std::to_string(k)));
+            des.pp_box.push_back(sg4::Mailbox::by_name("pp" + name));
+        }
         des.issue.push_back(sg4::Semaphore::create(0));
         des.ready.push_back(sg4::Semaphore::create(0));
+        if (L.micro_batches > 1) {
+            des.stream.push_back(sg4::Mutex::create());
+            des.step_end.push_back(sg4::Barrier::create(unsigned(L.micro_batches)));
+        }
     }
     des.r.step_start_s.assign(plan.steps.size(), 0);
     des.r.step_end_s.assign(plan.steps.size(), 0);
     for (int u = 0; u < des.U.count; ++u) {
-        sg4::Actor::create("unit" + std::to_string(u), des.h.unit[size_t(u)],
-                           [&des, u] { des.unit_actor(u); });
+        for (int m = 0; m < L.micro_batches; ++m)
+            sg4::Actor::create("unit" + std::to_string(u) + "." + std::to_string(m),
+                               des.h.unit[size_t(u)], [&des, u, m] { des.unit_actor(u, m); });
         if (des.fetching)  // (a unit whose stage has no Engram layer fetches nothing)
             sg4::Actor::create("fetch" + std::to_string(u),
                                des.h.node[size_t(L.node_of(des.U.gpu(u)))],
@@ -874,6 +901,7 @@ json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const
           {"pipeline_parallel", L.pipeline}, {"attention_data_parallel", plan.ranks()},
           {"expert_parallel", L.expert_parallel}, {"expert_replicas", L.expert_replicas},
           {"engram_table", table}, {"memory_servers", L.memory_servers},
+          {"micro_batches", L.micro_batches},
           {"routing_skew", L.routing_skew}}},
         {"fabric",
          {{"topology", L.topology}, {"nodes_per_leaf", L.leaf_nodes}, {"leaves", L.leaves},

@@ -180,6 +180,25 @@ TEST(ScaleOutFidelity, SkewSlowsTheHotGpusGroup) {
     EXPECT_GT(simulate_cluster_forked(skew).makespan_s, simulate_cluster_forked(even).makespan_s);
 }
 
+TEST(ScaleOutFidelity, MicroBatchesShareOneStreamAndOverlapTheirAllToAlls) {
+    // Two micro-batches: their kernels take turns on the GPU's stream, so a step lasts at least
+    // both micro-batches' compute, and their all-to-alls overlap the other's compute, so the run
+    // is faster than its compute and all-to-alls end to end.
+    const ClusterPlan plan = make_cluster_plan(cluster_config({{"nodes", 2}, {"micro_batches", 2}}));
+    const ClusterResult r = simulate_cluster_forked(plan);
+    double serial = 0;
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+        const ClusterStep& st = plan.steps[i];
+        const double compute =
+            st.embed_s + st.head_s + kLayers * (st.pre_s + st.expert_s);  // one micro-batch
+        EXPECT_GE(r.step_end_s[i] - r.step_start_s[i], 2 * compute * (1 - 1e-9)) << "step " << i;
+        serial += 2 * compute;
+    }
+    EXPECT_GT(r.a2a_s, 0);
+    EXPECT_LT(r.makespan_s, serial + 2 * r.a2a_s);
+    EXPECT_THROW(analytic_cluster(plan), std::invalid_argument);
+}
+
 TEST(ScaleOutFidelity, SameConfigSameResults) {
     const ClusterPlan plan = make_cluster_plan(cluster_config({{"nodes", 2}}, true));
     const ClusterResult a = simulate_cluster_forked(plan), b = simulate_cluster_forked(plan);
@@ -241,4 +260,35 @@ TEST(ScaleOutAnchors, DeepEpLowLatencyAllToAllsOnH800) {
             }
         }
     }
+}
+
+TEST(ScaleOutAnchors, TwoBatchOverlapAgainstSGLang) {
+    // SGLang's large-scale EP deployment (lm-sys blog 2025-05-05: DeepSeek-V3 decode on H100
+    // nodes with DeepEP's low-latency kernels) measured two-batch overlap at +25.5% decode
+    // throughput with 256 tokens a GPU and -27% with 32. Predicted here (DeepSeek-V3, 8 H100
+    // nodes, EP 64, 1000-2000-token prompts), no term fitted: each micro-batch reads the
+    // experts' weights again, and one's all-to-all hides behind the other's compute. The model
+    // gives +23.6% and -25.4%; the bands are SGLang's figures +-10 points.
+    auto decode_rate = [](int seqs, int micro_batches) {
+        const ClusterPlan plan = make_cluster_plan(resolve_run_config(
+            {{"backbone", "deepseek-v3"},
+             {"hardware", "h100-sxm"},
+             {"workload",
+              {{"base", "nano-vllm-512"},
+               {"num_requests", seqs},
+               {"prompt_len", {{"dist", "uniform"}, {"min", 1000}, {"max", 2000}}},
+               {"output_len", {{"dist", "uniform"}, {"min", 1000}, {"max", 1024}}}}},
+             {"sim", {{"max_num_seqs", seqs}}},
+             {"cluster", {{"nodes", 8}, {"micro_batches", micro_batches}}}},
+            "anchor"));
+        return cluster_metrics(plan, simulate_cluster_forked(plan)).decode_tok_per_s_per_gpu;
+    };
+    const double gain256 = decode_rate(256, 2) / decode_rate(256, 1) - 1;
+    const double gain32 = decode_rate(32, 2) / decode_rate(32, 1) - 1;
+    std::printf("two-batch overlap: %+.1f%% at 256 tokens a GPU (SGLang +25.5%%), %+.1f%% at 32 "
+                "(SGLang -27%%)\n", 100 * gain256, 100 * gain32);
+    EXPECT_GT(gain256, 0.155);
+    EXPECT_LT(gain256, 0.355);
+    EXPECT_GT(gain32, -0.37);
+    EXPECT_LT(gain32, -0.17);
 }
