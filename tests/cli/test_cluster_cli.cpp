@@ -75,7 +75,7 @@ TEST(ClusterCli, LayoutsItCannotHoldFailOnStderr) {
 TEST(ClusterCli, SweepsOfClustersRecordPerGpuNumbers) {
     // Two cluster points (1 and 2 nodes) with their table-in-HBM references: the table shows
     // per-GPU numbers, results.csv carries the cluster's columns with units, and the study of
-    // 1 to 128 nodes lists its 40 points.
+    // 1 to 128 nodes lists its 80 points.
     const std::string dir = ::testing::TempDir() + "cluster_sweep_" + std::to_string(getpid());
     const std::string spec = dir + ".json";
     std::ofstream(spec) << nlohmann::json{
@@ -102,5 +102,5 @@ TEST(ClusterCli, SweepsOfClustersRecordPerGpuNumbers) {
     EXPECT_GE(res["points"][1]["summary"]["overhead_vs_table_in_hbm_pct"].get<double>(), 0);
     r = run_engramsim("study run scale-out --list");
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.out.find("scale-out: 40 points"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("scale-out: 80 points"), std::string::npos) << r.out;
 }
