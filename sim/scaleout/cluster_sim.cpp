@@ -129,7 +129,7 @@ FetchJob fetch_job(const ClusterPlan& plan, int gpu, const ClusterStep& st, size
 }
 
 // The fetch on idle links, from its issue to its rows in HBM (the DES's order, fetcher actor).
-double fetch_idle_seconds(const ClusterPlan& plan, int gpu, const FetchJob& j) {
+double fetch_idle_seconds(const ClusterPlan& plan, const FetchJob& j) {
     const ClusterLayout& L = plan.layout;
     const double hl = L.host_link_latency_s, hbw = L.host_link_bytes_per_s;
     const double d2h = j.local.d2h_wire_bytes > 0 ? hl + j.local.d2h_wire_bytes / hbw : 0;
@@ -227,7 +227,7 @@ ClusterResult analytic_cluster(const ClusterPlan& plan) {
                 switch (op.kind) {
                     case Op::Kind::PpRecv: break;  // `arrive` above
                     case Op::Kind::Issue: {
-                        const double f = fetch_idle_seconds(plan, gpu, fetch_job(plan, gpu, st, size_t(op.arg)));
+                        const double f = fetch_idle_seconds(plan, fetch_job(plan, gpu, st, size_t(op.arg)));
                         ready[size_t(op.arg)] = t + f;
                         if (gpu == 0) r.fetch_s += f;
                         break;
@@ -324,7 +324,8 @@ void route(sg4::NetZone* z, simgrid::kernel::routing::NetPoint* a,
 // for all with every per-GPU link widened G times. Returns its gateway (null without a fabric).
 simgrid::kernel::routing::NetPoint* build_node(sg4::NetZone* z, const ClusterLayout& L,
                                                const Units& U, int n, bool fabric, Hosts& h) {
-    const std::string p = "n" + std::to_string(n) + ".";
+    std::string p = "n";  // (appended, not "n" + ...: GCC 12's -Wrestrict misfires on that)
+    p += std::to_string(n) + ".";
     const int G = L.gpus_per_node;
     const int hosts = U.per_gpu ? G : 1;           // GPU hosts in this zone
     const double w = U.per_gpu ? 1 : G;            // links widened

@@ -116,10 +116,13 @@ TEST(ClusterConfig, AllToAllFlowsAreRingsCarryingEachGpusShare) {
             total += f.bytes;
             ++received[{f.peer, int(f.kind)}];
             const int a = plan.layout.node_of(x), b = plan.layout.node_of(f.peer);
-            if (f.kind == A2aFlow::Kind::NvLink) EXPECT_EQ(a, b);
-            if (f.kind == A2aFlow::Kind::Leaf) EXPECT_EQ(plan.layout.leaf_of(a), plan.layout.leaf_of(b));
-            if (f.kind == A2aFlow::Kind::Spine) EXPECT_NE(plan.layout.leaf_of(a), plan.layout.leaf_of(b));
-            if (f.kind != A2aFlow::Kind::NvLink) EXPECT_EQ(x % 8, f.peer % 8);  // its own rail
+            if (f.kind == A2aFlow::Kind::NvLink) {
+                EXPECT_EQ(a, b);
+            } else {
+                EXPECT_EQ(x % 8, f.peer % 8);  // its own rail
+                EXPECT_EQ(f.kind == A2aFlow::Kind::Leaf,
+                          plan.layout.leaf_of(a) == plan.layout.leaf_of(b));
+            }
         }
         EXPECT_DOUBLE_EQ(flows[0].bytes, 7 * share);
         EXPECT_DOUBLE_EQ(flows[1].bytes, 24 * share);
