@@ -96,7 +96,6 @@ RouteIdle flow_route(const ClusterLayout& L, A2aFlow::Kind k) {
 // One fetch's work for a GPU: its local rows (through the mechanism) and the remote ones.
 struct FetchJob {
     FetchWork local;  // zero when no local rows
-    bool has_local = false;
     double remote_rows = 0, ids_bytes = 0, gather_s = 0, payload_bytes = 0;
     int holder_leaf = -1;  // sharded: the peer node; memory servers: nodes + server index
 };
@@ -114,11 +113,9 @@ FetchJob fetch_job(const ClusterPlan& plan, int gpu, const ClusterStep& st, size
         local = 0;
         job.holder_leaf = L.nodes + node % L.memory_servers;
     }
-    if (local > 0) {
-        job.has_local = true;
+    if (local > 0)
         job.local = plan.mechanism->plan(
             {double(st.tokens), lookups * local / std::max(1.0, u), local, plan.row_bytes});
-    }
     job.remote_rows = u - local;
     if (job.remote_rows > 0) {
         job.ids_bytes = std::ceil(job.remote_rows * 8);
