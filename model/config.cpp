@@ -493,7 +493,8 @@ Key cluster_section() {
                     0),
             integer("pipeline_parallel", 1,
                     "Pipeline stages, each a contiguous share of the layers on its own GPUs; a "
-                    "step passes the stages in turn (no micro-batching).",
+                    "step passes the stages in turn (with micro_batches > 1 each micro-batch "
+                    "passes them on its own, so the stages overlap within a step).",
                     1),
             quantity_key("routing_skew", Dim::Count, 0.0,
                          "Expert load skew: the first GPU's experts receive (1 + skew) x the "

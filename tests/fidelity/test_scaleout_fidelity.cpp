@@ -197,6 +197,14 @@ TEST(ScaleOutFidelity, MicroBatchesShareOneStreamAndOverlapTheirAllToAlls) {
     EXPECT_GT(r.a2a_s, 0);
     EXPECT_LT(r.makespan_s, serial + 2 * r.a2a_s);
     EXPECT_THROW(analytic_cluster(plan), std::invalid_argument);
+    // Across two pipeline stages each micro-batch passes them on its own, each with its own
+    // mailboxes: every step ends, in order (nothing waits for a message never sent).
+    const ClusterPlan pp = make_cluster_plan(
+        cluster_config({{"nodes", 4}, {"pipeline_parallel", 2}, {"micro_batches", 2}}));
+    const ClusterResult q = simulate_cluster_forked(pp);
+    ASSERT_EQ(q.step_end_s.size(), pp.steps.size());
+    for (size_t i = 1; i < q.step_end_s.size(); ++i) EXPECT_GT(q.step_end_s[i], q.step_end_s[i - 1]);
+    EXPECT_GT(q.step_end_s[0], 0);
 }
 
 TEST(ScaleOutFidelity, SameConfigSameResults) {
