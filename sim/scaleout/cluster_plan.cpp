@@ -260,9 +260,8 @@ ClusterPlan make_cluster_plan(const json& cfg) {
     double engram_weights = 0, staging = 0, engram_act = 0;
     const int max_batched = simc["max_num_batched_tokens"].get<int>();
     if (run.has_engram) {
-        engram_weights = double(run.engram_layers.size()) * costs.engram_shape.d_mem * b.hidden *
-                         (costs.engram_shape.hc_mult + 1) * bpv;
-        staging = double(max_batched) * costs.engram_shape.heads * costs.engram_shape.row_bytes;
+        engram_weights = engram_projection_bytes(run, costs.engram_shape);
+        staging = engram_staging_bytes(costs.engram_shape, max_batched);
         engram_act = engram_activation_bytes_per_token(costs.engram_shape, b);
     }
     plan.weight_bytes_per_gpu = backbone_bytes + engram_weights;
@@ -316,8 +315,8 @@ ClusterPlan make_cluster_plan(const json& cfg) {
         const double layer = scale * total_seconds(costs.cost, layer_ops(b, shape));
         if (b.moe) {
             const double T = shape.tokens, rows = T * b.top_k;
-            const double whole = scale * grouped_seconds(costs.cost, moe_ops(b, T));
-            cs.pre_s = layer - whole;
+            const double all_experts = scale * grouped_seconds(costs.cost, moe_ops(b, T));
+            cs.pre_s = layer - all_experts;
             cs.expert_s = scale * costs.cost.seconds(local_experts_op(b, L, T, rows));
             cs.expert_hot_s = scale * costs.cost.seconds(
                                           local_experts_op(b, L, T, rows * (1 + L.routing_skew)));

@@ -308,6 +308,15 @@ namespace {
 
 }  // namespace
 
+double engram_projection_bytes(const RunChoices& run, const EngramGpuShape& e) {
+    return double(run.engram_layers.size()) * e.d_mem * run.backbone.hidden * (e.hc_mult + 1) *
+           run.backbone.bytes_per_value;
+}
+
+double engram_staging_bytes(const EngramGpuShape& e, int max_num_batched_tokens, double tp) {
+    return double(max_num_batched_tokens) * e.heads * e.row_bytes / tp;
+}
+
 KvBudget kv_budget(const KvBudgetInput& in, const Engine& engine) {
     const json& simc = in.sim;
     const RunChoices& run = in.run;
@@ -318,11 +327,9 @@ KvBudget kv_budget(const KvBudgetInput& in, const Engine& engine) {
     KvBudget kv;
     double engram_staging = 0;
     if (run.has_engram) {
-        kv.engram_weight_bytes = double(run.engram_layers.size()) * eshape.d_mem * bb.hidden *
-                                 (eshape.hc_mult + 1) * bb.bytes_per_value;
-        // The device buffer receiving a step's unique rows (at most every lookup of a full
-        // prefill), live through the warm-up.
-        engram_staging = double(max_batched) * eshape.heads * eshape.row_bytes / tpd;
+        kv.engram_weight_bytes = engram_projection_bytes(run, eshape);
+        // The device buffer receiving a step's unique rows, live through the warm-up.
+        engram_staging = engram_staging_bytes(eshape, max_batched, tpd);
         kv.engram_activation_bytes_per_token = engram_activation_bytes_per_token(eshape, bb);
     }
     // The warm-up prefill's live tensors per token: the backbone's largest, or the Engram

@@ -124,6 +124,11 @@ struct KvBudget {
     int64_t num_kv_blocks = 0;
 };
 KvBudget kv_budget(const KvBudgetInput& in, const Engine& engine);
+// The Engram layers' projections in HBM (d_mem x hidden x (hc_mult + 1) values per layer), and the
+// device buffer for one step's unique rows (at most every lookup of a max_num_batched_tokens
+// prefill), each GPU's 1/tp of it: what kv_budget (and a cluster's KV sizing) count.
+double engram_projection_bytes(const RunChoices& run, const EngramGpuShape& e);
+double engram_staging_bytes(const EngramGpuShape& e, int max_num_batched_tokens, double tp = 1);
 
 // --- workload_and_lookups: the requests, the engine's schedule, unique rows per step -----------
 // What a plan serves: the requests' lengths, with their tokens unless the workload is synthetic
