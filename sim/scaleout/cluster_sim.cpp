@@ -155,19 +155,6 @@ double expert_seconds(const ClusterPlan& plan, int gpu, const ClusterStep& st) {
     return is_hot(plan, gpu) ? st.expert_hot_s : st.expert_s;
 }
 
-// Per GPU: its flows for one token at one byte per value (scaled per step).
-std::vector<std::vector<A2aFlow>> gpu_flows(const ClusterPlan& plan) {
-    std::vector<std::vector<A2aFlow>> out(size_t(plan.layout.world));
-    for (int x = 0; x < plan.layout.world; ++x) out[size_t(x)] = a2a_flows(plan, x, 1, 1);
-    return out;
-}
-
-std::vector<A2aFlow> scaled(const std::vector<A2aFlow>& unit, double s) {
-    std::vector<A2aFlow> f = unit;
-    for (auto& x : f) x.bytes *= s;
-    return f;
-}
-
 }  // namespace
 
 A2aIdle a2a_idle(const ClusterPlan& plan, const std::vector<A2aFlow>& flows, double factor) {
@@ -195,7 +182,7 @@ double a2a_group_seconds(const ClusterPlan& plan, const std::vector<A2aFlow>& fl
                          double factor) {
     if (flows.empty()) return 0;
     const A2aIdle one = a2a_idle(plan, flows, factor);
-    return (layers - 1) * one.latency_s + a2a_idle(plan, scaled(flows, layers), factor).seconds;
+    return (layers - 1) * one.latency_s + a2a_idle(plan, flows, factor * layers).seconds;
 }
 
 // ---- The critical path ------------------------------------------------------------------------
@@ -210,7 +197,9 @@ ClusterResult analytic_cluster(const ClusterPlan& plan) {
     std::vector<std::vector<Op>> programs;
     for (int p = 0; p < L.pipeline; ++p) programs.push_back(stage_program(plan, p, fetching));
     std::vector<double> stage_free(size_t(L.pipeline), 0);
-    const auto units = gpu_flows(plan);
+    // Each stage's first GPU's flows, for one token at one byte a value.
+    std::vector<std::vector<A2aFlow>> flows;
+    for (int p = 0; p < L.pipeline; ++p) flows.push_back(a2a_flows(plan, p * L.stage_gpus, 1, 1));
     for (const ClusterStep& st : plan.steps) {
         double arrive = 0;
         for (int p = 0; p < L.pipeline; ++p) {
@@ -242,8 +231,8 @@ ClusterResult analytic_cluster(const ClusterPlan& plan) {
                     case Op::Kind::Combine: {
                         const double bpv = op.kind == Op::Kind::Dispatch ? L.dispatch_bytes_per_value
                                                                          : L.combine_bytes_per_value;
-                        const double s = a2a_group_seconds(
-                            plan, scaled(units[size_t(gpu)], tok * bpv), op.arg, hot);
+                        const double s =
+                            a2a_group_seconds(plan, flows[size_t(p)], op.arg, hot * tok * bpv);
                         if (gpu == 0) r.a2a_s += s;
                         t += s;
                         break;
@@ -503,7 +492,7 @@ struct Des {
         const double scale = double(st.tokens) / L.micro_batches * bpv;  // one micro-batch's
         const double t0 = sg4::Engine::get_clock();
         // The slowest route's latency on idle links, from the unit's first GPU.
-        const double lat = a2a_idle(plan, scaled(first_gpu_flows[size_t(u)], scale)).latency_s;
+        const double lat = a2a_idle(plan, first_gpu_flows[size_t(u)], scale).latency_s;
         if (op.arg > 1) sg4::this_actor::sleep_for((op.arg - 1) * lat), ++activities;
         std::vector<sg4::CommPtr> comms;
         std::vector<char*> slots(fl.size());

@@ -74,9 +74,10 @@ ClusterResult simulate_cluster_forked(const ClusterPlan& plan);
 // no shared link busy, what the DES gives).
 ClusterResult analytic_cluster(const ClusterPlan& plan);
 
-// An all-to-all's idle time for one layer from `gpu`: max over its flows' routes of latency +
-// bytes / bandwidth, a route's flows sharing its first link; `latency_s` is the slowest route's
-// latency (the DES sleeps (L - 1) x it for a group of L layers).
+// An all-to-all's idle time for one layer of a GPU's `flows`, their bytes times `factor` (flows
+// for one token at one byte a value take tokens x bytes per value): max over its flows' routes of
+// latency + bytes / bandwidth, a route's flows sharing its first link; `latency_s` is the slowest
+// route's latency (the DES sleeps (L - 1) x it for a group of L layers).
 struct A2aIdle {
     double seconds = 0, latency_s = 0;
 };
