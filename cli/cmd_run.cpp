@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <optional>
 
 #include "cli/commands.h"
 #include "cli/plots.h"
@@ -109,16 +108,13 @@ void run_cluster(const RunOptions& opt, const nlohmann::json& cfg) {
         throw std::invalid_argument("--kv-band is for one-node runs; a config with a cluster "
                                     "section takes -o, --json and --timeline");
     const auto t0 = std::chrono::steady_clock::now();
-    const so::ClusterPlan plan = so::make_cluster_plan(cfg);
-    const so::ClusterResult r = so::simulate_cluster_forked(plan);
-    const so::ClusterMetrics m = so::cluster_metrics(plan, r);
-    std::optional<so::ClusterMetrics> hbm;
-    if (plan.has_engram && !plan.table_in_hbm) {
-        const so::ClusterPlan ref = so::with_table_in_hbm(plan);
-        hbm = so::cluster_metrics(ref, so::simulate_cluster_forked(ref));
-    }
+    const so::ClusterRun run = so::run_cluster(cfg);
+    const so::ClusterPlan& plan = run.plan;
+    const so::ClusterResult& r = run.result;
+    const so::ClusterMetrics& m = run.metrics;
+    const auto& hbm = run.table_in_hbm;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const nlohmann::json results = so::cluster_results_json(plan, r, m, hbm ? &*hbm : nullptr);
+    const nlohmann::json results = so::cluster_results_json(run);
     if (!opt.out_dir.empty()) {
         write_output(opt.out_dir, "results.json",
                      [&](std::ostream& f) { f << results.dump(2) << '\n'; });
@@ -150,8 +146,7 @@ void run_cluster(const RunOptions& opt, const nlohmann::json& cfg) {
     t.add({"  whole cluster (tok/s)", fixed(m.throughput_tok_per_s, 1)});
     if (hbm) {
         t.add({"  table in HBM, per GPU (tok/s)", fixed(hbm->per_gpu_tok_per_s, 2)});
-        t.add({"overhead vs table in HBM",
-               pct(results["comparison"]["overhead_vs_table_in_hbm_pct"].get<double>())});
+        t.add({"overhead vs table in HBM", pct(run.overhead_vs_table_in_hbm_pct())});
     }
     t.add({"mean step / decode step", ms(m.mean_step_s) + " / " + ms(m.mean_decode_step_s)});
     t.add({"decode steps alone, per GPU (tok/s)", fixed(m.decode_tok_per_s_per_gpu, 1)});

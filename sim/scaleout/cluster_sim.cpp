@@ -870,8 +870,27 @@ void write_cluster_timeline(const ClusterPlan& plan, const ClusterResult& r, std
     out << "\n]}\n";
 }
 
-json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const ClusterMetrics& m,
-                          const ClusterMetrics* hbm) {
+double ClusterRun::overhead_vs_table_in_hbm_pct() const {
+    if (!table_in_hbm || !(table_in_hbm->throughput_tok_per_s > 0)) return 0;
+    return (table_in_hbm->throughput_tok_per_s - metrics.throughput_tok_per_s) /
+           table_in_hbm->throughput_tok_per_s * 100;
+}
+
+ClusterRun run_cluster(const json& resolved, bool reference) {
+    ClusterRun run{make_cluster_plan(resolved), {}, {}, std::nullopt};
+    run.result = simulate_cluster_forked(run.plan);
+    run.metrics = cluster_metrics(run.plan, run.result);
+    if (reference && run.plan.has_engram && !run.plan.table_in_hbm) {
+        const ClusterPlan ref = with_table_in_hbm(run.plan);
+        run.table_in_hbm = cluster_metrics(ref, simulate_cluster_forked(ref));
+    }
+    return run;
+}
+
+json cluster_results_json(const ClusterRun& run) {
+    const ClusterPlan& plan = run.plan;
+    const ClusterResult& r = run.result;
+    const ClusterMetrics& m = run.metrics;
     const ClusterLayout& L = plan.layout;
     const char* table = L.table == TableHome::Replicated ? "replicated"
                         : L.table == TableHome::Sharded  ? "sharded"
@@ -925,14 +944,10 @@ json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r, const
          {{"activities", r.activities}, {"setup_s", r.setup_s}, {"run_s", r.wall_s},
           {"events_per_s", m.events_per_s}}},
     };
-    if (hbm) {
+    if (run.table_in_hbm)
         j["comparison"] = {
-            {"table_in_hbm_per_gpu_tok_per_s", hbm->per_gpu_tok_per_s},
-            {"overhead_vs_table_in_hbm_pct",
-             hbm->throughput_tok_per_s > 0
-                 ? (hbm->throughput_tok_per_s - m.throughput_tok_per_s) / hbm->throughput_tok_per_s * 100
-                 : 0.0}};
-    }
+            {"table_in_hbm_per_gpu_tok_per_s", run.table_in_hbm->per_gpu_tok_per_s},
+            {"overhead_vs_table_in_hbm_pct", run.overhead_vs_table_in_hbm_pct()}};
     return j;
 }
 

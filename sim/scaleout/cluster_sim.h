@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <vector>
 
@@ -108,13 +109,25 @@ struct ClusterMetrics {
 };
 ClusterMetrics cluster_metrics(const ClusterPlan& plan, const ClusterResult& r);
 
+// A cluster run and its reference, the same cluster with the table in HBM (run when the plan
+// fetches its table from elsewhere and `reference` is set): what engramsim run and a sweep's
+// cluster points report.
+struct ClusterRun {
+    ClusterPlan plan;
+    ClusterResult result;
+    ClusterMetrics metrics;
+    std::optional<ClusterMetrics> table_in_hbm;
+    // (reference - this) / reference x 100, throughput; 0 without a reference.
+    double overhead_vs_table_in_hbm_pct() const;
+};
+ClusterRun run_cluster(const nlohmann::json& resolved, bool reference = true);
+
 // The first unit's timeline as a Chrome trace (open in ui.perfetto.dev): its steps, its compute,
 // all-to-alls and Engram stalls on one track, its fetches on another.
 void write_cluster_timeline(const ClusterPlan& plan, const ClusterResult& r, std::ostream& out);
 
 // results.json of a cluster run (schema engramsim.cluster-results v1): the layout, the fabric,
 // the metrics with units, and, where given, the table-in-HBM reference and the overhead.
-nlohmann::json cluster_results_json(const ClusterPlan& plan, const ClusterResult& r,
-                                    const ClusterMetrics& m, const ClusterMetrics* table_in_hbm);
+nlohmann::json cluster_results_json(const ClusterRun& run);
 
 }  // namespace engramsim::sim::scaleout

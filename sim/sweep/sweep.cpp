@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -400,16 +399,9 @@ namespace {
 // A cluster point (sim/scaleout): the cluster and, with references, the same cluster with the
 // table in HBM.
 json cluster_point(const json& resolved, bool references) {
-    namespace so = scaleout;
-    const so::ClusterPlan plan = so::make_cluster_plan(resolved);
-    const so::ClusterResult r = so::simulate_cluster_forked(plan);
-    const so::ClusterMetrics m = so::cluster_metrics(plan, r);
-    std::optional<so::ClusterMetrics> hbm;
-    if (references && plan.has_engram && !plan.table_in_hbm) {
-        const so::ClusterPlan ref = so::with_table_in_hbm(plan);
-        hbm = so::cluster_metrics(ref, so::simulate_cluster_forked(ref));
-    }
-    const json full = so::cluster_results_json(plan, r, m, hbm ? &*hbm : nullptr);
+    const scaleout::ClusterRun run = scaleout::run_cluster(resolved, references);
+    const scaleout::ClusterPlan& plan = run.plan;
+    const scaleout::ClusterMetrics& m = run.metrics;
     json summary = {{"throughput_tok_per_s", m.throughput_tok_per_s},
                     {"per_gpu_tok_per_s", m.per_gpu_tok_per_s},
                     {"gpus", plan.layout.world},
@@ -426,13 +418,12 @@ json cluster_point(const json& resolved, bool references) {
                     {"num_kv_blocks", plan.num_kv_blocks},
                     {"preemptions", plan.preemptions},
                     {"table_bytes", double(plan.table_rows) * plan.row_bytes}};
-    if (hbm) {
-        summary["table_in_hbm_tok_per_s"] = hbm->throughput_tok_per_s;
-        summary["table_in_hbm_per_gpu_tok_per_s"] = hbm->per_gpu_tok_per_s;
-        summary["overhead_vs_table_in_hbm_pct"] =
-            full["comparison"]["overhead_vs_table_in_hbm_pct"];
+    if (run.table_in_hbm) {
+        summary["table_in_hbm_tok_per_s"] = run.table_in_hbm->throughput_tok_per_s;
+        summary["table_in_hbm_per_gpu_tok_per_s"] = run.table_in_hbm->per_gpu_tok_per_s;
+        summary["overhead_vs_table_in_hbm_pct"] = run.overhead_vs_table_in_hbm_pct();
     }
-    return json{{"summary", summary}, {"metrics", full}};
+    return json{{"summary", summary}, {"metrics", scaleout::cluster_results_json(run)}};
 }
 
 }  // namespace
