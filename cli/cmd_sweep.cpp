@@ -38,9 +38,7 @@ void print_sweep(const sim::SweepSpec& spec, const std::vector<nlohmann::json>& 
     if (!spec.description.empty()) std::cout << "\n" << spec.description;
     std::cout << "\n\n";
     // A sweep of clusters (configs with a cluster section) shows per-GPU numbers instead.
-    const bool cluster = std::any_of(records.begin(), records.end(), [](const nlohmann::json& r) {
-        return r.contains("summary") && r["summary"].contains("per_gpu_tok_per_s");
-    });
+    const bool cluster = sim::has_cluster_points(records);
     std::vector<std::string> head;
     for (const auto& k : spec.columns()) head.push_back("<" + k);
     if (cluster)

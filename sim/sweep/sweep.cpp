@@ -764,12 +764,15 @@ json sweep_results_json(const SweepSpec& spec, const std::vector<json>& records,
             {"points", records}};
 }
 
-std::vector<std::pair<std::string, std::string>> summary_columns(const std::vector<json>& records) {
-    auto cols = sweep_summary_columns();
-    const bool cluster = std::any_of(records.begin(), records.end(), [](const json& r) {
+bool has_cluster_points(const std::vector<json>& records) {
+    return std::any_of(records.begin(), records.end(), [](const json& r) {
         return r.contains("summary") && r["summary"].contains("per_gpu_tok_per_s");
     });
-    if (cluster)
+}
+
+std::vector<std::pair<std::string, std::string>> summary_columns(const std::vector<json>& records) {
+    auto cols = sweep_summary_columns();
+    if (has_cluster_points(records))
         cols.insert(cols.end(), sweep_cluster_columns().begin(), sweep_cluster_columns().end());
     return cols;
 }

@@ -112,6 +112,8 @@ std::string sweep_csv(const SweepSpec& spec, const std::vector<nlohmann::json>& 
 const std::vector<std::pair<std::string, std::string>>& sweep_summary_columns();
 // A cluster point's further columns (a config with a cluster section), after those.
 const std::vector<std::pair<std::string, std::string>>& sweep_cluster_columns();
+// Whether a point of `records` is a cluster (a config with a cluster section).
+bool has_cluster_points(const std::vector<nlohmann::json>& records);
 // The columns `records` have: the summary's, and the cluster's when a point is a cluster.
 std::vector<std::pair<std::string, std::string>> summary_columns(
     const std::vector<nlohmann::json>& records);
