@@ -137,7 +137,6 @@ ClusterLayout make_layout(const json& cfg, const RunChoices& run) {
         L.nvlink_latency_s = config::quantity(hw["nvlink"], "latency", Dim::Time);
     }
     const json& hl = hw["host_link"];
-    L.host_link_kind = hl["kind"].get<std::string>();
     L.host_link_bytes_per_s = config::quantity(hl, "bandwidth_per_direction", Dim::Bandwidth);
     L.host_link_latency_s = config::quantity(hl, "latency", Dim::Time);
     L.gpus_per_switch = std::clamp(hl.value("gpus_per_switch", 1), 1, L.gpus_per_node);

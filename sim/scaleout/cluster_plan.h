@@ -48,7 +48,6 @@ struct ClusterLayout {
     double oversubscription = 1;
     double nic_bytes_per_s = 0, nic_latency_s = 0, switch_link_latency_s = 0;
     double nvlink_bytes_per_s = 0, nvlink_latency_s = 0;
-    std::string host_link_kind = "pcie";
     double host_link_bytes_per_s = 0, host_link_latency_s = 0;
     int gpus_per_switch = 1;           // GPUs (and their NICs) per PCIe switch
     double hbm_bytes = 0, host_dram_bytes = 0;
