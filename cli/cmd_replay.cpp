@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -81,7 +82,7 @@ struct InputOptions {
         return trace_lookups(path, scheduler());
     }
 
-    DenseTrace load() const {
+    DenseTrace load(IdOrder order = IdOrder::FirstSight) const {
         const int given = !trace.empty() + !ids.empty() + (!engram.empty() || !workload.empty());
         if (given != 1)
             throw std::invalid_argument(
@@ -90,7 +91,7 @@ struct InputOptions {
         if (row_bytes > 0 && ids.empty())
             throw std::invalid_argument(
                 "--row-bytes is for --ids only: a trace or a workload carries its row size");
-        if (!ids.empty()) return densify_id_file(ids, row_bytes > 0 ? row_bytes : 1);
+        if (!ids.empty()) return densify_id_file(ids, row_bytes > 0 ? row_bytes : 1, order);
         if (!trace.empty()) return densify(*source(trace));
         if (engram.empty() || workload.empty())
             throw std::invalid_argument("--engram and --workload go together");
@@ -348,8 +349,8 @@ void replay_command(CLI::App& app) {
         for (const auto& c : split(opt.capacity, ',')) capacity::parse(c);
         capacity::parse(opt.dram);
         // One run of an id file at a capacity given in rows or bytes (not a share of rows still
-        // to be counted), DRAM holding the table, no curve: the file is remapped and replayed
-        // at once (placement::densify_and_replay_id_file), the same bytes out.
+        // to be counted), DRAM holding the table, no curve: the file is replayed in one pass as
+        // its keys are numbered (placement::replay_id_file), the same bytes out.
         auto overlappable = [&]() -> std::optional<TierConfig> {
             const std::vector<std::string> caps_text = split(opt.capacity, ',');
             if (opt.input.ids.empty() || caps_text.size() != 1 || opt.mrc ||
@@ -365,36 +366,49 @@ void replay_command(CLI::App& app) {
                            .options = parse_policy_options(opt.policy_options),
                            .profile_fraction = opt.profile_fraction,
                            .step_records = false};
-            if (!replays_while_densifying(cfg)) return std::nullopt;
+            if (!replays_in_one_pass(cfg)) return std::nullopt;
             return cfg;
         };
         const auto t0 = std::chrono::steady_clock::now();
-        // One run of an id file at a capacity in rows: remapped and replayed at once.
+        // One run of an id file at a capacity in rows: replayed in one pass, the trace never
+        // built (`tr` stays empty; `in` describes the input either way).
         std::optional<ReplayResult> overlapped;
         double overlapped_s = 0;
         DenseTrace tr;
+        InputFacts in;
         if (const auto cfg = overlappable()) {
-            overlapped = densify_and_replay_id_file(opt.input.ids, opt.input.row_bytes > 0 ? opt.input.row_bytes : 1, *cfg, tr);
+            overlapped = replay_id_file(opt.input.ids, opt.input.row_bytes > 0 ? opt.input.row_bytes : 1, *cfg, in);
             overlapped_s = seconds_since(t0);
         } else {
-            tr = opt.input.load();
+            // Where the numbering of rows cannot change the replay (a policy deciding from the
+            // order of requests alone, DRAM holding the table, no warm-up ranks), an id file's
+            // ids are grouped, not numbered in order of first sight: no random reads.
+            const bool any_order =
+                opt.warmup_trace.empty() &&
+                replays_in_one_pass({.policy = opt.policy,
+                                     .options = parse_policy_options(opt.policy_options),
+                                     .dram_rows = capacity::parse(opt.dram).kind == capacity::Kind::All
+                                                      ? kAllRows
+                                                      : 0});
+            tr = opt.input.load(any_order ? IdOrder::Grouped : IdOrder::FirstSight);
+            in = facts_of(tr);
         }
         const double load_s = seconds_since(t0);
-        const double rb = tr.row_bytes();
+        const double rb = in.row_bytes;
         policy_info(opt.policy);  // fail early on unknown names
         policy_info(opt.dram_policy);
 
         std::vector<std::string> cap_texts = split(opt.capacity, ',');
         if (cap_texts.empty()) throw std::invalid_argument("--capacity: no capacity given");
         std::vector<uint64_t> caps;
-        for (const auto& c : cap_texts) caps.push_back(parse_capacity_rows(c, rb, tr.table_rows()));
+        for (const auto& c : cap_texts) caps.push_back(parse_capacity_rows(c, rb, in.table_rows));
         if (overlapped && overlapped->hbm_capacity_rows != caps[0])
-            overlapped.reset();  // a capacity above the rows there are: replayed as it is read
+            throw std::logic_error("replay: the one-pass capacity differs from the parsed one");
 
         TierConfig base{
             .policy = opt.policy,
             .options = parse_policy_options(opt.policy_options),
-            .dram_rows = parse_capacity_rows(opt.dram, rb, tr.table_rows()),
+            .dram_rows = parse_capacity_rows(opt.dram, rb, in.table_rows),
             .dram_policy = opt.dram_policy,
             .dram_options = parse_policy_options(opt.dram_policy_options),
             .inclusion = opt.inclusion == "exclusive" ? Inclusion::Exclusive : Inclusion::Inclusive,
@@ -412,26 +426,46 @@ void replay_command(CLI::App& app) {
             {"units", {{"bytes", "B"}, {"time", "s"}, {"rate", "1/s"}, {"capacity", "rows"}}},
             {"input",
              {{"source", opt.input.describe()},
-              {"lookups", tr.lookups},
-              {"requests", tr.requests.size()},
-              {"steps", tr.steps},
-              {"distinct_rows", tr.universe()},
-              {"table_rows", tr.table_rows()},
+              {"lookups", in.lookups},
+              {"requests", in.requests},
+              {"steps", in.steps},
+              {"distinct_rows", in.distinct_rows},
+              {"table_rows", in.table_rows},
               {"row_bytes", rb},
-              {"layer_ids", tr.layout.layer_ids}}},
+              {"layer_ids", in.layer_ids}}},
             {"tiers",
              {{"policy", opt.policy},
               {"policy_options", base.options},
-              {"dram_rows", base.dram_rows >= tr.table_rows() ? json("all") : json(base.dram_rows)},
+              {"dram_rows", base.dram_rows >= in.table_rows ? json("all") : json(base.dram_rows)},
               {"dram_policy", opt.dram_policy},
               {"dram_policy_options", base.dram_options},
               {"inclusion", opt.inclusion}}},
             {"placement", placement_json(opt)}};
 
+        // The curve's sizes: the capacities given, or a default spread over the distinct rows.
+        std::vector<uint64_t> sizes = caps;
+        if (opt.mrc && caps.size() == 1) {
+            sizes.clear();
+            const uint64_t n = tr.universe();
+            for (int k = 1; k <= opt.mrc_points; ++k)
+                sizes.push_back(uint64_t(std::llround(double(n) * k / opt.mrc_points)));
+        }
+        // The one-pass LRU curve runs on a thread of its own beside the runs (it reads the trace
+        // only): the whole command costs the longer of the two, not their sum.
+        const bool one_pass_curve = opt.mrc && opt.policy == "lru" && base.options.empty();
+        double mrc_seconds = 0;
+        std::future<std::vector<MrcPoint>> lru_curve;
+        if (one_pass_curve)
+            lru_curve = std::async(std::launch::async, [&] {
+                const auto start = std::chrono::steady_clock::now();
+                std::vector<MrcPoint> c = lru_mrc(tr.requests, tr.universe(), sizes);
+                mrc_seconds = seconds_since(start);
+                return c;
+            });
+
         // Wall-clock times go to the terminal only: results files stay byte-identical.
         std::vector<ReplayResult> results;
         std::vector<double> run_seconds;
-        double mrc_seconds = 0;
         json runs = json::array();
         for (size_t i = 0; i < caps.size() && !(opt.mrc && caps.size() > 1); ++i) {
             TierConfig cfg = base;
@@ -443,8 +477,7 @@ void replay_command(CLI::App& app) {
             json layers = json::array();
             for (size_t l = 0; l < r.layers.size(); ++l) {
                 json lj = totals_json(r.layers[l], rb);
-                lj["layer_id"] =
-                    l < tr.layout.layer_ids.size() ? json(tr.layout.layer_ids[l]) : json(nullptr);
+                lj["layer_id"] = l < in.layer_ids.size() ? json(in.layer_ids[l]) : json(nullptr);
                 layers.push_back(lj);
             }
             runs.push_back({{"hbm_capacity", cap_texts[i]},
@@ -457,20 +490,13 @@ void replay_command(CLI::App& app) {
         if (!opt.steps_csv.empty()) write_steps_csv(opt.steps_csv, results, cap_texts);
 
         if (opt.mrc) {
-            std::vector<uint64_t> sizes = caps;
-            if (caps.size() == 1) {
-                sizes.clear();
-                const uint64_t n = tr.universe();
-                for (int k = 1; k <= opt.mrc_points; ++k)
-                    sizes.push_back(uint64_t(std::llround(double(n) * k / opt.mrc_points)));
-            }
-            const auto start = std::chrono::steady_clock::now();
             std::vector<MrcPoint> curve;
             std::string method;
-            if (opt.policy == "lru" && base.options.empty()) {
-                curve = lru_mrc(tr.requests, tr.universe(), sizes);
+            if (one_pass_curve) {
+                curve = lru_curve.get();
                 method = "one pass (LRU stack distances)";
             } else {
+                const auto start = std::chrono::steady_clock::now();
                 std::vector<uint32_t> next;
                 if (policy_info(opt.policy).needs_next_use || base.options.count("lookahead"))
                     next = next_uses(tr.requests, tr.universe());
@@ -491,8 +517,8 @@ void replay_command(CLI::App& app) {
                                   .options = base.options};
                 curve = policy_mrc(opt.policy, ctx, tr.requests, sizes, opt.threads);
                 method = "one replay per size, thread pool";
+                mrc_seconds = seconds_since(start);
             }
-            mrc_seconds = seconds_since(start);
             json pts = json::array();
             for (const auto& p : curve)
                 pts.push_back({{"capacity_rows", p.capacity_rows},
@@ -515,22 +541,21 @@ void replay_command(CLI::App& app) {
         }
         std::cout << "engramsim replay: " << opt.input.describe() << "\n\n";
         TextTable facts({"<what", "<value"});
-        facts.add({"lookups", thousands(tr.lookups) + " in " + thousands(tr.steps) + " steps"});
-        facts.add(
-            {"cache requests",
-             thousands(tr.requests.size()) +
-                 (tr.groups.empty() ? " (one per lookup)" : " (unique rows per step and layer)")});
-        facts.add({"distinct rows", thousands(tr.universe()) + " of " + thousands(tr.table_rows()) +
-                                        " in the table"});
+        facts.add({"lookups", thousands(in.lookups) + " in " + thousands(in.steps) + " steps"});
+        facts.add({"cache requests",
+                   thousands(in.requests) +
+                       (in.per_lookup ? " (one per lookup)" : " (unique rows per step and layer)")});
+        facts.add({"distinct rows", thousands(in.distinct_rows) + " of " +
+                                        thousands(in.table_rows) + " in the table"});
         facts.add({"row", rounded(rb, units::Dim::Bytes)});
         facts.add({"tiers", "HBM " + opt.policy + ", DRAM " +
-                                (base.dram_rows >= tr.table_rows()
+                                (base.dram_rows >= in.table_rows
                                      ? std::string("holds the whole table")
                                      : thousands(base.dram_rows) + " rows " + opt.dram_policy +
                                            " (" + opt.inclusion + "), rest on NVMe")});
         facts.add({"load", fixed(load_s, 2) + " s" +
-                               (overlapped ? " (remapped and replayed at once: the first run's "
-                                             "time is the same)"
+                               (overlapped ? " (numbered and replayed in one pass: the first "
+                                             "run's time is the same)"
                                            : "")});
         facts.print(std::cout, "  ");
         for (size_t i = 0; i < results.size(); ++i) {
@@ -538,7 +563,7 @@ void replay_command(CLI::App& app) {
             std::cout << "\nHBM cache " << cap_texts[i] << " = " << thousands(caps[i]) << " rows, "
                       << rounded(double(caps[i]) * rb, units::Dim::Bytes) << " ("
                       << fixed(run_seconds[i], 3) << " s, "
-                      << fixed(double(tr.lookups) / std::max(run_seconds[i], 1e-9) / 1e6, 1)
+                      << fixed(double(in.lookups) / std::max(run_seconds[i], 1e-9) / 1e6, 1)
                       << "M lookups/s)\n";
             TextTable t({"layer", "lookups", "requests", "HBM hit %", "HBM byte hit %",
                          "DRAM hit %", "SSD rows", "host->GPU", "SSD->host", "GPU->host"});
@@ -550,8 +575,8 @@ void replay_command(CLI::App& app) {
                        rounded(double(x.ssd_rows) * rb, units::Dim::Bytes),
                        rounded(double(x.demoted_rows) * rb, units::Dim::Bytes)});
             };
-            for (size_t l = 0; l < r.layers.size() && !tr.layout.layer_ids.empty(); ++l)
-                row(std::to_string(tr.layout.layer_ids[l]), r.layers[l]);
+            for (size_t l = 0; l < r.layers.size() && !in.layer_ids.empty(); ++l)
+                row(std::to_string(in.layer_ids[l]), r.layers[l]);
             row("all", r.total);
             t.print(std::cout, "  ");
         }

@@ -59,6 +59,8 @@ public:
 
 private:
     const placement::DenseTrace& trace_;
+    placement::KeyIndex own_index_;   // the trace's keys, where densifying built no index
+    const placement::KeyIndex* index_;
     size_t row_bytes_;
     std::unique_ptr<placement::CachePolicy> policy_;
     kernels::HugePageBuffer buffer_;

@@ -3,18 +3,14 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <bit>
-#include <cerrno>
-#include <cmath>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <stdexcept>
 #include <string>
 
 #include "sim/placement/cache_policy.h"
+#include "sim/placement/id_file.h"
 #include "sim/placement/policy_util.h"
+#include "sim/placement/remap.h"
 
 namespace engramsim::placement {
 
@@ -112,25 +108,6 @@ uint32_t KeyIndex::find(uint64_t key) const {
     return UINT32_MAX;
 }
 
-void DistinctEstimate::add(uint64_t key) {
-    // The register is the hash's top 14 bits; its value the rank of the first 1 in the rest.
-    const uint64_t h = detail::fmix64(key ^ 0x9e3779b97f4a7c15ULL);
-    const size_t r = size_t(h >> 50);
-    const uint8_t rank = uint8_t(std::countl_zero((h << 14) | (uint64_t(1) << 13)) + 1);
-    if (rank > reg_[r]) reg_[r] = rank;
-}
-
-double DistinctEstimate::estimate() const {
-    const double m = double(reg_.size());
-    double sum = 0;
-    size_t zeros = 0;
-    for (uint8_t v : reg_) sum += std::ldexp(1.0, -int(v)), zeros += v == 0;
-    const double raw = 0.7213 / (1 + 1.079 / m) * m * m / sum;
-    // Few keys: linear counting over the empty registers is the better estimate.
-    if (raw <= 2.5 * m && zeros > 0) return m * std::log(m / double(zeros));
-    return raw;
-}
-
 DenseTrace densify(LookupSource& source) {
     DenseTrace out;
     out.layout = source.layout();
@@ -166,106 +143,29 @@ DenseTrace densify(LookupSource& source) {
     return out;
 }
 
-namespace {
-
-// Sizes the trace for `n` requests of about `distinct` distinct keys (an estimate: the index
-// and the keys still grow past it).
-void reserve_for(DenseTrace& out, uint64_t n, double distinct) {
-    const auto d = uint64_t(std::min<double>(double(n), distinct * 1.02 + 1024));
-    out.index.reserve(d);
-    out.keys.reserve(size_t(d));
-    out.requests.reserve(size_t(n));
-}
-
-// The ids, in order, into `out` (sized by reserve_for).
-void add_ids(DenseTrace& out, std::span<const uint64_t> ids) {
-    constexpr size_t kAhead = 16;
-    const size_t n = ids.size();
-    for (size_t k = 0; k < n; ++k) {
-        if (k + kAhead < n) out.index.prefetch(ids[k + kAhead]);
-        const uint64_t key = ids[k];
-        const uint32_t id = out.index.insert(key);
-        if (id == out.keys.size()) out.keys.push_back(key);
-        out.requests.push_back(id);
-    }
-}
-
-}  // namespace
-
 DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes) {
-    if (ids.size() > kMaxRequests)
-        throw std::length_error("more than 4,294,967,294 requests in one replay");
     DenseTrace out;
     out.layout.row_bytes = row_bytes;
-    DistinctEstimate est;
-    for (uint64_t key : ids) est.add(key);
-    reserve_for(out, ids.size(), est.estimate());
-    add_ids(out, ids);
+    remap_keys(ids, out.keys, out.requests);
     out.lookups = ids.size();
     return out;
 }
 
-DenseTrace densify_id_file(const std::string& path, double row_bytes) {
-    return densify_id_file(path, row_bytes, DensifyHooks{});
-}
-
-DenseTrace densify_id_file(const std::string& path, double row_bytes, const DensifyHooks& hooks) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-        throw std::runtime_error(path + ": is a directory, not an id file");
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
-    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, &std::fclose);
-    const uint64_t bytes = std::filesystem::file_size(path, ec);
-    if (ec) throw std::runtime_error(path + ": cannot read its size: " + ec.message());
-    if (bytes % 8 != 0)
-        throw std::runtime_error(path + ": " + std::to_string(bytes) +
-                                 " bytes is not a whole number of uint64 ids");
-    if (bytes == 0) throw std::runtime_error(path + ": holds no ids (an empty file)");
-    const uint64_t n = bytes / 8;
-    if (n > kMaxRequests) throw std::length_error("more than 4,294,967,294 requests in one replay");
-    std::vector<uint64_t> chunk(size_t(1) << 20);  // 8 MiB at a time
-    // Each pass reads the whole file in chunks; a short read is an error (the file changed).
-    auto pass = [&](auto&& each) {
-        std::rewind(f);
-        for (uint64_t done = 0; done < n;) {
-            const size_t want = size_t(std::min<uint64_t>(chunk.size(), n - done));
-            if (std::fread(chunk.data(), 8, want, f) != want)
-                throw std::runtime_error(path + ": read failed after " + std::to_string(done) +
-                                         " of " + std::to_string(n) + " ids (truncated while read?)");
-            each(std::span<const uint64_t>(chunk.data(), want));
-            done += want;
-        }
-    };
+DenseTrace densify_id_file(const std::string& path, double row_bytes, IdOrder order) {
+    const IdFile file(path);
+    if (order == IdOrder::FirstSight) return densify_ids(file.ids(), row_bytes);
     DenseTrace out;
     out.layout.row_bytes = row_bytes;
-    DistinctEstimate est;
-    pass([&](std::span<const uint64_t> ids) {
-        for (uint64_t key : ids) est.add(key);
-    });
-    reserve_for(out, n, est.estimate());
-    // The consumer's bound: 5% and 4,096 ids over the estimate (its standard error is about 1%).
-    const uint64_t bound =
-        hooks.bound > 0 ? hooks.bound
-                        : std::min<uint64_t>({n, uint64_t(est.estimate() * 1.05) + 4096,
-                                              uint64_t(UINT32_MAX) - 1});
-    if (hooks.sized) hooks.sized(out, bound);
-    bool reporting = bool(hooks.remapped);
-    pass([&](std::span<const uint64_t> ids) {
-        constexpr size_t kSlice = size_t(1) << 16;
-        for (size_t at = 0; at < ids.size(); at += kSlice) {
-            add_ids(out, ids.subspan(at, std::min(kSlice, ids.size() - at)));
-            if (!reporting) continue;
-            if (out.index.size() > bound) {
-                reporting = false;
-                if (hooks.overflow) hooks.overflow->store(true);
-                continue;
-            }
-            hooks.remapped(out.requests.size());
-        }
-    });
-    out.lookups = n;
+    grouped_ids(file.ids(), number_keys(file.ids()), out.keys, out.requests);
+    out.lookups = file.ids().size();
     return out;
+}
+
+KeyIndex index_of_keys(std::span<const uint64_t> keys) {
+    KeyIndex index;
+    index.reserve(keys.size());
+    for (uint64_t key : keys) index.insert(key);
+    return index;
 }
 
 std::vector<uint64_t> step_starts(const DenseTrace& trace) {

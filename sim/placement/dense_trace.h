@@ -1,12 +1,11 @@
 // A lookup trace made ready for replay: global row keys remapped to dense ids (in order of first
 // sight), rows repeated within a (step, layer) folded into one request, and the request sequence
 // every tier policy sees. Memory is proportional to the requests and the distinct rows touched,
-// never to the table: a key is only ever a hash-map key.
+// never to the table: a key is only ever a hash-map key. A plain id sequence is remapped on every
+// core by radix partitions (remap.h); a trace of steps through the key index below.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -56,18 +55,6 @@ private:
     uint32_t size_ = 0;
 };
 
-// The number of distinct keys in a stream, estimated in one pass and 16 KiB (HyperLogLog,
-// 2^14 registers: about 1% standard error). What the key index and the id arrays are sized from
-// before the exact pass; never part of a result.
-class DistinctEstimate {
-public:
-    void add(uint64_t key);
-    double estimate() const;
-
-private:
-    std::vector<uint8_t> reg_ = std::vector<uint8_t>(size_t(1) << 14, 0);
-};
-
 // The requests of one (step, layer): requests[first, first + count).
 struct RequestGroup {
     uint64_t step = 0;
@@ -80,7 +67,7 @@ struct RequestGroup {
 struct DenseTrace {
     LookupLayout layout;               // empty for a plain id sequence
     std::vector<uint64_t> keys;        // dense id -> global row key
-    KeyIndex index;                    // global row key -> dense id
+    KeyIndex index;                    // global row key -> dense id (densify() only: see index_of_keys)
     std::vector<uint32_t> requests;    // what the caches see, in serving order
     std::vector<RequestGroup> groups;  // per (step, layer), in order; empty for an id sequence
     uint64_t lookups = 0;              // row reads before folding repeats
@@ -99,21 +86,19 @@ DenseTrace densify(LookupSource& source);
 // A plain sequence: one request per id, no steps, no folding (for comparison with other cache
 // simulators). row_bytes is what byte counts use.
 DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes = 1);
-// The same from a file of little-endian uint64 ids, streamed in chunks (two passes: the distinct
-// estimate, then the ids), so the file is never held whole. Throws std::runtime_error naming the
-// file when it cannot be read, is empty or is not a whole number of ids.
-DenseTrace densify_id_file(const std::string& path, double row_bytes = 1);
-// densify_id_file, telling a consumer as it goes (placement replay overlaps the two): `sized`
-// once the trace is reserved whole (its requests never move after), with a bound on the distinct
-// ids; `remapped` every 64Ki requests with the count remapped so far, all of them ids below the
-// bound. Once the distinct ids pass the bound, `overflow` is set and nothing more is reported.
-struct DensifyHooks {
-    std::function<void(const DenseTrace&, uint64_t bound)> sized;
-    std::function<void(uint64_t requests)> remapped;
-    std::atomic<bool>* overflow = nullptr;
-    uint64_t bound = 0;  // > 0: this bound instead of the estimate's (tests force the overflow)
-};
-DenseTrace densify_id_file(const std::string& path, double row_bytes, const DensifyHooks& hooks);
+// The same from a file of little-endian uint64 ids (id_file.h: mapped, not copied). Throws
+// std::runtime_error naming the file when it cannot be read, is empty or is not a whole number
+// of ids.
+// With IdOrder::Grouped the dense ids are grouped by the keys' hash partitions instead of
+// numbered in order of first sight (placement/remap.h: no random reads to number them), for a
+// replay the numbering of rows cannot change: a policy deciding from the order of requests, keys
+// and next uses alone, or an LRU curve.
+enum class IdOrder { FirstSight, Grouped };
+DenseTrace densify_id_file(const std::string& path, double row_bytes = 1,
+                           IdOrder order = IdOrder::FirstSight);
+// An index of `keys` (key -> its position): what a trace from densify_ids or densify_id_file,
+// which build none, is searched with.
+KeyIndex index_of_keys(std::span<const uint64_t> keys);
 
 // First request position of each step (groups of one step are adjacent), ascending.
 std::vector<uint64_t> step_starts(const DenseTrace& trace);

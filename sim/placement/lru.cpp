@@ -14,6 +14,7 @@
 // needed in that window (found by walking the queue from its front), or, when every resident
 // row is needed, the least recently used row.
 #include <bit>
+#include <stdexcept>
 
 #include "sim/placement/policy_util.h"
 
@@ -87,7 +88,8 @@ private:
             last_[id] = 1;
             return;
         }
-        if (clock_ == UINT32_MAX) renumber();
+        if (clock_ == UINT32_MAX - 1)  // positions are uint32: a replay never gets here
+            throw std::length_error("lru: more than 4,294,967,294 accesses");
         last_[id] = ++clock_;
         if (tail_ - head_ == ring_.size()) compact();
         ring_[tail_++ & mask_] = {id, clock_};
@@ -115,17 +117,6 @@ private:
             if (last_[e.id] == e.stamp) ring_[w++ & mask_] = e;
         }
         tail_ = w;
-    }
-
-    // Stamps ran out (2^32 - 1 accesses): the live entries, in order, are stamped 1, 2, ...
-    void renumber() {
-        compact();
-        clock_ = 0;
-        for (uint64_t r = head_; r < tail_; ++r) {
-            Entry& e = ring_[r & mask_];
-            e.stamp = ++clock_;
-            last_[e.id] = clock_;
-        }
     }
 
     bool touch_lookahead(uint32_t id, uint32_t t) {

@@ -1,15 +1,12 @@
 #include "sim/placement/replay.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 
 #include "model/capacity.h"
+#include "sim/placement/id_file.h"
+#include "sim/placement/remap.h"
 
 namespace engramsim::placement {
 
@@ -133,13 +130,12 @@ private:
 namespace {
 
 // The result of replaying a plain id sequence, from its one record (no steps: the totals are it).
-ReplayResult plain_result(const DenseTrace& trace, const TierConfig& cfg, StepRecord r) {
+ReplayResult plain_result(uint64_t table_rows, double rb, const TierConfig& cfg, StepRecord r) {
     ReplayResult out;
     out.hbm_capacity_rows = cfg.hbm_rows;
-    out.dram_capacity_rows = cfg.dram_rows >= trace.table_rows() ? kAllRows : cfg.dram_rows;
-    out.row_bytes = trace.row_bytes();
+    out.dram_capacity_rows = cfg.dram_rows >= table_rows ? kAllRows : cfg.dram_rows;
+    out.row_bytes = rb;
     out.layers.resize(1);
-    const double rb = trace.row_bytes();
     r.host_to_gpu_bytes = double(r.dram_rows + r.ssd_rows) * rb;
     r.ssd_to_host_bytes = double(r.ssd_rows) * rb;
     r.gpu_to_host_bytes = double(r.demoted_rows) * rb;
@@ -190,7 +186,7 @@ ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
         StepRecord r{.lookups = trace.lookups, .unique_rows = trace.requests.size()};
         if (!tiers.serve_all_from_dram(trace.requests, 0, r))
             for (uint32_t t = 0; t < trace.requests.size(); ++t) tiers.serve(req[t], t, r);
-        return plain_result(trace, cfg, r);
+        return plain_result(trace.table_rows(), trace.row_bytes(), cfg, r);
     }
     if (cfg.step_records) out.steps.reserve(trace.groups.size());
     for (const RequestGroup& g : trace.groups) {
@@ -204,87 +200,60 @@ ReplayResult replay(const DenseTrace& trace, const TierConfig& cfg) {
     return out;
 }
 
-bool replays_while_densifying(const TierConfig& tiers) {
+InputFacts facts_of(const DenseTrace& trace) {
+    return {.lookups = trace.lookups,
+            .requests = trace.requests.size(),
+            .steps = trace.steps,
+            .distinct_rows = trace.universe(),
+            .table_rows = trace.table_rows(),
+            .row_bytes = trace.row_bytes(),
+            .layer_ids = trace.layout.layer_ids,
+            .per_lookup = trace.groups.empty()};
+}
+
+bool replays_in_one_pass(const TierConfig& tiers) {
     // Set-associative policies hash every key into its set when they are made: all keys first.
     return tiers.dram_rows == kAllRows && decides_online(tiers.policy, tiers.options) &&
            tiers.policy.rfind("sa-", 0) != 0 && tiers.profile_ranks.empty();
 }
 
-ReplayResult densify_and_replay_id_file(const std::string& path, double row_bytes,
-                                        const TierConfig& tiers, DenseTrace& trace,
-                                        uint64_t bound) {
-    if (!replays_while_densifying(tiers)) {
-        trace = densify_id_file(path, row_bytes);
+ReplayResult replay_id_file(const std::string& path, double row_bytes, const TierConfig& tiers,
+                            InputFacts& facts) {
+    if (!replays_in_one_pass(tiers)) {
+        const DenseTrace trace = densify_id_file(path, row_bytes);
+        facts = facts_of(trace);
         return replay(trace, tiers);
     }
-    // The replayer: the HBM policy over the requests published so far. Its arrays are sized
-    // from the estimate; a trace with more distinct rows than that stops it, and the whole
-    // trace is replayed again in turn.
+    policy_info(tiers.policy);  // an unknown name fails before the file is read
+    const IdFile file(path);
+    const NumberedKeys numbered = number_keys(file.ids());
+    const uint64_t distinct = numbered.total_distinct();
+    facts = {.lookups = numbered.requests,
+             .requests = numbered.requests,
+             .distinct_rows = distinct,
+             .table_rows = distinct,
+             .row_bytes = row_bytes};
+    // The policy sees ids below numbered_universe(), a few of them unused: its capacity is the
+    // one it would use for the distinct rows alone, so that nothing it decides changes.
     std::unique_ptr<CachePolicy> policy;
-    std::atomic<uint64_t> ready{0};
-    std::atomic<bool> done{false}, overflow{false};
-    std::mutex mu;
-    std::condition_variable cv;
+    auto make = [&] {
+        policy = make_policy(tiers.policy,
+                             {.capacity_rows = std::min(tiers.hbm_rows, distinct),
+                              .universe = uint32_t(numbered.numbered_universe()),
+                              .options = tiers.options});
+    };
     uint64_t misses = 0;
-    std::exception_ptr error;
-    std::thread replayer;
-    auto publish = [&](uint64_t n) {
-        ready.store(n, std::memory_order_release);
-        std::lock_guard lock(mu);
-        cv.notify_one();
-    };
-    auto ready_for_replay = [&](const DenseTrace& t, uint64_t bound) {
-        policy = make_policy(tiers.policy, {.capacity_rows = tiers.hbm_rows,
-                                            .universe = uint32_t(bound),
-                                            .options = tiers.options});
-        const uint32_t* req = t.requests.data();  // reserved whole: it never moves
-        replayer = std::thread([&, req] {
-            try {
-                uint64_t at = 0;
-                for (;;) {
-                    uint64_t upto = ready.load(std::memory_order_acquire);
-                    if (upto == at) {
-                        std::unique_lock lock(mu);
-                        cv.wait(lock, [&] {
-                            return ready.load(std::memory_order_acquire) != at || done || overflow;
-                        });
-                        upto = ready.load(std::memory_order_acquire);
-                        if (overflow) return;
-                        if (upto == at && done) return;
-                        continue;
-                    }
-                    misses += policy->run(std::span(req + at, upto - at), uint32_t(at));
-                    at = upto;
-                }
-            } catch (...) {
-                error = std::current_exception();
-            }
-        });
-    };
-    auto stop = [&] {
-        {
-            std::lock_guard lock(mu);
-            done = true;
-            cv.notify_one();
-        }
-        if (replayer.joinable()) replayer.join();
-    };
-    try {
-        trace = densify_id_file(path, row_bytes, {ready_for_replay, publish, &overflow, bound});
-    } catch (...) {  // a failed read: the replayer stops before the error goes on
-        overflow = true;
-        stop();
-        throw;
-    }
-    stop();
-    if (error) std::rethrow_exception(error);
-    if (overflow || !policy) return replay(trace, tiers);
-    StepRecord r{.lookups = trace.lookups, .unique_rows = trace.requests.size()};
-    r.hbm_hits = trace.requests.size() - misses;
+    each_numbered_id(numbered, [&](std::span<const uint32_t> ids, uint64_t first) {
+        if (!policy) make();  // here, while the reader thread fills the next slices
+        misses += policy->run(ids, uint32_t(first));
+    });
+    if (!policy) make();
+    StepRecord r{.lookups = numbered.requests, .unique_rows = numbered.requests};
+    r.hbm_hits = numbered.requests - misses;
     r.dram_rows = misses;
     r.promoted_rows = policy->admitted();
     r.evicted_rows = policy->admitted() - policy->size();
-    return plain_result(trace, tiers, r);
+    return plain_result(facts.table_rows, row_bytes, tiers, r);
 }
 
 uint64_t parse_capacity_rows(const std::string& raw, double row_bytes, uint64_t table_rows) {
@@ -300,8 +269,10 @@ std::vector<uint64_t> profile_ranks_for(const DenseTrace& trace, LookupSource& w
         return counts[a] != counts[b] ? counts[a] > counts[b] : warm.keys[a] < warm.keys[b];
     });
     std::vector<uint64_t> ranks(trace.universe(), UINT64_MAX);
+    const KeyIndex own = trace.index.size() == trace.universe() ? KeyIndex() : index_of_keys(trace.keys);
+    const KeyIndex& index = trace.index.size() == trace.universe() ? trace.index : own;
     for (uint64_t r = 0; r < order.size(); ++r) {
-        const uint32_t id = trace.index.find(warm.keys[order[r]]);
+        const uint32_t id = index.find(warm.keys[order[r]]);
         if (id != UINT32_MAX) ranks[id] = r;
     }
     return ranks;

@@ -79,18 +79,31 @@ struct ReplayResult {
 // policy that cannot manage the tier it is given (belady on DRAM).
 ReplayResult replay(const DenseTrace& trace, const TierConfig& tiers);
 
-// The id file's trace and its replay through `tiers` at once: the file remapped on this thread
-// while a second thread replays the requests already remapped, chunk by chunk (the policy's
-// arrays sized from the distinct estimate). The same trace and result as densify_id_file then
-// replay, bit for bit; it does exactly that where replaying needs what only the whole trace
-// gives: a DRAM tier, next uses, keys or a profile at the start (belady, lookahead, sa-*,
-// static), or more distinct rows than the estimate allowed for.
-// `bound` > 0 replaces the estimate's bound on the distinct ids (tests force the fallback).
-ReplayResult densify_and_replay_id_file(const std::string& path, double row_bytes,
-                                        const TierConfig& tiers, DenseTrace& trace,
-                                        uint64_t bound = 0);
-// Whether densify_and_replay_id_file overlaps the two for these tiers (else it runs them in turn).
-bool replays_while_densifying(const TierConfig& tiers);
+// What a replay's input held, for its reports.
+struct InputFacts {
+    uint64_t lookups = 0;     // row reads
+    uint64_t requests = 0;    // what the caches saw: one per lookup, or unique rows per (step, layer)
+    uint64_t steps = 0;
+    uint64_t distinct_rows = 0;
+    uint64_t table_rows = 0;  // the table's rows; a plain sequence's distinct rows
+    double row_bytes = 1;
+    std::vector<int> layer_ids;  // 0-based Transformer layers (none for a plain sequence)
+    bool per_lookup = true;  // a plain sequence (no steps): one request per lookup
+};
+InputFacts facts_of(const DenseTrace& trace);
+
+// An id file replayed through `tiers` in one pass, where the HBM policy decides from the order
+// of the requests alone (replays_in_one_pass): the keys are numbered on every core
+// (placement/remap.h) and handed to the policy as numbered, with no first-sight ids and no
+// request array, so the policy's loop runs as soon as the numbers exist. The same result as
+// densify_id_file then replay, bit for bit (tested for every such policy: the numbering of rows
+// cannot change what a policy deciding from their order does). `facts` describes the file.
+// Elsewhere (a DRAM tier, next uses, keys or a profile at the start: belady, lookahead, sa-*,
+// static) it is densify_id_file then replay.
+ReplayResult replay_id_file(const std::string& path, double row_bytes, const TierConfig& tiers,
+                            InputFacts& facts);
+// Whether replay_id_file replays these tiers in one pass.
+bool replays_in_one_pass(const TierConfig& tiers);
 
 // Capacity text -> rows: "all", "N%" of the table's rows, a byte size with a unit ("10GiB",
 // "1.5 TB"; rounded down to whole rows of row_bytes), or rows ("1000000", "2.5M rows").
