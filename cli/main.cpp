@@ -1,4 +1,5 @@
-// engramsim: the command-line front end. `engramsim --help` lists the subcommands.
+// engramsim-full: every engramsim command (cli/front.cpp runs `engramsim replay` itself and
+// hands everything else here). `engramsim --help` lists the subcommands.
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -6,6 +7,7 @@
 
 #include "build_info/build_info.h"
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "model/config.h"
 #include "sim/sweep/mpi_world.h"
 
@@ -24,26 +26,6 @@ void check_mpi_command(int argc, char** argv) {
                              " ranks) only `engramsim sweep` and `engramsim study run NAME` "
                              "spread their points over the ranks; run `engramsim " +
                              (sub ? sub : "") + "` without mpirun");
-}
-
-// CLI11's message, with the option named where CLI11 leaves it out.
-std::string cli_message(const CLI::ParseError& e) {
-    std::string msg = e.what();
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    return msg;
-}
-
-// "trace hash " for the deepest subcommand that was parsed, "" for the top level.
-std::string subcommand_path(const CLI::App& app) {
-    std::string path;
-    const CLI::App* cur = &app;
-    while (true) {
-        const auto subs = cur->get_subcommands();
-        if (subs.empty()) break;
-        cur = subs.front();
-        path += cur->get_name() + " ";
-    }
-    return path;
 }
 
 }  // namespace
@@ -89,11 +71,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        // Every usage error exits 1 with the same prefix as any other error, naming the option
-        // (CLI11's own exit codes, 105-109, would tell a script nothing it can use).
-        std::cerr << "engramsim: error: " << cli_message(e) << "\n"
-                  << "run 'engramsim " << subcommand_path(app) << "--help' for the options\n"
-                  << std::flush;
+        engramsim::cli::report_usage_error(app, e);
         engramsim::sim::mpi::abort_world(1);
         return 1;
     } catch (const std::exception& e) {
