@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -108,9 +109,47 @@ uint32_t KeyIndex::find(uint64_t key) const {
     return UINT32_MAX;
 }
 
+namespace {
+
+// The distinct keys of one (step, layer), in order of first occurrence: open addressing in a
+// table twice the group's size, its used slots cleared after the group (a group holds a few
+// thousand rows at most: the table stays in L1/L2).
+class GroupFold {
+public:
+    // Appends to `out` each key of `rows` not seen before in `rows`.
+    void fold(std::span<const uint64_t> rows, std::vector<uint64_t>& out) {
+        const size_t cap = std::bit_ceil(std::max<size_t>(16, 2 * rows.size()));
+        if (slots_.size() < cap) slots_.assign(cap, 0), full_.assign(cap, 0);
+        const size_t mask = cap - 1;
+        used_.clear();
+        for (uint64_t key : rows) {
+            size_t s = size_t(detail::fmix64(key)) & mask;
+            while (full_[s] && slots_[s] != key) s = (s + 1) & mask;
+            if (full_[s]) continue;  // a repeat within the group
+            full_[s] = 1;
+            slots_[s] = key;
+            used_.push_back(uint32_t(s));
+            out.push_back(key);
+        }
+        for (uint32_t s : used_) full_[s] = 0;
+    }
+
+private:
+    std::vector<uint64_t> slots_;
+    std::vector<uint8_t> full_;
+    std::vector<uint32_t> used_;
+};
+
+}  // namespace
+
+// The rows of every (step, layer), repeats folded within each (cache-local), then the whole
+// sequence numbered in order of first sight by the partitioned remapping (remap.h) on every
+// core, instead of one probe of a table of every key per lookup.
 DenseTrace densify(LookupSource& source) {
     DenseTrace out;
     out.layout = source.layout();
+    std::vector<uint64_t> flat;  // the requests' keys
+    GroupFold fold;
     StepBatch batch;
     while (source.next(batch)) {
         ++out.steps;
@@ -119,27 +158,18 @@ DenseTrace densify(LookupSource& source) {
             RequestGroup g{.step = batch.step,
                            .layer = uint32_t(l),
                            .lookups = rows.size(),
-                           .first = out.requests.size()};
+                           .first = flat.size()};
             if (out.groups.size() + 1 >= UINT32_MAX)
                 throw std::length_error("more than 4,294,967,294 (step, layer) groups");
-            const uint32_t stamp = uint32_t(out.groups.size() + 1);
-            constexpr size_t kAhead = 8;
-            for (size_t k = 0; k < rows.size(); ++k) {
-                if (k + kAhead < rows.size()) out.index.prefetch(rows[k + kAhead]);
-                const uint64_t key = rows[k];
-                bool repeat = false;
-                const uint32_t id = out.index.insert(key, stamp, repeat);
-                if (id == out.keys.size()) out.keys.push_back(key);
-                if (repeat) continue;
-                out.requests.push_back(id);
-            }
-            if (out.requests.size() > kMaxRequests)
+            fold.fold(rows, flat);
+            if (flat.size() > kMaxRequests)
                 throw std::length_error("more than 4,294,967,294 requests in one replay");
-            g.count = uint32_t(out.requests.size() - g.first);
+            g.count = uint32_t(flat.size() - g.first);
             out.lookups += rows.size();
             out.groups.push_back(g);
         }
     }
+    remap_keys(flat, out.keys, out.requests);
     return out;
 }
 
