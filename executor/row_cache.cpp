@@ -19,9 +19,7 @@ DramRowCache::DramRowCache(const placement::DenseTrace& trace, uint64_t capacity
                            size_t row_bytes, const std::string& policy,
                            const std::map<std::string, std::string>& options)
     : trace_(trace),
-      own_index_(trace.index.size() == trace.universe() ? placement::KeyIndex()
-                                                         : placement::index_of_keys(trace.keys)),
-      index_(trace.index.size() == trace.universe() ? &trace.index : &own_index_),
+      index_(placement::index_of_keys(trace.keys)),
       row_bytes_(row_bytes),
       buffer_(size_t(std::min<uint64_t>(capacity_rows, trace.universe())) * row_bytes),
       slot_of_(trace.universe(), kNoSlot) {
@@ -54,7 +52,7 @@ CacheFetchTimes DramRowCache::serve(uint64_t ticket, std::span<const uint64_t> u
     auto t0 = Clock::now();
     hit_at_.clear(), hit_slot_.clear(), miss_at_.clear(), miss_rows_.clear(), fill_slot_.clear();
     for (size_t i = 0; i < unique.size(); ++i) {
-        const uint32_t id = index_->find(unique[i]);
+        const uint32_t id = index_.find(unique[i]);
         if (id == UINT32_MAX)
             throw std::logic_error("DRAM row cache: row " + std::to_string(unique[i]) +
                                    " is not in the run's trace");

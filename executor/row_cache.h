@@ -59,8 +59,7 @@ public:
 
 private:
     const placement::DenseTrace& trace_;
-    placement::KeyIndex own_index_;   // the trace's keys, where densifying built no index
-    const placement::KeyIndex* index_;
+    placement::KeyIndex index_;  // the trace's keys -> dense ids
     size_t row_bytes_;
     std::unique_ptr<placement::CachePolicy> policy_;
     kernels::HugePageBuffer buffer_;

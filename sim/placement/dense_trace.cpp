@@ -74,27 +74,17 @@ void KeyIndex::reserve(uint64_t keys) {
 }
 
 uint32_t KeyIndex::insert(uint64_t key) {
-    bool seen = false;
-    return insert(key, 0, seen);
-}
-
-uint32_t KeyIndex::insert(uint64_t key, uint32_t stamp, bool& seen_with_stamp) {
     if (key == kEmpty) throw std::invalid_argument("row key 18446744073709551615 is reserved");
     if (4 * (uint64_t(size_) + 1) > 3 * capacity_) rehash(capacity_ ? 2 * capacity_ : 1024);
     const uint64_t key1 = key + 1;
     uint64_t s = home(key);
     while (slots_[s].key1 != 0) {
-        if (slots_[s].key1 == key1) {
-            seen_with_stamp = stamp != 0 && slots_[s].stamp == stamp;
-            slots_[s].stamp = stamp;
-            return slots_[s].id;
-        }
+        if (slots_[s].key1 == key1) return slots_[s].id;
         s = next(s);
     }
-    seen_with_stamp = false;
     if (size_ == UINT32_MAX - 1)
         throw std::length_error("more than 4,294,967,294 distinct rows in one replay");
-    slots_[s] = {key1, size_, stamp};
+    slots_[s] = {key1, size_, 0};
     return size_++;
 }
 

@@ -27,22 +27,15 @@ public:
     void reserve(uint64_t keys);
     // The dense id of `key`, assigning the next id on first sight.
     uint32_t insert(uint64_t key);
-    // insert(), also telling whether `key` was already seen with this `stamp` (stamps are the
-    // caller's, e.g. a (step, layer) number; 0 is never a stamp) and recording it.
-    uint32_t insert(uint64_t key, uint32_t stamp, bool& seen_with_stamp);
     // The dense id of `key`, or UINT32_MAX when it was never inserted.
     uint32_t find(uint64_t key) const;
     uint32_t size() const { return size_; }
-    // Hints that `key` is about to be inserted or found (loads its slot's cache line).
-    void prefetch(uint64_t key) const {
-        if (slots_) __builtin_prefetch(&slots_[home(key)]);
-    }
 
 private:
     struct Slot {
         uint64_t key1;  // key + 1; 0: empty
         uint32_t id;
-        uint32_t stamp;  // the last stamp it was inserted with
+        uint32_t unused;
     };
     struct Free {
         void operator()(Slot* p) const;
@@ -67,7 +60,6 @@ struct RequestGroup {
 struct DenseTrace {
     LookupLayout layout;               // empty for a plain id sequence
     std::vector<uint64_t> keys;        // dense id -> global row key
-    KeyIndex index;                    // global row key -> dense id (densify() only: see index_of_keys)
     std::vector<uint32_t> requests;    // what the caches see, in serving order
     std::vector<RequestGroup> groups;  // per (step, layer), in order; empty for an id sequence
     uint64_t lookups = 0;              // row reads before folding repeats
@@ -96,8 +88,8 @@ DenseTrace densify_ids(std::span<const uint64_t> ids, double row_bytes = 1);
 enum class IdOrder { FirstSight, Grouped };
 DenseTrace densify_id_file(const std::string& path, double row_bytes = 1,
                            IdOrder order = IdOrder::FirstSight);
-// An index of `keys` (key -> its position): what a trace from densify_ids or densify_id_file,
-// which build none, is searched with.
+// An index of `keys` (key -> its position): a trace's keys searched by key (a warm-up's ranks,
+// the executor's DRAM row cache).
 KeyIndex index_of_keys(std::span<const uint64_t> keys);
 
 // First request position of each step (groups of one step are adjacent), ascending.

@@ -269,8 +269,7 @@ std::vector<uint64_t> profile_ranks_for(const DenseTrace& trace, LookupSource& w
         return counts[a] != counts[b] ? counts[a] > counts[b] : warm.keys[a] < warm.keys[b];
     });
     std::vector<uint64_t> ranks(trace.universe(), UINT64_MAX);
-    const KeyIndex own = trace.index.size() == trace.universe() ? KeyIndex() : index_of_keys(trace.keys);
-    const KeyIndex& index = trace.index.size() == trace.universe() ? trace.index : own;
+    const KeyIndex index = index_of_keys(trace.keys);
     for (uint64_t r = 0; r < order.size(); ++r) {
         const uint32_t id = index.find(warm.keys[order[r]]);
         if (id != UINT32_MAX) ranks[id] = r;
