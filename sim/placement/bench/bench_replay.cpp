@@ -5,6 +5,7 @@
 // 100-point one-pass LRU miss-ratio curve. Items are cache requests (unique rows per step and
 // layer); Google Benchmark derives items_per_second. Counters carry the misses, so runs can be
 // checked against each other and against other simulators.
+#include <absl/container/flat_hash_map.h>
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "model/config.h"
 #include "model/engram_config.h"
 #include "sim/placement/mrc.h"
+#include "sim/placement/remap.h"
 #include "sim/placement/replay.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
@@ -179,13 +181,11 @@ void BM_Densify(benchmark::State& state) {
     state.counters["lookups"] = double(lookups);
 }
 
-// The whole path of `engramsim replay --ids` on the sample trace's sequence, written once as a
-// u64 id file: the file read in chunks, the distinct estimate, the remapping, then the LRU loop
-// at 1% / 10% of the distinct rows. Beside BM_Policy/lru (the loop alone, ids already dense) it
-// shows what the remapping and the file cost the whole command.
-void BM_ReplayIdFileWhole(benchmark::State& state) {
-    const Fixture& f = Fixture::get();
-    static const std::string path = [&] {
+// The sample trace's request sequence as a u64 id file (what `trace export --format u64`
+// writes), written once.
+const std::string& id_file() {
+    static const std::string path = [] {
+        const Fixture& f = Fixture::get();
         const std::string p = "bench_replay_ids.u64";
         std::FILE* out = std::fopen(p.c_str(), "wb");
         for (uint32_t id : f.trace.requests) {
@@ -195,22 +195,69 @@ void BM_ReplayIdFileWhole(benchmark::State& state) {
         std::fclose(out);
         return p;
     }();
+    return path;
+}
+
+// The whole path of `engramsim replay --ids F --policy lru --capacity C` inside the process:
+// the file mapped, its keys numbered by radix partitions on every core, the LRU loop on the
+// numbered ids as they are read (placement::replay_id_file), at 1% / 10% of the distinct rows.
+// Beside BM_Policy/lru (the loop alone, ids already dense) it shows what the numbering costs.
+void BM_ReplayIdFileWhole(benchmark::State& state) {
+    const Fixture& f = Fixture::get();
     const uint64_t cap = f.capacity(state.range(0));
     uint64_t misses = 0;
     for (auto _ : state) {
-        const DenseTrace t = densify_id_file(path);
-        TierConfig tiers;
-        tiers.hbm_rows = cap;
-        tiers.step_records = false;
-        misses = replay(t, tiers).total.dram_rows;
+        InputFacts facts;
+        misses = replay_id_file(id_file(), 1, {.hbm_rows = cap, .step_records = false}, facts)
+                     .total.dram_rows;
         benchmark::DoNotOptimize(misses);
     }
     counters(state, f, misses, cap);
 }
 
+// The remapping alone, ids in order of first sight, on the id file's keys in memory: the
+// partitioned remapping (every core) against the plain way, one hash map (absl's flat_hash_map,
+// a SwissTable) numbering keys as they come, one thread. The same ids out (checked).
+void BM_RemapKeys(benchmark::State& state) {
+    const Fixture& f = Fixture::get();
+    std::vector<uint64_t> ids;
+    for (uint32_t id : f.trace.requests) ids.push_back(f.trace.keys[id]);
+    std::vector<uint64_t> keys;
+    std::vector<uint32_t> requests;
+    for (auto _ : state) {
+        remap_keys(ids, keys, requests);
+        benchmark::DoNotOptimize(requests.data());
+    }
+    if (requests != f.trace.requests) state.SkipWithError("remap_keys: ids differ from densify's");
+    state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(ids.size()));
+}
+
+void BM_RemapKeysBaselineHashMap(benchmark::State& state) {
+    const Fixture& f = Fixture::get();
+    std::vector<uint64_t> ids;
+    for (uint32_t id : f.trace.requests) ids.push_back(f.trace.keys[id]);
+    std::vector<uint64_t> keys;
+    std::vector<uint32_t> requests;
+    for (auto _ : state) {
+        absl::flat_hash_map<uint64_t, uint32_t> id_of;
+        keys.clear();
+        requests.clear();
+        for (uint64_t k : ids) {
+            const auto [it, fresh] = id_of.try_emplace(k, uint32_t(keys.size()));
+            if (fresh) keys.push_back(k);
+            requests.push_back(it->second);
+        }
+        benchmark::DoNotOptimize(requests.data());
+    }
+    if (requests != f.trace.requests) state.SkipWithError("hash map: ids differ from densify's");
+    state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(ids.size()));
+}
+
 }  // namespace
 
-BENCHMARK(BM_ReplayIdFileWhole)->Arg(1)->Arg(10)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReplayIdFileWhole)->Arg(1)->Arg(10)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RemapKeys)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RemapKeysBaselineHashMap)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BaselineListLru)->Arg(1)->Arg(10)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Policy, lru, std::string("lru"))
     ->Arg(1)
