@@ -16,8 +16,12 @@
 #       exact requests, misses and the loop's seconds;
 #   (c) engramsim replay --ids IDS --policy POLICY --capacity CAP --json under /usr/bin/time;
 #       misses = runs[0].total.requests - runs[0].total.hbm_hits (the JSON has no misses field);
-#   (d) the same replay without --json: its table prints the replay loop's own seconds, which the
-#       JSON does not carry (the load of the ids file and the key pre-pass are not in it).
+#   (d) the same replay without --json: its table prints the run's own seconds, which the JSON
+#       does not carry. For an id file at one capacity the keys are numbered and replayed in one
+#       pass, so that time is the file's numbering and the policy loop together (only the
+#       process's start and exit are outside it);
+#   (e) engramsim replay --ids IDS --policy POLICY --capacity CAP --mrc (the run and a 100-point
+#       exact miss-ratio curve) under /usr/bin/time: its wall against (c)'s.
 # Prints a table of medians, writes OUT/results.csv (units in the column names) and exits 1 if
 # any miss count differs (2: a prerequisite is missing).
 #
@@ -117,10 +121,10 @@ timed() {  # timed NAME COMMAND...: stdout to OUT/NAME.out, stderr to OUT/NAME.e
 }
 
 CSV=$OUT/results.csv
-echo "capacity_rows,requests,misses_libcachesim,misses_engramsim,equal,cachesim_miss_ratio_4_digits,cachesim_wall_s,engramsim_wall_s,wall_ratio_cachesim_over_engramsim,cachesim_max_rss_kb,engramsim_max_rss_kb,libcachesim_loop_s,engramsim_loop_s,loop_ratio_libcachesim_over_engramsim" >"$CSV"
+echo "capacity_rows,requests,misses_libcachesim,misses_engramsim,equal,cachesim_miss_ratio_4_digits,cachesim_wall_s,engramsim_wall_s,wall_ratio_cachesim_over_engramsim,cachesim_max_rss_kb,engramsim_max_rss_kb,libcachesim_loop_s,engramsim_run_s,loop_ratio_libcachesim_over_engramsim,engramsim_mrc_wall_s,mrc_over_replay_wall" >"$CSV"
 status=0
 for cap in "${CAPS[@]}"; do
-    cw=() cr=() ew=() er=() cl=() el=() lcs_misses=() eng_misses=()
+    cw=() cr=() ew=() er=() cl=() el=() mw=() lcs_misses=() eng_misses=()
     for ((r = 1; r <= REPEATS; r++)); do
         (cd "$OUT" && timed cachesim "$CACHESIM" "$TRACE" oracleGeneral "$POLICY" "$cap" --ignore-obj-size 1 --num-thread 1)
         read -r w k <"$OUT/cachesim.time" && cw+=("$w") cr+=("$k")
@@ -132,6 +136,8 @@ for cap in "${CAPS[@]}"; do
         eng_misses+=("$(python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["runs"][0]["total"]; print(t["requests"] - t["hbm_hits"])' "$OUT/engramsim.out")")
         "$ENGRAMSIM" replay --ids "$IDS" --policy "$POLICY" --capacity "$cap" >"$OUT/engramsim-table.out" 2>&1
         el+=("$(sed -n 's/^HBM cache .*(\([0-9.]*\) s,.*/\1/p' "$OUT/engramsim-table.out")")
+        timed engramsim-mrc "$ENGRAMSIM" replay --ids "$IDS" --policy "$POLICY" --capacity "$cap" --mrc
+        read -r w k <"$OUT/engramsim-mrc.time" && mw+=("$w")
     done
     # Miss counts are deterministic: every repeat must give the same one (else report the spread).
     lm=$(printf '%s\n' "${lcs_misses[@]}" | sort -u | paste -sd/) em=$(printf '%s\n' "${eng_misses[@]}" | sort -u | paste -sd/)
@@ -140,12 +146,12 @@ for cap in "${CAPS[@]}"; do
     # cachesim's own printed ratio must agree with the C program's exact count (same library, same loop).
     awk -v m="$lm" -v n="$requests" -v p="$ratio" 'BEGIN {exit !(m ~ /^[0-9]+$/ && (m / n - p) ^ 2 <= 0.00005 ^ 2 + 1e-12)}' ||
         echo "warning: capacity $cap: cachesim printed miss ratio $ratio, the C program counts $lm / $requests" >&2
-    mcw=$(median "${cw[@]}") mew=$(median "${ew[@]}") mcl=$(median "${cl[@]}") mel=$(median "${el[@]}")
-    echo "$cap,$requests,$lm,$em,$equal,$ratio,$mcw,$mew,$(awk "BEGIN {printf \"%.2f\", $mcw / $mew}"),$(median "${cr[@]}"),$(median "${er[@]}"),$mcl,$mel,$(awk "BEGIN {printf \"%.2f\", $mcl / $mel}")" >>"$CSV"
+    mcw=$(median "${cw[@]}") mew=$(median "${ew[@]}") mcl=$(median "${cl[@]}") mel=$(median "${el[@]}") mmw=$(median "${mw[@]}")
+    echo "$cap,$requests,$lm,$em,$equal,$ratio,$mcw,$mew,$(awk "BEGIN {printf \"%.2f\", $mcw / $mew}"),$(median "${cr[@]}"),$(median "${er[@]}"),$mcl,$mel,$(awk "BEGIN {printf \"%.2f\", $mcl / $mel}"),$mmw,$(awk "BEGIN {printf \"%.2f\", $mmw / $mew}")" >>"$CSV"
 done
 
 echo
-echo "policy $POLICY, $REPEATS repeat(s), medians; wall and RSS are whole processes (/usr/bin/time), loop = the replay loop alone"
+echo "policy $POLICY, $REPEATS repeat(s), medians; wall and RSS are whole processes (/usr/bin/time); libcachesim_loop = its request loop alone, engramsim_run = numbering and loop (one pass); mrc = engramsim's run plus a 100-point curve, whole process"
 column -s, -t <"$CSV"
 echo
 echo "wrote $CSV"
