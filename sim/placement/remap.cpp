@@ -162,6 +162,8 @@ NumberedKeys number_keys(std::span<const uint64_t> ids, unsigned threads, unsign
     out.partitions = partitions;
     out.tag = uninitialized<uint8_t>(n);
     out.distinct.assign(partitions, 0);
+    out.cursor.assign(threads, std::vector<uint64_t>(partitions, 0));
+    out.seen.assign(threads, std::vector<uint32_t>(partitions, 0));
     uint8_t* tag = out.tag.get();
 
     // 1. Tags, and each thread's requests per partition.
@@ -202,16 +204,28 @@ NumberedKeys number_keys(std::span<const uint64_t> ids, unsigned threads, unsign
         for (unsigned p; (p = next_partition.fetch_add(1)) < partitions;) {
             const uint64_t b = out.start[p], e = out.start[p + 1];
             table.start(e - b, bits);
+            // Where each range of requests (step 1's) starts in this partition: its first local
+            // id's place, and the keys the partition numbered before it.
+            unsigned range = 0;
+            auto mark = [&](uint64_t i) {
+                for (; range < threads && at[range][p] == i; ++range) {
+                    out.cursor[range][p] = b + i;
+                    out.seen[range][p] = table.size();
+                }
+            };
             constexpr uint64_t kAhead = 8;
             for (uint64_t i = b; i < e; ++i) {
+                mark(i);
                 if (i + kAhead < e) table.prefetch(hashes[i + kAhead]);
                 const uint32_t l = table.insert(hashes[i]);
                 local[b + i] = l;
             }
+            mark(e);
             out.distinct[p] = table.size();
         }
     });
     out.local.reset(hashes.release());
+    for (unsigned t = 0; t <= threads; ++t) out.range_start.push_back(n * t / threads);
     return out;
 }
 
@@ -327,24 +341,27 @@ void first_sight_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered
 
 void grouped_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered,
                  std::vector<uint64_t>& keys, std::vector<uint32_t>& requests) {
-    const uint64_t n = numbered.requests;
     const unsigned parts = numbered.partitions;
-    std::vector<uint32_t> offset(parts, 0), seen(parts, 0);
+    std::vector<uint32_t> offset(parts, 0);
     for (unsigned p = 1; p < parts; ++p) offset[p] = offset[p - 1] + numbered.distinct[p - 1];
     keys.assign(size_t(numbered.total_distinct()), 0);
-    requests.clear();
-    requests.reserve(size_t(n));
-    std::vector<uint64_t> cur = numbered.local_starts();
+    requests.assign(size_t(numbered.requests), 0);
     const aliased_u32* local = numbered.local_ids();
-    for (uint64_t pos = 0; pos < n; ++pos) {
-        const unsigned p = numbered.tag[pos];
-        const uint32_t l = local[cur[p]++];
-        if (l == seen[p]) {  // first sight: the key's place is offset[p] + l, one stream a partition
-            ++seen[p];
-            keys[offset[p] + l] = ids[pos];
+    // The ranges numbering took, each on its own thread from the cursors it left.
+    const unsigned ranges = unsigned(numbered.range_start.size() - 1);
+    on_threads(ranges, [&](unsigned t) {
+        std::vector<uint64_t> cur = numbered.cursor[t];
+        std::vector<uint32_t> seen = numbered.seen[t];
+        for (uint64_t pos = numbered.range_start[t]; pos < numbered.range_start[t + 1]; ++pos) {
+            const unsigned p = numbered.tag[pos];
+            const uint32_t l = local[cur[p]++];
+            if (l == seen[p]) {  // first sight: the key's place is offset[p] + l
+                ++seen[p];
+                keys[offset[p] + l] = ids[pos];
+            }
+            requests[pos] = offset[p] + l;
         }
-        requests.push_back(offset[p] + l);
-    }
+    });
 }
 
 void remap_keys(std::span<const uint64_t> ids, std::vector<uint64_t>& keys,

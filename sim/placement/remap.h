@@ -40,6 +40,12 @@ struct NumberedKeys {
     // from local_starts()[p] on (they overwrote its hashes, twice their size).
     std::unique_ptr<uint64_t[]> local;
     std::vector<uint32_t> distinct;     // per partition: its distinct keys
+    // The ranges of requests the threads tagged, [range_start[t], range_start[t + 1]), and where
+    // each begins in each partition: cursor[t][p] (a place in local_ids()) and seen[t][p] (the
+    // partition's keys numbered before it), so that later passes can take them in parallel.
+    std::vector<uint64_t> range_start;
+    std::vector<std::vector<uint64_t>> cursor;
+    std::vector<std::vector<uint32_t>> seen;
 
     const aliased_u32* local_ids() const { return reinterpret_cast<const aliased_u32*>(local.get()); }
     std::vector<uint64_t> local_starts() const;
