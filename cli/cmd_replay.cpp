@@ -115,6 +115,14 @@ std::vector<std::string> split(const std::string& text, char sep) {
     return out;
 }
 
+// A default curve's sizes: `points` sizes spread evenly up to the distinct rows.
+std::vector<uint64_t> mrc_default_sizes(uint64_t distinct, int points) {
+    std::vector<uint64_t> sizes;
+    for (int k = 1; k <= points; ++k)
+        sizes.push_back(uint64_t(std::llround(double(distinct) * k / points)));
+    return sizes;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -376,7 +384,22 @@ void replay_command(CLI::App& app) {
         double overlapped_s = 0;
         DenseTrace tr;
         InputFacts in;
-        if (const auto cfg = overlappable()) {
+        // An id file's LRU curve with one run beside it (LRU, no options, DRAM holding the
+        // table): the curve, at its sizes and the run's capacity, in one pass as the keys are
+        // numbered (placement::lru_curve_of_id_file); the run is read off it.
+        std::optional<std::vector<MrcPoint>> id_file_curve;
+        const bool curve_in_one_pass =
+            !opt.input.ids.empty() && opt.mrc && opt.policy == "lru" && opt.policy_options.empty() &&
+            split(opt.capacity, ',').size() == 1 && opt.warmup_trace.empty() &&
+            opt.steps_csv.empty() && capacity::parse(opt.dram).kind == capacity::Kind::All;
+        if (curve_in_one_pass) {
+            const double rb = opt.input.row_bytes > 0 ? opt.input.row_bytes : 1;
+            id_file_curve = lru_curve_of_id_file(opt.input.ids, rb, [&](uint64_t distinct) {
+                std::vector<uint64_t> sizes = mrc_default_sizes(distinct, opt.mrc_points);
+                sizes.push_back(parse_capacity_rows(opt.capacity, rb, distinct));
+                return sizes;
+            }, in);
+        } else if (const auto cfg = overlappable()) {
             overlapped = replay_id_file(opt.input.ids, opt.input.row_bytes > 0 ? opt.input.row_bytes : 1, *cfg, in);
             overlapped_s = seconds_since(t0);
         } else {
@@ -444,24 +467,30 @@ void replay_command(CLI::App& app) {
 
         // The curve's sizes: the capacities given, or a default spread over the distinct rows.
         std::vector<uint64_t> sizes = caps;
-        if (opt.mrc && caps.size() == 1) {
-            sizes.clear();
-            const uint64_t n = tr.universe();
-            for (int k = 1; k <= opt.mrc_points; ++k)
-                sizes.push_back(uint64_t(std::llround(double(n) * k / opt.mrc_points)));
-        }
+        if (opt.mrc && caps.size() == 1) sizes = mrc_default_sizes(in.distinct_rows, opt.mrc_points);
         // The one-pass LRU curve runs on a thread of its own beside the runs (it reads the trace
-        // only): the whole command costs the longer of the two, not their sum.
+        // only): the whole command costs the longer of the two, not their sum. Where the run is
+        // a plain LRU over a plain sequence (DRAM holding the table), the curve gives the run
+        // too, at its capacity (placement::lru_result_from_curve: LRU's stack property), and no
+        // second pass is made.
         const bool one_pass_curve = opt.mrc && opt.policy == "lru" && base.options.empty();
+        const bool run_from_curve = one_pass_curve && caps.size() == 1 && in.per_lookup &&
+                                    base.dram_rows >= in.table_rows;
         double mrc_seconds = 0;
+        std::vector<uint64_t> curve_sizes = sizes;
+        if (run_from_curve) curve_sizes.push_back(caps[0]);
         std::future<std::vector<MrcPoint>> lru_curve;
-        if (one_pass_curve)
-            lru_curve = std::async(std::launch::async, [&] {
+        if (id_file_curve)
+            mrc_seconds = load_s;  // the curve was the load
+        else if (one_pass_curve)
+            lru_curve = std::async(run_from_curve ? std::launch::deferred : std::launch::async, [&] {
                 const auto start = std::chrono::steady_clock::now();
-                std::vector<MrcPoint> c = lru_mrc(tr.requests, tr.universe(), sizes);
+                std::vector<MrcPoint> c = lru_mrc(tr.requests, tr.universe(), curve_sizes);
                 mrc_seconds = seconds_since(start);
                 return c;
             });
+        std::vector<MrcPoint> lru_points;
+        if (run_from_curve) lru_points = id_file_curve ? *id_file_curve : lru_curve.get();
 
         // Wall-clock times go to the terminal only: results files stay byte-identical.
         std::vector<ReplayResult> results;
@@ -471,8 +500,13 @@ void replay_command(CLI::App& app) {
             TierConfig cfg = base;
             cfg.hbm_rows = caps[i];
             const auto start = std::chrono::steady_clock::now();
-            results.push_back(i == 0 && overlapped ? *overlapped : replay(tr, cfg));
-            run_seconds.push_back(i == 0 && overlapped ? overlapped_s : seconds_since(start));
+            results.push_back(i == 0 && overlapped ? *overlapped
+                              : run_from_curve
+                                  ? lru_result_from_curve(lru_points.back(), in.table_rows, rb, cfg)
+                                  : replay(tr, cfg));
+            run_seconds.push_back(i == 0 && overlapped ? overlapped_s
+                                  : run_from_curve   ? mrc_seconds
+                                                     : seconds_since(start));
             const ReplayResult& r = results.back();
             json layers = json::array();
             for (size_t l = 0; l < r.layers.size(); ++l) {
@@ -493,7 +527,8 @@ void replay_command(CLI::App& app) {
             std::vector<MrcPoint> curve;
             std::string method;
             if (one_pass_curve) {
-                curve = lru_curve.get();
+                curve = run_from_curve ? std::vector<MrcPoint>(lru_points.begin(), lru_points.end() - 1)
+                                       : lru_curve.get();
                 method = "one pass (LRU stack distances)";
             } else {
                 const auto start = std::chrono::steady_clock::now();
@@ -527,7 +562,7 @@ void replay_command(CLI::App& app) {
                                {"miss_ratio", p.miss_ratio()}});
             out["mrc"] = {{"policy", opt.policy},
                           {"method", method},
-                          {"requests", tr.requests.size()},
+                          {"requests", in.requests},
                           {"points", pts}};
         }
 

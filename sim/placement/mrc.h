@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,6 +42,19 @@ StackDistances lru_stack_distances(std::span<const uint32_t> requests, uint32_t 
 // lru_stack_distances(...).curve(capacities_rows). Points in the given order.
 std::vector<MrcPoint> lru_mrc(std::span<const uint32_t> requests, uint32_t universe,
                               std::span<const uint64_t> capacities_rows);
+
+// lru_mrc over a sequence handed over a slice at a time (ids below `universe`).
+class LruCurve {
+public:
+    LruCurve(uint32_t universe, std::span<const uint64_t> capacities_rows);
+    ~LruCurve();
+    void add(std::span<const uint32_t> requests);
+    std::vector<MrcPoint> points() const;  // in the order of capacities_rows
+
+private:
+    struct State;
+    std::unique_ptr<State> s_;
+};
 
 // Misses of policy `ctx`-built `policy` at each capacity (ctx.capacity_rows is replaced), one
 // replay per capacity on up to `threads` threads (0: hardware concurrency). Results are in the

@@ -6,6 +6,7 @@
 
 #include "model/capacity.h"
 #include "sim/placement/id_file.h"
+#include "sim/placement/mrc.h"
 #include "sim/placement/remap.h"
 
 namespace engramsim::placement {
@@ -254,6 +255,43 @@ ReplayResult replay_id_file(const std::string& path, double row_bytes, const Tie
     r.promoted_rows = policy->admitted();
     r.evicted_rows = policy->admitted() - policy->size();
     return plain_result(facts.table_rows, row_bytes, tiers, r);
+}
+
+std::vector<MrcPoint> lru_curve_of_id_file(
+    const std::string& path, double row_bytes,
+    const std::function<std::vector<uint64_t>(uint64_t)>& sizes_for, InputFacts& facts) {
+    const IdFile file(path);
+    const NumberedKeys numbered = number_keys(file.ids());
+    const uint64_t distinct = numbered.total_distinct();
+    facts = {.lookups = numbered.requests,
+             .requests = numbered.requests,
+             .distinct_rows = distinct,
+             .table_rows = distinct,
+             .row_bytes = row_bytes};
+    const std::vector<uint64_t> sizes = sizes_for(distinct);
+    // Sizes above the distinct rows hit what the distinct rows do: the curve is sized for the
+    // numbered ids (a few unused), each size capped at the rows.
+    std::vector<uint64_t> capped(sizes);
+    for (uint64_t& c : capped) c = std::min(c, distinct);
+    LruCurve curve(uint32_t(numbered.numbered_universe()), capped);
+    each_numbered_id(numbered, [&](std::span<const uint32_t> ids, uint64_t) { curve.add(ids); });
+    std::vector<MrcPoint> points = curve.points();
+    for (size_t i = 0; i < points.size(); ++i) points[i].capacity_rows = sizes[i];
+    return points;
+}
+
+ReplayResult lru_result_from_curve(const MrcPoint& at_capacity, uint64_t table_rows,
+                                   double row_bytes, const TierConfig& tiers) {
+    if (tiers.policy != "lru" || !tiers.options.empty() || tiers.dram_rows < table_rows ||
+        at_capacity.capacity_rows != tiers.hbm_rows)
+        throw std::logic_error("lru_result_from_curve: not a plain LRU run at the curve's point");
+    const uint64_t cache = std::min(tiers.hbm_rows, table_rows);
+    StepRecord r{.lookups = at_capacity.requests, .unique_rows = at_capacity.requests};
+    r.hbm_hits = at_capacity.requests - at_capacity.misses;
+    r.dram_rows = at_capacity.misses;
+    r.promoted_rows = cache > 0 ? at_capacity.misses : 0;
+    r.evicted_rows = cache > 0 ? at_capacity.misses - cache : 0;  // every row misses once at least
+    return plain_result(table_rows, row_bytes, tiers, r);
 }
 
 uint64_t parse_capacity_rows(const std::string& raw, double row_bytes, uint64_t table_rows) {

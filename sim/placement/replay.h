@@ -18,12 +18,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "sim/placement/cache_policy.h"
 #include "sim/placement/dense_trace.h"
+#include "sim/placement/mrc.h"
 #include "sim/placement/step_record.h"
 
 namespace engramsim::placement {
@@ -104,6 +106,23 @@ ReplayResult replay_id_file(const std::string& path, double row_bytes, const Tie
                             InputFacts& facts);
 // Whether replay_id_file replays these tiers in one pass.
 bool replays_in_one_pass(const TierConfig& tiers);
+
+// An id file's LRU curve at the capacities sizes_for(distinct rows) returns, in one pass as its
+// keys are numbered, as replay_id_file replays (an LRU curve cannot depend on how rows are
+// numbered): the same points as lru_mrc over densify_id_file's requests (tested). `facts`
+// describes the file.
+std::vector<MrcPoint> lru_curve_of_id_file(
+    const std::string& path, double row_bytes,
+    const std::function<std::vector<uint64_t>(uint64_t distinct_rows)>& sizes_for,
+    InputFacts& facts);
+
+// What replay() gives for a plain sequence of `table_rows` distinct rows through plain LRU
+// (tiers.policy "lru" with no options, DRAM holding the table) at tiers.hbm_rows, from the LRU
+// curve's point at that capacity (mrc.h): its misses, every miss admitted (none with no cache),
+// and the cache left holding min(capacity, rows). LRU's stack property: no second pass (tested
+// equal to replay()).
+ReplayResult lru_result_from_curve(const MrcPoint& at_capacity, uint64_t table_rows,
+                                   double row_bytes, const TierConfig& tiers);
 
 // Capacity text -> rows: "all", "N%" of the table's rows, a byte size with a unit ("10GiB",
 // "1.5 TB"; rounded down to whole rows of row_bytes), or rows ("1000000", "2.5M rows").

@@ -78,6 +78,16 @@ TEST(PlacementCli, MrcPrintsTheOnePassCurve) {
         PolicyContext ctx{.capacity_rows = p["capacity_rows"], .universe = tr.universe()};
         EXPECT_EQ(p["misses"].get<uint64_t>(), make_policy("lru", ctx)->run(tr.requests, 0));
     }
+    // With one capacity, the run beside the curve is read off it: the replay's own numbers.
+    for (const std::string cap : {"0", "37", "1000000"}) {
+        Result with = run("replay --ids " + path + " --mrc --mrc-points 10 --capacity " + cap + " --json");
+        Result alone = run("replay --ids " + path + " --capacity " + cap + " --json");
+        ASSERT_EQ(with.status, 0) << with.err;
+        ASSERT_EQ(alone.status, 0) << alone.err;
+        EXPECT_EQ(nlohmann::json::parse(with.out)["runs"], nlohmann::json::parse(alone.out)["runs"])
+            << cap;
+        EXPECT_EQ(nlohmann::json::parse(with.out)["mrc"]["points"].size(), 10u);
+    }
     Result s = run("replay --ids " + path + " --policy sieve --mrc --capacity 5,50,500 --json");
     ASSERT_EQ(s.status, 0) << s.err;
     const auto k = nlohmann::json::parse(s.out);

@@ -518,6 +518,25 @@ TEST(PlacementReplay, OnePassReplayOfAnIdFileEqualsDensifyingThenReplaying) {
                 EXPECT_GT(got.total.hbm_hits, 0u);  // the check means something
             }
         }
+    // The LRU curve of the file in one pass: lru_mrc's points over the densified requests, and
+    // the run read off it: replay()'s result.
+    InputFacts curve_facts;
+    const std::vector<uint64_t> sizes = {0, 1, 777, 5000, 59999, 60000, 1000000};
+    const std::vector<MrcPoint> one_pass = lru_curve_of_id_file(
+        path, 64, [&](uint64_t distinct) {
+            EXPECT_EQ(distinct, in_turn.universe());
+            return sizes;
+        }, curve_facts);
+    const std::vector<MrcPoint> want_curve = lru_mrc(in_turn.requests, in_turn.universe(), sizes);
+    ASSERT_EQ(one_pass.size(), want_curve.size());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        EXPECT_EQ(one_pass[i].capacity_rows, sizes[i]);
+        EXPECT_EQ(one_pass[i].misses, want_curve[i].misses) << sizes[i];
+        EXPECT_EQ(one_pass[i].requests, ids.size());
+        const TierConfig lru{.hbm_rows = sizes[i], .step_records = false};
+        const ReplayResult read_off = lru_result_from_curve(one_pass[i], in_turn.universe(), 64, lru);
+        EXPECT_TRUE(same(read_off.total, replay(in_turn, lru).total)) << sizes[i];
+    }
     EXPECT_TRUE(replays_in_one_pass({.policy = "lru"}));
     EXPECT_FALSE(replays_in_one_pass({.policy = "sa-lru"}));
     EXPECT_FALSE(replays_in_one_pass({.policy = "belady"}));
