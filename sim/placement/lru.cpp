@@ -113,8 +113,10 @@ private:
 
     // Drops the stale entries, keeping the live ones in order at the front of the queue.
     void compact() {
+        constexpr uint64_t kAhead = 48;
         uint64_t w = head_;
         for (uint64_t r = head_; r < tail_; ++r) {
+            __builtin_prefetch(&last_[ring_[(r + kAhead) & mask_].id]);
             const Entry e = ring_[r & mask_];
             if (last_[e.id] == e.stamp) ring_[w++ & mask_] = e;
         }

@@ -61,11 +61,12 @@ std::unique_ptr<T[]> uninitialized(uint64_t n) {
 }
 
 // One partition's keys at a time, numbered in order of first sight: open addressing over
-// buckets of one cache line (5 keys), probed bucket by bucket, sized for the partition's
-// requests (at most 80% full were every request a new key, so it never grows). A key is kept as
-// its hash (fmix64 is a bijection: equal hashes are equal keys, and every 64-bit key has a
-// place). A bucket belongs to the current partition when it carries its generation: the table is
-// never cleared between partitions.
+// buckets of one cache line (5 keys), probed bucket by bucket. Sized for `keys` keys at most 80%
+// full (the partition's requests, were every one a new key, but no more than twice a partition's
+// share: a hot key's partition holds millions of requests and few keys), doubling when it fills.
+// A key is kept as its hash (fmix64 is a bijection: equal hashes are equal keys, and every 64-bit
+// key has a place). A bucket belongs to the current partition when it carries its generation:
+// the table is never cleared between partitions.
 class PartitionTable {
 public:
     struct Bucket {
@@ -75,11 +76,10 @@ public:
     };
     static_assert(sizeof(Bucket) == 64);
 
-    // Starts a partition of `requests` requests whose hashes' top `skip` bits are all alike.
-    void start(uint64_t requests, int skip) {
-        nb_ = std::max<uint64_t>(8, requests / 4 + 1);
+    // Starts a partition of about `keys` keys.
+    void start(uint64_t keys) {
+        nb_ = std::max<uint64_t>(8, keys / 4 + 1);
         if (nb_ > buckets_.size()) buckets_.assign(nb_, Bucket{});  // stamps 0: generation 0
-        skip_ = skip;
         ++gen_;
         size_ = 0;
     }
@@ -99,20 +99,42 @@ public:
                 x.hash[used] = hash;
                 x.local[used] = size_;
                 x.stamp = gen_ << 3 | (used + 1);
+                if (uint64_t(size_) + 1 > 4 * nb_) grow();
                 return size_++;
             }
         }
     }
 
 private:
-    uint64_t home(uint64_t hash) const {
-        return uint64_t((unsigned __int128)(hash << skip_) * nb_ >> 64);
+    // The hash's low 32 bits, scaled onto the buckets: bits the partition (the top ones) does
+    // not constrain, so a partition crowded with keys still spreads them.
+    uint64_t home(uint64_t hash) const { return ((hash & 0xffffffffu) * nb_) >> 32; }
+
+    // Twice the buckets, the partition's keys placed again (a new generation).
+    void grow() {
+        std::vector<Bucket> old(buckets_.begin(), buckets_.begin() + std::ptrdiff_t(nb_));
+        const uint32_t old_gen = gen_++;
+        nb_ *= 2;
+        if (nb_ > buckets_.size()) buckets_.assign(nb_, Bucket{});
+        for (const Bucket& from : old) {
+            if ((from.stamp >> 3) != old_gen) continue;
+            for (uint32_t j = 0; j < (from.stamp & 7); ++j)
+                for (uint64_t b = home(from.hash[j]);; b = b + 1 == nb_ ? 0 : b + 1) {
+                    Bucket& x = buckets_[b];
+                    const uint32_t used = (x.stamp >> 3) == gen_ ? (x.stamp & 7) : 0;
+                    if (used < 5) {
+                        x.hash[used] = from.hash[j];
+                        x.local[used] = from.local[j];
+                        x.stamp = gen_ << 3 | (used + 1);
+                        break;
+                    }
+                }
+        }
     }
 
     std::vector<Bucket> buckets_;
     uint64_t nb_ = 0;
-    int skip_ = 0;
-    uint32_t gen_ = 0;  // < 2^29: one per partition
+    uint32_t gen_ = 0;  // < 2^29: one per partition and growth
     uint32_t size_ = 0;
 };
 
@@ -140,8 +162,10 @@ std::vector<uint64_t> NumberedKeys::local_starts() const {
 }
 
 uint64_t NumberedKeys::numbered_universe() const {
-    const uint64_t interleaved = interleaved_universe(*this);
-    return interleaved < UINT32_MAX ? interleaved : total_distinct();
+    // Interleaved ids leave a few unused where partitions hold about as many keys each; where
+    // one holds far more (keys crowded into it) they would leave most unused: ids by offset.
+    const uint64_t interleaved = interleaved_universe(*this), total = total_distinct();
+    return interleaved < UINT32_MAX && interleaved <= total + total / 4 + 4096 ? interleaved : total;
 }
 
 NumberedKeys number_keys(std::span<const uint64_t> ids, unsigned threads, unsigned partitions) {
@@ -203,7 +227,7 @@ NumberedKeys number_keys(std::span<const uint64_t> ids, unsigned threads, unsign
         PartitionTable table;
         for (unsigned p; (p = next_partition.fetch_add(1)) < partitions;) {
             const uint64_t b = out.start[p], e = out.start[p + 1];
-            table.start(e - b, bits);
+            table.start(std::min(e - b, 2 * n / partitions + 64));
             // Where each range of requests (step 1's) starts in this partition: its first local
             // id's place, and the keys the partition numbered before it.
             unsigned range = 0;

@@ -51,7 +51,7 @@ struct NumberedKeys {
     std::vector<uint64_t> local_starts() const;
 
     uint64_t total_distinct() const;
-    // each_numbered_id's ids are below it (a few percent above total_distinct()).
+    // each_numbered_id's ids are below it (at most a quarter above total_distinct()).
     uint64_t numbered_universe() const;
 };
 
