@@ -70,7 +70,9 @@ private:
 
     inline bool touch(uint32_t id) {
         if (last_[id] != 0) {
-            stamp(id);
+            // Requested again right after itself: already the most recent, nothing moves (a hot
+            // row's runs of repeats cost no queue entries).
+            if (last_[id] != clock_ || ring_.empty()) stamp(id);
             return true;
         }
         victim_ = kNoRow;
