@@ -230,11 +230,11 @@ NumberedKeys number_keys(std::span<const uint64_t> ids, unsigned threads, unsign
             table.start(std::min(e - b, 2 * n / partitions + 64));
             // Where each range of requests (step 1's) starts in this partition: its first local
             // id's place, and the keys the partition numbered before it.
-            unsigned range = 0;
+            unsigned r = 0;
             auto mark = [&](uint64_t i) {
-                for (; range < threads && at[range][p] == i; ++range) {
-                    out.cursor[range][p] = b + i;
-                    out.seen[range][p] = table.size();
+                for (; r < threads && at[r][p] == i; ++r) {
+                    out.cursor[r][p] = b + i;
+                    out.seen[r][p] = table.size();
                 }
             };
             constexpr uint64_t kAhead = 8;

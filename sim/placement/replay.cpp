@@ -212,6 +212,21 @@ InputFacts facts_of(const DenseTrace& trace) {
             .per_lookup = trace.groups.empty()};
 }
 
+namespace {
+
+// A plain id sequence's facts from its numbering: one request per lookup, its distinct rows the
+// table's.
+InputFacts plain_facts(const NumberedKeys& numbered, double row_bytes) {
+    const uint64_t distinct = numbered.total_distinct();
+    return {.lookups = numbered.requests,
+            .requests = numbered.requests,
+            .distinct_rows = distinct,
+            .table_rows = distinct,
+            .row_bytes = row_bytes};
+}
+
+}  // namespace
+
 bool replays_in_one_pass(const TierConfig& tiers) {
     // Set-associative policies hash every key into its set when they are made: all keys first.
     return tiers.dram_rows == kAllRows && decides_online(tiers.policy, tiers.options) &&
@@ -229,11 +244,7 @@ ReplayResult replay_id_file(const std::string& path, double row_bytes, const Tie
     const IdFile file(path);
     const NumberedKeys numbered = number_keys(file.ids());
     const uint64_t distinct = numbered.total_distinct();
-    facts = {.lookups = numbered.requests,
-             .requests = numbered.requests,
-             .distinct_rows = distinct,
-             .table_rows = distinct,
-             .row_bytes = row_bytes};
+    facts = plain_facts(numbered, row_bytes);
     // The policy sees ids below numbered_universe(), a few of them unused: its capacity is the
     // one it would use for the distinct rows alone, so that nothing it decides changes.
     std::unique_ptr<CachePolicy> policy;
@@ -263,11 +274,7 @@ std::vector<MrcPoint> lru_curve_of_id_file(
     const IdFile file(path);
     const NumberedKeys numbered = number_keys(file.ids());
     const uint64_t distinct = numbered.total_distinct();
-    facts = {.lookups = numbered.requests,
-             .requests = numbered.requests,
-             .distinct_rows = distinct,
-             .table_rows = distinct,
-             .row_bytes = row_bytes};
+    facts = plain_facts(numbered, row_bytes);
     const std::vector<uint64_t> sizes = sizes_for(distinct);
     // Sizes above the distinct rows hit what the distinct rows do: the curve is sized for the
     // numbered ids (a few unused), each size capped at the rows.

@@ -181,17 +181,21 @@ void BM_Densify(benchmark::State& state) {
     state.counters["lookups"] = double(lookups);
 }
 
+// The sample trace's request sequence as row keys.
+std::vector<uint64_t> sequence_keys(const Fixture& f) {
+    std::vector<uint64_t> ids;
+    for (uint32_t id : f.trace.requests) ids.push_back(f.trace.keys[id]);
+    return ids;
+}
+
 // The sample trace's request sequence as a u64 id file (what `trace export --format u64`
 // writes), written once.
 const std::string& id_file() {
     static const std::string path = [] {
-        const Fixture& f = Fixture::get();
+        const std::vector<uint64_t> ids = sequence_keys(Fixture::get());
         const std::string p = "bench_replay_ids.u64";
         std::FILE* out = std::fopen(p.c_str(), "wb");
-        for (uint32_t id : f.trace.requests) {
-            const uint64_t key = f.trace.keys[id];
-            std::fwrite(&key, 8, 1, out);
-        }
+        std::fwrite(ids.data(), 8, ids.size(), out);
         std::fclose(out);
         return p;
     }();
@@ -220,8 +224,7 @@ void BM_ReplayIdFileWhole(benchmark::State& state) {
 // a SwissTable) numbering keys as they come, one thread. The same ids out (checked).
 void BM_RemapKeys(benchmark::State& state) {
     const Fixture& f = Fixture::get();
-    std::vector<uint64_t> ids;
-    for (uint32_t id : f.trace.requests) ids.push_back(f.trace.keys[id]);
+    const std::vector<uint64_t> ids = sequence_keys(f);
     std::vector<uint64_t> keys;
     std::vector<uint32_t> requests;
     for (auto _ : state) {
@@ -234,8 +237,7 @@ void BM_RemapKeys(benchmark::State& state) {
 
 void BM_RemapKeysBaselineHashMap(benchmark::State& state) {
     const Fixture& f = Fixture::get();
-    std::vector<uint64_t> ids;
-    for (uint32_t id : f.trace.requests) ids.push_back(f.trace.keys[id]);
+    const std::vector<uint64_t> ids = sequence_keys(f);
     std::vector<uint64_t> keys;
     std::vector<uint32_t> requests;
     for (auto _ : state) {
