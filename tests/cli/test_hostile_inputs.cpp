@@ -4,6 +4,8 @@
 // case of issue 15, and more of the same kinds.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -21,11 +23,22 @@ Result run(const std::string& args) {
     return engramsim::test::run_engramsim(args);
 }
 
+// The files written, removed when the test program exits (they were left in /tmp, a few
+// hundred a run).
+struct Written {
+    std::vector<std::string> paths;
+    ~Written() {
+        for (const auto& p : paths) std::remove(p.c_str());
+    }
+};
+Written written;
+
 // A file in the test temp folder holding `bytes`, unique per process.
 std::string write(const std::string& name, const std::string& bytes) {
     const std::string path =
         ::testing::TempDir() + "hostile_" + std::to_string(getpid()) + "_" + name;
     std::ofstream(path, std::ios::binary) << bytes;
+    written.paths.push_back(path);
     return path;
 }
 
