@@ -591,7 +591,9 @@ void replay_command(CLI::App& app) {
         facts.add({"load", fixed(load_s, 2) + " s" +
                                (overlapped ? " (numbered and replayed in one pass: the first "
                                              "run's time is the same)"
-                                           : "")});
+                                : id_file_curve ? " (numbered and the LRU curve taken in one pass; "
+                                                  "the run is read off the curve)"
+                                                : "")});
         facts.print(std::cout, "  ");
         for (size_t i = 0; i < results.size(); ++i) {
             const ReplayResult& r = results[i];
