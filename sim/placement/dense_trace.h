@@ -1,8 +1,8 @@
 // A lookup trace made ready for replay: global row keys remapped to dense ids (in order of first
 // sight), rows repeated within a (step, layer) folded into one request, and the request sequence
 // every tier policy sees. Memory is proportional to the requests and the distinct rows touched,
-// never to the table: a key is only ever a hash-map key. A plain id sequence is remapped on every
-// core by radix partitions (remap.h); a trace of steps through the key index below.
+// never to the table: a key is only ever a hash-map key. Keys are numbered on every core by radix
+// partitions (remap.h); the key index below only searches a trace's keys by key.
 #pragma once
 
 #include <cstdint>

@@ -319,48 +319,32 @@ void each_numbered_id(const NumberedKeys& numbered,
     reader.join();
 }
 
-void each_first_sight_id(const NumberedKeys& numbered, std::span<const uint64_t> ids,
-                         std::vector<uint64_t>* keys,
-                         const std::function<void(std::span<const uint32_t>, uint64_t)>& each) {
+void first_sight_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered,
+                     std::vector<uint64_t>& keys, std::vector<uint32_t>& requests) {
     const uint64_t n = numbered.requests;
     const unsigned parts = numbered.partitions;
     // Partition p's local id l has global id global[offset[p] + l], given at its first sight.
     std::vector<uint64_t> offset(parts + 1, 0);
     for (unsigned p = 0; p < parts; ++p) offset[p + 1] = offset[p] + numbered.distinct[p];
     const std::unique_ptr<uint32_t[]> global(new uint32_t[offset[parts]]);
-    if (keys) {
-        keys->clear();
-        keys->reserve(size_t(offset[parts]));
-    }
+    keys.clear();
+    keys.reserve(size_t(offset[parts]));
+    requests.clear();
+    requests.reserve(size_t(n));
     std::vector<uint64_t> cur = numbered.local_starts();
     const aliased_u32* local = numbered.local_ids();
     std::vector<uint32_t> seen(parts, 0);
-    uint32_t next = 0;
-    std::vector<uint32_t> slice(size_t(std::min<uint64_t>(n, kSlice)));
-    for (uint64_t at = 0; at < n; at += kSlice) {
-        const size_t count = size_t(std::min<uint64_t>(kSlice, n - at));
-        for (size_t i = 0; i < count; ++i) {
-            const unsigned p = numbered.tag[at + i];
-            const uint32_t l = local[cur[p]++];
-            uint32_t& g = global[offset[p] + l];
-            if (l == seen[p]) {  // local ids are given in order of first sight
-                ++seen[p];
-                g = next++;
-                if (keys) keys->push_back(ids[at + i]);
-            }
-            slice[i] = g;
+    for (uint64_t pos = 0; pos < n; ++pos) {
+        const unsigned p = numbered.tag[pos];
+        const uint32_t l = local[cur[p]++];
+        uint32_t& g = global[offset[p] + l];
+        if (l == seen[p]) {  // local ids are given in order of first sight
+            ++seen[p];
+            g = uint32_t(keys.size());
+            keys.push_back(ids[pos]);
         }
-        each(std::span<const uint32_t>(slice.data(), count), at);
+        requests.push_back(g);
     }
-}
-
-void first_sight_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered,
-                     std::vector<uint64_t>& keys, std::vector<uint32_t>& requests) {
-    requests.clear();
-    requests.reserve(size_t(numbered.requests));
-    each_first_sight_id(numbered, ids, &keys, [&](std::span<const uint32_t> slice, uint64_t) {
-        requests.insert(requests.end(), slice.begin(), slice.end());
-    });
 }
 
 void grouped_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered,

@@ -11,10 +11,10 @@
 //   3. number    each partition its keys, in order of first sight within it, in a table sized by
 //                its requests (threads take partitions);
 //
-// and the requests, in order, are read back by following the tags (one cursor per partition),
-// each key given its global id at its first sight: the ids a plain hash map numbering keys as
-// they come gives (tested), streamed to a consumer (each_first_sight_id) or written whole
-// (first_sight_ids).
+// and the requests, in order, are read back by following the tags (one cursor per partition):
+// in order of first sight (first_sight_ids: the ids a plain hash map numbering keys as they come
+// gives, tested), grouped by partition (grouped_ids), or streamed in a numbering that costs no
+// random reads (each_numbered_id).
 // Every pass streams its arrays or stays in cache. The numbers are the same whatever the thread
 // count.
 #pragma once
@@ -61,25 +61,18 @@ struct NumberedKeys {
 NumberedKeys number_keys(std::span<const uint64_t> ids, unsigned threads = 0,
                          unsigned partitions = 0);
 
-// The requests' dense ids in order of first sight (the ids a plain hash map numbering keys as
-// they come gives), handed to `each` a slice at a time with the position of its first request;
-// `keys` (when given) gets each key at its first sight, from `ids`, the sequence numbered. No
-// request array is written: a consumer such as a cache policy runs on the slices as they come.
-void each_first_sight_id(const NumberedKeys& numbered, std::span<const uint64_t> ids,
-                         std::vector<uint64_t>* keys,
-                         const std::function<void(std::span<const uint32_t> ids, uint64_t first)>& each);
-
-// keys: dense id -> key, in order of first sight; requests: the dense id of each of `ids` (the
-// sequence numbered).
+// keys: dense id -> key, in order of first sight (the ids a plain hash map numbering keys as
+// they come gives); requests: the dense id of each of `ids` (the sequence numbered).
+void first_sight_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered,
+                     std::vector<uint64_t>& keys, std::vector<uint32_t>& requests);
 
 // The requests' ids in order, in a numbering of the keys that costs no random reads: local id
 // times the partitions plus the partition (ids below numbered_universe(), a few of them unused),
-// so that keys first seen about together get ids near each other. For a consumer the numbering
-// of rows cannot change, such as a cache policy deciding from the order of requests alone.
+// so that keys first seen about together get ids near each other; handed to `each` a slice at a
+// time (filled by a second thread) with the position of its first request. For a consumer the
+// numbering of rows cannot change, such as a cache policy deciding from the order of requests.
 void each_numbered_id(const NumberedKeys& numbered,
                       const std::function<void(std::span<const uint32_t> ids, uint64_t first)>& each);
-void first_sight_ids(std::span<const uint64_t> ids, const NumberedKeys& numbered,
-                     std::vector<uint64_t>& keys, std::vector<uint32_t>& requests);
 
 // keys and requests as first_sight_ids writes them, but with the keys grouped by partition
 // (partition p's after partition p-1's, each in order of first sight): dense ids as well, with
