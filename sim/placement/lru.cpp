@@ -72,7 +72,7 @@ private:
         if (last_[id] != 0) {
             // Requested again right after itself: already the most recent, nothing moves (a hot
             // row's runs of repeats cost no queue entries).
-            if (last_[id] != clock_ || ring_.empty()) stamp(id);
+            if (last_[id] != clock_) stamp(id);  // (no queue: clock_ stays 0, stamps are 1)
             return true;
         }
         victim_ = kNoRow;
