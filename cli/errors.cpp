@@ -1,15 +1,20 @@
 #include "cli/errors.h"
 
 #include <iostream>
+#include <string>
 
 namespace engramsim::cli {
 
+namespace {
+
+// CLI11's message, trailing blanks dropped.
 std::string cli_message(const CLI::ParseError& e) {
     std::string msg = e.what();
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     return msg;
 }
 
+// "trace hash " for the deepest subcommand that was parsed, "" for the top level.
 std::string subcommand_path(const CLI::App& app) {
     std::string path;
     const CLI::App* cur = &app;
@@ -21,6 +26,8 @@ std::string subcommand_path(const CLI::App& app) {
     }
     return path;
 }
+
+}  // namespace
 
 void report_usage_error(const CLI::App& app, const CLI::ParseError& e) {
     // Every usage error exits 1 with the same prefix as any other error, naming the option

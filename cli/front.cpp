@@ -6,7 +6,6 @@
 // included, by exec: the same process, arguments and environment.
 #include <unistd.h>
 
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
