@@ -24,6 +24,8 @@ void add_trace_export(CLI::App& trace);
 
 // run: one serving run on the timing simulator (cli/cmd_run.cpp).
 void add_run_command(CLI::App& app);
+// plan: a run's steps for another engine to serve (cli/cmd_plan.cpp).
+void add_plan_command(CLI::App& app);
 // sweep: a run config varied along axes (cli/cmd_sweep.cpp).
 void add_sweep_command(CLI::App& app);
 // solve: where a target flips as a config key varies (cli/cmd_solve.cpp).

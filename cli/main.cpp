@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     engramsim::cli::add_profile_command(app);
     engramsim::cli::add_replay_command(app);
     engramsim::cli::add_run_command(app);
+    engramsim::cli::add_plan_command(app);
     engramsim::cli::add_execute_command(app);
     engramsim::cli::add_calibrate_command(app);
     engramsim::cli::add_sweep_command(app);

@@ -51,6 +51,8 @@ public:
 
     // Maps one raw id; precondition raw < raw_vocab_size().
     uint32_t operator()(uint32_t raw) const { return table_[raw]; }
+    // The whole map: canonical id of every raw id.
+    const std::vector<uint32_t>& table() const { return table_; }
 
     // Maps a stream; an id outside the map throws TokenError naming its position and value.
     std::vector<uint32_t> compress(std::span<const uint32_t> raw) const;
