@@ -17,6 +17,7 @@ packages=(
   python3-numpy             # regenerating golden NumPy vectors on purpose
   libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -n N engramsim sweep ...)
   libopenblas-dev           # the real executor's GEMMs (engramsim execute; docs/executor.md)
+  python3-torch             # the PyTorch harness's CPU tests (executor/torch; docs/torch_harness.md)
 )
 
 missing=()
