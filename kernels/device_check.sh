@@ -4,7 +4,7 @@
 #
 #   kernels/device_check.sh --bundle build-device-bundle        (scripts/device-bundle.sh prints
 #                                                                 the whole call; docs/device.md)
-# Steps, each under `timeout` with its own budget, all inside --budget seconds (default 480):
+# Steps, each under `timeout` with its own budget, all inside --budget seconds (default 560):
 #   gpu 15 s        nvidia-smi: name, compute capability (the build's architecture), clocks
 #   configure 45 s  kernels/device (the device-only build) against the bundle; every Debian
 #                   package hidden (CMAKE_DISABLE_FIND_PACKAGE_*, CMAKE_IGNORE_PREFIX_PATH)
@@ -13,6 +13,9 @@
 #   bench 90 s      bench_kernels_cuda: kernels and their same-run ceilings (device copy, cuBLAS)
 #   profile 90 s    engramsim-device profile, one run per kernel (45 s each at most): CUPTI
 #                   kernel times, NVTX ranges, L2 flushed, the ceilings in each run
+#   harness 150 s   the PyTorch harness (executor/torch/device_harness.sh) serves the bundle's
+#                   step plans on the GPU: a smoke plan, then Table 4's Dense-4B workload with 128
+#                   sequences, each beside the simulator's prediction made before the call
 #   30 s kept for the summary and the archive, which are written whatever failed before.
 # A step that fails or times out leaves the others' results; the ones that need the build are
 # skipped when it failed. Writes into OUT (--out, else $OUT, else build-device-check/out):
@@ -36,7 +39,7 @@ out=${OUT:-}
 base=$root/build-device-check
 arch=""
 rehearse=0
-budget_total=480
+budget_total=560
 scale=1
 jobs=$(nproc)
 usage() { sed -n '2,32p' "$0" >&2; exit 2; }
@@ -82,7 +85,7 @@ run_step() {
   note "$name (budget ${t}s)"
   local t0 rc status
   t0=$(date +%s)
-  timeout -k 10 "$t" "$@" >"$work/$logf" 2>&1
+  STEP_BUDGET=$t timeout -k 10 "$t" "$@" >"$work/$logf" 2>&1
   rc=$?
   case $rc in
     0) status=ok ;;
@@ -171,7 +174,13 @@ else
   for s in "tests 60" "bench 90" "profile 90"; do skip_step ${s% *} ${s#* } "no build"; done
 fi
 
-# 7. Summary and archive (the reserve): always.
+# 7. The PyTorch harness (Python and PyTorch only: it needs no build).
+harness_args=()
+[ "$rehearse" = 1 ] && harness_args=(--rehearse)
+run_step harness 150 harness.log bash -c '"$1" "$2" "$3" --budget $(( STEP_BUDGET - 10 )) "${@:4}"' _ \
+  "$root/executor/torch/device_harness.sh" "$bundle" "$work/harness" "${harness_args[@]}"
+
+# 8. Summary and archive (the reserve): always.
 note "summary + archive"
 if command -v python3 >/dev/null 2>&1; then
   timeout 15 python3 "$root/kernels/device/device_results.py" summarize "$work" \

@@ -6,13 +6,17 @@
 #   benchmark/                     Google Benchmark sources: Debian's source package `benchmark`,
 #                                  the version of the installed libbenchmark-dev (apt-get source
 #                                  with a private deb-src list; cached under ~/.cache/engramsim)
+#   plans/                         the PyTorch harness's step plans (`engramsim plan`, gzip) and the
+#                                  simulator's predictions of the same configs (`engramsim run
+#                                  --json`), made here before any GPU runs them
 #   COMMIT, MANIFEST.txt           the commit (the device tree has no .git) and what came from where
 # Then prints the device call (command, carry, timeout); see docs/device.md.
 #
 #   scripts/device-bundle.sh [--dir DIR] [--call-only]
 #       DIR: default build-device-bundle (ignored by git; must be inside the checkout to travel)
 #       --call-only: print the device call and nothing else (the bundle is not rebuilt)
-# Needs the Debian packages of scripts/install-deps.sh, and Debian's registry the first time.
+# Needs the Debian packages of scripts/install-deps.sh, Debian's registry the first time, and
+# the engramsim build (build/cli/engramsim, or $ENGRAMSIM) for the plans.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,11 +32,11 @@ while [ $# -gt 0 ]; do
 done
 say() { [ "$call_only" = 1 ] || echo "device-bundle: $*" >&2; }
 
-# The device call. Every step of kernels/device_check.sh has its own budget inside 480 s; the
-# call's limit leaves room for the machine's copy of the tree and for a rerun of the same call.
+# The device call. Every step of kernels/device_check.sh has its own budget inside 560 s; the
+# call's limit leaves room for the machine's copy of the tree.
 rel=$(realpath -m --relative-to="$root" "$dir")
 device_command="kernels/device_check.sh --bundle $rel"
-device_timeout=540
+device_timeout=595
 print_call() {
   cat <<CALL
 device call (one run, on the GPU machine, in the repository root):
@@ -93,6 +97,20 @@ tar -xzf "$tarball" -C "$dir/benchmark" --strip-components=1 \
   "benchmark-$upstream/CMakeLists.txt" "benchmark-$upstream/cmake" \
   "benchmark-$upstream/include" "benchmark-$upstream/src" "benchmark-$upstream/LICENSE"
 
+# The harness's plans and the predictions of the same configs (executor/torch/configs; the smoke
+# plan is executor/configs/cpu-small.json). Predictions first: they exist before any GPU ran.
+bin=${ENGRAMSIM:-$root/build/cli/engramsim}
+[ -x "$bin" ] || { echo "device-bundle: $bin is missing (scripts/build.sh builds it; or set ENGRAMSIM)" >&2; exit 1; }
+mkdir -p "$dir/plans"
+plan_of() {  # NAME CONFIG [predict]
+  if [ "${3:-}" = predict ]; then "$bin" run "$2" --json >"$dir/plans/$1.prediction.json"; fi
+  "$bin" plan "$2" -o "$dir/plans/$1.json" 2>/dev/null && gzip -9 -f "$dir/plans/$1.json"
+}
+plan_of tiny executor/torch/configs/tiny.json
+plan_of smoke executor/configs/cpu-small.json
+for c in executor/torch/configs/table4-*.json; do plan_of "$(basename "$c" .json)" "$c" predict; done
+say "plans: $(ls "$dir/plans" | grep -c '\.json\.gz$') step plans and their predictions ($(du -sh "$dir/plans" | cut -f1))"
+
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] &&
   commit="$commit-dirty"
@@ -103,6 +121,7 @@ echo "$commit" >"$dir/COMMIT"
   echo "include/CLI       libcli11-dev $(dpkg-query -W -f='${Version}' libcli11-dev) (/usr/include/CLI)"
   echo "googletest/       googletest $(dpkg-query -W -f='${Version}' googletest) (/usr/src/googletest/googletest)"
   echo "benchmark/        Debian source package benchmark $bver ($(sha256sum "$tarball" | cut -c1-16)...)"
+  echo "plans/            engramsim plan / engramsim run --json of executor/torch/configs and executor/configs/cpu-small.json"
 } >"$dir/MANIFEST.txt"
 
 say "$(du -sh "$dir" | cut -f1) in $rel ($(find "$dir" -type f | wc -l) files)"

@@ -154,9 +154,12 @@ def summarize(work):
     tests = tests_of(work)
     bench = bench_of(work)
     profiles, provenance = profiles_of(work, gpu)
+    harness_md = os.path.join(work, "harness", "summary.md")
     summary = {"schema": "engramsim.device_check_summary", "version": 1, "meta": meta,
                "steps": steps, "tests": tests, "bench": bench, "profiles": profiles,
-               "profile_provenance": provenance}
+               "profile_provenance": provenance,
+               # the PyTorch harness's table (executor/torch/device_harness.sh), as it wrote it
+               "harness_md": open(harness_md).read() if os.path.exists(harness_md) else None}
     with open(os.path.join(work, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
     with open(os.path.join(work, "summary.md"), "w") as f:
@@ -217,6 +220,10 @@ def markdown(s, heading="##"):
                          f"{pct(r['fraction_of_ceiling'])} |")
         for n in pv.get("notes", []):
             lines.append(f"\nNote: {n}")
+    if s.get("harness_md"):
+        body = s["harness_md"].split("\n", 1)[1] if s["harness_md"].startswith("# ") else s["harness_md"]
+        lines += ["", "PyTorch harness (`executor/torch/device_harness.sh`; results in "
+                  f"`profiles/{m.get('gpu', '?')}/harness/`):", body.strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -256,6 +263,17 @@ def import_archive(archive, root):
                 if name.endswith(".json"):
                     shutil.copyfile(os.path.join(src, name), os.path.join(dest, name))
                     copied.append(name)
+        harness = os.path.join(tmp, "harness")
+        if os.path.isdir(harness):  # each plan's results.json and steps.csv, and bench.json
+            if os.path.isfile(os.path.join(harness, "bench.json")):
+                os.makedirs(os.path.join(dest, "harness"), exist_ok=True)
+                shutil.copyfile(os.path.join(harness, "bench.json"), os.path.join(dest, "harness", "bench.json"))
+            for plan in sorted(os.listdir(harness)):
+                for name in ("results.json", "steps.csv"):
+                    f = os.path.join(harness, plan, name)
+                    if os.path.isfile(f):
+                        os.makedirs(os.path.join(dest, "harness", plan), exist_ok=True)
+                        shutil.copyfile(f, os.path.join(dest, "harness", plan, name))
         shutil.copyfile(os.path.join(tmp, "summary.json"), os.path.join(dest, "device-check.json"))
         with open(os.path.join(dest, "device-check.md"), "w") as f:
             f.write("# Device check\n\n" + markdown(summary, heading="##"))

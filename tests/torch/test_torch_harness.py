@@ -228,6 +228,19 @@ class TorchHarness(unittest.TestCase):
         with self.assertRaisesRegex(PlanError, r"steps\[0\]\.slices.*outside"):
             load(plan_path)
 
+    def test_bench_counts_the_weights_it_multiplies(self):
+        from engram_harness import bench
+        make_plan(self.tmp.name, tiny_config(), "bench")
+        res = bench.run(os.path.join(self.tmp.name, "bench.json"), "cpu", [1, 3, 99], 2)
+        self.assertEqual([r["batch"] for r in res["rows"]], [1, 3])  # 99 > the plan's 6 requests
+        bb = E.Engine(load(os.path.join(self.tmp.name, "bench.json")), "cpu", table_rows=1).bb
+        weights = sum(W[k].numel() for W in bb.layers for k in ("qkv", "o", "gate_up", "down"))
+        weights += bb.lm_head.numel()
+        for r in res["rows"]:
+            self.assertEqual(r["gemm_flops"], 2 * r["batch"] * weights)
+            self.assertGreater(r["step_s"], 0)
+            self.assertGreater(r["gemms_s"], 0)
+
     def test_command_line_writes_results(self):
         make_plan(self.tmp.name, tiny_config(), "cli")
         out = os.path.join(self.tmp.name, "cli-out")

@@ -67,6 +67,23 @@ def _timeline(run):
     return {"traceEvents": ev, "displayTimeUnit": "ms"}
 
 
+def read_prediction(path: str) -> dict:
+    """The simulator's prediction from `engramsim run CONFIG --json` (results.json of a run)."""
+    with open(path) as f:
+        r = json.load(f)
+    try:
+        c, m = r["comparison"], r["metrics"]
+        steps = m["steps"]["total"]
+        return {"source": os.path.abspath(path), "throughput_tok_per_s": c["throughput_tok_per_s"],
+                "no_engram_tok_per_s": c["no_engram_tok_per_s"],
+                "overhead_pct": c["overhead_vs_no_engram_pct"],
+                "mean_step_s": m["makespan_s"] / steps if steps else None,
+                "ttft_mean_s": m["ttft_s"]["mean"], "tpot_mean_s": m["tpot_s"]["mean"],
+                "stall_s": m["breakdown_s"]["exposed_fetch_stall"]}
+    except (KeyError, TypeError) as e:
+        raise PlanError(f"{path}: not the JSON of `engramsim run CONFIG --json` (no {e})") from e
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m engram_harness", description=__doc__)
     ap.add_argument("plan", help="step plan from `engramsim plan CONFIG -o FILE`")
@@ -80,9 +97,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cuda-graphs", choices=["on", "off"], default="on", help="decode from CUDA graphs (GPU)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each, Engram and baseline alternating")
     ap.add_argument("--no-baseline", action="store_true", help="skip the run without Engram")
+    ap.add_argument("--prediction", help="`engramsim run CONFIG --json` of the plan's config, made "
+                    "before this run: printed and recorded beside the measurement")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
     try:
+        prediction = read_prediction(a.prediction) if a.prediction else None
         plan = load(a.plan)
         table_rows = None
         if plan.engram and a.table_gib > 0:
@@ -99,7 +119,7 @@ def main(argv=None) -> int:
         setup_s = time.perf_counter() - t0
         eng.warmup(True)
         warm_s = time.perf_counter() - t0 - setup_s
-    except (PlanError, ValueError, RuntimeError) as e:
+    except (PlanError, ValueError, RuntimeError, OSError) as e:
         print(f"engram_harness: error: {e}", file=sys.stderr)
         return 2
     runs = {"engram": [], "baseline": []}
@@ -120,7 +140,8 @@ def main(argv=None) -> int:
         "cuda_graphs": eng.graphs is not None and eng.graphs.disabled_reason is None,
         "cuda_graphs_note": eng.graphs.disabled_reason if eng.graphs else None,
         "cuda_graphs_check_max_abs": eng.graphs.check_max_abs if eng.graphs else None,
-        "attention": "paged, pages gathered then softmax(QK^T)V (no fused kernel)",
+        "attention": {"decode": eng.attention_path, "note": eng.attention_note,
+                      "prefill": "scaled_dot_product_attention (causal) per prompt on a GPU, else masked softmax"},
         "kv": {"block_size": eng.block, "blocks_plan": int(plan.scheduler["num_kv_blocks"]),
                "blocks_allocated": eng.blocks},
         "table": None if not plan.engram else {
@@ -133,6 +154,7 @@ def main(argv=None) -> int:
         "overhead_band_pct": [min(overheads), max(overheads)] if overheads else None,
         "rows_checked": sum(r.rows_checked for r in runs["engram"]),
         "rows_mismatched": len(mism), "rows_mismatch_first": mism[:5],
+        "prediction": prediction,
     }
     if eng.cuda:
         res["cuda_max_memory_allocated"] = torch.cuda.max_memory_allocated(eng.device)
@@ -148,16 +170,20 @@ def main(argv=None) -> int:
             json.dump(_timeline(runs["engram"][0]), f)
     print(f"engram_harness: {plan.source} on {res['device']} ({res['dtype']}, schedule {res['schedule']}, "
           f"graphs {'on' if res['cuda_graphs'] else 'off'})")
-    print(f"  {'metric':<34}{'Engram':>14}{'baseline':>14}")
+    pred = prediction or {}
+    print(f"  {'metric':<34}{'Engram':>14}{'baseline':>14}{'predicted':>14}")
     rows = [("throughput (output tok/s)", "throughput_tok_per_s", 1), ("mean step (ms)", "mean_step_s", 1e3),
             ("mean decode step (ms)", "mean_decode_step_s", 1e3), ("TTFT mean (ms)", "ttft_mean_s", 1e3),
             ("TPOT mean (ms)", "tpot_mean_s", 1e3), ("Engram stall (s)", "stall_s", 1)]
     for label, key, k in rows:
         e = statistics.median(x[key] for x in m_e) * k
         b = statistics.median(x[key] for x in m_b) * k if m_b else float("nan")
-        print(f"  {label:<34}{e:>14.3f}{b:>14.3f}")
+        p = pred.get(key)
+        print(f"  {label:<34}{e:>14.3f}{b:>14.3f}{'' if p is None else format(p * k, '14.3f')}")
     if overheads:
-        print(f"  overhead vs no Engram: {res['overhead_pct']:.2f}% (runs {min(overheads):.2f} to {max(overheads):.2f})")
+        p = pred.get("overhead_pct")
+        print(f"  overhead vs no Engram: {res['overhead_pct']:.2f}% (runs {min(overheads):.2f} to {max(overheads):.2f})"
+              + ("" if p is None else f"; predicted {p:.2f}%"))
     print(f"  rows: {res['rows_checked']} step-layers checked against the plan, {len(mism)} differ")
     if mism:
         print(f"engram_harness: error: {len(mism)} step-layers read other rows than the plan's "

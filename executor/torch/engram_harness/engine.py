@@ -18,6 +18,7 @@ import torch
 
 from .fetch import Fetched, Fetcher, HostTable
 from .hashing import EngramHasher, rows_digest
+from . import model
 from .model import (Backbone, EngramModule, PagedKV, decode_attention, prefill_attention,
                     DTYPES)
 from .plan import PlanStep, StepPlan
@@ -93,10 +94,23 @@ class Engine:
         self.schedule_name = schedule or simc.get("schedule", "layer-ahead:0")
         self.ahead = parse_schedule(self.schedule_name)
         self.keep_logits = keep_logits
-        self.bb = Backbone(plan.model, self.device, self.dtype, seed)
         sc = plan.scheduler
         self.block = int(sc["kv_block_size"])
         self.blocks, self.max_held = peak_held(plan)
+        if self.cuda:
+            self._check_device_memory()
+        self.bb = Backbone(plan.model, self.device, self.dtype, seed)
+        self.attention_path = "gathered"  # decode: pages gathered, then attended
+        self.attention_note = None
+        model.PAGED_DECODE = None
+        if self.cuda:
+            from . import triton_attention
+            self.attention_note = triton_attention.self_check(
+                model.gathered_decode_attention, self.dtype, self.device,
+                self.bb.nh, self.bb.nkv, self.bb.d, self.block)
+            if self.attention_note is None:
+                model.PAGED_DECODE = triton_attention.paged_decode
+                self.attention_path = "triton-paged"
         self.kv = PagedKV(self.bb.L, self.blocks, self.block, self.bb.nkv, self.bb.d, self.device, self.dtype)
         self.max_seqs = int(sc["max_num_seqs"])
         self.max_tokens = max(st_tokens(s) for s in plan.steps)
@@ -134,6 +148,23 @@ class Engine:
             self.graphs = DecodeGraphs(self)
         if self.plan.engram:
             torch.set_num_threads(max(1, self.threads))
+
+    def _check_device_memory(self):
+        """Weights and the KV cache the plan needs against the GPU's free memory, before either
+        is allocated (the activations and graphs need the rest)."""
+        m = self.plan.model
+        b = torch.finfo(self.dtype).bits // 8
+        H, L, I, V = int(m["hidden"]), int(m["layers"]), int(m["intermediate"]), int(m["vocab"])
+        q, kv = int(m["n_heads"]) * int(m["head_dim"]), int(m["n_kv_heads"]) * int(m["head_dim"])
+        weights = b * (L * (H * (q + 2 * kv) + H * q + 3 * H * I) + V * H * (1 if m.get("tied_embeddings", True) else 2))
+        kv_bytes = 2 * b * L * (self.blocks + 1) * self.block * kv
+        free, total = torch.cuda.mem_get_info(self.device)
+        if weights + kv_bytes > 0.9 * free:
+            raise RuntimeError(
+                f"GPU memory: weights {weights / 2**30:.1f} GiB + the KV cache the plan's steps hold "
+                f"at their peak ({self.blocks} blocks of {self.block} tokens, {kv_bytes / 2**30:.1f} GiB) "
+                f"exceed 90% of the {free / 2**30:.1f} GiB free; plan for a GPU with more memory "
+                f"(the config's hardware) or fewer sequences")
 
     # ---- per-request state -------------------------------------------------------------
     def _slot(self, r: int) -> int:
@@ -207,17 +238,26 @@ class Engine:
             state[slot] = x[-W:]
         return h + out
 
-    def _attention(self, i: int, step: PlanStep, q, k, v, slots):
+    def _decode_meta(self, step: PlanStep):
+        """The step's decode slices: their rows in the step, block tables and lengths (once a
+        step, for every layer)."""
+        off = offsets(step)
+        dec = [x for x, s in enumerate(step.slices) if s.decode]
+        if not dec:
+            return None
+        dev = self.device
+        mb = max(len(self.kv.tables[step.slices[x].request]) for x in dec)
+        return (torch.tensor([off[x] for x in dec], device=dev),
+                torch.tensor([pad(self.kv.tables[step.slices[x].request], mb, self.kv.scratch)
+                              for x in dec], device=dev),
+                torch.tensor([step.slices[x].first + 1 for x in dec], device=dev))
+
+    def _attention(self, i: int, step: PlanStep, q, k, v, slots, meta):
         self.kv.write(i, slots, k, v)
         out = torch.empty((q.shape[0], q.shape[1] * q.shape[2]), device=q.device, dtype=q.dtype)
         off = offsets(step)
-        dec = [x for x, s in enumerate(step.slices) if s.decode]
-        if dec:
-            rows = torch.tensor([off[x] for x in dec], device=q.device)
-            mb = max(len(self.kv.tables[step.slices[x].request]) for x in dec)
-            tables = torch.tensor([pad(self.kv.tables[step.slices[x].request], mb, self.kv.scratch)
-                                   for x in dec], device=q.device)
-            lens = torch.tensor([step.slices[x].first + 1 for x in dec], device=q.device)
+        if meta is not None:
+            rows, tables, lens = meta
             out[rows] = decode_attention(q[rows], self.kv.k[i], self.kv.v[i], tables, lens, self.block)
         for x, s in enumerate(step.slices):
             if s.decode:
@@ -267,6 +307,7 @@ class Engine:
     def forward_eager(self, step, ids, pos, slots, use_engram, clock0, waits, fetched):
         """The step's hidden states, op by op; fetches issued and waited for by the schedule."""
         pending: dict[int, object] = {}
+        meta = self._decode_meta(step)
         h = self.bb.embed_tokens(ids)
         for i in range(self.bb.L):
             if use_engram:
@@ -278,7 +319,7 @@ class Engine:
                     fetched[j], waits[j] = self._wait(j, step, pending, clock0)
                     h = self._engram(j, step, h, fetched[j])
             q, k, v = self.bb.qkv(i, h, pos)
-            attn = self._attention(i, step, q, k, v, slots)
+            attn = self._attention(i, step, q, k, v, slots, meta)
             h = self.bb.attn_out_mlp(i, h, attn)
         return h
 

@@ -98,11 +98,12 @@ class Backbone:
 
 
 def _softmax_attend(q, k, v, mask):
-    """q [..., G, Q, d] against k, v [..., S, d] (heads broadcast), mask [..., Q, S] True=keep."""
+    """q [..., G, Q, d] against k, v [..., S, d] (heads broadcast), mask [..., Q, S] True=keep.
+    The products in the cache's dtype (fp32 accumulation), the softmax in fp32."""
     scale = 1.0 / math.sqrt(q.shape[-1])
-    s = (q.float() @ k.float().transpose(-1, -2)) * scale
+    s = (q @ k.transpose(-1, -2)).float() * scale
     s = s.masked_fill(~mask, float("-inf"))
-    return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype)
+    return torch.softmax(s, dim=-1).to(v.dtype) @ v
 
 
 class PagedKV:
@@ -151,6 +152,13 @@ def prefill_attention(q, k, v, first: int):
     T, nh, d = q.shape
     S, nkv = k.shape[0], k.shape[1]
     G = nh // nkv
+    if q.is_cuda and first == 0 and hasattr(F, "scaled_dot_product_attention"):
+        # A whole prompt: PyTorch's fused causal attention (flash or memory-efficient).
+        o = F.scaled_dot_product_attention(q.transpose(0, 1)[None],
+                                           k.repeat_interleave(G, 1).transpose(0, 1)[None],
+                                           v.repeat_interleave(G, 1).transpose(0, 1)[None],
+                                           is_causal=True)
+        return o[0].transpose(0, 1).reshape(T, nh * d)
     qh = q.reshape(T, nkv, G, d).permute(1, 2, 0, 3)  # [nkv, G, T, d]
     kh, vh = k.permute(1, 0, 2)[:, None], v.permute(1, 0, 2)[:, None]  # [nkv, 1, S, d]
     qpos = torch.arange(first, first + T, device=q.device)[:, None]
@@ -159,10 +167,22 @@ def prefill_attention(q, k, v, first: int):
     return out.permute(2, 0, 1, 3).reshape(T, nh * d)
 
 
+# The paged decode kernel the engine chose (triton_attention.paged_decode once checked on the GPU);
+# None: the gathering path below.
+PAGED_DECODE = None
+
+
 def decode_attention(q, kcache, vcache, tables, lens, block):
     """Decode: q [B, nh, d], one query each, against its sequence's pages: tables [B, maxb]
-    block ids, lens [B] tokens (its own included). The pages are gathered (a cost a fused paged
-    attention kernel does not have; docs/torch_harness.md)."""
+    block ids, lens [B] tokens (its own included)."""
+    if PAGED_DECODE is not None and q.is_cuda:
+        return PAGED_DECODE(q, kcache, vcache, tables, lens, block)
+    return gathered_decode_attention(q, kcache, vcache, tables, lens, block)
+
+
+def gathered_decode_attention(q, kcache, vcache, tables, lens, block):
+    """The pages gathered into one tensor per sequence, then attended (a copy a fused paged
+    attention kernel does not make)."""
     B, nh, d = q.shape
     nkv = kcache.shape[-2]
     G = nh // nkv

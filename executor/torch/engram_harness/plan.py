@@ -5,6 +5,7 @@ plans. A file that is not such a plan, or is cut short, is refused with what is 
 """
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +64,12 @@ def _need(doc: dict, key: str, where: str):
 
 
 def load(path: str) -> StepPlan:
+    """A plan file, plain or gzip-compressed (.gz)."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
             doc = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, EOFError) as e:
         raise PlanError(f"{path}: not a complete JSON document ({e}); a plan cut short?") from e
     except OSError as e:
         raise PlanError(f"{path}: {e.strerror}") from e
