@@ -193,6 +193,34 @@ class TorchHarness(unittest.TestCase):
         for sched, x in outs.items():
             self.assertTrue(torch.equal(x, outs["none"]), sched)
 
+    def test_decode_graph_pieces_compute_what_eager_does(self):
+        # The CUDA-graph path's host logic (pieces split at each Engram layer, static buffers,
+        # padding to the batch-size buckets, scratch KV block and convolution slot) on the CPU:
+        # each "graph" reruns its captured piece (graphs.RerunGraph).
+        for layers, name in (((1,), "g1"), ((0, 2), "g2")):
+            cfg = tiny_config(layer_ids=layers, requests=8)
+            cfg["sim"]["max_num_seqs"] = 6  # buckets 1, 2, 4, 6: batches of 3 and 5 are padded
+            plan = make_plan(self.tmp.name, cfg, name)
+            eager = E.Engine(plan, "cpu", keep_logits=True).serve(True)
+            eng = E.Engine(plan, "cpu", keep_logits=True, cuda_graphs=True, graphs_on_cpu=True)
+            eng.warmup(True)
+            self.assertEqual(eng.graphs.buckets, [1, 2, 4, 6])
+            graphed = eng.serve(True)
+            self.assertIsNone(eng.graphs.disabled_reason)
+            self.assertEqual(eng.graphs.checked, {True})
+            self.assertEqual(graphed.rows_mismatch, [])
+            sizes = {len(st.slices) for st in plan.steps if all(s.decode for s in st.slices)}
+            self.assertTrue(sizes - {1, 2, 4, 6}, "some decode batch is padded")
+            self.assertEqual(sorted(graphed.logits), sorted(eager.logits))
+            for k in eager.logits:
+                torch.testing.assert_close(graphed.logits[k], eager.logits[k], rtol=1e-5, atol=1e-5,
+                                           msg=f"{name} step/request {k}")
+            base = eng.serve(False)  # the graphs without Engram: one piece
+            self.assertEqual(eng.graphs.checked, {True, False})
+            ref = E.Engine(plan, "cpu", keep_logits=True).serve(False)
+            for k in ref.logits:
+                torch.testing.assert_close(base.logits[k], ref.logits[k], rtol=1e-5, atol=1e-5)
+
     def test_smaller_table_serves_keys_mod_its_rows(self):
         plan = make_plan(self.tmp.name, tiny_config(), "small-table")
         eng = E.Engine(plan, "cpu", table_rows=101, keep_logits=True)

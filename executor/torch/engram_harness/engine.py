@@ -85,7 +85,9 @@ class Engine:
     def __init__(self, plan: StepPlan, device: str = "cpu", dtype: str | None = None,
                  schedule: str | None = None, table_rows: int | None = None,
                  gather_threads: int | None = None, cuda_graphs: bool = False, seed: int = 1,
-                 keep_logits: bool = False):
+                 keep_logits: bool = False, graphs_on_cpu: bool = False):
+        """cuda_graphs: decode steps from CUDA graphs on a GPU; graphs_on_cpu (tests): the same
+        pieces and buffers on the CPU, each "graph" rerunning its piece (graphs.RerunGraph)."""
         self.plan = plan
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
@@ -143,7 +145,7 @@ class Engine:
         self.slot_of: dict[int, int] = {}
         self.free_slots = list(range(self.max_held - 1, -1, -1))
         self.graphs = None
-        if cuda_graphs and self.cuda:
+        if cuda_graphs and (self.cuda or graphs_on_cpu):
             from .graphs import DecodeGraphs
             self.graphs = DecodeGraphs(self)
         if self.plan.engram:
