@@ -62,6 +62,20 @@ TEST(Tokens, BundledSampleIsTheCorpusFile) {
     EXPECT_EQ(*std::max_element(ids.begin(), ids.end()), 127989u);  // MANIFEST.json: max_id
 }
 
+TEST(Tokens, EveryBundledSampleIsItsCorpusFile) {
+    struct Sample { const char* name; size_t tokens; size_t documents; };
+    // MANIFEST.json of the corpus: tokens and documents (each starts with BOS id 0).
+    for (const Sample s : {Sample{"handbook-en-US", 276753, 278}, Sample{"handbook-zh-CN", 258617, 186},
+                           Sample{"handbook-es-ES", 326413, 298}, Sample{"handbook-fr-FR", 323664, 296}}) {
+        const auto ids = read_tokens(std::string("bundled:") + s.name);
+        EXPECT_EQ(ids.size(), s.tokens) << s.name;
+        EXPECT_EQ(size_t(std::count(ids.begin(), ids.end(), 0u)), s.documents) << s.name;
+    }
+    const auto names = bundled_samples();
+    EXPECT_EQ(names, (std::vector<std::string>{"handbook-en-US", "handbook-es-ES", "handbook-fr-FR",
+                                               "handbook-zh-CN"}));
+}
+
 TEST(CompressMap, BundledDeepSeekV3Map) {
     const CompressMap map = CompressMap::load("bundled:deepseek-v3");
     EXPECT_EQ(map.raw_vocab_size(), 128815u);        // MANIFEST.json: entries

@@ -1,5 +1,5 @@
 """Decode steps replayed from CUDA graphs, captured per batch size as nano-vLLM captures them
-(1, 2, 4, 8, then every 16 up to max_num_seqs; a step runs in the smallest that holds it, its
+(1, 2, 4, 8, then every 16 up to max_num_seqs, or to the plan's largest decode batch; a step runs in the smallest that holds it, its
 padding rows writing to a scratch KV block and a scratch convolution slot). With Engram the
 step is split at each Engram layer: the rows arrive between graph pieces (the host waits for
 its gather, the stream for the copy), as a graph cannot wait for a host fetch.
@@ -34,7 +34,11 @@ class DecodeGraphs:
         self.e = eng
         bb = eng.bb
         M = eng.max_seqs
+        # Buckets up to the largest decode batch the plan has (capturing larger ones costs
+        # start-up time for nothing).
+        top = max((len(s.slices) for s in eng.plan.steps if all(x.decode for x in s.slices)), default=1)
         self.buckets = sorted({b for b in [1, 2, 4, 8] + list(range(16, M + 1, 16)) + [M] if b <= M})
+        self.buckets = [b for b in self.buckets if b < top] + [next(b for b in self.buckets if b >= top)]
         self.maxb = max(-(-len(eng.plan.sequence(r)) // eng.block) for r in range(len(eng.plan.prompts)))
         dev = eng.device
         self.ids = torch.zeros(M, dtype=torch.long, device=dev)
