@@ -351,8 +351,16 @@ void add_validate_serving(CLI::App& validate) {
         if (paths.empty()) paths = executor::default_serving_configs(opt->quick);
         if (paths.empty()) throw std::runtime_error("validate serving: no configs");
         std::vector<executor::ServingCase> cases;
-        for (const auto& p : paths)  // every config resolved (and refused) before anything runs
+        executor::ExecuteOptions check;
+        check.table_file = opt->table_file;
+        for (const auto& p : paths) {  // every config resolved (and refused) before anything runs
             cases.push_back({std::filesystem::path(p).stem().string(), p, sim::load_run_config(p)});
+            try {
+                executor::check_config(cases.back().config, check);
+            } catch (const std::exception& e) {
+                throw std::runtime_error(p + ": " + e.what());
+            }
+        }
         executor::ServingOptions so;
         so.quick = opt->quick;
         so.table_file = opt->table_file;

@@ -275,6 +275,19 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     return p;
 }
 
+}  // namespace
+
+void check_config(const nlohmann::json& config, const ExecuteOptions& options) {
+    // As execute_interleaved holds them: the Engram run and its baseline at once.
+    ExecuteOptions with = options, without = options;
+    with.engram = true, without.engram = false;
+    const RunPlan a = plan_run(config, with), b = plan_run(config, without);
+    resources::require_memory(a.memory_bytes + b.memory_bytes, "execute (interleaved)",
+                              "Engram run: " + a.memory_what + "; baseline: " + b.memory_what);
+}
+
+namespace {
+
 using TokenAt = std::function<uint32_t(uint32_t, uint32_t)>;
 
 // One run of the engine: the model, the KV cache and the Engram tables built, then the steps

@@ -102,6 +102,12 @@ std::string default_table_file(uint64_t bytes);
 // (unlimited, as the scheduler reads it) enough for every request at once.
 int64_t kv_blocks(const nlohmann::json& config);
 
+// What execute_interleaved() checks before allocating anything, alone: throws
+// config::ConfigError (or the workload's error) for a config the executor cannot serve here, and
+// the memory error when the Engram run and its baseline together exceed what this machine has.
+// `validate serving` runs it on every config before it calibrates or executes any.
+void check_config(const nlohmann::json& config, const ExecuteOptions& options);
+
 // Serves the resolved run config `config` (config::resolve). Throws config::ConfigError naming
 // the key for what the executor cannot serve here (an MLA or MoE backbone, mHC, a table not in
 // host DRAM, more memory than this machine has available), before allocating anything.

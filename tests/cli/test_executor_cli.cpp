@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "tests/cli_runner.h"
 
@@ -93,6 +94,28 @@ TEST(ExecutorCli, ExecuteRefusesWhatItCannotServeNamingTheKey) {
     r = run("execute " + write_config("cached", c) + " -q");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("placement.dram_policy"), std::string::npos) << r.err;
+}
+
+TEST(ExecutorCli, ValidateServingRefusesEveryBadConfigBeforeCalibratingAny) {
+    // A text the binary does not carry, and a table larger than this machine's memory, listed
+    // after a good config: refused before anything is calibrated (no calibration folder made),
+    // naming the file and what is wrong.
+    json text = tiny();
+    text["workload"] = {{"kind", "corpus"}, {"tokens", "bundled:handbook-pt-BR"}, {"num_requests", 2},
+                        {"prompt_len", {{"min", 8}, {"max", 24}}}, {"output_len", {{"min", 8}, {"max", 12}}}};
+    json big = tiny();
+    big["engram"]["engram_vocab_size"] = {int64_t(1) << 31, int64_t(1) << 31};  // 275 GB of table
+    const std::string good = write_config("good", tiny()), cal = temp("never-calibrated");
+    for (const auto& [name, cfg, what] :
+         {std::tuple{"text", text, "handbook-pt-BR"}, std::tuple{"big", big, "more than the"}}) {
+        const std::string bad = write_config(name, cfg);
+        const Result r = run("validate serving " + good + " " + bad + " --quick --calibration " + cal);
+        EXPECT_EQ(r.status, 1) << name;
+        EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("calibrating"), std::string::npos) << r.err;
+        EXPECT_FALSE(std::filesystem::exists(cal)) << name;
+    }
 }
 
 TEST(ExecutorCli, ExecuteServesTheBaselineInterleavedOnRequest) {
