@@ -559,6 +559,9 @@ json apply_calibration(const json& cfg, const std::string& dir) {
         return json::parse(f);
     };
     json out = cfg;
+    // The executor's weights and KV cache are float32 whatever the backbone's dtype says (see
+    // docs/executor.md): the prediction prices what runs.
+    out["backbone"]["dtype"] = "fp32";
     out["hardware"] = read("hardware.json");
     const json sim_keys = read("sim.json");
     for (const auto& [k, v] : sim_keys.items()) out["sim"][k] = v;

@@ -46,7 +46,8 @@ nlohmann::json calibrate(const nlohmann::json& resolved_config, const std::strin
                          const CalibrateOptions& options);
 
 // `config` with the calibration in DIR applied: its hardware section replaced, its sim keys
-// set (profiles, gather model, efficiencies), and sim.num_kv_blocks the executor's.
+// set (profiles, gather model, efficiencies), sim.num_kv_blocks the executor's, and the
+// backbone's dtype float32 (the executor's weights and KV cache, whatever the config says).
 nlohmann::json apply_calibration(const nlohmann::json& config, const std::string& dir);
 
 }  // namespace engramsim::executor

@@ -3,11 +3,16 @@
 // lookups (the same rows) and themselves (the same tokens, however the requests are batched).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 
+#include "executor/calibrate.h"
 #include "executor/engram_layer.h"
 #include "executor/executor.h"
 #include "executor_test_config.h"
@@ -329,4 +334,22 @@ TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
     c = tiny_config(4, -1, "none");
     c["engram"]["hc_mult"] = 4;
     EXPECT_NE(msg(c).find("engram.hc_mult"), std::string::npos) << msg(c);
+}
+
+// The prediction prices what the executor runs: float32 weights and KV cache, whatever dtype the
+// backbone names (a config that inherits dense-4b's bf16 would otherwise be priced at half the
+// weight bytes the engine reads).
+TEST(Executor, CalibrationPricesTheFloat32TheExecutorRuns) {
+    namespace fs = std::filesystem;
+    const std::string dir = ::testing::TempDir() + "apply_calibration_" + std::to_string(::getpid());
+    fs::create_directories(dir);
+    nlohmann::json doc = tiny_executor_doc(4, -1, "layer-ahead:0");
+    doc["backbone"]["dtype"] = "bf16";
+    const nlohmann::json cfg = config::resolve(doc, "test");
+    std::ofstream(dir + "/hardware.json") << cfg["hardware"].dump();
+    std::ofstream(dir + "/sim.json") << nlohmann::json::object().dump();
+    const nlohmann::json out = apply_calibration(cfg, dir);
+    EXPECT_EQ(out["backbone"]["dtype"], "fp32");
+    EXPECT_EQ(out["sim"]["num_kv_blocks"], kv_blocks(cfg));
+    fs::remove_all(dir);
 }
