@@ -21,7 +21,7 @@ from .hashing import EngramHasher, rows_digest
 from . import model
 from .model import (Backbone, EngramModule, PagedKV, decode_attention, prefill_attention,
                     DTYPES)
-from .plan import PlanStep, StepPlan
+from .plan import PlanStep, Slice, StepPlan
 
 
 def parse_schedule(text: str) -> int | None:
@@ -278,7 +278,9 @@ class Engine:
             return self.pool.submit(self.fetchers[j].fetch, keys, clock0)
         return self.fetchers[j].fetch(keys, clock0)
 
-    def run_step(self, step: PlanStep, engram: bool, clock0: float, rec: StepRecord, result: RunResult):
+    def run_step(self, step: PlanStep, engram: bool, clock0: float, rec: StepRecord, result: RunResult,
+                 served: bool = True):
+        """One step. served=False (the warm-up): eagerly, and nothing recorded or checked."""
         t0 = time.perf_counter()
         rec.start_s = t0 - clock0
         for r in step.preempted:  # freed while the scheduler chose this step
@@ -291,7 +293,7 @@ class Engine:
         rec.schedule_s = time.perf_counter() - t0
         fetched: dict[int, Fetched] = {}
         waits: dict[int, tuple] = {}
-        graphed = self.graphs is not None and all(s.decode for s in step.slices)
+        graphed = served and self.graphs is not None and all(s.decode for s in step.slices)
         if graphed:
             sampled = self.graphs.run(step, ids, pos, slots, use_engram, clock0, waits, fetched)
         else:
@@ -304,7 +306,8 @@ class Engine:
             rec.engram.append({"layer": self.engram_layers[j], "issue_s": f.issue_s, "dedup_s": f.dedup_s,
                                "gather_s": f.gather_s, "ready_s": f.done_s,
                                "wait_start_s": w[0], "stall_s": w[1](), "distinct": f.distinct.numel()})
-        self._finish(step, ids_out, rec, result, fetched if use_engram else {})
+        if served:
+            self._finish(step, ids_out, rec, result, fetched if use_engram else {})
 
     def forward_eager(self, step, ids, pos, slots, use_engram, clock0, waits, fetched):
         """The step's hidden states, op by op; fetches issued and waited for by the schedule."""
@@ -396,36 +399,19 @@ class Engine:
 
     def warmup(self, engram: bool = True):
         """Untimed: one prefill with the shape of the plan's largest step (as nano-vLLM's warm-up
-        sizes every buffer at its peak), its requests then dropped; and the decode graphs."""
+        sizes every buffer at its peak), its requests then dropped; then the decode graphs."""
         big = max(self.plan.steps, key=st_tokens)
-        clock0 = time.perf_counter()
+        warm = PlanStep(big.index, True, [Slice(s.request, 0, s.first + s.count, False, True)
+                                          for s in big.slices], [], None)
         n = len(self.plan.prompts)
-        scratch = RunResult(engram, [], [-1] * n, [-1] * n, 0, {}, {})
-        rec = StepRecord(big.index, big.prefill, st_tokens(big), len(big.slices))
-        warm = PlanStep(big.index, True, [type(s)(s.request, 0, s.first + s.count, False, True)
-                                          for s in big.slices], [], big.rows)
-        saved = self.keep_logits
-        self.keep_logits = False
         try:
-            self.run_step_untracked(warm, engram, clock0, rec, scratch)
+            self.run_step(warm, engram, time.perf_counter(),
+                          StepRecord(warm.index, True, st_tokens(warm), len(warm.slices)),
+                          RunResult(engram, [], [-1] * n, [-1] * n, 0, {}, {}), served=False)
         finally:
-            self.keep_logits = saved
             self.reset()
         if self.graphs is not None:
             self.graphs.capture()
-
-    def run_step_untracked(self, step, engram, clock0, rec, scratch):
-        saved_rows = step.rows
-        step.rows = None
-        try:
-            graphs, self.graphs = self.graphs, None
-            orig_finish = self._finish
-            self._finish = lambda *a, **k: None
-            self.run_step(step, engram, clock0, rec, scratch)
-        finally:
-            self.graphs = graphs
-            self._finish = orig_finish
-            step.rows = saved_rows
 
 
 def st_tokens(step: PlanStep) -> int:
