@@ -11,12 +11,12 @@
 #   --set table4  Table 4 itself: 512 sequences, Dense-4B then Dense-8B (a second device call)
 #   --rehearse    no GPU: the tiny plan on the CPU, so that the step and its files are exercised
 # Plans are chosen for the GPU nvidia-smi names (H100 -> the h100-sxm plans, else h200). The
-# table is held in pinned host memory up to --table-gib (default 32 GiB; keys mod its rows).
+# table is held in pinned host memory up to --table-gib (default 16 GiB; keys mod its rows).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 bundle=$(realpath -m "${1:?bundle folder}"); out=$(realpath -m "${2:?output folder}"); shift 2
-set_name=quick; budget=150; rehearse=0; table_gib=32
+set_name=quick; budget=150; rehearse=0; table_gib=16
 while [ $# -gt 0 ]; do
   case "$1" in
     --set) set_name=$2; shift 2 ;;
