@@ -115,7 +115,9 @@ TEST(ExecutorCli, ValidateServingRefusesEveryBadConfigBeforeCalibratingAny) {
         EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
         EXPECT_EQ(r.err.find("calibrating"), std::string::npos) << r.err;
         EXPECT_FALSE(std::filesystem::exists(cal)) << name;
+        std::filesystem::remove(bad);
     }
+    std::filesystem::remove(good);
 }
 
 TEST(ExecutorCli, ExecuteServesTheBaselineInterleavedOnRequest) {
