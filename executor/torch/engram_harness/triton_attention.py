@@ -88,7 +88,9 @@ def self_check(reference, dtype, device, nh=32, nkv=8, d=128, block=256):
         got = paged_decode(q, k, v, tables, lens, block).float()
         torch.cuda.synchronize()
         err = float((want - got).abs().max())
-        tol = 2e-2 if dtype != torch.float32 else 1e-3
+        # tl.dot rounds fp32 inputs to TF32 (and bf16 is bf16): rounding moves outputs of
+        # unit-variance inputs by about 1e-3, a wrong page or mask by O(1).
+        tol = 2e-2
         return None if err <= tol else f"Triton paged decode differs from the PyTorch path by {err:.3g}"
     except Exception as e:  # noqa: BLE001 - any failure means: do not use it
         return f"Triton paged decode failed: {type(e).__name__}: {e}"
