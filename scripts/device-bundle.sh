@@ -6,9 +6,9 @@
 #   benchmark/                     Google Benchmark sources: Debian's source package `benchmark`,
 #                                  the version of the installed libbenchmark-dev (apt-get source
 #                                  with a private deb-src list; cached under ~/.cache/engramsim)
-#   plans/                         the PyTorch harness's step plans (`engramsim plan`, gzip) and the
-#                                  simulator's predictions of the same configs (`engramsim run
-#                                  --json`), made here before any GPU runs them
+#   plans/                         the PyTorch harness's step plans (`engramsim plan --predict`,
+#                                  gzip), with the simulator's prediction of each (metrics, every
+#                                  step's time), made here before any GPU runs them
 #   COMMIT, MANIFEST.txt           the commit (the device tree has no .git) and what came from where
 # Then prints the device call (command, carry, timeout); see docs/device.md.
 #
@@ -102,14 +102,13 @@ tar -xzf "$tarball" -C "$dir/benchmark" --strip-components=1 \
 bin=${ENGRAMSIM:-$root/build/cli/engramsim}
 [ -x "$bin" ] || { echo "device-bundle: $bin is missing (scripts/build.sh builds it; or set ENGRAMSIM)" >&2; exit 1; }
 mkdir -p "$dir/plans"
-plan_of() {  # NAME CONFIG [predict]
-  if [ "${3:-}" = predict ]; then "$bin" run "$2" --json >"$dir/plans/$1.prediction.json"; fi
-  "$bin" plan "$2" -o "$dir/plans/$1.json" 2>/dev/null && gzip -9 -f "$dir/plans/$1.json"
+plan_of() {  # NAME CONFIG [--predict]
+  "$bin" plan "$2" -o "$dir/plans/$1.json" ${3:-} 2>/dev/null && gzip -9 -f "$dir/plans/$1.json"
 }
-plan_of tiny executor/torch/configs/tiny.json
+plan_of tiny executor/torch/configs/tiny.json --predict  # the rehearsal runs every path
 plan_of smoke executor/configs/cpu-small.json
-for c in executor/torch/configs/table4-*.json; do plan_of "$(basename "$c" .json)" "$c" predict; done
-say "plans: $(ls "$dir/plans" | grep -c '\.json\.gz$') step plans and their predictions ($(du -sh "$dir/plans" | cut -f1))"
+for c in executor/torch/configs/table4-*.json; do plan_of "$(basename "$c" .json)" "$c" --predict; done
+say "plans: $(ls "$dir/plans" | grep -c '\.json\.gz$') step plans, the Table 4 ones with their predictions ($(du -sh "$dir/plans" | cut -f1))"
 
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] &&
@@ -121,7 +120,7 @@ echo "$commit" >"$dir/COMMIT"
   echo "include/CLI       libcli11-dev $(dpkg-query -W -f='${Version}' libcli11-dev) (/usr/include/CLI)"
   echo "googletest/       googletest $(dpkg-query -W -f='${Version}' googletest) (/usr/src/googletest/googletest)"
   echo "benchmark/        Debian source package benchmark $bver ($(sha256sum "$tarball" | cut -c1-16)...)"
-  echo "plans/            engramsim plan / engramsim run --json of executor/torch/configs and executor/configs/cpu-small.json"
+  echo "plans/            engramsim plan [--predict] of executor/torch/configs and executor/configs/cpu-small.json"
 } >"$dir/MANIFEST.txt"
 
 say "$(du -sh "$dir" | cut -f1) in $rel ($(find "$dir" -type f | wc -l) files)"

@@ -2,7 +2,8 @@
 # The PyTorch harness on the lent GPU machine: serves the step plans that scripts/device-bundle.sh
 # wrote into BUNDLE/plans (made here, beside the simulator's predictions of the same configs,
 # before the GPU ran anything), each under its own `timeout`, and writes per plan
-# OUT/<plan>/{results.json,steps.csv,timeline.json,run.log} and OUT/summary.md.
+# OUT/<plan>/{results.json,steps.csv,timeline.json,run.log} and OUT/summary.md. A plan written
+# with --predict carries the simulator's prediction, which the harness prints beside its own.
 #
 #   executor/torch/device_harness.sh BUNDLE OUT [--set quick|table4] [--budget S] [--rehearse]
 #
@@ -51,19 +52,17 @@ else
   plans=(smoke table4-quick-dense4b-$hw)
 fi
 { echo; echo "GPU: ${gpu:-none} (plans for $hw); $(cat "$out/torch.txt")"; echo
-  echo "| plan | status | seconds | tok/s measured (predicted) | overhead % measured (predicted) | rows checked / differ | decode attention | graphs |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"; } >>"$summary"
+  echo "| plan | status | seconds | tok/s measured (predicted) | overhead % measured (predicted) | step \|error\| % p50 / p90 | rows checked / differ | decode attention | graphs |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"; } >>"$summary"
 fail=0
 for p in "${plans[@]}"; do
   plan=$bundle/plans/$p.json.gz
   left=$(( budget - ($(date +%s) - start) ))
-  if [ ! -f "$plan" ]; then echo "| $p | no plan in the bundle | | | | | | |" >>"$summary"; fail=1; continue; fi
-  if [ "$left" -lt 20 ]; then echo "| $p | skipped: no time left | | | | | | |" >>"$summary"; continue; fi
-  pred=()
-  [ -f "$bundle/plans/$p.prediction.json" ] && pred=(--prediction "$bundle/plans/$p.prediction.json")
+  if [ ! -f "$plan" ]; then echo "| $p | no plan in the bundle | | | | | | | |" >>"$summary"; fail=1; continue; fi
+  if [ "$left" -lt 20 ]; then echo "| $p | skipped: no time left | | | | | | | |" >>"$summary"; continue; fi
   t0=$(date +%s)
   (cd "$root/executor/torch" && timeout -k 10 "$left" "$py" -m engram_harness "$plan" -o "$out/$p" \
-     "${args[@]}" "${pred[@]}") >"$out/$p.log" 2>&1
+     "${args[@]}") >"$out/$p.log" 2>&1
   rc=$?
   mkdir -p "$out/$p"; mv "$out/$p.log" "$out/$p/run.log"
   secs=$(( $(date +%s) - t0 ))
@@ -74,11 +73,13 @@ r = json.load(open(sys.argv[1]))
 e = r["engram_runs"][0]["throughput_tok_per_s"]
 p = r.get("prediction") or {}
 f = lambda x, d=1: "-" if x is None else f"{x:,.{d}f}"
+se = r.get("step_error") or {}
 print(f"{f(e)} ({f(p.get('throughput_tok_per_s'))}) | {f(r.get('overhead_pct'), 2)} ({f(p.get('overhead_pct'), 2)}) | "
+      f"{f(se.get('abs_error_p50_pct'))} / {f(se.get('abs_error_p90_pct'))} | "
       f"{r['rows_checked']} / {r['rows_mismatched']} | {r['attention']['decode']} | {'on' if r['cuda_graphs'] else 'off'}")
 PY
   )
-  echo "| $p | $st | $secs | ${row:-no results | | | |} |" >>"$summary"
+  echo "| $p | $st | $secs | ${row:-no results | | | | |} |" >>"$summary"
   tail -12 "$out/$p/run.log" | sed 's/^/    /' >&2
 done
 # The engine's decode step against its GEMMs alone, same run (quick set, if time is left).

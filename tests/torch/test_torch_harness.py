@@ -55,12 +55,12 @@ def tiny_config(layer_ids=(1,), schedule="layer-ahead:0", engine="nano-vllm", nu
     return cfg
 
 
-def make_plan(tmp, cfg, name="plan"):
+def make_plan(tmp, cfg, name="plan", *extra):
     cpath = os.path.join(tmp, name + ".config.json")
     ppath = os.path.join(tmp, name + ".json")
     with open(cpath, "w") as f:
         json.dump(cfg, f)
-    subprocess.run([BIN, "plan", cpath, "-o", ppath], check=True, capture_output=True, text=True)
+    subprocess.run([BIN, "plan", cpath, "-o", ppath, *extra], check=True, capture_output=True, text=True)
     return load(ppath)
 
 
@@ -255,6 +255,12 @@ class TorchHarness(unittest.TestCase):
             json.dump(doc, f)
         with self.assertRaisesRegex(PlanError, r"steps\[0\]\.slices.*outside"):
             load(plan_path)
+        doc = json.loads(text)
+        doc["prediction"] = {"step_s": [0.1]}
+        with open(plan_path, "w") as f:
+            json.dump(doc, f)
+        with self.assertRaisesRegex(PlanError, "prediction.step_s has 1 steps"):
+            load(plan_path)
 
     def test_bench_counts_the_weights_it_multiplies(self):
         from engram_harness import bench
@@ -270,7 +276,8 @@ class TorchHarness(unittest.TestCase):
             self.assertGreater(r["gemms_s"], 0)
 
     def test_command_line_writes_results(self):
-        make_plan(self.tmp.name, tiny_config(), "cli")
+        plan = make_plan(self.tmp.name, tiny_config(), "cli", "--predict")
+        self.assertEqual(len(plan.prediction["step_s"]), len(plan.steps))  # the simulator's, per step
         out = os.path.join(self.tmp.name, "cli-out")
         p = subprocess.run([sys.executable, "-m", "engram_harness", os.path.join(self.tmp.name, "cli.json"),
                             "-o", out, "-q", "--device", "cpu"], cwd=os.path.join(ROOT, "executor", "torch"),
@@ -282,12 +289,18 @@ class TorchHarness(unittest.TestCase):
         self.assertEqual(res["rows_mismatched"], 0)
         self.assertGreater(res["engram_runs"][0]["throughput_tok_per_s"], 0)
         self.assertIsNotNone(res["overhead_pct"])
+        self.assertEqual(res["prediction"]["throughput_tok_per_s"], plan.prediction["throughput_tok_per_s"])
+        self.assertEqual(res["step_error"]["steps"], len(plan.steps))
+        self.assertGreaterEqual(res["step_error"]["abs_error_p90_pct"], res["step_error"]["abs_error_p50_pct"])
         with open(os.path.join(out, "timeline.json")) as f:
             tl = json.load(f)
         self.assertTrue(any(e.get("name", "").startswith("fetch L1") for e in tl["traceEvents"]))
         with open(os.path.join(out, "steps.csv")) as f:
             lines = f.read().splitlines()
-        self.assertEqual(len(lines), 1 + len(load(os.path.join(self.tmp.name, "cli.json")).steps))
+        self.assertEqual(len(lines), 1 + len(plan.steps))
+        header = lines[0].split(",")
+        predicted = [float(l.split(",")[header.index("predicted_s")]) for l in lines[1:]]
+        self.assertEqual(predicted, [round(x, 6) for x in plan.prediction["step_s"]])
         bad = subprocess.run([sys.executable, "-m", "engram_harness", os.path.join(self.tmp.name, "nope.json")],
                              cwd=os.path.join(ROOT, "executor", "torch"), capture_output=True, text=True)
         self.assertEqual(bad.returncode, 2)

@@ -31,14 +31,28 @@ def _progress(label):
     return report
 
 
-def _write_steps(path, run):
+def step_errors(run, predicted: list) -> dict | None:
+    """Each step's predicted time against its measured one (the first Engram run): |error| p50,
+    p90 and the mean signed error (the bias), in percent of the measured time."""
+    if not predicted or len(predicted) != len(run.steps):
+        return None
+    err = sorted(abs(100 * (p - (r.end_s - r.start_s)) / (r.end_s - r.start_s))
+                 for p, r in zip(predicted, run.steps))
+    signed = [100 * (p - (r.end_s - r.start_s)) / (r.end_s - r.start_s) for p, r in zip(predicted, run.steps)]
+    q = lambda f: err[min(len(err) - 1, int(f * len(err)))]
+    return {"abs_error_p50_pct": q(0.5), "abs_error_p90_pct": q(0.9), "bias_pct": sum(signed) / len(signed),
+            "steps": len(err)}
+
+
+def _write_steps(path, run, predicted=None):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["step", "prefill", "tokens", "seqs", "start_s", "schedule_s", "end_s", "engram_layer",
-                    "issue_s", "dedup_s", "gather_s", "ready_s", "wait_start_s", "stall_s", "distinct_rows"])
-        for r in run.steps:
+        w.writerow(["step", "prefill", "tokens", "seqs", "start_s", "schedule_s", "end_s", "predicted_s",
+                    "engram_layer", "issue_s", "dedup_s", "gather_s", "ready_s", "wait_start_s", "stall_s",
+                    "distinct_rows"])
+        for k, r in enumerate(run.steps):
             base = [r.index, int(r.prefill), r.tokens, r.seqs, f"{r.start_s:.6f}", f"{r.schedule_s:.6f}",
-                    f"{r.end_s:.6f}"]
+                    f"{r.end_s:.6f}", f"{predicted[k]:.6f}" if predicted else ""]
             if not r.engram:
                 w.writerow(base + [""] * 8)
             for x in r.engram:
@@ -102,8 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
     try:
-        prediction = read_prediction(a.prediction) if a.prediction else None
         plan = load(a.plan)
+        prediction = read_prediction(a.prediction) if a.prediction else plan.prediction
         table_rows = None
         if plan.engram and a.table_gib > 0:
             table_rows = int(a.table_gib * (1 << 30) // (2 * int(plan.engram["row_dim"])))
@@ -154,7 +168,8 @@ def main(argv=None) -> int:
         "overhead_band_pct": [min(overheads), max(overheads)] if overheads else None,
         "rows_checked": sum(r.rows_checked for r in runs["engram"]),
         "rows_mismatched": len(mism), "rows_mismatch_first": mism[:5],
-        "prediction": prediction,
+        "prediction": {k: v for k, v in prediction.items() if k != "step_s"} if prediction else None,
+        "step_error": step_errors(runs["engram"][0], (prediction or {}).get("step_s")),
     }
     if eng.cuda:
         res["cuda_max_memory_allocated"] = torch.cuda.max_memory_allocated(eng.device)
@@ -165,7 +180,7 @@ def main(argv=None) -> int:
         with open(os.path.join(a.out, "results.json.part"), "w") as f:
             json.dump(res, f, indent=2)
         os.replace(os.path.join(a.out, "results.json.part"), os.path.join(a.out, "results.json"))
-        _write_steps(os.path.join(a.out, "steps.csv"), runs["engram"][0])
+        _write_steps(os.path.join(a.out, "steps.csv"), runs["engram"][0], (prediction or {}).get("step_s"))
         with open(os.path.join(a.out, "timeline.json"), "w") as f:
             json.dump(_timeline(runs["engram"][0]), f)
     print(f"engram_harness: {plan.source} on {res['device']} ({res['dtype']}, schedule {res['schedule']}, "
@@ -184,6 +199,10 @@ def main(argv=None) -> int:
         p = pred.get("overhead_pct")
         print(f"  overhead vs no Engram: {res['overhead_pct']:.2f}% (runs {min(overheads):.2f} to {max(overheads):.2f})"
               + ("" if p is None else f"; predicted {p:.2f}%"))
+    if res["step_error"]:
+        se = res["step_error"]
+        print(f"  step by step ({se['steps']} steps): |error| p50 {se['abs_error_p50_pct']:.1f}%, "
+              f"p90 {se['abs_error_p90_pct']:.1f}%, bias {se['bias_pct']:+.1f}%")
     print(f"  rows: {res['rows_checked']} step-layers checked against the plan, {len(mism)} differ")
     if mism:
         print(f"engram_harness: error: {len(mism)} step-layers read other rows than the plan's "

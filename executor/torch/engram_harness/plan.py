@@ -47,6 +47,7 @@ class StepPlan:
     config: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     engramsim: str = ""  # the version that wrote the plan
+    prediction: dict | None = None  # `engramsim plan --predict`: the simulator's, made first
 
     def token(self, request: int, position: int) -> int:
         p = self.prompts[request]
@@ -110,5 +111,9 @@ def from_json(doc: dict, source: str = "plan") -> StepPlan:
                               [int(p) for p in s.get("preempted", [])], rows))
     if not steps:
         raise PlanError(f"{source}: no steps")
+    prediction = doc.get("prediction")
+    if prediction is not None and len(prediction.get("step_s", [])) != len(steps):
+        raise PlanError(f"{source}: prediction.step_s has {len(prediction.get('step_s', []))} steps, "
+                        f"the plan {len(steps)}")
     return StepPlan(model, engram, sched, prompts, outputs, steps, doc.get("config", {}), source,
-                    str(doc.get("engramsim", "")))
+                    str(doc.get("engramsim", "")), prediction)
