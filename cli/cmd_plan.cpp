@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "sim/sweep/experiment.h"
 #include "sim/timing/plan.h"
+#include "sim/timing/results.h"
 #include "sim/timing/step_plan.h"
 
 namespace engramsim::cli {
@@ -25,12 +26,7 @@ struct PlanOptions {
 nlohmann::json prediction_of(const nlohmann::json& cfg) {
     const sim::RunOutcome run = sim::run_config(cfg);
     const sim::RunMetrics& m = run.metrics;
-    nlohmann::json p = {{"throughput_tok_per_s", m.throughput_tok_per_s},
-                        {"mean_step_s", m.steps ? m.makespan_s / double(m.steps) : 0.0},
-                        {"ttft_mean_s", m.ttft_mean_s},
-                        {"tpot_mean_s", m.tpot_mean_s},
-                        {"stall_s", m.stall_s},
-                        {"makespan_s", m.makespan_s}};
+    nlohmann::json p = sim::serving_metrics_json(m);
     if (cfg.contains("engram")) {
         const sim::RunOutcome base = sim::run_config(sim::without_engram(cfg));
         p["no_engram_tok_per_s"] = base.metrics.throughput_tok_per_s;

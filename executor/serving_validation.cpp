@@ -57,13 +57,6 @@ json measured_json(const ExecuteMetrics& m) {
             {"stall_s", m.stall_s}, {"makespan_s", m.makespan_s}, {"steps", m.steps}};
 }
 
-json predicted_json(const sim::RunMetrics& m) {
-    return {{"throughput_tok_per_s", m.throughput_tok_per_s},
-            {"mean_step_s", m.steps ? m.makespan_s / double(m.steps) : 0},
-            {"ttft_mean_s", m.ttft_mean_s}, {"tpot_mean_s", m.tpot_mean_s},
-            {"stall_s", m.stall_s}, {"makespan_s", m.makespan_s}, {"steps", m.steps}};
-}
-
 ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& calibrations) {
     const json& cfg = c.config;
     ServingOutcome o;
@@ -161,7 +154,7 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
     const sim::AbsErrorPercentiles pe = sim::abs_error_percentiles(std::move(abs_err));
     o.step_error_p50_pct = pe.p50, o.step_error_p90_pct = pe.p90;
     o.step_error_mean_pct = o.steps ? signed_sum / double(o.steps) : 0;
-    o.predicted_metrics = predicted_json(p);
+    o.predicted_metrics = sim::serving_metrics_json(p);
     o.measured_metrics = measured_json(m);
     return o;
 }

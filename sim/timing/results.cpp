@@ -237,6 +237,13 @@ RunMetrics compute_metrics(const Plan& plan, const DesResult& des) {
     return m;
 }
 
+nlohmann::json serving_metrics_json(const RunMetrics& m) {
+    return {{"throughput_tok_per_s", m.throughput_tok_per_s},
+            {"mean_step_s", m.steps ? m.makespan_s / double(m.steps) : 0},
+            {"ttft_mean_s", m.ttft_mean_s}, {"tpot_mean_s", m.tpot_mean_s},
+            {"stall_s", m.stall_s}, {"makespan_s", m.makespan_s}, {"steps", m.steps}};
+}
+
 nlohmann::json metrics_json(const RunMetrics& m) {
     nlohmann::json per_gpu = nlohmann::json::array(), per_link = nlohmann::json::object();
     for (const auto& g : m.per_gpu)

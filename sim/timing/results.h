@@ -69,6 +69,11 @@ nlohmann::json results_json(const Plan& plan, const RunMetrics& m,
 
 nlohmann::json metrics_json(const RunMetrics& m);
 
+// The serving metrics an engine measures too (tok/s, mean step, TTFT and TPOT means, stall,
+// makespan, steps), flat, in seconds: what a prediction is compared on (validate serving, the
+// step plan's `prediction`).
+nlohmann::json serving_metrics_json(const RunMetrics& m);
+
 // Chrome trace format (chrome://tracing, ui.perfetto.dev): one track for the GPU stream (steps,
 // stalls), one per fetch for the host and link. Under tensor parallelism (TP > 1) a third GPU
 // track, "collectives", holds one slice per collective the engine ran (DesResult::collectives,
