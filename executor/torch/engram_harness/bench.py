@@ -17,6 +17,7 @@ import time
 import torch
 
 from . import engine as E
+from .model import matmul_weights
 from .plan import PlanStep, Slice, load
 
 
@@ -39,9 +40,7 @@ def _median(fn, dev, reps):
 
 def gemm_flops(model: dict, batch: int) -> int:
     """2 x batch x (every weight matrix's size) for one decode step: the closed form."""
-    H, L, I, V = (int(model[k]) for k in ("hidden", "layers", "intermediate", "vocab"))
-    q, kv = int(model["n_heads"]) * int(model["head_dim"]), int(model["n_kv_heads"]) * int(model["head_dim"])
-    return 2 * batch * (L * (H * (q + 2 * kv) + q * H + 2 * I * H + I * H) + V * H)
+    return 2 * batch * matmul_weights(model)
 
 
 def run(plan_path: str, device: str, batches: list[int], reps: int) -> dict:

@@ -57,6 +57,17 @@ def peak_held(plan: StepPlan) -> tuple[int, int]:
 
 
 @dataclass
+class StepMeta:
+    """A step's slices as every layer reads them (Engine._step_meta)."""
+    off: list  # each slice's first row in the step's token rows
+    dec: list  # the decode slices' indices
+    dec_rows: torch.Tensor | None = None  # their rows
+    tables: torch.Tensor | None = None    # their block tables, padded with the scratch block
+    lens: torch.Tensor | None = None      # their lengths, the new token included
+    dec_conv_slots: torch.Tensor | None = None  # their convolution histories (with Engram)
+
+
+@dataclass
 class StepRecord:
     index: int
     prefill: bool
@@ -156,9 +167,10 @@ class Engine:
         is allocated (the activations and graphs need the rest)."""
         m = self.plan.model
         b = torch.finfo(self.dtype).bits // 8
-        H, L, I, V = int(m["hidden"]), int(m["layers"]), int(m["intermediate"]), int(m["vocab"])
-        q, kv = int(m["n_heads"]) * int(m["head_dim"]), int(m["n_kv_heads"]) * int(m["head_dim"])
-        weights = b * (L * (H * (q + 2 * kv) + H * q + 3 * H * I) + V * H * (1 if m.get("tied_embeddings", True) else 2))
+        L, H = int(m["layers"]), int(m["hidden"])
+        kv = int(m["n_kv_heads"]) * int(m["head_dim"])
+        untied_embedding = 0 if m.get("tied_embeddings", True) else int(m["vocab"]) * H
+        weights = b * (model.matmul_weights(m) + untied_embedding)
         kv_bytes = 2 * b * L * (self.blocks + 1) * self.block * kv
         free, total = torch.cuda.mem_get_info(self.device)
         if weights + kv_bytes > 0.9 * free:
@@ -214,7 +226,7 @@ class Engine:
         return torch.cat([self._keys(s.request)[j][s.first * h:(s.first + s.count) * h]
                           for s in step.slices])
 
-    def _engram(self, j: int, step: PlanStep, h: torch.Tensor, f: Fetched) -> torch.Tensor:
+    def _engram(self, j: int, step: PlanStep, h: torch.Tensor, f: Fetched, meta: "StepMeta") -> torch.Tensor:
         mod = self.modules[j]
         e = f.rows[f.inverse].reshape(h.shape[0], mod.dm)
         g = mod.gate(h, e)
@@ -222,12 +234,9 @@ class Engine:
             return h + g
         out = torch.empty_like(g)
         state = self.conv_state[j]
-        W = mod.window
-        dec = [i for i, s in enumerate(step.slices) if s.decode]
-        off = offsets(step)
-        if dec:
-            rows = torch.tensor([off[i] for i in dec], device=self.device)
-            slots = torch.tensor([self._slot(step.slices[i].request) for i in dec], device=self.device)
+        W, off = mod.window, meta.off
+        if meta.dec:
+            rows, slots = meta.dec_rows, meta.dec_conv_slots
             x = torch.cat([state[slots], g[rows][:, None, :]], dim=1)  # [B, W + 1, H]
             out[rows] = mod.conv(x)[:, 0] + g[rows]
             state[slots] = x[:, 1:]
@@ -240,31 +249,32 @@ class Engine:
             state[slot] = x[-W:]
         return h + out
 
-    def _decode_meta(self, step: PlanStep):
-        """The step's decode slices: their rows in the step, block tables and lengths (once a
-        step, for every layer)."""
+    def _step_meta(self, step: PlanStep, use_engram: bool) -> "StepMeta":
+        """What every layer of the step needs about its slices, built once a step."""
         off = offsets(step)
         dec = [x for x, s in enumerate(step.slices) if s.decode]
-        if not dec:
-            return None
-        dev = self.device
-        mb = max(len(self.kv.tables[step.slices[x].request]) for x in dec)
-        return (torch.tensor([off[x] for x in dec], device=dev),
-                torch.tensor([pad(self.kv.tables[step.slices[x].request], mb, self.kv.scratch)
-                              for x in dec], device=dev),
-                torch.tensor([step.slices[x].first + 1 for x in dec], device=dev))
+        meta = StepMeta(off, dec)
+        if dec:
+            dev = self.device
+            reqs = [step.slices[x].request for x in dec]
+            mb = max(len(self.kv.tables[r]) for r in reqs)
+            meta.dec_rows = torch.tensor([off[x] for x in dec], device=dev)
+            meta.tables = torch.tensor([pad(self.kv.tables[r], mb, self.kv.scratch) for r in reqs], device=dev)
+            meta.lens = torch.tensor([step.slices[x].first + 1 for x in dec], device=dev)
+            if use_engram:
+                meta.dec_conv_slots = torch.tensor([self._slot(r) for r in reqs], device=dev)
+        return meta
 
-    def _attention(self, i: int, step: PlanStep, q, k, v, slots, meta):
+    def _attention(self, i: int, step: PlanStep, q, k, v, slots, meta: "StepMeta"):
         self.kv.write(i, slots, k, v)
         out = torch.empty((q.shape[0], q.shape[1] * q.shape[2]), device=q.device, dtype=q.dtype)
-        off = offsets(step)
-        if meta is not None:
-            rows, tables, lens = meta
-            out[rows] = decode_attention(q[rows], self.kv.k[i], self.kv.v[i], tables, lens, self.block)
+        if meta.dec:
+            out[meta.dec_rows] = decode_attention(q[meta.dec_rows], self.kv.k[i], self.kv.v[i],
+                                                  meta.tables, meta.lens, self.block)
         for x, s in enumerate(step.slices):
             if s.decode:
                 continue
-            a, b = off[x], off[x] + s.count
+            a, b = meta.off[x], meta.off[x] + s.count
             if s.first == 0:
                 kk, vv = k[a:b], v[a:b]
             else:
@@ -287,9 +297,6 @@ class Engine:
             self._release(r, forget_keys=False)
         ids, pos, slots = self._inputs(step)
         use_engram = engram and bool(self.engram_layers)
-        if use_engram:
-            for s in step.slices:
-                self._slot(s.request)
         rec.schedule_s = time.perf_counter() - t0
         fetched: dict[int, Fetched] = {}
         waits: dict[int, tuple] = {}
@@ -312,7 +319,7 @@ class Engine:
     def forward_eager(self, step, ids, pos, slots, use_engram, clock0, waits, fetched):
         """The step's hidden states, op by op; fetches issued and waited for by the schedule."""
         pending: dict[int, object] = {}
-        meta = self._decode_meta(step)
+        meta = self._step_meta(step, use_engram)
         h = self.bb.embed_tokens(ids)
         for i in range(self.bb.L):
             if use_engram:
@@ -322,7 +329,7 @@ class Engine:
                 if i in self.engram_layers:
                     j = self.engram_layers.index(i)
                     fetched[j], waits[j] = self._wait(j, step, pending, clock0)
-                    h = self._engram(j, step, h, fetched[j])
+                    h = self._engram(j, step, h, fetched[j], meta)
             q, k, v = self.bb.qkv(i, h, pos)
             attn = self._attention(i, step, q, k, v, slots, meta)
             h = self.bb.attn_out_mlp(i, h, attn)

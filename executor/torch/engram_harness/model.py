@@ -17,6 +17,14 @@ EPS = 1e-6
 ROPE_THETA = 1e6
 
 
+def matmul_weights(model: dict) -> int:
+    """Values in the matrices a decode step multiplies by: q/k/v, o, gate/up and down per layer,
+    and the LM head (the norms are vectors and not counted)."""
+    H, L, I, V = (int(model[k]) for k in ("hidden", "layers", "intermediate", "vocab"))
+    q, kv = int(model["n_heads"]) * int(model["head_dim"]), int(model["n_kv_heads"]) * int(model["head_dim"])
+    return L * (H * (q + 2 * kv) + q * H + 3 * I * H) + V * H
+
+
 def rms_norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     xf = x.float()
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + EPS)).to(x.dtype) * w
