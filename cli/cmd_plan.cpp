@@ -1,11 +1,11 @@
 // engramsim plan CONFIG -o plan.json: the run's steps as the simulator plans them, for another
 // engine to serve (sim/timing/step_plan.h; the PyTorch harness in executor/torch/ reads it).
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "build_info/build_info.h"
 #include "cli/commands.h"
+#include "model/files.h"
 #include "sim/sweep/experiment.h"
 #include "sim/timing/plan.h"
 #include "sim/timing/results.h"
@@ -47,15 +47,7 @@ void write_plan(const PlanOptions& opt) {
     if (opt.predict) plan["prediction"] = prediction_of(cfg);
     const std::filesystem::path out(opt.out);
     if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
-    // Written beside, then renamed: an interrupted export leaves no half plan under the name.
-    const std::filesystem::path part = out.string() + ".part";
-    {
-        std::ofstream f(part);
-        if (!f) throw std::runtime_error("cannot write " + part.string());
-        f << plan.dump() << '\n';
-        if (!f.flush()) throw std::runtime_error("cannot write " + part.string());
-    }
-    std::filesystem::rename(part, out);
+    files::write_atomically(opt.out, plan.dump() + "\n");  // an interrupted export leaves none
     const auto& steps = plan["steps"];
     uint64_t prefill = 0;
     for (const auto& s : steps) prefill += s["prefill"].get<bool>();

@@ -15,6 +15,7 @@
 #include "cli/sweep_command.h"
 #include "cli/text_table.h"
 #include "model/config.h"
+#include "model/files.h"
 #include "sim/sweep/solve.h"
 #include "sim/sweep/sweep.h"
 #include "sim/timing/plan.h"
@@ -47,9 +48,7 @@ void claim_folder(const std::string& dir, const json& spec, bool resume) {
         return;
     }
     fs::create_directories(dir);
-    const std::string tmp = path + ".tmp";
-    if (!(std::ofstream(tmp) << spec.dump(2) << '\n')) throw std::runtime_error(tmp + ": cannot write");
-    fs::rename(tmp, path);
+    files::write_atomically(path, spec.dump(2) + "\n");
 }
 
 std::string round_dir(const std::string& dir, size_t combo, int round) {

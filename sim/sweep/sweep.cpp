@@ -16,6 +16,7 @@
 
 #include "model/config.h"
 #include "model/engram_config.h"
+#include "model/files.h"
 #include "sim/scaleout/cluster_sim.h"
 #include "sim/sweep/experiment.h"
 #include "sim/sweep/mpi_world.h"
@@ -64,30 +65,8 @@ std::string point_file(const std::string& dir, size_t index) {
     return dir + "/points/" + name;
 }
 
-// Writes all of `text` to `fd`; false when the descriptor refuses.
-bool write_all(int fd, const std::string& text) {
-    for (size_t at = 0; at < text.size();) {
-        const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
-        if (n <= 0) return false;
-        at += size_t(n);
-    }
-    return true;
-}
-
-// Writes `text` to `path` whole or not at all: a temporary file, flushed to the disk, renamed.
-void write_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp." + std::to_string(getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) throw std::runtime_error(tmp + ": cannot write");
-    if (!write_all(fd, text)) {
-        ::close(fd);
-        throw std::runtime_error(tmp + ": write failed");
-    }
-    ::fsync(fd);
-    ::close(fd);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        throw std::runtime_error(path + ": cannot rename " + tmp);
-}
+using files::write_all;
+using files::write_atomically;
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
