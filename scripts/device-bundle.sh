@@ -102,8 +102,11 @@ tar -xzf "$tarball" -C "$dir/benchmark" --strip-components=1 \
 bin=${ENGRAMSIM:-$root/build/cli/engramsim}
 [ -x "$bin" ] || { echo "device-bundle: $bin is missing (scripts/build.sh builds it; or set ENGRAMSIM)" >&2; exit 1; }
 mkdir -p "$dir/plans"
-plan_of() {  # NAME CONFIG [--predict]
-  "$bin" plan "$2" -o "$dir/plans/$1.json" ${3:-} 2>/dev/null && gzip -9 -f "$dir/plans/$1.json"
+plan_of() {  # NAME CONFIG [--predict]; a plan that cannot be made stops the bundle, saying why
+  "$bin" plan "$2" -o "$dir/plans/$1.json" ${3:-} 2>"$dir/plans/$1.log" ||
+    { cat "$dir/plans/$1.log" >&2; echo "device-bundle: no plan for $2" >&2; exit 1; }
+  rm "$dir/plans/$1.log"
+  gzip -9 -f "$dir/plans/$1.json"
 }
 plan_of tiny executor/torch/configs/tiny.json --predict  # the rehearsal runs every path
 plan_of smoke executor/configs/cpu-small.json
