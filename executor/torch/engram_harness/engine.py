@@ -10,7 +10,6 @@ layer (the rows arrive between graph pieces), as nano-vLLM's decode graphs are.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -259,7 +258,7 @@ class Engine:
             reqs = [step.slices[x].request for x in dec]
             mb = max(len(self.kv.tables[r]) for r in reqs)
             meta.dec_rows = torch.tensor([off[x] for x in dec], device=dev)
-            meta.tables = torch.tensor([pad(self.kv.tables[r], mb, self.kv.scratch) for r in reqs], device=dev)
+            meta.tables = torch.tensor([self.kv.padded_table(r, mb) for r in reqs], device=dev)
             meta.lens = torch.tensor([step.slices[x].first + 1 for x in dec], device=dev)
             if use_engram:
                 meta.dec_conv_slots = torch.tensor([self._slot(r) for r in reqs], device=dev)
@@ -432,9 +431,6 @@ def offsets(step: PlanStep) -> list[int]:
         a += s.count
     return out
 
-
-def pad(t: list[int], n: int, fill: int) -> list[int]:
-    return t + [fill] * (n - len(t))
 
 
 def metrics(run: RunResult, plan: StepPlan) -> dict:

@@ -123,8 +123,7 @@ class DecodeGraphs:
         self.pos[:B].copy_(pos)
         self.slots[:B].copy_(slots)
         self.slots[B:Bb].fill_(e.kv.scratch * e.block)
-        tab = [e.kv.tables[s.request] + [e.kv.scratch] * (self.maxb - len(e.kv.tables[s.request]))
-               for s in step.slices]
+        tab = [e.kv.padded_table(s.request, self.maxb) for s in step.slices]
         self.tables[:B].copy_(torch.tensor(tab, dtype=torch.long), non_blocking=False)
         self.tables[B:Bb].fill_(e.kv.scratch)
         self.lens[:B].copy_(torch.tensor([s.first + 1 for s in step.slices], dtype=torch.long))

@@ -142,6 +142,11 @@ class PagedKV:
         t = self.tables[request]
         return [t[p // self.block] * self.block + p % self.block for p in range(first, first + count)]
 
+    def padded_table(self, request: int, width: int) -> list[int]:
+        """The request's block table, padded to `width` with the scratch block."""
+        t = self.tables[request]
+        return t + [self.scratch] * (width - len(t))
+
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         nkv, d = k.shape[-2], k.shape[-1]
         self.k[layer].view(-1, nkv, d).index_copy_(0, slots, k)
