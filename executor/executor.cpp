@@ -275,15 +275,23 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     return p;
 }
 
+// The two runs execute_interleaved holds at once (the Engram run, or with `control` a second
+// baseline, and the baseline), planned and their memory together checked.
+std::pair<RunPlan, RunPlan> plan_interleaved(const nlohmann::json& cfg, ExecuteOptions& with,
+                                             ExecuteOptions& without, bool control) {
+    with.engram = !control, without.engram = false;
+    without.progress = nullptr;  // the Engram run reports; both serve the same steps
+    RunPlan a = plan_run(cfg, with), b = plan_run(cfg, without);
+    resources::require_memory(a.memory_bytes + b.memory_bytes, "execute (interleaved)",
+                              "Engram run: " + a.memory_what + "; baseline: " + b.memory_what);
+    return {std::move(a), std::move(b)};
+}
+
 }  // namespace
 
 void check_config(const nlohmann::json& config, const ExecuteOptions& options) {
-    // As execute_interleaved holds them: the Engram run and its baseline at once.
     ExecuteOptions with = options, without = options;
-    with.engram = true, without.engram = false;
-    const RunPlan a = plan_run(config, with), b = plan_run(config, without);
-    resources::require_memory(a.memory_bytes + b.memory_bytes, "execute (interleaved)",
-                              "Engram run: " + a.memory_what + "; baseline: " + b.memory_what);
+    (void)plan_interleaved(config, with, without, /*control=*/false);
 }
 
 namespace {
@@ -594,11 +602,7 @@ ExecuteResult execute(const nlohmann::json& cfg, const ExecuteOptions& opt) {
 InterleavedResult execute_interleaved(const nlohmann::json& cfg, const ExecuteOptions& opt,
                                       bool control) {
     ExecuteOptions with = opt, without = opt;
-    with.engram = !control, without.engram = false;
-    without.progress = nullptr;  // the Engram run reports; both serve the same steps
-    RunPlan a = plan_run(cfg, with), b = plan_run(cfg, without);
-    resources::require_memory(a.memory_bytes + b.memory_bytes, "execute (interleaved)",
-                              "Engram run: " + a.memory_what + "; baseline: " + b.memory_what);
+    auto [a, b] = plan_interleaved(cfg, with, without, control);
     ServingRun engram(cfg, with, std::move(a));
     ServingRun baseline(cfg, without, std::move(b));
     engram.begin(), engram.pause();
