@@ -66,14 +66,15 @@ TEST(Tokens, EveryBundledSampleIsItsCorpusFile) {
     struct Sample { const char* name; size_t tokens; size_t documents; };
     // MANIFEST.json of the corpus: tokens and documents (each starts with BOS id 0).
     for (const Sample s : {Sample{"handbook-en-US", 276753, 278}, Sample{"handbook-zh-CN", 258617, 186},
-                           Sample{"handbook-es-ES", 326413, 298}, Sample{"handbook-fr-FR", 323664, 296}}) {
+                           Sample{"handbook-es-ES", 326413, 298}, Sample{"handbook-fr-FR", 323664, 296},
+                           Sample{"fortunes-en", 609484, 282}, Sample{"fortunes-zh", 640797, 184}}) {
         const auto ids = read_tokens(std::string("bundled:") + s.name);
         EXPECT_EQ(ids.size(), s.tokens) << s.name;
         EXPECT_EQ(size_t(std::count(ids.begin(), ids.end(), 0u)), s.documents) << s.name;
     }
     const auto names = bundled_samples();
-    EXPECT_EQ(names, (std::vector<std::string>{"handbook-en-US", "handbook-es-ES", "handbook-fr-FR",
-                                               "handbook-zh-CN"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"fortunes-en", "fortunes-zh", "handbook-en-US", "handbook-es-ES",
+                                               "handbook-fr-FR", "handbook-zh-CN"}));
 }
 
 TEST(CompressMap, BundledDeepSeekV3Map) {
