@@ -277,6 +277,29 @@ std::vector<profiler::KernelProfile> profile_engram_module(const EngramConfig& e
     return {gate, conv, dec};
 }
 
+// The MLP's activation, SiLU(gate) * up, as the executor runs it (silu_mul, one compute thread)
+// at T tokens: a scalar exp per element, about 7 ns each on this machine against the ~1 ns the
+// elementwise rate (an RMSNorm's bytes per second) prices it at (docs/executor.md).
+profiler::KernelProfile profile_swiglu(const BackboneShape& b, int max_tokens,
+                                       const CalibrateOptions& opt) {
+    profiler::KernelProfile p = new_profile("swiglu_act", "cpu/f32");
+    p.provenance.notes.push_back("the executor's silu_mul, inputs seeded uniform in [-4, 4)");
+    kernels::ThreadTeam team(1);
+    const size_t inter = size_t(b.intermediate);
+    for (double T : grid(max_tokens, true)) {
+        std::vector<float> gate_up(size_t(T) * 2 * inter), out(size_t(T) * inter);
+        fill_uniform(gate_up, 4.0f, 0x5e1u);
+        profiler::ProfilePoint pt;
+        pt.dims = {{"tokens", T}, {"intermediate", double(inter)}};
+        pt.dtype = "f32";
+        pt.bytes = T * double(inter) * 3 * 4;  // gate and up read, the product written
+        pt.flops = T * double(inter) * 4;
+        pt.stats = time_calls(opt.repeats, [&] { silu_mul(gate_up, inter, out, team); });
+        p.points.push_back(pt);
+    }
+    return p;
+}
+
 double best_flop_rate(const profiler::KernelProfile& gemm) {
     double best = 0;
     for (const auto& pt : gemm.points) best = std::max(best, pt.flops / pt.stats.median_s);
@@ -430,7 +453,9 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
 
     const auto gemm = profile_gemm(b, has_engram ? &e : nullptr, max_tokens, max_seqs, o);
     const auto [dec, pre] = profile_attention(b, max_tokens, max_seqs, o);
+    if (opt.say) opt.say("the MLP's activation (SiLU * up)");
     std::vector<profiler::KernelProfile> profiles = {gemm, dec, pre};
+    if (b.intermediate > 0) profiles.push_back(profile_swiglu(b, max_tokens, o));
     if (has_engram) {
         profiles.push_back(profile_engram_gather(e, max_tokens, o));
         if (opt.say) opt.say("the Engram module: gate, short conv (prefill, decode)");

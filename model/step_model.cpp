@@ -310,6 +310,10 @@ void dense_mlp_ops(const BackboneShape& b, double T, std::vector<OpShape>& ops) 
     const double h = b.hidden, bpv = b.bytes_per_value;
     ops.push_back(split_as(gemm_op(T, 2.0 * b.intermediate, h, bpv), Split::Column));  // gate, up
     ops.push_back(elementwise_op(T * b.intermediate, 2, 1, bpv, 4));  // SiLU * up
+    // Priced from a profile of the activation itself where one measures it (a CPU engine's
+    // calibration: its scalar exp costs several times what the elementwise rate says).
+    ops.back().group = "swiglu_act";
+    ops.back().group_dims = {{"tokens", T}, {"intermediate", double(b.intermediate)}};
     ops.push_back(split_as(gemm_op(T, h, b.intermediate, bpv), Split::Row));  // down
 }
 

@@ -154,6 +154,21 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
         EXPECT_GT(s[1].get<double>(), 0);  // measured
     }
     EXPECT_EQ(v["calibrations_made"].size(), 1u);
+    // The MLP's activation is calibrated as the executor runs it, at the config's width, up to
+    // the step's token budget (the step model prices SiLU * up from it).
+    std::vector<double> act_tokens;
+    for (const auto& f : std::filesystem::recursive_directory_iterator(cal))
+        if (f.path().filename() == "swiglu_act.cpu-f32.json") {
+            const json profile = read_json(f.path().string());
+            for (const auto& pt : profile["points"]) {
+                EXPECT_EQ(pt["dims"]["intermediate"], 128.0) << pt;
+                EXPECT_GT(pt["median_s"].get<double>(), 0) << pt;
+                act_tokens.push_back(pt["dims"]["tokens"].get<double>());
+            }
+        }
+    ASSERT_FALSE(act_tokens.empty()) << "no swiglu_act profile under " << cal;
+    EXPECT_EQ(act_tokens.front(), 1.0);
+    EXPECT_EQ(act_tokens.back(), 128.0);
     // --quick: one interleaved execution, whose overhead is the measured one.
     const json& oh = c["overhead_vs_no_engram_pct"];
     EXPECT_EQ(oh["measured_from"], "interleaved runs");

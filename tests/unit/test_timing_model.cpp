@@ -665,6 +665,42 @@ TEST(StepModel, AProfiledGroupIsPricedOnceAndOnlyWhereAProfileMeasuresIt) {
     }
 }
 
+// The dense MLP's activation (SiLU * up) is one profiled group: priced from a swiglu_act profile
+// where a calibration measured one (the CPU engine's scalar exp), at the op's tokens and width;
+// without one, at its roofline price, so the GPU presets' predictions do not move.
+TEST(StepModel, TheMlpActivationIsPricedFromItsProfileWhereOneMeasuresIt) {
+    const auto b = BackboneShape::from_json(config::load("dense-4b")["backbone"]);
+    const CostModel roofline({1e15, 3e12}, {});
+    std::vector<OpShape> asked;
+    const CostModel profiled({1e15, 3e12}, {}, [&](const OpShape& op) -> std::optional<double> {
+        if (op.kernel != "swiglu_act") return std::nullopt;
+        asked.push_back(op);
+        return 1e-6 * op.dims.at("tokens");
+    });
+    for (const bool prefill : {false, true}) {
+        const StepShape s{prefill, 300, prefill ? 1.0 : 300.0, 50000, 0};
+        const auto ops = layer_ops(b, s);
+        double plain = 0, others = 0;
+        int acts = 0;
+        for (const auto& op : ops) {
+            plain += roofline.seconds(op);
+            if (op.group == "swiglu_act") {
+                ++acts;
+                EXPECT_EQ(op.bytes, 300.0 * b.intermediate * 3 * b.bytes_per_value);
+            } else {
+                others += roofline.seconds(op);
+            }
+        }
+        EXPECT_EQ(acts, 1);
+        EXPECT_DOUBLE_EQ(total_seconds(roofline, ops), plain);
+        asked.clear();
+        EXPECT_NEAR(total_seconds(profiled, ops), others + 300e-6, 1e-15);
+        ASSERT_EQ(asked.size(), 1u);
+        EXPECT_EQ(asked[0].dims.at("tokens"), 300.0);
+        EXPECT_EQ(asked[0].dims.at("intermediate"), double(b.intermediate));
+    }
+}
+
 // Warm caches (placement.warmup_requests): the run's HBM hits equal a brute-force LRU (a list
 // and a hash map, written here) fed first the warm-up's lookups, then the run's: each step's
 // distinct rows of each Engram layer in order of first occurrence, hits counted in the run only.
