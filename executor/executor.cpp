@@ -237,6 +237,10 @@ RunPlan plan_run(const nlohmann::json& cfg, const ExecuteOptions& opt) {
     const auto& simc = cfg.at("sim");
     RunPlan p;
     p.shape = BackboneShape::from_json(cfg.at("backbone"));
+    if (!cfg.contains("engram") || !cfg["engram"].is_object())
+        throw refuse("engram", "missing: the executor serves an Engram run beside the same steps "
+                               "without it, so the config needs an Engram section (a preset such "
+                               "as \"demo-v1\", or an object)");
     p.engram = EngramConfig::from_json(cfg.at("engram"));
     p.with_engram = opt.engram && !p.engram.layer_ids.empty();
     // sim.table nvme with the whole table cached in DRAM (placement.dram_capacity "all", the

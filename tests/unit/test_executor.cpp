@@ -331,6 +331,9 @@ TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
     EXPECT_NE(msg(c).find("sim.mechanism"), std::string::npos) << msg(c);
     c = tiny_config(4, -1, "oracle");
     EXPECT_NE(msg(c).find("sim.schedule"), std::string::npos) << msg(c);
+    c = tiny_config(4, -1, "none");  // no Engram section: nothing to compare the baseline with
+    c.erase("engram");
+    EXPECT_EQ(msg(c).rfind("engram: missing", 0), 0u) << msg(c);
     c = tiny_config(4, -1, "none");
     c["engram"]["hc_mult"] = 4;
     EXPECT_NE(msg(c).find("engram.hc_mult"), std::string::npos) << msg(c);
