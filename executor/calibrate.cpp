@@ -323,19 +323,29 @@ double op_floor(int repeats) {
     return s.median_s;
 }
 
+// `lookups` keys, distinct in practice (44 random bits): a decode step's lookups.
+std::vector<uint64_t> wake_keys(size_t lookups) {
+    std::vector<uint64_t> keys(lookups);
+    uint64_t s = 0x5eed;
+    for (auto& k : keys) k = (s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 20;
+    return keys;
+}
+
 // What a prefetch issued at a decode step's start costs the compute beyond its own work: the
 // GEMMs of every layer of a 16-sequence decode step (the config's shapes, each layer its own
 // weights), timed alone and with a fetch of `lookups` keys handed to a prefetcher thread just
 // before them (then waited for after them), alternating; the penalty is the median of the
 // trials' differences (each pair of samples taken back to back, so a slow spell of the shared
 // machine moves both) less the fetch's own time alone, at least 0: what the simulator adds to
-// the fetch's host work, which already slows GEMMs on every core by its own time.
+// the fetch's host work, which already slows GEMMs on every core by its own time. `pf` is the
+// config's own prefetcher: the gather team from DRAM, or with the table on disk the reader
+// threads (one direct read in flight each), whose every completion wakes a thread.
 struct WakePenalty {
     double gemms_alone_s = 0, gemms_beside_fetch_s = 0, fetch_alone_s = 0, paired_difference_s = 0,
            penalty_s = 0;
 };
-WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& table,
-                                 int gather_threads, size_t lookups, int trials) {
+WakePenalty measure_wake_penalty(const BackboneShape& b, Prefetcher& pf,
+                                 std::span<const uint64_t> keys, int trials) {
     const size_t m = 16, H = b.hidden, I = b.intermediate;
     const size_t q = size_t(b.n_heads) * b.head_dim, kv = size_t(b.n_kv_heads) * b.head_dim;
     struct W {
@@ -354,10 +364,6 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, kernels::HostTable& tab
             linear(m, H, I, x.data(), w.d.data(), y.data());
         }
     };
-    std::vector<uint64_t> keys(lookups);
-    uint64_t s = 0x5eed;
-    for (auto& k : keys) k = (s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 20;
-    Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
     std::vector<double> alone, beside, fetch, difference;
     gemms(), pf.fetch(keys);
     for (int t = 0; t < trials; ++t) {
@@ -393,14 +399,18 @@ double process_cpu_s() {
 
 // The drive under the table file: read latency at depth 1, random reads per second at several
 // depths (the curve sim.nvme_queueing measured interpolates), sequential bandwidth.
-json measure_drive(const json& cfg, const CalibrateOptions& opt) {
-    const EngramConfig e = EngramConfig::from_json(cfg.at("engram"));
-    const LookupLayout layout = lookup_layout(e);
+// The table file the executor reads (written once, then reused), opened for direct reads.
+std::unique_ptr<kernels::BlockFile> open_table_file(const json& cfg, const CalibrateOptions& opt) {
+    const LookupLayout layout = lookup_layout(EngramConfig::from_json(cfg.at("engram")));
     const uint64_t bytes = uint64_t(layout.total_rows * layout.row_bytes);
     const size_t io = size_t(config::quantity(cfg["sim"], "nvme_io_size", units::Dim::Bytes));
     const std::string path = opt.table_file.empty() ? default_table_file(bytes) : opt.table_file;
+    return std::make_unique<kernels::BlockFile>(path, (bytes + io - 1) / io * io, io);
+}
+
+json measure_drive(const json& cfg, const kernels::BlockFile& file, const CalibrateOptions& opt) {
+    const std::string& path = file.path();
     if (opt.say) opt.say("the drive under " + path + ": latency, reads per second by depth, bandwidth");
-    kernels::BlockFile file(path, (bytes + io - 1) / io * io, io);
     const int qd = cfg["sim"]["nvme_queue_depth"].get<int>();
     json at_depth = json::object();
     double at_qd = 0;
@@ -480,18 +490,34 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     const double outstanding = row_latency / line1.per_row_s;
     const double dram_bw = (1.0 / lineT.per_row_s) * (std::ceil(double(row_bytes) / 64) * 64 + double(row_bytes));
     const double dedup = kernels::measure_dedup_rate(1 << 16, 1 << 22, 0xd00d);
+    const int cores = std::max(1, int(std::thread::hardware_concurrency()));
     if (opt.say) opt.say("a prefetch beside the compute: the wake penalty");
-    const WakePenalty wake =
-        has_engram ? measure_wake_penalty(b, table, gather_threads, 16 * size_t(e.heads_per_layer()),
-                                          opt.quick ? 31 : 61)
-                   : WakePenalty{};
+    const std::vector<uint64_t> keys = wake_keys(16 * size_t(has_engram ? e.heads_per_layer() : 0));
+    const int trials = opt.quick ? 31 : 61;
+    WakePenalty wake, disk_wake;
+    if (has_engram) {
+        Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
+        wake = measure_wake_penalty(b, pf, keys, trials);
+    }
     json drive = json::object();
     const bool on_disk = has_engram && simc.at("table") == "nvme";
-    if (on_disk) drive = measure_drive(cfg, o);
+    double wake_per_read = 0;
+    if (on_disk) {
+        const auto file = open_table_file(cfg, o);
+        drive = measure_drive(cfg, *file, o);
+        if (opt.say) opt.say("a prefetch from the drive beside the compute: the wake penalty per read");
+        Prefetcher pf(*file, row_bytes, simc.at("nvme_queue_depth").get<int>());
+        disk_wake = measure_wake_penalty(b, pf, keys, trials);
+        // The reads' wall time is mostly the drive's, not CPU: what the simulator already charges
+        // the GEMMs for them is their CPU (reads x cpu_per_read) shared with the GEMM team's
+        // threads, one per core (c / cores). The penalty is the rest of the paired difference.
+        const double charged = double(keys.size()) * drive["cpu_per_read_s"].get<double>() / cores;
+        disk_wake.penalty_s = std::max(0.0, disk_wake.paired_difference_s - charged);
+        wake_per_read = disk_wake.penalty_s / double(keys.size());
+    }
     const uint64_t mem_total = resources::total_memory_bytes();
     const uint64_t mem_avail = resources::available_memory_bytes();
     const profiler::Provenance prov = profiler::host_provenance();
-    const int cores = std::max(1, int(std::thread::hardware_concurrency()));
 
     json hw = cfg.at("hardware");
     hw["name"] = "this-machine-cpu";
@@ -544,7 +570,11 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         {"dma_setup", "0 s"},
         {"fetch_wake_penalty", q(wake.penalty_s, units::Dim::Time)}};
     json sim_out = sim_keys;
-    if (on_disk) sim_out["nvme_queueing"] = "measured";
+    if (on_disk) {  // the config's fetch is the drive's readers, not the DRAM gather team
+        sim_out["nvme_queueing"] = "measured";
+        sim_out["fetch_wake_penalty"] = "0 s";
+        sim_out["fetch_wake_penalty_per_read"] = q(wake_per_read, units::Dim::Time);
+    }
     write_json(dir + "/hardware.json", hw);
     write_json(dir + "/sim.json", sim_out);
     json cal = {{"schema", "engramsim.calibration"},
@@ -566,6 +596,15 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
                     {"fetch_alone_s", wake.fetch_alone_s},
                     {"paired_difference_s", wake.paired_difference_s},
                     {"penalty_s", wake.penalty_s}}},
+                  {"disk_fetch_wake",
+                   on_disk ? json{{"reads", keys.size()},
+                                  {"decode_gemms_alone_s", disk_wake.gemms_alone_s},
+                                  {"decode_gemms_beside_a_fetch_s", disk_wake.gemms_beside_fetch_s},
+                                  {"fetch_alone_s", disk_wake.fetch_alone_s},
+                                  {"paired_difference_s", disk_wake.paired_difference_s},
+                                  {"penalty_s", disk_wake.penalty_s},
+                                  {"penalty_per_read_s", wake_per_read}}
+                           : json(nullptr)},
                   {"memory_total_bytes", mem_total},
                   {"memory_available_bytes", mem_avail}}},
                 {"hardware", hw},

@@ -110,6 +110,8 @@ struct FetchParams {
     // With rows_stay_on_host: added to the host work of a fetch issued before its Engram layer
     // (sim.fetch_wake_penalty).
     double fetch_wake_penalty_s = 0;
+    // And per read from the drive of such a fetch (sim.fetch_wake_penalty_per_read).
+    double fetch_wake_penalty_per_read_s = 0;
     int memory_nodes = 0;              // remote-gather: memory servers holding the table
     double memory_node_dram_bytes_per_s = 0;  // each one's DRAM bandwidth
 };

@@ -89,6 +89,8 @@ FetchParams fetch_params(const FetchWorkInput& in) {
     // threads and row access latency).
     fp.rows_stay_on_host = in.hardware["gpu"]["kind"] == "host-cpu";
     fp.fetch_wake_penalty_s = config::quantity(simc, "fetch_wake_penalty", Dim::Time);
+    fp.fetch_wake_penalty_per_read_s =
+        config::quantity(simc, "fetch_wake_penalty_per_read", Dim::Time);
     if (fp.rows_stay_on_host && in.run.has_engram && in.run.table != "hbm" &&
         in.run.mechanism != "cpu-gather" && in.run.mechanism != "nvme")
         throw config::ConfigError("sim.mechanism: hardware.gpu.kind host-cpu computes on the host, "
@@ -223,11 +225,13 @@ PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, 
                    run.engram.row_bytes()};
     fin.dram_rows = double(f.dram_rows) / tpd;
     f.work = in.fetch.mechanism->plan(fin);
-    // A CPU engine: a fetch issued before its Engram layer wakes the prefetcher while the
-    // compute holds every core, which costs the compute more than the fetch's own work.
+    // A CPU engine: a fetch issued before its Engram layer wakes the prefetcher (and, from a
+    // drive, a reader thread per read) while the compute holds every core, which costs the
+    // compute more than the fetch's own work.
     if (in.fetch.params.rows_stay_on_host && f.work.host_s > 0 &&
         f.issue_layer < run.engram_layers[e_i])
-        f.work.host_s += in.fetch.params.fetch_wake_penalty_s;
+        f.work.host_s += in.fetch.params.fetch_wake_penalty_s +
+                         in.fetch.params.fetch_wake_penalty_per_read_s * double(f.ssd_rows) / tpd;
     return f;
 }
 

@@ -219,3 +219,35 @@ TEST(ExecutorCli, ExecuteReadsATableFileWithDirectIo) {
     EXPECT_EQ(disk["run"]["metrics"]["steps"], dram["run"]["metrics"]["steps"]);
     EXPECT_EQ(disk["run"]["metrics"]["unique_rows"], dram["run"]["metrics"]["unique_rows"]);
 }
+
+// With the table on disk, calibrate measures the config's own prefetcher (the drive's reader
+// threads) beside a decode step's GEMMs: the penalty is the paired difference less what the
+// simulator already charges for the reads' CPU (reads x cpu_per_read over the cores), written
+// per read; the DRAM gather team's penalty, not this config's fetch, is then 0.
+TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideTheCompute) {
+    json c = tiny();
+    c["sim"]["table"] = "nvme";
+    c["sim"]["mechanism"] = "nvme";
+    c["sim"]["nvme_queue_depth"] = 4;
+    c["placement"] = {{"dram_capacity", "0"}};
+    const std::string file = "executor_cli_cal_table_" + std::to_string(getpid()) + ".bin";
+    const std::string out = temp("disk_cal");
+    const Result r = run("calibrate " + write_config("disk_cal", c) + " --quick --table-file " + file +
+                         " -o " + out);
+    std::filesystem::remove(file);
+    if (r.status != 0 && r.err.find("direct") != std::string::npos)
+        GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json cal = read_json(out + "/calibration.json"), sim = read_json(out + "/sim.json");
+    const json& w = cal["measured"]["disk_fetch_wake"];
+    ASSERT_TRUE(w.is_object()) << cal["measured"];
+    const double reads = w["reads"].get<double>();
+    EXPECT_EQ(reads, 16.0 * 2 * 2);  // 16 sequences' lookups: 2 orders x 2 heads each
+    const double charged = reads * cal["drive"]["cpu_per_read_s"].get<double>() /
+                           cal["hardware"]["host"]["cores_per_socket"].get<double>();
+    EXPECT_NEAR(w["penalty_s"].get<double>(),
+                std::max(0.0, w["paired_difference_s"].get<double>() - charged), 1e-12);
+    EXPECT_NEAR(w["penalty_per_read_s"].get<double>(), w["penalty_s"].get<double>() / reads, 1e-15);
+    EXPECT_EQ(sim["fetch_wake_penalty"], "0 s");
+    EXPECT_TRUE(sim.contains("fetch_wake_penalty_per_read")) << sim;
+}

@@ -195,6 +195,43 @@ TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
     }
 }
 
+// With the table on disk, the per-read penalty charges each fetch issued before its layer that
+// much per row read from the drive (DRAM-cache hits read none), and nothing to a fetch at its
+// layer; on a table in DRAM it changes nothing.
+TEST(HostCpuPlatform, ThePerReadWakePenaltyChargesEachReadOfAnOverlappingFetch) {
+    const double P = 5e-6;
+    for (const std::string table : {"nvme", "host-dram"}) {
+        for (const std::string schedule : {"none", "layer-ahead:0"}) {
+            nlohmann::json c = cfg("host-cpu", schedule, table == "nvme" ? "nvme" : "cpu-gather", 2);
+            c["sim"]["table"] = table;
+            if (table == "nvme") c["placement"] = {{"dram_capacity", "2000 rows"}, {"dram_policy", "lru"}};
+            const sim::Plan plain = sim::make_plan(config::resolve(c, "test"));
+            c["sim"]["fetch_wake_penalty_per_read"] = "5 us";
+            const sim::Plan pen = sim::make_plan(config::resolve(c, "test"));
+            ASSERT_EQ(plain.steps.size(), pen.steps.size());
+            uint64_t reads = 0, hits = 0;
+            for (size_t i = 0; i < plain.steps.size(); ++i) {
+                ASSERT_EQ(plain.steps[i].fetch.size(), pen.steps[i].fetch.size());
+                for (size_t j = 0; j < plain.steps[i].fetch.size(); ++j) {
+                    const sim::PlannedFetch& a = plain.steps[i].fetch[j];
+                    const sim::PlannedFetch& b = pen.steps[i].fetch[j];
+                    EXPECT_EQ(a.ssd_rows, b.ssd_rows);
+                    reads += a.ssd_rows, hits += a.dram_rows;
+                    const double extra = schedule == "layer-ahead:0" ? P * double(a.ssd_rows) : 0;
+                    EXPECT_NEAR(b.work.host_s, a.work.host_s + extra, 1e-15)
+                        << table << " " << schedule << " step " << i;
+                }
+            }
+            if (table == "nvme") {
+                EXPECT_GT(reads, 0u);
+                EXPECT_GT(hits, 0u) << "the DRAM cache served some rows";
+            } else {
+                EXPECT_EQ(reads, 0u);
+            }
+        }
+    }
+}
+
 TEST(HostCpuPlatform, OneEngineOnOneHostsCores) {
     for (const char* key : {"tensor_parallel", "data_parallel"}) {
         nlohmann::json c = cfg("host-cpu", "none", "cpu-gather", 2);
