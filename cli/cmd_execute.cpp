@@ -443,6 +443,19 @@ void add_validate_serving(CLI::App& validate) {
                       fixed(o.stall_s.predicted * 1e3, 2) + " / " + fixed(o.stall_s.measured * 1e3, 2)});
         std::cout << "\n  the Engram path, summed over the run (the first separate run):\n\n";
         path.print(std::cout, "  ");
+        // Where the overhead lies: prefill or decode steps (a miss's phase).
+        TextTable phase({"<config", "steps with prompt tokens", "Engram - baseline ms pred / meas",
+                         "decode-only steps", "Engram - baseline ms pred / meas "});
+        for (const auto& o : s.outcomes)
+            phase.add({o.name, std::to_string(o.prefill_steps),
+                       fixed(o.overhead_prefill_steps_s.predicted * 1e3, 1) + " / " +
+                           fixed(o.overhead_prefill_steps_s.measured * 1e3, 1),
+                       std::to_string(o.steps - o.prefill_steps),
+                       fixed(o.overhead_decode_steps_s.predicted * 1e3, 1) + " / " +
+                           fixed(o.overhead_decode_steps_s.measured * 1e3, 1)});
+        std::cout << "\n  where the overhead lies, by phase (measured: the interleaved run at the "
+                     "median overhead):\n\n";
+        phase.print(std::cout, "  ");
     });
 }
 

@@ -57,6 +57,31 @@ json measured_json(const ExecuteMetrics& m) {
             {"stall_s", m.stall_s}, {"makespan_s", m.makespan_s}, {"steps", m.steps}};
 }
 
+// Engram minus baseline, by phase: each step's increment of its run's clock, summed over the
+// steps with prompt tokens (`prefill`) and the rest (ServingOutcome::overhead_prefill_steps_s).
+struct PhaseSplit {
+    double prefill_s = 0, decode_s = 0;
+};
+PhaseSplit phase_split(const std::vector<bool>& prefill, const std::vector<double>& engram_end,
+                       const std::vector<double>& base_end) {
+    if (engram_end.size() != prefill.size() || base_end.size() != prefill.size())
+        throw std::logic_error("phase split: the runs have " + std::to_string(engram_end.size()) +
+                               " and " + std::to_string(base_end.size()) + " steps, the plan " +
+                               std::to_string(prefill.size()));
+    PhaseSplit p;
+    for (size_t i = 0; i < prefill.size(); ++i) {
+        const double d = (engram_end[i] - (i ? engram_end[i - 1] : 0)) - (base_end[i] - (i ? base_end[i - 1] : 0));
+        (prefill[i] ? p.prefill_s : p.decode_s) += d;
+    }
+    return p;
+}
+
+std::vector<double> step_ends(const ExecuteResult& r) {
+    std::vector<double> out;
+    for (const StepRecord& s : r.steps) out.push_back(s.end_s);
+    return out;
+}
+
 ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& calibrations) {
     const json& cfg = c.config;
     ServingOutcome o;
@@ -78,23 +103,26 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
     ExecuteOptions eo;
     eo.table_file = opt.table_file;
     std::vector<double> tps, base_tps;
-    std::optional<ExecuteResult> first;
+    std::optional<ExecuteResult> first, first_base;
     for (int i = 0; i < opt.repeat; ++i) {
         if (opt.say) opt.say(c.name + ": executing, pair " + std::to_string(i + 1) + " of " + std::to_string(opt.repeat));
         eo.engram = true;
         ExecuteResult r = execute(cfg, eo);
         tps.push_back(metrics_of(r).throughput_tok_per_s);
         eo.engram = false;
-        base_tps.push_back(metrics_of(execute(cfg, eo)).throughput_tok_per_s);
+        ExecuteResult base = execute(cfg, eo);
+        base_tps.push_back(metrics_of(base).throughput_tok_per_s);
         o.measured_overhead_runs.push_back(sim::overhead_pct(base_tps.back(), tps.back()));
-        if (!first) first = std::move(r);
+        if (!first) first = std::move(r), first_base = std::move(base);
     }
+    std::vector<InterleavedResult> interleaved;
     for (int i = 0; i < opt.interleaved; ++i) {
         if (opt.say) opt.say(c.name + ": executing interleaved, " + std::to_string(i + 1) + " of " + std::to_string(opt.interleaved));
-        const InterleavedResult both = execute_interleaved(cfg, eo);
+        InterleavedResult both = execute_interleaved(cfg, eo);
         o.measured_overhead_interleaved.push_back(
             sim::overhead_pct(metrics_of(both.baseline).throughput_tok_per_s,
                               metrics_of(both.engram).throughput_tok_per_s));
+        interleaved.push_back(std::move(both));
     }
     for (int i = 0; i < opt.controls; ++i) {
         if (opt.say) opt.say(c.name + ": executing the A/A control, " + std::to_string(i + 1) + " of " + std::to_string(opt.controls));
@@ -141,6 +169,27 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
     o.overhead_pct = {sim::overhead_pct(o.no_engram_tok_per_s.predicted, o.tok_per_s.predicted),
                       median_of(o.measured_overhead_interleaved.empty() ? o.measured_overhead_runs
                                                                         : o.measured_overhead_interleaved)};
+    // Where the overhead lies, by phase.
+    std::vector<bool> prefill;
+    for (const sim::PlannedStep& st : pred.plan.steps) prefill.push_back(st.prefill);
+    o.prefill_steps = uint64_t(std::count(prefill.begin(), prefill.end(), true));
+    const PhaseSplit ps = phase_split(prefill, pred.des.step_end_s, pred_base.des.step_end_s);
+    const ExecuteResult* split_engram = &*first;
+    const ExecuteResult* split_base = &*first_base;
+    if (!interleaved.empty()) {
+        std::vector<size_t> order(interleaved.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return o.measured_overhead_interleaved[a] < o.measured_overhead_interleaved[b];
+        });
+        const InterleavedResult& mid = interleaved[order[(order.size() - 1) / 2]];
+        split_engram = &mid.engram, split_base = &mid.baseline;
+    }
+    const PhaseSplit ms = phase_split(prefill, step_ends(*split_engram), step_ends(*split_base));
+    o.overhead_prefill_steps_s = {ps.prefill_s, ms.prefill_s};
+    o.overhead_decode_steps_s = {ps.decode_s, ms.decode_s};
+    o.split_engram_makespan_predicted_s = pred.des.step_end_s.empty() ? 0 : pred.des.step_end_s.back();
+    o.split_engram_makespan_measured_s = split_engram->makespan_s();
     // 3. Step by step.
     std::vector<double> abs_err;
     double signed_sum = 0;  // the bias
@@ -237,6 +286,20 @@ json to_json(const ServingSummary& s, const std::string& producer) {
                           {{"module_compute", vs(o.engram_module_s)},
                            {"fetch_issue_to_ready", vs(o.fetch_s)},
                            {"stall", vs(o.stall_s)}}},
+                         {"overhead_by_phase_s",
+                          {{"steps_with_prompt_tokens",
+                            {{"steps", o.prefill_steps}, {"predicted", o.overhead_prefill_steps_s.predicted},
+                             {"measured", o.overhead_prefill_steps_s.measured}}},
+                           {"decode_only_steps",
+                            {{"steps", o.steps - o.prefill_steps}, {"predicted", o.overhead_decode_steps_s.predicted},
+                             {"measured", o.overhead_decode_steps_s.measured}}},
+                           {"engram_makespan_s",
+                            {{"predicted", o.split_engram_makespan_predicted_s},
+                             {"measured", o.split_engram_makespan_measured_s}}},
+                           {"what", "Engram run minus baseline, each step's increment of its run's clock, "
+                                    "summed by phase (together the makespans' difference); measured: the "
+                                    "interleaved execution at the median overhead (the lower middle of an "
+                                    "even count), or the first separate pair"}}},
                          {"overhead_vs_no_engram_pct",
                           {{"predicted", o.overhead_pct.predicted},
                            {"measured", o.overhead_pct.measured},

@@ -55,6 +55,14 @@ struct ServingOutcome {
     // conv as the engine timed them) and each fetch from issue to ready (the simulator's and the
     // engine's clocks). Where the overhead is missed, these say which part of the path is.
     Versus engram_module_s, fetch_s;
+    // Where the overhead lies: the Engram run minus its baseline, each step's increment of its
+    // run's clock (its end less the previous step's end: the step and the scheduling before
+    // it) summed over the steps that carry prompt tokens and over the decode-only steps; the two
+    // add up to the makespans' difference. Measured: the interleaved execution whose overhead
+    // is the median (the lower middle one of an even count), or the first separate pair.
+    Versus overhead_prefill_steps_s, overhead_decode_steps_s;
+    uint64_t prefill_steps = 0;
+    double split_engram_makespan_predicted_s = 0, split_engram_makespan_measured_s = 0;
     // Against no Engram; its error is in percentage points. Measured: the median of the
     // interleaved executions (of the separate pairs when there are none).
     Versus overhead_pct;

@@ -175,6 +175,20 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     ASSERT_EQ(oh["measured_interleaved"].size(), 1u);
     EXPECT_EQ(oh["measured"], oh["measured_interleaved"][0]);
     EXPECT_TRUE(v["summary"].contains("overhead_rank_kendall_tau"));
+    // Where the overhead lies: the phases cover every step, and add up to the makespans'
+    // difference, which is the overhead: 100 x (Engram - baseline) / Engram, on each side (the
+    // measured split is the interleaved run the overhead comes from).
+    const json& ph = c["overhead_by_phase_s"];
+    const uint64_t with_prompt = ph["steps_with_prompt_tokens"]["steps"].get<uint64_t>();
+    EXPECT_GE(with_prompt, 1u);
+    EXPECT_EQ(with_prompt + ph["decode_only_steps"]["steps"].get<uint64_t>(), c["steps"].get<uint64_t>());
+    for (const char* side : {"predicted", "measured"}) {
+        const double diff = ph["steps_with_prompt_tokens"][side].get<double>() +
+                            ph["decode_only_steps"][side].get<double>();
+        EXPECT_NEAR(100 * diff / ph["engram_makespan_s"][side].get<double>(),
+                    oh[side].get<double>(), 1e-6) << side;
+    }
+    EXPECT_NE(r.out.find("where the overhead lies, by phase"), std::string::npos) << r.out;
     // The Engram path, summed: a stall is the tail of a fetch, never more than the fetches'
     // issue-to-ready time, on either side; the modules compute on both.
     const json& path = c["engram_path_s"];
