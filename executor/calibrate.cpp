@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -336,16 +337,18 @@ std::vector<uint64_t> wake_keys(size_t lookups) {
 // weights), timed alone and with a fetch of `lookups` keys handed to a prefetcher thread just
 // before them (then waited for after them), alternating; the penalty is the median of the
 // trials' differences (each pair of samples taken back to back, so a slow spell of the shared
-// machine moves both) less the fetch's own time alone, at least 0: what the simulator adds to
-// the fetch's host work, which already slows GEMMs on every core by its own time. `pf` is the
-// config's own prefetcher: the gather team from DRAM, or with the table on disk the reader
-// threads (one direct read in flight each), whose every completion wakes a thread.
+// machine moves both) less what the simulator already charges those GEMMs for the fetch, at
+// least 0: what the simulator adds to the fetch's host work. A DRAM gather's host work slows
+// GEMMs on every core by its own time, so by default the fetch's own time alone is charged.
+// `pf` is the config's own prefetcher: the gather team from DRAM, or with the table on disk the
+// reader threads (one direct read in flight each), whose every completion wakes a thread.
 struct WakePenalty {
     double gemms_alone_s = 0, gemms_beside_fetch_s = 0, fetch_alone_s = 0, paired_difference_s = 0,
            penalty_s = 0;
 };
 WakePenalty measure_wake_penalty(const BackboneShape& b, Prefetcher& pf,
-                                 std::span<const uint64_t> keys, int trials) {
+                                 std::span<const uint64_t> keys, int trials,
+                                 std::optional<double> charged_s = std::nullopt) {
     const size_t m = 16, H = b.hidden, I = b.intermediate;
     const size_t q = size_t(b.n_heads) * b.head_dim, kv = size_t(b.n_kv_heads) * b.head_dim;
     struct W {
@@ -385,7 +388,7 @@ WakePenalty measure_wake_penalty(const BackboneShape& b, Prefetcher& pf,
     w.gemms_alone_s = median(alone), w.gemms_beside_fetch_s = median(beside);
     w.fetch_alone_s = median(fetch);
     w.paired_difference_s = median(difference);
-    w.penalty_s = std::max(0.0, w.paired_difference_s - w.fetch_alone_s);
+    w.penalty_s = std::max(0.0, w.paired_difference_s - charged_s.value_or(w.fetch_alone_s));
     return w;
 }
 
@@ -463,9 +466,11 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
 
     const auto gemm = profile_gemm(b, has_engram ? &e : nullptr, max_tokens, max_seqs, o);
     const auto [dec, pre] = profile_attention(b, max_tokens, max_seqs, o);
-    if (opt.say) opt.say("the MLP's activation (SiLU * up)");
     std::vector<profiler::KernelProfile> profiles = {gemm, dec, pre};
-    if (b.intermediate > 0) profiles.push_back(profile_swiglu(b, max_tokens, o));
+    if (b.intermediate > 0) {
+        if (opt.say) opt.say("the MLP's activation (SiLU * up)");
+        profiles.push_back(profile_swiglu(b, max_tokens, o));
+    }
     if (has_engram) {
         profiles.push_back(profile_engram_gather(e, max_tokens, o));
         if (opt.say) opt.say("the Engram module: gate, short conv (prefill, decode)");
@@ -494,26 +499,24 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     if (opt.say) opt.say("a prefetch beside the compute: the wake penalty");
     const std::vector<uint64_t> keys = wake_keys(16 * size_t(has_engram ? e.heads_per_layer() : 0));
     const int trials = opt.quick ? 31 : 61;
-    WakePenalty wake, disk_wake;
-    if (has_engram) {
-        Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
-        wake = measure_wake_penalty(b, pf, keys, trials);
-    }
-    json drive = json::object();
     const bool on_disk = has_engram && simc.at("table") == "nvme";
+    WakePenalty wake;  // with the config's own prefetcher
+    json drive = json::object();
     double wake_per_read = 0;
     if (on_disk) {
         const auto file = open_table_file(cfg, o);
         drive = measure_drive(cfg, *file, o);
         if (opt.say) opt.say("a prefetch from the drive beside the compute: the wake penalty per read");
         Prefetcher pf(*file, row_bytes, simc.at("nvme_queue_depth").get<int>());
-        disk_wake = measure_wake_penalty(b, pf, keys, trials);
         // The reads' wall time is mostly the drive's, not CPU: what the simulator already charges
         // the GEMMs for them is their CPU (reads x cpu_per_read) shared with the GEMM team's
         // threads, one per core (c / cores). The penalty is the rest of the paired difference.
         const double charged = double(keys.size()) * drive["cpu_per_read_s"].get<double>() / cores;
-        disk_wake.penalty_s = std::max(0.0, disk_wake.paired_difference_s - charged);
-        wake_per_read = disk_wake.penalty_s / double(keys.size());
+        wake = measure_wake_penalty(b, pf, keys, trials, charged);
+        wake_per_read = wake.penalty_s / double(keys.size());
+    } else if (has_engram) {
+        Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
+        wake = measure_wake_penalty(b, pf, keys, trials);
     }
     const uint64_t mem_total = resources::total_memory_bytes();
     const uint64_t mem_avail = resources::available_memory_bytes();
@@ -568,15 +571,21 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         {"memory_efficiency", 1},
         {"kernel_floor", q(floor_s, units::Dim::Time)},
         {"dma_setup", "0 s"},
-        {"fetch_wake_penalty", q(wake.penalty_s, units::Dim::Time)}};
+        // On disk the penalty is per read (the config's fetch is the drive's readers).
+        {"fetch_wake_penalty", q(on_disk ? 0.0 : wake.penalty_s, units::Dim::Time)}};
     json sim_out = sim_keys;
-    if (on_disk) {  // the config's fetch is the drive's readers, not the DRAM gather team
+    if (on_disk) {
         sim_out["nvme_queueing"] = "measured";
-        sim_out["fetch_wake_penalty"] = "0 s";
         sim_out["fetch_wake_penalty_per_read"] = q(wake_per_read, units::Dim::Time);
     }
     write_json(dir + "/hardware.json", hw);
     write_json(dir + "/sim.json", sim_out);
+    json wake_json = {{"decode_gemms_alone_s", wake.gemms_alone_s},
+                      {"decode_gemms_beside_a_fetch_s", wake.gemms_beside_fetch_s},
+                      {"fetch_alone_s", wake.fetch_alone_s},
+                      {"paired_difference_s", wake.paired_difference_s},
+                      {"penalty_s", wake.penalty_s}};
+    if (on_disk) wake_json["reads"] = keys.size(), wake_json["penalty_per_read_s"] = wake_per_read;
     json cal = {{"schema", "engramsim.calibration"},
                 {"version", 1},
                 {"provenance", profiler::to_json(prov)},
@@ -590,21 +599,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
                   {"outstanding_per_thread", outstanding},
                   {"dram_bytes_per_s", dram_bw},
                   {"dedup_keys_per_s", dedup},
-                  {"fetch_wake",
-                   {{"decode_gemms_alone_s", wake.gemms_alone_s},
-                    {"decode_gemms_beside_a_fetch_s", wake.gemms_beside_fetch_s},
-                    {"fetch_alone_s", wake.fetch_alone_s},
-                    {"paired_difference_s", wake.paired_difference_s},
-                    {"penalty_s", wake.penalty_s}}},
-                  {"disk_fetch_wake",
-                   on_disk ? json{{"reads", keys.size()},
-                                  {"decode_gemms_alone_s", disk_wake.gemms_alone_s},
-                                  {"decode_gemms_beside_a_fetch_s", disk_wake.gemms_beside_fetch_s},
-                                  {"fetch_alone_s", disk_wake.fetch_alone_s},
-                                  {"paired_difference_s", disk_wake.paired_difference_s},
-                                  {"penalty_s", disk_wake.penalty_s},
-                                  {"penalty_per_read_s", wake_per_read}}
-                           : json(nullptr)},
+                  {on_disk ? "disk_fetch_wake" : "fetch_wake", wake_json},
                   {"memory_total_bytes", mem_total},
                   {"memory_available_bytes", mem_avail}}},
                 {"hardware", hw},
