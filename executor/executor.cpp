@@ -173,8 +173,15 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
                                           (on_disk ? "a file with nvme" : "DRAM with cpu-gather") +
                                           ", not \"" + mechanism + "\"");
     if (with_engram) check_cache(cfg, engram, on_disk);
-    if (sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>()).free())
+    const auto schedule = sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
+    if (schedule.free())
         throw refuse("sim.schedule", "oracle is a bound, not something an engine can run");
+    // layer-ahead:K issues at layer K's start (absolute), as the simulator reads it, and the
+    // simulator refuses a K past the last layer: so does the engine, which would never issue.
+    if (schedule.kind == sim::PrefetchSchedule::Kind::LayerAhead && schedule.layer >= shape.layers)
+        throw refuse("sim.schedule", "layer-ahead:" + std::to_string(schedule.layer) +
+                                         " issues at a layer the backbone does not have (layers 0.." +
+                                         std::to_string(shape.layers - 1) + ")");
     if (with_engram && engram.hc_mult != 1)
         throw refuse("engram.hc_mult", "the executor serves hc_mult 1 (no mHC), not " +
                                            std::to_string(engram.hc_mult));

@@ -331,6 +331,8 @@ TEST(Executor, RefusesWhatItCannotServeNamingTheKey) {
     EXPECT_NE(msg(c).find("sim.mechanism"), std::string::npos) << msg(c);
     c = tiny_config(4, -1, "oracle");
     EXPECT_NE(msg(c).find("sim.schedule"), std::string::npos) << msg(c);
+    c = tiny_config(4, -1, "layer-ahead:99");  // issued at a layer that never starts
+    EXPECT_EQ(msg(c).rfind("sim.schedule: layer-ahead:99 issues at a layer", 0), 0u) << msg(c);
     c = tiny_config(4, -1, "none");  // no Engram section: nothing to compare the baseline with
     c.erase("engram");
     EXPECT_EQ(msg(c).rfind("engram: missing", 0), 0u) << msg(c);
