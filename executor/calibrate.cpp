@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -415,26 +416,41 @@ json measure_drive(const json& cfg, const kernels::BlockFile& file, const Calibr
     const std::string& path = file.path();
     if (opt.say) opt.say("the drive under " + path + ": latency, reads per second by depth, bandwidth");
     const int qd = cfg["sim"]["nvme_queue_depth"].get<int>();
-    json at_depth = json::object();
-    double at_qd = 0;
-    std::set<int> depths = {1, 4, 16, 64, qd};
-    for (int d : depths) {
-        const double iops = kernels::measure_read_iops(file, d, uint64_t(std::max(d * 40, opt.quick ? 1000 : 3000)), 0xd15c + uint64_t(d));
-        at_depth[std::to_string(d)] = std::to_string(iops);
-        if (d == qd) at_qd = iops;
+    // In rounds, every depth once per round, each depth's rate the median of its rounds: one
+    // sample of a few thousand reads lasts 50 ms at depth 32, and on a shared disk a single one
+    // made the curve fall from 75K reads/s at depth 16 to 51K at 32 (so the simulator priced a
+    // prefill's 27K reads 30% slow). The CPU a read costs is sampled in the same rounds.
+    const int rounds = opt.quick ? 3 : 7;
+    const std::set<int> depths = {1, 4, 16, 64, qd};
+    const uint64_t cpu_reads = uint64_t(std::max(qd * 40, opt.quick ? 1000 : 2000));
+    std::map<int, std::vector<double>> iops;
+    std::vector<double> cpu;
+    for (int r = 0; r < rounds; ++r) {
+        const uint64_t round_seed = 0x9e37u * uint64_t(r);  // other blocks each round
+        for (int d : depths)
+            iops[d].push_back(kernels::measure_read_iops(
+                file, d, uint64_t(std::max(d * 40, opt.quick ? 1000 : 3000)),
+                0xd15c + uint64_t(d) + round_seed));
+        // The host CPU the reads cost at the engine's depth: the process's CPU time (user and
+        // system) over a run of them, per read.
+        const double cpu0 = process_cpu_s();
+        kernels::measure_read_iops(file, qd, cpu_reads, 0xc9u + round_seed);
+        cpu.push_back((process_cpu_s() - cpu0) / double(cpu_reads));
     }
-    // The host CPU the reads cost at the engine's depth: the process's CPU time (user and
-    // system) over a run of them, per read.
-    const uint64_t cpu_reads = uint64_t(std::max(qd * 100, opt.quick ? 3000 : 10000));
-    const double cpu0 = process_cpu_s();
-    kernels::measure_read_iops(file, qd, cpu_reads, 0xc9u);
-    const double cpu_per_read = (process_cpu_s() - cpu0) / double(cpu_reads);
+    json at_depth = json::object(), samples = json::object();
+    for (const auto& [d, v] : iops) {
+        at_depth[std::to_string(d)] = std::to_string(median(v));
+        samples[std::to_string(d)] = v;
+    }
     return {{"file", path},
-            {"cpu_per_read_s", cpu_per_read},
+            {"cpu_per_read_s", median(cpu)},
+            {"cpu_per_read_samples_s", cpu},
             {"read_latency_s", kernels::measure_read_latency(file, opt.quick ? 500 : 2000, 0x1a7)},
             {"iops_at_depth", at_depth},
+            {"iops_at_depth_samples", samples},
+            {"rounds", rounds},
             {"queue_depth", qd},
-            {"iops_at_queue_depth", at_qd},
+            {"iops_at_queue_depth", median(iops[qd])},
             {"read_bytes_per_s", kernels::measure_read_bandwidth(file, size_t(1) << 20, 4, uint64_t(256) << 20)}};
 }
 

@@ -5,12 +5,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "tests/cli_runner.h"
 
@@ -264,4 +266,22 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideTheCompute) {
     EXPECT_NEAR(w["penalty_per_read_s"].get<double>(), w["penalty_s"].get<double>() / reads, 1e-15);
     EXPECT_EQ(sim["fetch_wake_penalty"], "0 s");
     EXPECT_TRUE(sim.contains("fetch_wake_penalty_per_read")) << sim;
+    // The drive's curve: each depth's rate the median of its rounds (an odd count: the middle
+    // sample), as the hardware section says; the CPU a read costs likewise.
+    const json& drive = cal["drive"];
+    const int rounds = drive["rounds"].get<int>();
+    ASSERT_EQ(rounds % 2, 1);
+    const json hw = read_json(out + "/hardware.json");
+    auto middle = [&](std::vector<double> v) {
+        EXPECT_EQ(v.size(), size_t(rounds));
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    for (const char* d : {"1", "4", "16", "64"}) {
+        const double m = middle(drive["iops_at_depth_samples"][d].get<std::vector<double>>());
+        EXPECT_EQ(drive["iops_at_depth"][d], std::to_string(m)) << d;
+        EXPECT_EQ(hw["nvme"]["iops_at_depth"][d], std::to_string(m)) << d;
+    }
+    EXPECT_EQ(drive["cpu_per_read_s"].get<double>(),
+              middle(drive["cpu_per_read_samples_s"].get<std::vector<double>>()));
 }
