@@ -291,6 +291,11 @@ void add_calibrate_command(CLI::App& app) {
         co.quick = opt->quick;
         co.table_file = opt->table_file;
         co.say = [](const std::string& s) { std::cerr << "calibrate: " << s << "\n"; };
+        // What the executor cannot serve here is refused before anything is measured: the
+        // calibration allocates the table the executor gathers from.
+        executor::ExecuteOptions check;
+        check.table_file = opt->table_file;
+        executor::check_config(cfg, check);
         const nlohmann::json cal = executor::calibrate(cfg, opt->out_dir, co);
         const auto& m = cal["measured"];
         TextTable t({"<measured", "value"});

@@ -305,6 +305,15 @@ void check_config(const nlohmann::json& config, const ExecuteOptions& options) {
     (void)plan_interleaved(config, with, without, /*control=*/false);
 }
 
+uint64_t dram_gather_bytes(const nlohmann::json& config) {
+    if (!config.contains("engram") || !config["engram"].is_object()) return 0;
+    const EngramConfig engram = EngramConfig::from_json(config["engram"]);
+    const LookupLayout layout = lookup_layout(engram);
+    const bool nvme = config.at("sim").at("table") == "nvme";
+    const uint64_t rows = nvme ? dram_cache_rows(config, engram, true) : uint64_t(layout.total_rows);
+    return rows * uint64_t(layout.row_bytes);
+}
+
 namespace {
 
 using TokenAt = std::function<uint32_t(uint32_t, uint32_t)>;

@@ -22,14 +22,15 @@ namespace fs = std::filesystem;
 
 double median_of(std::vector<double> v) { return v.empty() ? 0 : median(std::move(v)); }
 
-// What a calibration depends on: the shapes it measures at (not which layers have Engram, nor
-// the batch limit: calibrate covers up to 256 sequences whatever the config says).
+// What a calibration depends on: the shapes it measures at and the DRAM the gather reads (not
+// which layers have Engram, nor the batch limit: calibrate covers up to 256 sequences whatever
+// the config says).
 std::string shape_key(const json& cfg) {
     json engram = cfg["engram"];
     engram.erase("layer_ids");
     const json key = {cfg["backbone"], engram, cfg["sim"]["gather_threads"],
                       cfg["sim"]["max_num_batched_tokens"], cfg["sim"]["table"],
-                      cfg["sim"]["nvme_queue_depth"]};
+                      cfg["sim"]["nvme_queue_depth"], dram_gather_bytes(cfg)};
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016zx", std::hash<std::string>{}(key.dump()));
     return buf;

@@ -206,6 +206,15 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
         EXPECT_TRUE(read_json(out + "/timelines/" + std::filesystem::path(cfg).stem().string() +
                               "." + which + ".timeline.json")
                         .contains("traceEvents")) << which;
+    // The gather model was measured on a table of the size the executor gathers from (its
+    // table in DRAM, as execute reports it).
+    const Result ex = run("execute " + cfg + " -q --no-baseline --json");
+    ASSERT_EQ(ex.status, 0) << ex.err;
+    const uint64_t table = json::parse(ex.out)["run"]["bytes"]["engram_table"].get<uint64_t>();
+    ASSERT_GT(table, 0u);
+    ASSERT_EQ(v["calibrations_made"].size(), 1u);
+    const json made = v["calibrations_made"].begin().value();
+    EXPECT_EQ(made["measured"]["gather_table_bytes"].get<uint64_t>(), table) << made["measured"];
     // The calibration was written and is reused: the second run makes none.
     const Result again = run("validate serving " + cfg + " --quick --calibration " + cal + " --json");
     ASSERT_EQ(again.status, 0) << again.err;
