@@ -314,14 +314,15 @@ std::vector<Key> sim_fetch_keys() {
         quantity_key("fetch_wake_penalty", Dim::Time, "0 s",
                      "hardware.gpu.kind host-cpu: what a prefetch issued while the step "
                      "computes costs the compute beyond the fetch's own work (its thread "
-                     "wakes onto cores a GEMM team holds, which then waits for it); "
-                     "measured by `engramsim calibrate` (docs/executor.md)."),
+                     "wakes onto cores a GEMM team holds, which then waits for it): the "
+                     "compute idles that long before its Engram layer; measured by "
+                     "`engramsim calibrate` (docs/executor.md)."),
         quantity_key("fetch_wake_penalty_per_read", Dim::Time, "0 s",
                      "hardware.gpu.kind host-cpu, sim.table nvme: what each read from the "
                      "drive of a prefetch issued while the step computes costs the compute "
                      "beyond the reads' CPU (each completion wakes a reader thread onto "
-                     "cores a GEMM team holds); measured by `engramsim calibrate` "
-                     "(docs/executor.md)."),
+                     "cores a GEMM team holds): the compute idles that long per read before "
+                     "its Engram layer; measured by `engramsim calibrate` (docs/executor.md)."),
         quantity_key("row_access_latency", Dim::Time, "250 ns",
                      "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
         quantity_key("outstanding_per_thread", Dim::Count, 2,

@@ -177,8 +177,12 @@ std::vector<Instr> step_program(const Plan& plan, const PlannedStep& st) {
         for (size_t e = 0; e < plan.engram_layers.size(); ++e)
             if (plan.engram_layers[e] == l) {
                 for (size_t f = 0; f < st.fetch.size(); ++f)
-                    if (st.fetch[f].engram_index == int(e))
+                    if (st.fetch[f].engram_index == int(e)) {
+                        if (st.fetch[f].compute_penalty_s > 0)
+                            prog.push_back({Instr::Kind::Idle, st.fetch[f].compute_penalty_s,
+                                            int(f), "wake penalty"});
                         prog.push_back({Instr::Kind::Wait, 0, int(f), ""});
+                    }
                 segments(st.tp_engram, st.engram_gpu_s[e], "engram", "engram", l, st.cpu_engram,
                          st.launch_engram);
             }
@@ -202,6 +206,7 @@ double analytic_step_seconds(const Plan& plan, const PlannedStep& st) {
             in.kind = Instr::Kind::Run;
             in.seconds = collective_seconds(plan.platform, plan.gpus, in.collective);
         }
+        if (in.kind == Instr::Kind::Idle) in.kind = Instr::Kind::Run;  // the compute's time
         if (in.kind == Instr::Kind::Run) {
             const int v = dag.add(in.label, run_seconds(in));
             if (prev >= 0) dag.depends(v, prev);

@@ -49,6 +49,12 @@ struct PlannedFetch {
     // table, or a DRAM cache in front of NVMe) and NVMe.
     uint64_t dram_rows = 0, ssd_rows = 0;
     FetchWork work;
+    // Host-cpu, a fetch issued before its Engram layer: the compute time it costs beyond its
+    // work, the wake penalty (sim.fetch_wake_penalty, and sim.fetch_wake_penalty_per_read per
+    // drive read). The prefetcher's and readers' threads wake onto the cores OpenBLAS's team
+    // holds, and the team waits at its barriers for the thread it lost: the compute idles this
+    // long, as the calibration measures it, before it waits for the rows (Instr::Kind::Idle).
+    double compute_penalty_s = 0;
 };
 
 // Tensor parallelism (TP > 1): a GPU-stream segment of `seconds` (what each GPU runs), then a
@@ -98,9 +104,11 @@ struct PlannedStep {
 };
 
 // One GPU-stream instruction of a step: run `seconds` of kernels, issue fetch `fetch`, or wait
-// for it. The simulator and the analytic DAG execute the very same program.
+// for it; or (Idle, host-cpu) lose `seconds` of the compute's time to fetch `fetch`, holding no
+// core (PlannedFetch::compute_penalty_s). The simulator and the analytic DAG execute the very
+// same program.
 struct Instr {
-    enum class Kind { Run, Issue, Wait, Collective } kind = Kind::Run;
+    enum class Kind { Run, Issue, Wait, Collective, Idle } kind = Kind::Run;
     double seconds = 0;
     int fetch = -1;  // index into PlannedStep::fetch
     std::string label;

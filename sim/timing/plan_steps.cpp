@@ -227,11 +227,12 @@ PlannedFetch step_fetch(const StepsInput& in, const StepShape& shape, size_t i, 
     f.work = in.fetch.mechanism->plan(fin);
     // A CPU engine: a fetch issued before its Engram layer wakes the prefetcher (and, from a
     // drive, a reader thread per read) while the compute holds every core, which costs the
-    // compute more than the fetch's own work.
+    // compute more than the fetch's own work: the compute's time, not the fetch's.
     if (in.fetch.params.rows_stay_on_host && f.work.host_s > 0 &&
         f.issue_layer < run.engram_layers[e_i])
-        f.work.host_s += in.fetch.params.fetch_wake_penalty_s +
-                         in.fetch.params.fetch_wake_penalty_per_read_s * double(f.ssd_rows) / tpd;
+        f.compute_penalty_s =
+            in.fetch.params.fetch_wake_penalty_s +
+            in.fetch.params.fetch_wake_penalty_per_read_s * double(f.ssd_rows) / tpd;
     return f;
 }
 

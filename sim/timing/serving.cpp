@@ -165,6 +165,10 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                             }));
                     break;
                 }
+                case Instr::Kind::Idle:  // the compute's time lost to the fetch, no core held
+                    sg4::this_actor::sleep_for(in.seconds);
+                    ++activities;
+                    break;
                 case Instr::Kind::Wait:
                     res.fetch[i][size_t(in.fetch)].needed_s = sg4::Engine::get_clock();
                     for (auto& a : inflight[size_t(in.fetch)]) a->join();

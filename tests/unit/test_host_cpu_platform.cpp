@@ -51,10 +51,18 @@ double host_work(const sim::Plan& plan) {
     return s;
 }
 
+double compute_penalty(const sim::Plan& plan) {
+    double s = 0;
+    for (const auto& st : plan.steps)
+        for (const auto& f : st.fetch) s += f.compute_penalty_s;
+    return s;
+}
+
 // A step's time on `cores` cores, by processor sharing, from its program alone: a run of
 // `threads` threads and the fetches in flight (each of `fetch_threads` threads, its host work
 // left in seconds alone) all progress at min(1, cores / their threads) of their speed alone; at
-// a wait the compute idles until its fetch is done. Fetches here have host work only.
+// a wait the compute idles until its fetch is done, and for a wake penalty (Idle) it idles that
+// long while the fetches go on. Fetches here have host work only.
 double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
     const double cores = plan.cpu_cores;
     struct Flight {
@@ -88,8 +96,23 @@ double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
                 return;
         }
     };
+    auto idle = [&](double wall) {
+        while (wall > 1e-15) {
+            const double demand = double(plan.fetch_threads) * double(flying.size());
+            const double rate = demand > cores ? cores / demand : 1.0;
+            double dt = wall;
+            for (const Flight& f : flying) dt = std::min(dt, f.left / rate);
+            t += dt;
+            wall -= dt;
+            for (Flight& f : flying) f.left -= dt * rate;
+            std::erase_if(flying, [](const Flight& f) { return f.left <= 1e-15; });
+        }
+    };
     for (const sim::Instr& in : sim::engine_step_program(plan, st)) {
-        if (in.kind == sim::Instr::Kind::Run) {
+        if (in.kind == sim::Instr::Kind::Idle) {
+            EXPECT_EQ(in.seconds, st.fetch[size_t(in.fetch)].compute_penalty_s);
+            idle(in.seconds);
+        } else if (in.kind == sim::Instr::Kind::Run) {
             EXPECT_GE(in.threads, 1) << "a host-cpu run names its threads";
             advance(in.threads, in.seconds, -1);
         } else if (in.kind == sim::Instr::Kind::Issue) {
@@ -162,14 +185,17 @@ TEST(HostCpuPlatform, OnTwoCoresEveryStepIsTheFluidReferences) {
                 const double ref = fluid_step_seconds(r.plan, r.plan.steps[i]);
                 ASSERT_NEAR(sim_s, ref, 1e-9 * ref) << schedule << " " << penalty << " step " << i;
             }
-            const double work = host_work(r.plan);
+            const double work = host_work(r.plan), pen = compute_penalty(r.plan);
             if (schedule == "none" || schedule == "layer-ahead:2") {
-                // At the Engram layer (2) the compute waits: nothing overlaps.
+                // At the Engram layer (2) the compute waits: nothing overlaps, no penalty.
+                EXPECT_EQ(pen, 0) << schedule;
                 EXPECT_NEAR(r.metrics.makespan_s, compute + work, 1e-9 * (compute + work));
             } else {
-                // Ahead of it the fetch overlaps ops on one core, and costs less than its work.
-                EXPECT_LT(r.metrics.makespan_s, compute + work - 1e-6) << schedule;
-                EXPECT_GT(r.metrics.makespan_s, compute) << schedule;
+                // Ahead of it the fetch overlaps ops on one core, and costs less than its work;
+                // the compute also loses the penalty.
+                EXPECT_EQ(pen > 0, std::string(penalty) != "0 s") << schedule;
+                EXPECT_LT(r.metrics.makespan_s, compute + work + pen - 1e-6) << schedule;
+                EXPECT_GT(r.metrics.makespan_s, compute + pen) << schedule;
             }
         }
 }
@@ -182,16 +208,29 @@ TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
         return sim::run_config(config::resolve(c, "test"));
     };
     // Engram at layer 2: layer-ahead:0 issues before it (overlap), none and layer-ahead:2 at it.
-    // On one core the penalty adds its seconds exactly.
+    // On one core the compute idles the penalty before the Engram layer, and a fetch still in
+    // flight takes the core meanwhile: the run is longer by at most the penalties, and every
+    // step is the fluid reference's.
     for (const std::string schedule : {"none", "layer-ahead:2", "layer-ahead:0"}) {
         const sim::RunOutcome plain = sim::run_config(cfg("host-cpu", schedule));
         const sim::RunOutcome pen = with_penalty(schedule);
         uint64_t fetches = 0;
         for (const auto& st : plain.plan.steps) fetches += st.fetch.size();
         ASSERT_GT(fetches, 0u);
-        const double extra = schedule == "layer-ahead:0" ? P * double(fetches) : 0;
-        EXPECT_NEAR(pen.metrics.makespan_s, plain.metrics.makespan_s + extra,
-                    1e-9 * pen.metrics.makespan_s) << schedule;
+        const bool overlaps = schedule == "layer-ahead:0";
+        for (const auto& st : pen.plan.steps)
+            for (const auto& f : st.fetch) EXPECT_EQ(f.compute_penalty_s, overlaps ? P : 0) << schedule;
+        if (!overlaps) {
+            EXPECT_EQ(pen.metrics.makespan_s, plain.metrics.makespan_s) << schedule;
+            continue;
+        }
+        EXPECT_GT(pen.metrics.makespan_s, plain.metrics.makespan_s + 0.5 * P * double(fetches));
+        EXPECT_LE(pen.metrics.makespan_s, plain.metrics.makespan_s + P * double(fetches) + 1e-12);
+        for (size_t i = 0; i < pen.plan.steps.size(); ++i) {
+            const double sim_s = pen.des.step_end_s[i] - pen.des.step_start_s[i];
+            const double ref = fluid_step_seconds(pen.plan, pen.plan.steps[i]);
+            ASSERT_NEAR(sim_s, ref, 1e-9 * ref) << "step " << i;
+        }
     }
 }
 
@@ -218,8 +257,9 @@ TEST(HostCpuPlatform, ThePerReadWakePenaltyChargesEachReadOfAnOverlappingFetch) 
                     EXPECT_EQ(a.ssd_rows, b.ssd_rows);
                     reads += a.ssd_rows, hits += a.dram_rows;
                     const double extra = schedule == "layer-ahead:0" ? P * double(a.ssd_rows) : 0;
-                    EXPECT_NEAR(b.work.host_s, a.work.host_s + extra, 1e-15)
+                    EXPECT_NEAR(b.compute_penalty_s, extra, 1e-15)
                         << table << " " << schedule << " step " << i;
+                    EXPECT_EQ(b.work.host_s, a.work.host_s) << "the compute's time, not the fetch's";
                 }
             }
             if (table == "nvme") {
