@@ -418,8 +418,8 @@ json measure_drive(const json& cfg, const kernels::BlockFile& file, const Calibr
     const int qd = cfg["sim"]["nvme_queue_depth"].get<int>();
     // In rounds, every depth once per round, each depth's rate the median of its rounds: one
     // sample of a few thousand reads lasts 50 ms at depth 32, and on a shared disk a single one
-    // made the curve fall from 75K reads/s at depth 16 to 51K at 32 (so the simulator priced a
-    // prefill's 27K reads 30% slow). The CPU a read costs is sampled in the same rounds.
+    // made the curve fall from 75K reads/s at depth 16 to 51K at 32. The CPU a read costs is
+    // sampled in the same rounds.
     const int rounds = opt.quick ? 3 : 7;
     const std::set<int> depths = {1, 4, 16, 64, qd};
     const uint64_t cpu_reads = uint64_t(std::max(qd * 40, opt.quick ? 1000 : 2000));
