@@ -23,6 +23,7 @@
 #include "sim/placement/cache_policy.h"
 #include "sim/placement/dense_trace.h"
 #include "sim/timing/engine.h"
+#include "sim/timing/plan_stages.h"
 #include "sim/timing/prefetch.h"
 #include "traces/lookups.h"
 #include "traces/workload.h"
@@ -173,15 +174,8 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
                                           (on_disk ? "a file with nvme" : "DRAM with cpu-gather") +
                                           ", not \"" + mechanism + "\"");
     if (with_engram) check_cache(cfg, engram, on_disk);
-    const auto schedule = sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>());
-    if (schedule.free())
+    if (sim::PrefetchSchedule::parse(simc.at("schedule").get<std::string>()).free())
         throw refuse("sim.schedule", "oracle is a bound, not something an engine can run");
-    // layer-ahead:K issues at layer K's start (absolute), as the simulator reads it, and the
-    // simulator refuses a K past the last layer: so does the engine, which would never issue.
-    if (schedule.kind == sim::PrefetchSchedule::Kind::LayerAhead && schedule.layer >= shape.layers)
-        throw refuse("sim.schedule", "layer-ahead:" + std::to_string(schedule.layer) +
-                                         " issues at a layer the backbone does not have (layers 0.." +
-                                         std::to_string(shape.layers - 1) + ")");
     if (with_engram && engram.hc_mult != 1)
         throw refuse("engram.hc_mult", "the executor serves hc_mult 1 (no mHC), not " +
                                            std::to_string(engram.hc_mult));
@@ -195,6 +189,9 @@ void check_servable(const nlohmann::json& cfg, const BackboneShape& shape,
         if (l >= shape.layers)
             throw refuse("engram.layer_ids", "layer " + std::to_string(l) + " past the backbone's " +
                                                  std::to_string(shape.layers) + " layers");
+    // And whatever else the simulator refuses of these choices (a layer-ahead:K past the last
+    // layer, which would never issue): the engine serves what the simulator predicts.
+    (void)sim::resolve_choices(cfg);
 }
 
 

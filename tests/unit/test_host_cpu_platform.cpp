@@ -71,18 +71,19 @@ double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
     };
     std::vector<Flight> flying;
     double t = 0;
-    // Advance with the compute running `threads` (0: idle) until `left` of it is done, or until
-    // fetch `until` is done when `left` is negative.
+    // Advance with the compute running `threads` until `left` of it is done, or idle (0
+    // threads) for `left` seconds, or until fetch `until` is done when `left` is negative.
     auto advance = [&](int threads, double left, int until) {
         for (;;) {
             double demand = threads;
             demand += double(plan.fetch_threads) * double(flying.size());
             const double rate = demand > cores ? cores / demand : 1.0;
-            double dt = left >= 0 ? left / rate : INFINITY;
+            const double own = threads > 0 ? rate : 1.0;  // an idle compute's clock runs at 1
+            double dt = left >= 0 ? left / own : INFINITY;
             for (const Flight& f : flying) dt = std::min(dt, f.left / rate);
             if (!std::isfinite(dt)) return;  // waiting for a fetch already done
             t += dt;
-            if (left >= 0) left -= dt * rate;
+            if (left >= 0) left -= dt * own;
             for (Flight& f : flying) f.left -= dt * rate;
             bool waited_for_is_done = false;
             std::erase_if(flying, [&](const Flight& f) {
@@ -96,22 +97,10 @@ double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
                 return;
         }
     };
-    auto idle = [&](double wall) {
-        while (wall > 1e-15) {
-            const double demand = double(plan.fetch_threads) * double(flying.size());
-            const double rate = demand > cores ? cores / demand : 1.0;
-            double dt = wall;
-            for (const Flight& f : flying) dt = std::min(dt, f.left / rate);
-            t += dt;
-            wall -= dt;
-            for (Flight& f : flying) f.left -= dt * rate;
-            std::erase_if(flying, [](const Flight& f) { return f.left <= 1e-15; });
-        }
-    };
     for (const sim::Instr& in : sim::engine_step_program(plan, st)) {
         if (in.kind == sim::Instr::Kind::Idle) {
             EXPECT_EQ(in.seconds, st.fetch[size_t(in.fetch)].compute_penalty_s);
-            idle(in.seconds);
+            advance(0, in.seconds, -1);
         } else if (in.kind == sim::Instr::Kind::Run) {
             EXPECT_GE(in.threads, 1) << "a host-cpu run names its threads";
             advance(in.threads, in.seconds, -1);
@@ -125,6 +114,16 @@ double fluid_step_seconds(const sim::Plan& plan, const sim::PlannedStep& st) {
         }
     }
     return t;
+}
+
+// Every step of run `r` as SimGrid timed it equals the fluid reference.
+void expect_every_step_is_fluid(const sim::RunOutcome& r, const std::string& what) {
+    ASSERT_EQ(r.des.step_start_s.size(), r.plan.steps.size());
+    for (size_t i = 0; i < r.plan.steps.size(); ++i) {
+        const double sim_s = r.des.step_end_s[i] - r.des.step_start_s[i];
+        const double ref = fluid_step_seconds(r.plan, r.plan.steps[i]);
+        ASSERT_NEAR(sim_s, ref, 1e-9 * ref) << what << " step " << i;
+    }
 }
 
 }  // namespace
@@ -179,12 +178,7 @@ TEST(HostCpuPlatform, OnTwoCoresEveryStepIsTheFluidReferences) {
             for (const auto& in : sim::engine_step_program(r.plan, r.plan.steps.back()))
                 if (in.kind == sim::Instr::Kind::Run) threads.insert(in.threads);
             EXPECT_EQ(threads, (std::set<int>{1, 2}));
-            ASSERT_EQ(r.des.step_start_s.size(), r.plan.steps.size());
-            for (size_t i = 0; i < r.plan.steps.size(); ++i) {
-                const double sim_s = r.des.step_end_s[i] - r.des.step_start_s[i];
-                const double ref = fluid_step_seconds(r.plan, r.plan.steps[i]);
-                ASSERT_NEAR(sim_s, ref, 1e-9 * ref) << schedule << " " << penalty << " step " << i;
-            }
+            expect_every_step_is_fluid(r, schedule + " " + penalty);
             const double work = host_work(r.plan), pen = compute_penalty(r.plan);
             if (schedule == "none" || schedule == "layer-ahead:2") {
                 // At the Engram layer (2) the compute waits: nothing overlaps, no penalty.
@@ -226,11 +220,7 @@ TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
         }
         EXPECT_GT(pen.metrics.makespan_s, plain.metrics.makespan_s + 0.5 * P * double(fetches));
         EXPECT_LE(pen.metrics.makespan_s, plain.metrics.makespan_s + P * double(fetches) + 1e-12);
-        for (size_t i = 0; i < pen.plan.steps.size(); ++i) {
-            const double sim_s = pen.des.step_end_s[i] - pen.des.step_start_s[i];
-            const double ref = fluid_step_seconds(pen.plan, pen.plan.steps[i]);
-            ASSERT_NEAR(sim_s, ref, 1e-9 * ref) << "step " << i;
-        }
+        expect_every_step_is_fluid(pen, schedule);
     }
 }
 
