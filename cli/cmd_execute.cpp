@@ -215,6 +215,7 @@ void execute(const ExecuteCliOptions& opt) {
         write("results.json", [&](std::ostream& f) { f << results.dump(2) << '\n'; });
         write("resolved_config.json", [&](std::ostream& f) { f << cfg.dump(2) << '\n'; });
         write("steps.csv", [&](std::ostream& f) { write_steps_csv(run, f); });
+        if (base) write("no_engram_steps.csv", [&](std::ostream& f) { write_steps_csv(*base, f); });
         write("timeline.json", [&](std::ostream& f) { executor::write_timeline(run, f); });
     }
     if (opt.json)
@@ -240,7 +241,7 @@ void add_execute_command(CLI::App& app) {
                    "prefetch schedule on real threads; then the same workload without Engram.");
     cmd->add_option("config", opt->config, "Run config file (see executor/configs/)")->required();
     cmd->add_option("-o,--out", opt->out_dir,
-                    "Write results.json, steps.csv, timeline.json and resolved_config.json here");
+                    "Write results.json, steps.csv (no_engram_steps.csv: the baseline's), timeline.json and resolved_config.json here");
     cmd->add_flag("--json", opt->json, "Print results.json instead of the table");
     cmd->add_flag("--no-baseline", opt->no_baseline, "Skip the run without Engram");
     cmd->add_flag("-q,--quiet", opt->quiet, "No progress on stderr");

@@ -520,7 +520,7 @@ private:
         }
         h_.resize(tokens_.size() * size_t(p_.shape.hidden));
         backbone_.embed(tokens_, h_);
-        std::vector<EngramLayerRecord> recs(p_.engram.layer_ids.size());
+        std::vector<EngramLayerRecord> recs(p_.with_engram ? p_.engram.layer_ids.size() : 0);
         const bool timed = rec != nullptr;
         for (int l = 0; l < p_.shape.layers; ++l) {
             if (p_.with_engram && in.rows)

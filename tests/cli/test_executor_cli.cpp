@@ -78,6 +78,23 @@ TEST(ExecutorCli, ExecuteWritesResultsStepsAndATimeline) {
     EXPECT_EQ(line.rfind("step,prefill,tokens", 0), 0u) << line;
     while (std::getline(csv, line)) ++rows;
     EXPECT_EQ(rows, steps);  // one Engram layer: one row per step
+    // The baseline's steps beside them: as many, none at an Engram layer.
+    std::ifstream base(out + "/no_engram_steps.csv");
+    std::getline(base, line);
+    EXPECT_EQ(line.rfind("step,prefill,tokens", 0), 0u) << line;
+    uint64_t base_rows = 0, base_engram_rows = 0;
+    while (std::getline(base, line)) {
+        ++base_rows;
+        std::vector<std::string> col;
+        for (size_t b = 0, e; b <= line.size(); b = e + 1) {
+            e = std::min(line.find(',', b), line.size());
+            col.push_back(line.substr(b, e - b));
+        }
+        ASSERT_EQ(col.size(), 18u) << line;
+        base_engram_rows += !col[8].empty();  // engram_layer
+    }
+    EXPECT_EQ(base_rows, steps);
+    EXPECT_EQ(base_engram_rows, 0u);
     EXPECT_TRUE(read_json(out + "/timeline.json").contains("traceEvents"));
 }
 
