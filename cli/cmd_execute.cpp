@@ -378,12 +378,21 @@ void add_validate_serving(CLI::App& validate) {
                              : !opt->out_dir.empty()   ? opt->out_dir + "/calibration"
                                                        : "build/calibration";
         so.say = [](const std::string& s) { std::cerr << "validate serving: " << s << "\n"; };
-        const executor::ServingSummary s = executor::validate_serving(cases, so);
-        const nlohmann::json j = executor::to_json(s, producer());
-        if (!opt->out_dir.empty()) {
+        auto save = [opt](const executor::ServingSummary& s, const nlohmann::json& j) {
+            if (opt->out_dir.empty()) return;
             write_output(opt->out_dir, "validation.json", [&](std::ostream& f) { f << j.dump(2) << '\n'; });
             write_output(opt->out_dir, "steps.csv", [&](std::ostream& f) { executor::write_steps_csv(s, f); });
-        }
+        };
+        // After each round the comparison so far ("complete": false), so a stop loses no round.
+        so.on_round = [&](const executor::ServingSummary& s) {
+            save(s, executor::to_json(s, producer()));
+            if (!opt->out_dir.empty())
+                std::cerr << "validate serving: round " << s.rounds_done << " of " << s.rounds
+                          << " done, written to " << opt->out_dir << "/validation.json\n";
+        };
+        const executor::ServingSummary s = executor::validate_serving(cases, so);
+        const nlohmann::json j = executor::to_json(s, producer());
+        save(s, j);
         if (!opt->plot_dir.empty())
             write_and_plot(j, opt->plot_dir, "serving_validation.json",
                            "executor/plot_serving_validation.py");

@@ -12,10 +12,17 @@ namespace engramsim::cli {
 void write_output(const std::string& dir, const std::string& name,
                   const std::function<void(std::ostream&)>& fill) {
     std::filesystem::create_directories(dir);
-    const std::string path = dir + "/" + name;
-    std::ofstream f(path);
-    fill(f);
-    if (!f.flush()) throw std::runtime_error(path + ": write failed");
+    // Written beside, then renamed over: a file rewritten as a run goes on (validate serving's
+    // rounds) is always whole, the last complete one, whenever the run stops.
+    const std::string path = dir + "/" + name, part = path + ".part";
+    {
+        std::ofstream f(part);
+        fill(f);
+        if (!f.flush()) throw std::runtime_error(path + ": write failed");
+    }
+    std::error_code ec;
+    std::filesystem::rename(part, path, ec);
+    if (ec) throw std::runtime_error(path + ": write failed: " + ec.message());
 }
 
 void write_and_plot(const nlohmann::json& data, const std::string& dir,

@@ -11,7 +11,8 @@
 
 namespace engramsim::cli {
 
-// Writes DIR/name (DIR created) with `fill`; throws naming the path when the write fails.
+// Writes DIR/name (DIR created) with `fill`, whole: into DIR/name.part, then renamed over, so a
+// reader never sees it half written; throws naming the path when the write fails.
 void write_output(const std::string& dir, const std::string& name,
                   const std::function<void(std::ostream&)>& fill);
 

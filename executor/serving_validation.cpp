@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <ostream>
 
 #include "executor/calibrate.h"
@@ -83,73 +84,102 @@ std::vector<double> step_ends(const ExecuteResult& r) {
     return out;
 }
 
-ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& calibrations) {
-    const json& cfg = c.config;
+// One config between its prediction and its last execution: the prediction, and every
+// execution's measurements so far.
+struct CaseRun {
+    const ServingCase* c = nullptr;
+    sim::RunOutcome pred, pred_base;
+    std::vector<double> tps, base_tps;                // separate runs, tok/s
+    std::vector<double> pair_overhead, interleaved_overhead, control_overhead;
+    std::optional<ExecuteResult> first, first_base;   // the first separate pair, in full
+    // Each interleaved execution's step ends (Engram run, baseline), for the phase split.
+    std::vector<std::pair<std::vector<double>, std::vector<double>>> interleaved_ends;
+};
+
+// 1. Predict, from the calibration alone (made now if there is none).
+CaseRun predict_case(const ServingCase& c, const ServingOptions& opt, json& calibrations) {
+    CaseRun r;
+    r.c = &c;
+    const std::string cal = calibration_for(c.config, opt, calibrations);
+    const json pcfg = apply_calibration(c.config, cal);
+    if (opt.say) opt.say(c.name + ": predicting");
+    r.pred = sim::run_config(pcfg);
+    r.pred_base = sim::run_config(sim::without_engram(pcfg));
+    return r;
+}
+
+// 2. Execute the config's share of round `round`: a separate pair (the Engram run, then the
+// baseline) while round < repeat, an interleaved execution while round < interleaved, an A/A
+// control while round < controls.
+void execute_round(CaseRun& r, int round, const ServingOptions& opt) {
+    const json& cfg = r.c->config;
+    const std::string& name = r.c->name;
+    auto of = [](int i, int n) { return std::to_string(i + 1) + " of " + std::to_string(n); };
+    ExecuteOptions eo;
+    eo.table_file = opt.table_file;
+    if (round < opt.repeat) {
+        if (opt.say) opt.say(name + ": executing, pair " + of(round, opt.repeat));
+        eo.engram = true;
+        ExecuteResult e = execute(cfg, eo);
+        r.tps.push_back(metrics_of(e).throughput_tok_per_s);
+        eo.engram = false;
+        ExecuteResult base = execute(cfg, eo);
+        r.base_tps.push_back(metrics_of(base).throughput_tok_per_s);
+        r.pair_overhead.push_back(sim::overhead_pct(r.base_tps.back(), r.tps.back()));
+        if (!r.first) {
+            r.first = std::move(e), r.first_base = std::move(base);
+            if (!opt.timeline_dir.empty()) {
+                fs::create_directories(opt.timeline_dir);
+                const std::string stem = opt.timeline_dir + "/" + name;
+                std::ofstream p(stem + ".predicted.timeline.json"), m(stem + ".measured.timeline.json");
+                sim::write_timeline(r.pred.plan, r.pred.des, p);
+                write_timeline(*r.first, m);
+                if (!p.flush() || !m.flush()) throw std::runtime_error(stem + ".*.timeline.json: write failed");
+            }
+        }
+    }
+    if (round < opt.interleaved) {
+        if (opt.say) opt.say(name + ": executing interleaved, " + of(round, opt.interleaved));
+        const InterleavedResult both = execute_interleaved(cfg, eo);
+        r.interleaved_overhead.push_back(sim::overhead_pct(
+            metrics_of(both.baseline).throughput_tok_per_s, metrics_of(both.engram).throughput_tok_per_s));
+        r.interleaved_ends.emplace_back(step_ends(both.engram), step_ends(both.baseline));
+    }
+    if (round < opt.controls) {
+        if (opt.say) opt.say(name + ": executing the A/A control, " + of(round, opt.controls));
+        const InterleavedResult aa = execute_interleaved(cfg, eo, /*control=*/true);
+        r.control_overhead.push_back(sim::overhead_pct(metrics_of(aa.baseline).throughput_tok_per_s,
+                                                       metrics_of(aa.engram).throughput_tok_per_s));
+    }
+}
+
+// 3. Compare: the prediction beside what the executions so far measured (at least one pair).
+ServingOutcome outcome_of(const CaseRun& r) {
+    const json& cfg = r.c->config;
+    const sim::RunOutcome& pred = r.pred;
+    const sim::RunOutcome& pred_base = r.pred_base;
+    const ExecuteResult* first = &*r.first;
     ServingOutcome o;
-    o.name = c.name;
+    o.name = r.c->name;
     o.schedule = cfg["sim"]["schedule"].get<std::string>();
     o.table = cfg["sim"]["table"].get<std::string>();
     o.workload = cfg["workload"]["kind"].get<std::string>();
     o.max_num_seqs = cfg["sim"]["max_num_seqs"].get<int>();
     o.engram_layers = int(cfg["engram"]["layer_ids"].size());
-
-    // 1. Predict, from the calibration alone.
-    const std::string cal = calibration_for(cfg, opt, calibrations);
-    const json pcfg = apply_calibration(cfg, cal);
-    if (opt.say) opt.say(c.name + ": predicting");
-    const sim::RunOutcome pred = sim::run_config(pcfg);
-    const sim::RunOutcome pred_base = sim::run_config(sim::without_engram(pcfg));
-
-    // 2. Execute: the Engram run and the baseline, alternating.
-    ExecuteOptions eo;
-    eo.table_file = opt.table_file;
-    std::vector<double> tps, base_tps;
-    std::optional<ExecuteResult> first, first_base;
-    for (int i = 0; i < opt.repeat; ++i) {
-        if (opt.say) opt.say(c.name + ": executing, pair " + std::to_string(i + 1) + " of " + std::to_string(opt.repeat));
-        eo.engram = true;
-        ExecuteResult r = execute(cfg, eo);
-        tps.push_back(metrics_of(r).throughput_tok_per_s);
-        eo.engram = false;
-        ExecuteResult base = execute(cfg, eo);
-        base_tps.push_back(metrics_of(base).throughput_tok_per_s);
-        o.measured_overhead_runs.push_back(sim::overhead_pct(base_tps.back(), tps.back()));
-        if (!first) first = std::move(r), first_base = std::move(base);
-    }
-    std::vector<InterleavedResult> interleaved;
-    for (int i = 0; i < opt.interleaved; ++i) {
-        if (opt.say) opt.say(c.name + ": executing interleaved, " + std::to_string(i + 1) + " of " + std::to_string(opt.interleaved));
-        InterleavedResult both = execute_interleaved(cfg, eo);
-        o.measured_overhead_interleaved.push_back(
-            sim::overhead_pct(metrics_of(both.baseline).throughput_tok_per_s,
-                              metrics_of(both.engram).throughput_tok_per_s));
-        interleaved.push_back(std::move(both));
-    }
-    for (int i = 0; i < opt.controls; ++i) {
-        if (opt.say) opt.say(c.name + ": executing the A/A control, " + std::to_string(i + 1) + " of " + std::to_string(opt.controls));
-        const InterleavedResult aa = execute_interleaved(cfg, eo, /*control=*/true);
-        o.control_overhead.push_back(sim::overhead_pct(metrics_of(aa.baseline).throughput_tok_per_s,
-                                                       metrics_of(aa.engram).throughput_tok_per_s));
-    }
-    if (!opt.timeline_dir.empty()) {
-        fs::create_directories(opt.timeline_dir);
-        const std::string base = opt.timeline_dir + "/" + c.name;
-        std::ofstream p(base + ".predicted.timeline.json"), e(base + ".measured.timeline.json");
-        sim::write_timeline(pred.plan, pred.des, p);
-        write_timeline(*first, e);
-        if (!p.flush() || !e.flush()) throw std::runtime_error(base + ".*.timeline.json: write failed");
-    }
+    o.measured_overhead_runs = r.pair_overhead;
+    o.measured_overhead_interleaved = r.interleaved_overhead;
+    o.control_overhead = r.control_overhead;
     const ExecuteMetrics m = metrics_of(*first);
     const sim::RunMetrics& p = pred.metrics;
     if (pred.des.step_start_s.size() != first->steps.size())
-        throw std::logic_error(c.name + ": the simulator planned " +
+        throw std::logic_error(o.name + ": the simulator planned " +
                                std::to_string(pred.des.step_start_s.size()) + " steps, the executor ran " +
                                std::to_string(first->steps.size()));
     o.steps = first->steps.size();
     o.preemptions = first->preemptions;
 
-    o.tok_per_s = {p.throughput_tok_per_s, median_of(tps)};
-    o.no_engram_tok_per_s = {pred_base.metrics.throughput_tok_per_s, median_of(base_tps)};
+    o.tok_per_s = {p.throughput_tok_per_s, median_of(r.tps)};
+    o.no_engram_tok_per_s = {pred_base.metrics.throughput_tok_per_s, median_of(r.base_tps)};
     o.mean_step_s = {p.steps ? p.makespan_s / double(p.steps) : 0, m.mean_step_s};
     o.ttft_s = {p.ttft_mean_s, m.ttft_mean_s};
     o.tpot_s = {p.tpot_mean_s, m.tpot_mean_s};
@@ -175,23 +205,22 @@ ServingOutcome one_case(const ServingCase& c, const ServingOptions& opt, json& c
     for (const sim::PlannedStep& st : pred.plan.steps) prefill.push_back(st.prefill);
     o.prefill_steps = uint64_t(std::count(prefill.begin(), prefill.end(), true));
     const PhaseSplit ps = phase_split(prefill, pred.des.step_end_s, pred_base.des.step_end_s);
-    const ExecuteResult* split_engram = &*first;
-    const ExecuteResult* split_base = &*first_base;
-    if (!interleaved.empty()) {
-        std::vector<size_t> order(interleaved.size());
+    std::vector<double> engram_ends = step_ends(*first), base_ends = step_ends(*r.first_base);
+    if (!r.interleaved_ends.empty()) {
+        std::vector<size_t> order(r.interleaved_ends.size());
         for (size_t i = 0; i < order.size(); ++i) order[i] = i;
         std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-            return o.measured_overhead_interleaved[a] < o.measured_overhead_interleaved[b];
+            return r.interleaved_overhead[a] < r.interleaved_overhead[b];
         });
-        const InterleavedResult& mid = interleaved[order[(order.size() - 1) / 2]];
-        split_engram = &mid.engram, split_base = &mid.baseline;
+        const auto& mid = r.interleaved_ends[order[(order.size() - 1) / 2]];
+        engram_ends = mid.first, base_ends = mid.second;
     }
-    const PhaseSplit ms = phase_split(prefill, step_ends(*split_engram), step_ends(*split_base));
+    const PhaseSplit ms = phase_split(prefill, engram_ends, base_ends);
     o.overhead_prefill_steps_s = {ps.prefill_s, ms.prefill_s};
     o.overhead_decode_steps_s = {ps.decode_s, ms.decode_s};
     o.split_engram_makespan_predicted_s = pred.des.step_end_s.empty() ? 0 : pred.des.step_end_s.back();
-    o.split_engram_makespan_measured_s = split_engram->makespan_s();
-    // 3. Step by step.
+    o.split_engram_makespan_measured_s = engram_ends.empty() ? 0 : engram_ends.back();
+    // Step by step.
     std::vector<double> abs_err;
     double signed_sum = 0;  // the bias
     for (size_t i = 0; i < o.steps; ++i) {
@@ -232,10 +261,9 @@ std::vector<std::string> default_serving_configs(bool quick) {
     return out;
 }
 
-ServingSummary validate_serving(const std::vector<ServingCase>& cases, const ServingOptions& opt) {
+ServingSummary summarize(std::vector<ServingOutcome> outcomes) {
     ServingSummary s;
-    s.calibration = json::object();
-    for (const ServingCase& c : cases) s.outcomes.push_back(one_case(c, opt, s.calibration));
+    s.outcomes = std::move(outcomes);
     std::vector<double> tok, step, po, mo;
     for (const auto& o : s.outcomes) {
         tok.push_back(std::fabs(o.tok_per_s.error_pct()));
@@ -251,6 +279,31 @@ ServingSummary validate_serving(const std::vector<ServingCase>& cases, const Ser
     s.step_error_worst_pct = step.empty() ? 0 : *std::max_element(step.begin(), step.end());
     s.same_overhead_rank = ranks(po) == ranks(mo);
     s.overhead_rank_tau = kendall_tau_b(po, mo);
+    return s;
+}
+
+ServingSummary validate_serving(const std::vector<ServingCase>& cases, const ServingOptions& opt) {
+    if (opt.repeat < 1)
+        throw std::invalid_argument("validate serving: at least one separate pair per config (repeat " +
+                                    std::to_string(opt.repeat) + ")");
+    // Every prediction before any execution.
+    json calibrations = json::object();
+    std::vector<CaseRun> runs;
+    runs.reserve(cases.size());
+    for (const ServingCase& c : cases) runs.push_back(predict_case(c, opt, calibrations));
+    // Then the executions in rounds, each config's share of a round in turn, so a config's runs
+    // spread over the whole validation rather than one spell of a shared machine.
+    const int rounds = std::max({opt.repeat, opt.interleaved, opt.controls});
+    ServingSummary s;
+    for (int round = 0; round < rounds; ++round) {
+        for (CaseRun& r : runs) execute_round(r, round, opt);
+        std::vector<ServingOutcome> outcomes;
+        for (const CaseRun& r : runs) outcomes.push_back(outcome_of(r));
+        s = summarize(std::move(outcomes));
+        s.calibration = calibrations;
+        s.rounds_done = round + 1, s.rounds = rounds;
+        if (opt.on_round && round + 1 < rounds) opt.on_round(s);
+    }
     return s;
 }
 
@@ -335,6 +388,8 @@ json to_json(const ServingSummary& s, const std::string& producer) {
           {"same_overhead_rank", s.same_overhead_rank},
           {"overhead_rank_kendall_tau", s.overhead_rank_tau},
           {"rows_exact", s.rows_exact},
+          {"rounds", {{"done", s.rounds_done}, {"of", s.rounds}}},
+          {"complete", s.rounds_done == s.rounds},
           {"targets", "median |error| <= 10%, worst <= 20% (tok/s, mean step); overhead within "
                       "max(1 point, 20% of measured); the same overhead ranking"}}},
         {"cases", cases},

@@ -21,6 +21,8 @@ struct ServingCase {
     nlohmann::json config;  // resolved
 };
 
+struct ServingSummary;
+
 struct ServingOptions {
     std::string calibration_dir;  // reused when it holds a calibration, else written there
     bool quick = false;
@@ -36,6 +38,9 @@ struct ServingOptions {
     // DIR/<config>.measured.timeline.json (the executor's first Engram run), both for Perfetto.
     std::string timeline_dir;
     std::function<void(const std::string&)> say;
+    // Called after each round but the last with the comparison so far (every config, from the
+    // executions of the rounds done), so a long validation that stops loses no finished round.
+    std::function<void(const ServingSummary&)> on_round;
 };
 
 // A predicted and a measured value; error = (predicted - measured) / measured, in percent, as
@@ -93,11 +98,18 @@ struct ServingSummary {
     // Kendall's tau-b between predicted and measured overheads: 1 the same order, 0 none.
     double overhead_rank_tau = 0;
     nlohmann::json calibration;
+    // The rounds of executions done, of all (ServingOptions: each config's pairs, interleaved
+    // executions and controls, one of each per round while it has any left).
+    int rounds_done = 0, rounds = 0;
 };
 
 // The default set (executor/configs/serving/*.json, sorted), or its --quick subset.
 std::vector<std::string> default_serving_configs(bool quick);
 
+// Every config predicted first (calibrating where needed), then executed in rounds: in each
+// round every config in turn executes its next separate pair, interleaved execution and A/A
+// control (those it has left). A config's runs so spread over the whole validation, and a slow
+// spell of a shared machine falls on many configs' one run each, not on one config's every run.
 ServingSummary validate_serving(const std::vector<ServingCase>& cases, const ServingOptions& opt);
 
 // The report: the validations' head (schema_version, kind engramsim.serving_validation,

@@ -15,6 +15,7 @@
 #include "executor/calibrate.h"
 #include "executor/engram_layer.h"
 #include "executor/executor.h"
+#include "executor/serving_validation.h"
 #include "executor_test_config.h"
 #include "kernels/cpu/engram_kernels.h"
 #include "model/config.h"
@@ -356,5 +357,55 @@ TEST(Executor, CalibrationPricesTheFloat32TheExecutorRuns) {
     const nlohmann::json out = apply_calibration(cfg, dir);
     EXPECT_EQ(out["backbone"]["dtype"], "fp32");
     EXPECT_EQ(out["sim"]["num_kv_blocks"], kv_blocks(cfg));
+    fs::remove_all(dir);
+}
+
+// validate serving predicts every config before executing any, then executes in rounds (each
+// config's next pair, interleaved execution and A/A control in turn), and hands out the
+// comparison after every round but the last, with the executions done so far.
+TEST(ServingValidation, PredictsAllThenExecutesInRoundsAcrossConfigsReportingEachRound) {
+    namespace fs = std::filesystem;
+    const std::string dir = ::testing::TempDir() + "serving_rounds_" + std::to_string(::getpid());
+    std::vector<ServingCase> cases;
+    for (const char* schedule : {"layer-ahead:0", "none"})
+        cases.push_back({schedule[0] == 'l' ? "a" : "b", "",
+                         config::resolve(tiny_executor_doc(4, -1, schedule), "test")});
+    ServingOptions opt;
+    opt.calibration_dir = dir;
+    opt.quick = true;
+    opt.repeat = 1, opt.interleaved = 2, opt.controls = 1;
+    std::vector<std::string> said;
+    opt.say = [&](const std::string& m) { said.push_back(m); };
+    std::vector<nlohmann::json> partial;
+    opt.on_round = [&](const ServingSummary& s) { partial.push_back(to_json(s, "test")); };
+    const nlohmann::json done = to_json(validate_serving(cases, opt), "test");
+
+    std::vector<std::string> order;  // what each config did, in order
+    for (const std::string& m : said)
+        if (m.rfind("a: ", 0) == 0 || m.rfind("b: ", 0) == 0) order.push_back(m);
+    const std::vector<std::string> want = {
+        "a: predicting", "b: predicting",
+        "a: executing, pair 1 of 1", "a: executing interleaved, 1 of 2", "a: executing the A/A control, 1 of 1",
+        "b: executing, pair 1 of 1", "b: executing interleaved, 1 of 2", "b: executing the A/A control, 1 of 1",
+        "a: executing interleaved, 2 of 2", "b: executing interleaved, 2 of 2"};
+    EXPECT_EQ(order, want);
+
+    ASSERT_EQ(partial.size(), 1u);  // after round 1 of 2
+    EXPECT_EQ(partial[0]["summary"]["rounds"], (nlohmann::json{{"done", 1}, {"of", 2}}));
+    EXPECT_EQ(partial[0]["summary"]["complete"], false);
+    EXPECT_EQ(done["summary"]["rounds"], (nlohmann::json{{"done", 2}, {"of", 2}}));
+    EXPECT_EQ(done["summary"]["complete"], true);
+    for (size_t i = 0; i < 2; ++i) {
+        const nlohmann::json& p = partial[0]["cases"][i]["overhead_vs_no_engram_pct"];
+        const nlohmann::json& d = done["cases"][i]["overhead_vs_no_engram_pct"];
+        EXPECT_EQ(p["measured_interleaved"].size(), 1u);
+        EXPECT_EQ(d["measured_interleaved"].size(), 2u);
+        EXPECT_EQ(p["measured_interleaved"][0], d["measured_interleaved"][0]);  // kept, not redone
+        EXPECT_EQ(p["measured"], p["measured_interleaved"][0]);
+        EXPECT_EQ(p["a_a_control"].size(), 1u);
+        EXPECT_EQ(d["a_a_control"], p["a_a_control"]);
+        EXPECT_EQ(d["measured_runs"], p["measured_runs"]);
+        EXPECT_EQ(d["predicted"], p["predicted"]);  // predicted once, before any execution
+    }
     fs::remove_all(dir);
 }
