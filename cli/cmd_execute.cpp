@@ -439,8 +439,12 @@ void add_validate_serving(CLI::App& validate) {
                   << s.outcomes.size() << " (measured "
                   << (so.interleaved > 0 ? "interleaved" : "in separate runs")
                   << "); same ranking: " << (s.same_overhead_rank ? "yes" : "no")
-                  << " (Kendall's tau " << fixed(s.overhead_rank_tau, 2) << ")"
-                  << "\n  rows (distinct rows fetched, DRAM-cache hits) exactly as planned: "
+                  << " (Kendall's tau " << fixed(s.overhead_rank_tau, 2) << ")";
+        if (s.band_cases > 0)
+            std::cout << "\n  overhead predicted outside its interleaved runs' band (a "
+                      << fixed(100 * s.band_confidence, 0) << "% interval of the median): "
+                      << s.overhead_outside_band << " of " << s.band_cases;
+        std::cout << "\n  rows (distinct rows fetched, DRAM-cache hits) exactly as planned: "
                   << s.rows_exact << " of " << s.outcomes.size() << "\n";
         for (const auto& o : s.outcomes)
             if (o.cache_hits_measured > 0 || o.cache_hits_predicted > 0 || !o.rows_exact())

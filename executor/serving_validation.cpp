@@ -272,6 +272,13 @@ ServingSummary summarize(std::vector<ServingOutcome> outcomes) {
         s.overhead_within_target += miss <= std::max(1.0, 0.2 * std::fabs(o.overhead_pct.measured));
         po.push_back(o.overhead_pct.predicted), mo.push_back(o.overhead_pct.measured);
         s.rows_exact += o.rows_exact();
+        const std::vector<double>& runs = o.measured_overhead_interleaved;
+        if (runs.size() >= 2) {
+            const auto [lo, hi] = std::minmax_element(runs.begin(), runs.end());
+            s.overhead_outside_band += o.overhead_pct.predicted < *lo || o.overhead_pct.predicted > *hi;
+            const double confidence = 1 - std::ldexp(1.0, 1 - int(runs.size()));
+            s.band_confidence = s.band_cases++ ? std::min(s.band_confidence, confidence) : confidence;
+        }
     }
     s.tok_error_median_pct = median_of(tok);
     s.step_error_median_pct = median_of(step);
@@ -385,6 +392,12 @@ json to_json(const ServingSummary& s, const std::string& producer) {
           {"throughput_abs_error_pct", {{"median", s.tok_error_median_pct}, {"worst", s.tok_error_worst_pct}}},
           {"mean_step_abs_error_pct", {{"median", s.step_error_median_pct}, {"worst", s.step_error_worst_pct}}},
           {"overhead_within_target", s.overhead_within_target},
+          {"overhead_outside_measured_band",
+           {{"cases", s.overhead_outside_band}, {"of", s.band_cases},
+            {"band_confidence", s.band_confidence},
+            {"what", "predictions outside their interleaved executions' band (lowest to highest "
+                     "measured overhead), which holds the median with probability 1 - 2^(1-n) "
+                     "for n independent executions; counted where n >= 2"}}},
           {"same_overhead_rank", s.same_overhead_rank},
           {"overhead_rank_kendall_tau", s.overhead_rank_tau},
           {"rows_exact", s.rows_exact},

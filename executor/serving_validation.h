@@ -93,6 +93,13 @@ struct ServingSummary {
     double tok_error_median_pct = 0, tok_error_worst_pct = 0;
     double step_error_median_pct = 0, step_error_worst_pct = 0;
     int overhead_within_target = 0;  // |error| <= max(1 point, 20% of measured)
+    // Beside the target, whether a miss is beyond the measurement's own spread: the configs
+    // whose predicted overhead lies outside their interleaved executions' band (lowest to
+    // highest). With n executions the band holds the median overhead with probability
+    // 1 - 2^(1-n) (n independent runs; 97% for 6), whatever their distribution. Counted over
+    // the configs with at least 2 (band_cases); band_confidence for the fewest runs among them.
+    int overhead_outside_band = 0, band_cases = 0;
+    double band_confidence = 0;
     int rows_exact = 0;              // cases whose rows agree exactly
     bool same_overhead_rank = false;
     // Kendall's tau-b between predicted and measured overheads: 1 the same order, 0 none.

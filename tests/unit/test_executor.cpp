@@ -407,5 +407,18 @@ TEST(ServingValidation, PredictsAllThenExecutesInRoundsAcrossConfigsReportingEac
         EXPECT_EQ(d["measured_runs"], p["measured_runs"]);
         EXPECT_EQ(d["predicted"], p["predicted"]);  // predicted once, before any execution
     }
+    // The band of two runs holds the median with probability 1 - 2^-1; one run has no band.
+    const nlohmann::json& band = done["summary"]["overhead_outside_measured_band"];
+    EXPECT_EQ(band["of"], 2);
+    EXPECT_EQ(band["band_confidence"], 0.5);
+    int outside = 0;
+    for (const auto& c : done["cases"]) {
+        const auto& oh = c["overhead_vs_no_engram_pct"];
+        const std::vector<double> runs = oh["measured_interleaved"];
+        const double pred = oh["predicted"];
+        outside += pred < std::min(runs[0], runs[1]) || pred > std::max(runs[0], runs[1]);
+    }
+    EXPECT_EQ(band["cases"], outside);
+    EXPECT_EQ(partial[0]["summary"]["overhead_outside_measured_band"]["of"], 0);
     fs::remove_all(dir);
 }
