@@ -263,22 +263,49 @@ GatherLine measure_gather_line(HostTable& table, int threads, const std::vector<
             std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
             t[k].push_back(exec.gather({ids.data(), sizes[k]}));
         }
+    std::vector<double> median_s;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+        std::nth_element(t[k].begin(), t[k].begin() + repeats / 2, t[k].end());
+        median_s.push_back(t[k][size_t(repeats / 2)]);
+    }
+    return fit_gather_line(sizes, median_s);
+}
+
+GatherLine fit_gather_line(const std::vector<uint64_t>& sizes, const std::vector<double>& median_s) {
+    if (sizes.size() < 2 || median_s.size() != sizes.size())
+        throw std::invalid_argument("gather line: two sizes or more, one median each");
     GatherLine line;
-    line.sizes = sizes;
+    line.sizes = sizes, line.median_s = median_s;
     // Weighted least squares, weights 1 / t^2 (the same relative error at every size), so the
     // small sizes set the intercept: unweighted, 1% of noise at the largest size would move it
     // by more than a small fetch costs.
     double sw = 0, swx = 0, swy = 0, swxx = 0, swxy = 0;
     for (size_t k = 0; k < sizes.size(); ++k) {
-        std::nth_element(t[k].begin(), t[k].begin() + repeats / 2, t[k].end());
-        const double x = double(sizes[k]), y = t[k][size_t(repeats / 2)];
-        line.median_s.push_back(y);
+        const double x = double(sizes[k]), y = median_s[k];
         const double w = 1 / std::max(y * y, 1e-30);
         sw += w, swx += w * x, swy += w * y, swxx += w * x * x, swxy += w * x * y;
     }
     const double det = sw * swxx - swx * swx;
     if (!(det > 0)) throw std::invalid_argument("gather line: the sizes must differ");
     line.per_row_s = (sw * swxy - swx * swy) / det;
+    // Where the small sizes' waking and joining (microseconds, noisy on a shared machine) bury
+    // the rows, as on a table that fits in the caches, the weighted slope can come out zero or
+    // negative. A row's cost is then the slope between the two largest sizes, where rows, not
+    // the fixed cost, make the time.
+    if (!(line.per_row_s > 0)) {
+        std::vector<size_t> by(sizes.size());
+        for (size_t k = 0; k < by.size(); ++k) by[k] = k;
+        std::sort(by.begin(), by.end(), [&](size_t a, size_t b) { return sizes[a] > sizes[b]; });
+        const size_t a = by[0], b = by[1];
+        line.per_row_s = (median_s[a] - median_s[b]) / (double(sizes[a]) - double(sizes[b]));
+    }
+    if (!(line.per_row_s > 0)) {
+        std::string m;
+        for (size_t k = 0; k < sizes.size(); ++k)
+            m += (k ? ", " : "") + std::to_string(sizes[k]) + " rows " + std::to_string(median_s[k] * 1e6) + " us";
+        throw std::runtime_error("gather line: the gather's time does not grow with its rows (" + m +
+                                 "): this machine was too busy to measure it; run again");
+    }
     line.fixed_s = std::max(0.0, (swy - line.per_row_s * swx) / sw);
     return line;
 }

@@ -146,6 +146,11 @@ struct GatherLine {
 };
 GatherLine measure_gather_line(HostTable& table, int threads, const std::vector<uint64_t>& sizes,
                                int repeats, int idle_us, uint64_t seed);
+// The line through each size's median time (measure_gather_line's fit). Its slope, a row's
+// cost, is positive: where the weighted fit's is not (the small sizes' fixed cost, noisy,
+// burying the rows), the slope between the two largest sizes; where that is not positive
+// either, std::runtime_error quoting the medians.
+GatherLine fit_gather_line(const std::vector<uint64_t>& sizes, const std::vector<double>& median_s);
 
 // Keys per second one thread deduplicates (KeyDeduper), batches of `batch` uniform random keys
 // over a space 4x the batch (so about 12% are repeats), over `keys` keys in all.

@@ -122,6 +122,31 @@ TEST(HostFetch, FetchStagesTheUniqueRowsByteForByteWithAnyThreadCountAndJoin) {
       }
 }
 
+// The gather line's fit: a line is recovered exactly; where the small sizes' fixed cost, noisy,
+// makes the weighted slope negative (a table in the caches, a busy machine), a row costs the
+// slope between the two largest sizes; a time that does not grow with the rows is an error.
+TEST(HostFetch, GatherLineFitKeepsARowsCostPositive) {
+    const std::vector<uint64_t> sizes = {64, 256, 1024, 4096, 16384, 65536};
+    std::vector<double> line;
+    for (uint64_t n : sizes) line.push_back(2e-6 + double(n) * 5e-9);
+    const GatherLine exact = fit_gather_line(sizes, line);
+    EXPECT_NEAR(exact.per_row_s, 5e-9, 5e-9 * 1e-9);
+    EXPECT_NEAR(exact.fixed_s, 2e-6, 2e-6 * 1e-9);
+    // Falling times at the small sizes: the weighted slope is negative (-1.7e-10 s a row).
+    const std::vector<double> noisy = {100e-6, 80e-6, 60e-6, 40e-6, 41e-6, 45e-6};
+    const GatherLine g = fit_gather_line(sizes, noisy);
+    EXPECT_DOUBLE_EQ(g.per_row_s, (45e-6 - 41e-6) / (65536 - 16384));
+    EXPECT_GE(g.fixed_s, 0);
+    EXPECT_EQ(g.median_s, noisy);
+    try {
+        fit_gather_line({64, 256}, {10e-6, 9e-6});
+        ADD_FAILURE() << "a gather that gets faster with more rows was fitted";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("does not grow with its rows"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(fit_gather_line({64}, {1e-6}), std::invalid_argument);
+}
+
 TEST(HostFetch, CalibrationRejectsBadArguments) {
     HostTable table(64 * 160, 160);
     EXPECT_THROW(measure_row_latency(table, 1, 1), std::invalid_argument);
