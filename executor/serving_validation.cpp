@@ -301,17 +301,19 @@ ServingSummary validate_serving(const std::vector<ServingCase>& cases, const Ser
     // Then the executions in rounds, each config's share of a round in turn, so a config's runs
     // spread over the whole validation rather than one spell of a shared machine.
     const int rounds = std::max({opt.repeat, opt.interleaved, opt.controls});
-    ServingSummary s;
-    for (int round = 0; round < rounds; ++round) {
-        for (CaseRun& r : runs) execute_round(r, round, opt);
+    auto summary_after = [&](int done) {
         std::vector<ServingOutcome> outcomes;
         for (const CaseRun& r : runs) outcomes.push_back(outcome_of(r));
-        s = summarize(std::move(outcomes));
+        ServingSummary s = summarize(std::move(outcomes));
         s.calibration = calibrations;
-        s.rounds_done = round + 1, s.rounds = rounds;
-        if (opt.on_round && round + 1 < rounds) opt.on_round(s);
+        s.rounds_done = done, s.rounds = rounds;
+        return s;
+    };
+    for (int round = 0; round < rounds; ++round) {
+        for (CaseRun& r : runs) execute_round(r, round, opt);
+        if (opt.on_round && round + 1 < rounds) opt.on_round(summary_after(round + 1));
     }
-    return s;
+    return summary_after(rounds);
 }
 
 namespace {
