@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "executor/attention.h"
+#include "executor/backbone.h"
 #include "executor/engram_layer.h"
 #include "executor/executor.h"
 #include "executor/kv_cache.h"
@@ -333,64 +334,155 @@ std::vector<uint64_t> wake_keys(size_t lookups) {
     return keys;
 }
 
-// What a prefetch issued at a decode step's start costs the compute beyond its own work: the
-// GEMMs of every layer of a 16-sequence decode step (the config's shapes, each layer its own
-// weights), timed alone and with a fetch of `lookups` keys handed to a prefetcher thread just
-// before them (then waited for after them), alternating; the penalty is the median of the
-// trials' differences (each pair of samples taken back to back, so a slow spell of the shared
-// machine moves both) less what the simulator already charges those GEMMs for the fetch, at
-// least 0: what the simulator adds to the fetch's host work. A DRAM gather's host work slows
-// GEMMs on every core by its own time, so by default the fetch's own time alone is charged.
-// `pf` is the config's own prefetcher: the gather team from DRAM, or with the table on disk the
-// reader threads (one direct read in flight each), whose every completion wakes a thread.
+// What a prefetch issued at a decode step's start costs the compute beyond its own work.
+// `compute` is a 16-sequence decode step's compute, timed alone and with a fetch of `keys`
+// handed to the config's own prefetcher `pf` just before it (then waited for after it),
+// alternating; the penalty is the median of the trials' differences (each pair of samples taken
+// back to back, so a slow spell of the shared machine moves both) less `charged_s`, what the
+// simulator already charges that compute for the fetch (default: the fetch's own time alone), at
+// least 0. From DRAM, `pf` is the gather team and the compute the step's GEMMs: a gather's host
+// work slows GEMMs on every core by its own time. From the drive, `pf` is the reader threads (one
+// direct read in flight each; every completion wakes one) and the compute the whole decode
+// step (DecodeStep), and nothing is charged: the simulator's only cost of the reads to
+// the compute is this penalty.
 struct WakePenalty {
-    double gemms_alone_s = 0, gemms_beside_fetch_s = 0, fetch_alone_s = 0, paired_difference_s = 0,
-           penalty_s = 0;
+    double reads = 0;  // the fetch's keys (from the drive: its reads)
+    double compute_alone_s = 0, compute_beside_fetch_s = 0, fetch_alone_s = 0,
+           paired_difference_s = 0, penalty_s = 0;
 };
-WakePenalty measure_wake_penalty(const BackboneShape& b, Prefetcher& pf,
-                                 std::span<const uint64_t> keys, int trials,
-                                 std::optional<double> charged_s = std::nullopt) {
-    const size_t m = 16, H = b.hidden, I = b.intermediate;
-    const size_t q = size_t(b.n_heads) * b.head_dim, kv = size_t(b.n_kv_heads) * b.head_dim;
+// One WakePenalty per key set, all measured in the same rounds (each round times every set's
+// pair and fetch in turn), so a slow spell of the machine meets every size.
+std::vector<WakePenalty> measure_wake_penalties(const std::function<void()>& compute, Prefetcher& pf,
+                                                const std::vector<std::vector<uint64_t>>& key_sets,
+                                                int trials,
+                                                std::optional<double> charged_s = std::nullopt) {
+    const size_t n = key_sets.size();
+    std::vector<std::vector<double>> alone(n), beside(n), fetch(n), difference(n);
+    compute();
+    for (const auto& keys : key_sets) pf.fetch(keys);
+    for (int t = 0; t < trials; ++t)
+        for (size_t k = 0; k < n; ++k) {
+            auto t0 = Clock::now();
+            compute();
+            alone[k].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+            t0 = Clock::now();
+            pf.issue(key_sets[k]);
+            compute();
+            pf.wait();
+            beside[k].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+            difference[k].push_back(beside[k].back() - alone[k].back());
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the prefetcher idles, as between steps
+            t0 = Clock::now();
+            pf.fetch(key_sets[k]);
+            fetch[k].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        }
+    std::vector<WakePenalty> out(n);
+    for (size_t k = 0; k < n; ++k) {
+        WakePenalty& w = out[k];
+        w.reads = double(key_sets[k].size());
+        w.compute_alone_s = median(alone[k]), w.compute_beside_fetch_s = median(beside[k]);
+        w.fetch_alone_s = median(fetch[k]);
+        w.paired_difference_s = median(difference[k]);
+        w.penalty_s = std::max(0.0, w.paired_difference_s - charged_s.value_or(w.fetch_alone_s));
+    }
+    return out;
+}
+
+// A disk prefetch's penalty as a line in its reads: fixed (waking the prefetcher and its reader
+// threads, whatever the reads) + per_read x reads, the least-squares line through the sizes'
+// penalties; neither term below 0 (a negative slope: the mean penalty, fixed).
+struct PenaltyLine {
+    double fixed_s = 0, per_read_s = 0;
+};
+PenaltyLine fit_penalty_line(const std::vector<WakePenalty>& w) {
+    double mx = 0, my = 0;
+    for (const auto& p : w) mx += p.reads, my += p.penalty_s;
+    mx /= double(w.size()), my /= double(w.size());
+    double sxx = 0, sxy = 0;
+    for (const auto& p : w) sxx += (p.reads - mx) * (p.reads - mx), sxy += (p.reads - mx) * (p.penalty_s - my);
+    PenaltyLine l;
+    l.per_read_s = sxx > 0 ? std::max(0.0, sxy / sxx) : 0.0;
+    l.fixed_s = std::max(0.0, my - l.per_read_s * mx);
+    return l;
+}
+
+// The GEMMs of every layer of a 16-sequence decode step at the config's shapes, each layer its
+// own weights: the compute a DRAM prefetch's penalty is measured beside.
+class DecodeGemms {
+public:
+    explicit DecodeGemms(const BackboneShape& b)
+        : H_(b.hidden), I_(b.intermediate), q_(size_t(b.n_heads) * b.head_dim),
+          kv_(size_t(b.n_kv_heads) * b.head_dim), layers_(b.layers) {
+        for (auto& w : layers_)
+            w.qkv.assign((q_ + 2 * kv_) * H_, 0.01f), w.o.assign(H_ * q_, 0.01f),
+                w.gu.assign(2 * I_ * H_, 0.01f), w.d.assign(H_ * I_, 0.01f);
+        x_.assign(kSeqs * std::max({H_, I_, q_}), 0.01f);
+        y_.resize(kSeqs * std::max(2 * I_, q_ + 2 * kv_));
+    }
+    void operator()() {
+        for (auto& w : layers_) {
+            linear(kSeqs, q_ + 2 * kv_, H_, x_.data(), w.qkv.data(), y_.data());
+            linear(kSeqs, H_, q_, x_.data(), w.o.data(), y_.data());
+            linear(kSeqs, 2 * I_, H_, x_.data(), w.gu.data(), y_.data());
+            linear(kSeqs, H_, I_, x_.data(), w.d.data(), y_.data());
+        }
+    }
+    static constexpr size_t kSeqs = 16;
+
+private:
     struct W {
         std::vector<float> qkv, o, gu, d;
     };
-    std::vector<W> layers(b.layers);
-    for (auto& w : layers)
-        w.qkv.assign((q + 2 * kv) * H, 0.01f), w.o.assign(H * q, 0.01f),
-            w.gu.assign(2 * I * H, 0.01f), w.d.assign(H * I, 0.01f);
-    std::vector<float> x(m * std::max({H, I, q}), 0.01f), y(m * std::max(2 * I, q + 2 * kv));
-    auto gemms = [&] {
-        for (auto& w : layers) {
-            linear(m, q + 2 * kv, H, x.data(), w.qkv.data(), y.data());
-            linear(m, H, q, x.data(), w.o.data(), y.data());
-            linear(m, 2 * I, H, x.data(), w.gu.data(), y.data());
-            linear(m, H, I, x.data(), w.d.data(), y.data());
+    size_t H_, I_, q_, kv_;
+    std::vector<W> layers_;
+    std::vector<float> x_, y_;
+};
+
+// A whole 16-sequence decode step as the executor computes it (its own Backbone: embedding,
+// every layer with attention over the paged KV cache, the LM head), each sequence at `context`
+// tokens: the compute a disk prefetch's penalty is measured beside. Not the GEMMs alone: the
+// reader threads' wake-ups cost the step's one-thread ops (attention, norms) too, which the
+// GEMMs alone do not show (docs/executor.md, "A disk prefetch beside a whole decode step").
+class DecodeStep {
+public:
+    DecodeStep(const BackboneShape& b, int block_size, uint32_t context)
+        : backbone_(b, 0x5eed), cache_(kv_shape(b, block_size, context)), team_(1),
+          h_(DecodeGemms::kSeqs * size_t(b.hidden)) {
+        for (uint32_t r = 0; r < DecodeGemms::kSeqs; ++r) {
+            cache_.reserve(r, context + 1);
+            slices_.push_back({r, context, 1, /*decode=*/true, /*sample=*/true});
+            tokens_.push_back(r * 7919u);
+            last_.push_back(r);
         }
-    };
-    std::vector<double> alone, beside, fetch, difference;
-    gemms(), pf.fetch(keys);
-    for (int t = 0; t < trials; ++t) {
-        auto t0 = Clock::now();
-        gemms();
-        alone.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-        t0 = Clock::now();
-        pf.issue(keys);
-        gemms();
-        pf.wait();
-        beside.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-        difference.push_back(beside.back() - alone.back());
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the prefetcher idles, as between steps
-        t0 = Clock::now();
-        pf.fetch(keys);
-        fetch.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    WakePenalty w;
-    w.gemms_alone_s = median(alone), w.gemms_beside_fetch_s = median(beside);
-    w.fetch_alone_s = median(fetch);
-    w.paired_difference_s = median(difference);
-    w.penalty_s = std::max(0.0, w.paired_difference_s - charged_s.value_or(w.fetch_alone_s));
-    return w;
+    void operator()() {
+        backbone_.embed(tokens_, h_);
+        for (int l = 0; l < backbone_.shape().layers; ++l)
+            backbone_.layer(l, slices_, h_, cache_, team_);
+        backbone_.head(h_, last_, team_);
+    }
+
+private:
+    static KvShape kv_shape(const BackboneShape& b, int block_size, uint32_t context) {
+        const int64_t blocks_each = (int64_t(context) + 1 + block_size - 1) / block_size;
+        return {.layers = b.layers, .n_kv_heads = b.n_kv_heads, .head_dim = b.head_dim,
+                .block_size = block_size, .num_blocks = blocks_each * int64_t(DecodeGemms::kSeqs)};
+    }
+    Backbone backbone_;
+    PagedKvCache cache_;
+    kernels::ThreadTeam team_;  // the engine's one compute thread (BLAS threads: OpenBLAS's own)
+    std::vector<StepSlice> slices_;
+    std::vector<uint32_t> tokens_;
+    std::vector<size_t> last_;
+    std::vector<float> h_;
+};
+
+// The context each sequence of the disk penalty's decode step attends to: the middle of the
+// workload's prompt lengths (256 where it names none).
+uint32_t decode_context(const json& cfg) {
+    const json& p = cfg.at("workload").value("prompt_len", json::object());
+    if (!p.contains("min") || !p.contains("max")) return 256;
+    return (p["min"].get<uint32_t>() + p["max"].get<uint32_t>()) / 2;
 }
 
 // CPU time of this process so far, all threads, user and system.
@@ -525,21 +617,25 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     const bool on_disk = has_engram && simc.at("table") == "nvme";
     WakePenalty wake;  // with the config's own prefetcher
     json drive = json::object();
-    double wake_per_read = 0;
+    std::vector<WakePenalty> disk_wake;  // the drive's: 2, 8 and 16 sequences' lookups
+    PenaltyLine disk_line;
     if (on_disk) {
         const auto file = open_table_file(cfg, o);
         drive = measure_drive(cfg, *file, o);
-        if (opt.say) opt.say("a prefetch from the drive beside the compute: the wake penalty per read");
+        if (opt.say) opt.say("a prefetch from the drive beside a decode step: the wake penalty, fixed and per read");
         Prefetcher pf(*file, row_bytes, simc.at("nvme_queue_depth").get<int>());
-        // The reads' wall time is mostly the drive's, not CPU: what the simulator already charges
-        // the GEMMs for them is their CPU (reads x cpu_per_read) shared with the GEMM team's
-        // threads, one per core (c / cores). The penalty is the rest of the paired difference.
-        const double charged = double(keys.size()) * drive["cpu_per_read_s"].get<double>() / cores;
-        wake = measure_wake_penalty(b, pf, keys, trials, charged);
-        wake_per_read = wake.penalty_s / double(keys.size());
+        // Beside a whole decode step, each sequence at the workload's middle prompt length; the
+        // whole paired difference is the penalty (the simulator charges the reads nothing else).
+        DecodeStep step(b, simc.at("kv_block_size").get<int>(), decode_context(cfg));
+        std::vector<std::vector<uint64_t>> sets;
+        for (size_t seqs : {2, 8, 16})
+            sets.emplace_back(keys.begin(), keys.begin() + std::ptrdiff_t(seqs * e.heads_per_layer()));
+        disk_wake = measure_wake_penalties([&] { step(); }, pf, sets, trials, /*charged_s=*/0.0);
+        disk_line = fit_penalty_line(disk_wake);
     } else if (has_engram) {
         Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
-        wake = measure_wake_penalty(b, pf, keys, trials);
+        DecodeGemms gemms(b);
+        wake = measure_wake_penalties([&] { gemms(); }, pf, {keys}, trials).front();
     }
     const uint64_t mem_total = resources::total_memory_bytes();
     const uint64_t mem_avail = resources::available_memory_bytes();
@@ -594,23 +690,32 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         {"memory_efficiency", 1},
         {"kernel_floor", q(floor_s, units::Dim::Time)},
         {"dma_setup", "0 s"},
-        // On disk the penalty is per read (the config's fetch is the drive's readers).
-        {"fetch_wake_penalty", q(on_disk ? 0.0 : wake.penalty_s, units::Dim::Time)}};
+        // On disk the line's fixed part (the per-read part below).
+        {"fetch_wake_penalty", q(on_disk ? disk_line.fixed_s : wake.penalty_s, units::Dim::Time)}};
     json sim_out = sim_keys;
     if (on_disk) {
         sim_out["nvme_queueing"] = "measured";
-        sim_out["fetch_wake_penalty_per_read"] = q(wake_per_read, units::Dim::Time);
+        sim_out["fetch_wake_penalty_per_read"] = q(disk_line.per_read_s, units::Dim::Time);
     }
     write_json(dir + "/hardware.json", hw);
     write_json(dir + "/sim.json", sim_out);
-    json wake_json = {{"decode_gemms_alone_s", wake.gemms_alone_s},
-                      {"decode_gemms_beside_a_fetch_s", wake.gemms_beside_fetch_s},
+    json wake_json = {{"decode_gemms_alone_s", wake.compute_alone_s},
+                      {"decode_gemms_beside_a_fetch_s", wake.compute_beside_fetch_s},
                       {"fetch_alone_s", wake.fetch_alone_s},
                       {"paired_difference_s", wake.paired_difference_s},
                       {"penalty_s", wake.penalty_s}};
-    if (on_disk) wake_json["reads"] = keys.size(), wake_json["penalty_per_read_s"] = wake_per_read;
+    if (on_disk) {
+        wake_json = {{"fixed_s", disk_line.fixed_s}, {"per_read_s", disk_line.per_read_s},
+                     {"sizes", json::array()}};
+        for (const WakePenalty& w : disk_wake)
+            wake_json["sizes"].push_back({{"reads", w.reads},
+                                          {"decode_step_alone_s", w.compute_alone_s},
+                                          {"decode_step_beside_a_fetch_s", w.compute_beside_fetch_s},
+                                          {"fetch_alone_s", w.fetch_alone_s},
+                                          {"paired_difference_s", w.paired_difference_s}});
+    }
     json cal = {{"schema", "engramsim.calibration"},
-                {"version", 1},
+                {"version", kCalibrationVersion},
                 {"provenance", profiler::to_json(prov)},
                 {"measured",
                  {{"gemm_best_flop_per_s", flops},

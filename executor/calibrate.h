@@ -20,7 +20,9 @@
 //                     simulator interpolates), sequential 1 MiB reads (bandwidth)
 //   wake penalty      a decode step's GEMMs alone and with a prefetch handed to a prefetcher
 //                     thread beside them: what the overlap costs beyond the fetch's own work
-//                     (sim.fetch_wake_penalty)
+//                     (sim.fetch_wake_penalty); with the table on disk, a whole decode step
+//                     beside the drive's reader threads: all it loses, per read
+//                     (sim.fetch_wake_penalty_per_read)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -29,6 +31,12 @@
 #include <string>
 
 namespace engramsim::executor {
+
+// calibration.json's version. 2 (commit after c220b3a): the disk penalty is everything a whole
+// decode step loses beside the reads, which the simulator charges alone (version 1 measured it
+// beside the GEMMs and subtracted the reads' CPU, which the simulator then shared with the
+// compute). validate serving re-measures a calibration of an older version.
+inline constexpr int kCalibrationVersion = 2;
 
 struct CalibrateOptions {
     int repeats = 5;

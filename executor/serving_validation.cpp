@@ -37,12 +37,31 @@ std::string shape_key(const json& cfg) {
     return buf;
 }
 
+// The version of the calibration in `dir`, 0 where it has none.
+int calibration_version(const std::string& dir) {
+    std::ifstream f(dir + "/calibration.json");
+    if (!f) return 0;
+    const json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
+    return j.is_object() && j.contains("version") && j["version"].is_number_integer() ? j["version"].get<int>() : 0;
+}
+
 // The calibration for `cfg`: DIR itself when it holds one, else DIR/<shape key>/ (made now if
-// missing).
+// missing, or made again where it is older than this build's: kCalibrationVersion).
 std::string calibration_for(const json& cfg, const ServingOptions& opt, json& record) {
-    if (fs::exists(opt.calibration_dir + "/calibration.json")) return opt.calibration_dir;
+    const auto old = [](const std::string& dir) {
+        return "calibration " + dir + " is version " + std::to_string(calibration_version(dir)) +
+               ", older than this build's " + std::to_string(kCalibrationVersion);
+    };
+    if (fs::exists(opt.calibration_dir + "/calibration.json")) {
+        if (calibration_version(opt.calibration_dir) < kCalibrationVersion)
+            throw std::runtime_error(old(opt.calibration_dir) + ": make it again (engramsim calibrate CONFIG -o " +
+                                     opt.calibration_dir + ")");
+        return opt.calibration_dir;
+    }
     const std::string dir = opt.calibration_dir + "/" + shape_key(cfg);
-    if (!fs::exists(dir + "/calibration.json")) {
+    const bool stale = fs::exists(dir + "/calibration.json") && calibration_version(dir) < kCalibrationVersion;
+    if (stale && opt.say) opt.say(old(dir) + ": measuring again");
+    if (!fs::exists(dir + "/calibration.json") || stale) {
         if (opt.say) opt.say("calibrating this machine at the shapes of " + cfg["backbone"].value("name", std::string()));
         CalibrateOptions co;
         co.quick = opt.quick;

@@ -85,7 +85,8 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                             "fetch", host,
                             [w, rec, gpu = gpus[g], host, &drives, &drive_latency, &mems,
                              &activities, q = queues.empty() ? Queues{} : queues[g],
-                             threads = plan.fetch_threads, sm_share = plan.uva_sm_share] {
+                             threads = plan.fetch_threads, sm_share = plan.uva_sm_share,
+                             on_host = plan.compute_on_host] {
                                 if (w.d2h_wire_bytes > 0) {
                                     sg4::Comm::sendto(gpu, host, uint64_t(w.d2h_wire_bytes));
                                     ++activities;
@@ -96,9 +97,14 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     // latency; the read is done when both are.
                                     std::vector<sg4::CommPtr> reads;
                                     std::vector<sg4::ActorPtr> ios;
-                                    // The host CPU the reads cost, on the host meanwhile.
+                                    // The host CPU the reads cost, on the host meanwhile. On
+                                    // a host-cpu platform the read lasts at least that, but it
+                                    // holds no core: what the reads cost the compute beside them
+                                    // is measured whole (PlannedFetch::compute_penalty_s), and a
+                                    // barrier-bound BLAS team loses more than its fair share.
                                     sg4::ExecPtr cpu;
-                                    if (w.nvme_cpu_s > 0)
+                                    const double cpu_until = sg4::Engine::get_clock() + w.nvme_cpu_s;
+                                    if (w.nvme_cpu_s > 0 && !on_host)
                                         cpu = sg4::this_actor::exec_async(w.nvme_cpu_s);
                                     for (size_t k = 0; k < drives.size(); ++k) {
                                         reads.push_back(sg4::Comm::sendto_async(
@@ -114,6 +120,8 @@ void engine_loop(const Plan& plan, DesResult& res, sg4::Host* host,
                                     sg4::Comm::wait_all(reads);
                                     for (auto& a : ios) a->join();
                                     if (cpu) cpu->wait(), ++activities;
+                                    if (on_host && sg4::Engine::get_clock() < cpu_until)
+                                        sg4::this_actor::sleep_until(cpu_until), ++activities;
                                     activities += drives.size() + 2 * ios.size();
                                 }
                                 if (q.host) q.host->lock();

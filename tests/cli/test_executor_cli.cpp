@@ -236,6 +236,18 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     const Result again = run("validate serving " + cfg + " --quick --calibration " + cal + " --json");
     ASSERT_EQ(again.status, 0) << again.err;
     EXPECT_EQ(json::parse(again.out)["calibrations_made"].size(), 0u);
+    // A calibration older than this build's (version 1 measured the disk penalty another way) is
+    // refused when named as the folder itself, before anything executes.
+    const std::string made_dir = v["calibrations_made"].begin().key();
+    json old = read_json(made_dir + "/calibration.json");
+    EXPECT_EQ(old["version"], 2);
+    old["version"] = 1;
+    std::ofstream(made_dir + "/calibration.json") << old.dump();
+    const Result stale = run("validate serving " + cfg + " --quick --calibration " + made_dir);
+    EXPECT_NE(stale.status, 0);
+    EXPECT_NE(stale.err.find("is version 1, older than this build's 2"), std::string::npos) << stale.err;
+    EXPECT_NE(stale.err.find("engramsim calibrate CONFIG -o " + made_dir), std::string::npos) << stale.err;
+    EXPECT_EQ(stale.out.find("tok/s"), std::string::npos) << "nothing predicted or executed";
 }
 
 // The table in a file read cold with direct I/O, beside the build (a tmpfs /tmp may refuse
@@ -262,11 +274,23 @@ TEST(ExecutorCli, ExecuteReadsATableFileWithDirectIo) {
     EXPECT_EQ(disk["run"]["metrics"]["unique_rows"], dram["run"]["metrics"]["unique_rows"]);
 }
 
+// A quantity string as calibrate writes it ("692.4 us"), in seconds.
+double seconds_of(const std::string& q) {
+    std::istringstream in(q);
+    double v = 0;
+    std::string unit;
+    in >> v >> unit;
+    const double scale = unit == "s" ? 1 : unit == "ms" ? 1e-3 : unit == "us" ? 1e-6 : unit == "ns" ? 1e-9 : -1;
+    EXPECT_GT(scale, 0) << q;
+    return v * scale;
+}
+
 // With the table on disk, calibrate measures the config's own prefetcher (the drive's reader
-// threads) beside a decode step's GEMMs: the penalty is the paired difference less what the
-// simulator already charges for the reads' CPU (reads x cpu_per_read over the cores), written
-// per read; the DRAM gather team's penalty, not this config's fetch, is then 0.
-TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideTheCompute) {
+// threads) beside a whole decode step, at three fetch sizes (2, 8 and 16 sequences' lookups) in
+// the same rounds, and writes the least-squares line through their paired differences (nothing
+// subtracted: the simulator charges the reads nothing else): its fixed part as the per-fetch
+// penalty, its slope as the per-read one, neither below 0.
+TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     json c = tiny();
     c["sim"]["table"] = "nvme";
     c["sim"]["mechanism"] = "nvme";
@@ -281,17 +305,29 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideTheCompute) {
         GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
     ASSERT_EQ(r.status, 0) << r.err;
     const json cal = read_json(out + "/calibration.json"), sim = read_json(out + "/sim.json");
+    EXPECT_EQ(cal["version"], 2);
     const json& w = cal["measured"]["disk_fetch_wake"];
     ASSERT_TRUE(w.is_object()) << cal["measured"];
-    const double reads = w["reads"].get<double>();
-    EXPECT_EQ(reads, 16.0 * 2 * 2);  // 16 sequences' lookups: 2 orders x 2 heads each
-    const double charged = reads * cal["drive"]["cpu_per_read_s"].get<double>() /
-                           cal["hardware"]["host"]["cores_per_socket"].get<double>();
-    EXPECT_NEAR(w["penalty_s"].get<double>(),
-                std::max(0.0, w["paired_difference_s"].get<double>() - charged), 1e-12);
-    EXPECT_NEAR(w["penalty_per_read_s"].get<double>(), w["penalty_s"].get<double>() / reads, 1e-15);
-    EXPECT_EQ(sim["fetch_wake_penalty"], "0 s");
-    EXPECT_TRUE(sim.contains("fetch_wake_penalty_per_read")) << sim;
+    ASSERT_EQ(w["sizes"].size(), 3u) << w;
+    double n = 0, mx = 0, my = 0;
+    for (const json& z : w["sizes"]) mx += z["reads"].get<double>(), my += z["paired_difference_s"].get<double>(), ++n;
+    mx /= n, my /= n;
+    double sxx = 0, sxy = 0;
+    for (const json& z : w["sizes"]) {
+        const double x = z["reads"].get<double>() - mx;
+        sxx += x * x, sxy += x * (z["paired_difference_s"].get<double>() - my);
+        EXPECT_GT(z["decode_step_alone_s"].get<double>(), 0) << z;
+    }
+    // 2, 8 and 16 sequences' lookups: 2 orders x 2 heads each.
+    EXPECT_EQ(w["sizes"][0]["reads"], 2 * 4);
+    EXPECT_EQ(w["sizes"][1]["reads"], 8 * 4);
+    EXPECT_EQ(w["sizes"][2]["reads"], 16 * 4);
+    const double slope = std::max(0.0, sxy / sxx), fixed = std::max(0.0, my - slope * mx);
+    EXPECT_NEAR(w["per_read_s"].get<double>(), slope, 1e-12 * std::max(1.0, slope));
+    EXPECT_NEAR(w["fixed_s"].get<double>(), fixed, 1e-12);
+    // As the simulator reads them (format() writes text that parses back to the same double).
+    EXPECT_NEAR(seconds_of(sim["fetch_wake_penalty"]), fixed, 1e-9 * fixed + 1e-15) << sim;
+    EXPECT_NEAR(seconds_of(sim["fetch_wake_penalty_per_read"]), slope, 1e-9 * slope + 1e-18) << sim;
     // The drive's curve: each depth's rate the median of its rounds (an odd count: the middle
     // sample), as the hardware section says; the CPU a read costs likewise.
     const json& drive = cal["drive"];

@@ -262,6 +262,45 @@ TEST(HostCpuPlatform, ThePerReadWakePenaltyChargesEachReadOfAnOverlappingFetch) 
     }
 }
 
+// On a host-cpu platform the drive reads' CPU (hardware.nvme.cpu_per_read) holds no core: what
+// the reads cost the compute beside them is the measured penalty alone, so a step whose fetch is
+// in before its Engram layer needs it takes the same time whatever the reads' CPU, but for the
+// fetch's own host work that the reads' CPU delays; each fetch still lasts at least that CPU.
+TEST(HostCpuPlatform, TheDriveReadsCpuHoldsNoCoreOnlyThePenaltyCharges) {
+    auto run = [](const std::string& kind, const char* cpu_per_read) {
+        nlohmann::json c = cfg(kind, "layer-ahead:0", "nvme", 2);
+        c["sim"]["table"] = "nvme";
+        c["placement"] = {{"dram_capacity", "0"}};
+        c["hardware"]["nvme"]["cpu_per_read"] = cpu_per_read;
+        // A slow CPU, so the layers before the Engram one can outlast its fetch.
+        for (const char* k : {"bf16_dense_flops", "fp8_dense_flops"}) c["hardware"]["gpu"][k] = "20 GFLOP/s";
+        c["hardware"]["gpu"]["hbm_bandwidth"] = "2 GB/s";
+        return sim::run_config(config::resolve(c, "test"));
+    };
+    const sim::RunOutcome none = run("host-cpu", "0 s"), cpu = run("host-cpu", "20 us");
+    ASSERT_EQ(none.plan.steps.size(), cpu.plan.steps.size());
+    size_t hidden = 0;
+    for (size_t i = 0; i < cpu.plan.steps.size(); ++i) {
+        ASSERT_EQ(cpu.plan.steps[i].fetch.size(), 1u);
+        const sim::FetchRecord& f = cpu.des.fetch[i][0];
+        const double reads_cpu = cpu.plan.steps[i].fetch[0].work.nvme_cpu_s;
+        ASSERT_GT(reads_cpu, 0) << "step " << i;
+        EXPECT_GE(f.ready_s - f.issue_s, reads_cpu * (1 - 1e-12)) << "step " << i;
+        if (f.ready_s > f.needed_s || none.des.fetch[i][0].ready_s > none.des.fetch[i][0].needed_s)
+            continue;  // a stall: the reads' time is the step's
+        ++hidden;
+        // Only the fetch's host work (dedup), which now starts after the reads' CPU, moves;
+        // beside it the step changes by less than that work, far less than the reads' CPU.
+        const double host_s = cpu.plan.steps[i].fetch[0].work.host_s;
+        ASSERT_LT(10 * host_s, reads_cpu) << "step " << i;
+        EXPECT_LE(std::abs((cpu.des.step_end_s[i] - cpu.des.step_start_s[i]) -
+                           (none.des.step_end_s[i] - none.des.step_start_s[i])),
+                  host_s + 1e-12)
+            << "step " << i;
+    }
+    EXPECT_GT(hidden, 0u) << "some fetch is hidden behind the layers before its own";
+}
+
 TEST(HostCpuPlatform, OneEngineOnOneHostsCores) {
     for (const char* key : {"tensor_parallel", "data_parallel"}) {
         nlohmann::json c = cfg("host-cpu", "none", "cpu-gather", 2);
