@@ -388,19 +388,19 @@ std::vector<WakePenalty> measure_wake_penalties(const std::function<void()>& com
     return out;
 }
 
-// A disk prefetch's penalty as a line in its reads: fixed (waking the prefetcher and its reader
-// threads, whatever the reads) + per_read x reads, the least-squares line through the sizes'
-// penalties; neither term below 0 (a negative slope: the mean penalty, fixed).
-struct PenaltyLine {
+// A line through (reads, seconds) points by least squares, neither term below 0 (a negative
+// slope: the mean, fixed). A disk prefetch's penalty is one: fixed (waking the prefetcher and its
+// reader threads, whatever the reads) + per_read x reads; a disk fetch's time alone another.
+struct Line {
     double fixed_s = 0, per_read_s = 0;
 };
-PenaltyLine fit_penalty_line(const std::vector<WakePenalty>& w) {
+Line fit_line(const std::vector<std::pair<double, double>>& pts) {
     double mx = 0, my = 0;
-    for (const auto& p : w) mx += p.reads, my += p.penalty_s;
-    mx /= double(w.size()), my /= double(w.size());
+    for (const auto& [x, y] : pts) mx += x, my += y;
+    mx /= double(pts.size()), my /= double(pts.size());
     double sxx = 0, sxy = 0;
-    for (const auto& p : w) sxx += (p.reads - mx) * (p.reads - mx), sxy += (p.reads - mx) * (p.penalty_s - my);
-    PenaltyLine l;
+    for (const auto& [x, y] : pts) sxx += (x - mx) * (x - mx), sxy += (x - mx) * (y - my);
+    Line l;
     l.per_read_s = sxx > 0 ? std::max(0.0, sxy / sxx) : 0.0;
     l.fixed_s = std::max(0.0, my - l.per_read_s * mx);
     return l;
@@ -618,7 +618,8 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     WakePenalty wake;  // with the config's own prefetcher
     json drive = json::object();
     std::vector<WakePenalty> disk_wake;  // the drive's: 2, 8 and 16 sequences' lookups
-    PenaltyLine disk_line;
+    Line disk_line, fetch_line;  // the penalty's and the fetch's time alone, in reads
+    double dispatch = 0;         // sim.nvme_fetch_dispatch
     if (on_disk) {
         const auto file = open_table_file(cfg, o);
         drive = measure_drive(cfg, *file, o);
@@ -631,7 +632,15 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         for (size_t seqs : {2, 8, 16})
             sets.emplace_back(keys.begin(), keys.begin() + std::ptrdiff_t(seqs * e.heads_per_layer()));
         disk_wake = measure_wake_penalties([&] { step(); }, pf, sets, trials, /*charged_s=*/0.0);
-        disk_line = fit_penalty_line(disk_wake);
+        std::vector<std::pair<double, double>> penalty, alone;
+        for (const WakePenalty& w : disk_wake)
+            penalty.emplace_back(w.reads, w.penalty_s), alone.emplace_back(w.reads, w.fetch_alone_s);
+        disk_line = fit_line(penalty);
+        // What a fetch takes beyond its reads: the fetch line's fixed part less the one read
+        // latency the simulator charges each fetch (its reads then cost what the drive curve and
+        // cpu_per_read say).
+        fetch_line = fit_line(alone);
+        dispatch = std::max(0.0, fetch_line.fixed_s - drive["read_latency_s"].get<double>());
     } else if (has_engram) {
         Prefetcher pf(table, gather_threads, /*background=*/true);  // as the engine's layer-ahead schedules
         DecodeGemms gemms(b);
@@ -696,6 +705,7 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     if (on_disk) {
         sim_out["nvme_queueing"] = "measured";
         sim_out["fetch_wake_penalty_per_read"] = q(disk_line.per_read_s, units::Dim::Time);
+        sim_out["nvme_fetch_dispatch"] = q(dispatch, units::Dim::Time);
     }
     write_json(dir + "/hardware.json", hw);
     write_json(dir + "/sim.json", sim_out);
@@ -706,6 +716,8 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
                       {"penalty_s", wake.penalty_s}};
     if (on_disk) {
         wake_json = {{"fixed_s", disk_line.fixed_s}, {"per_read_s", disk_line.per_read_s},
+                     {"fetch_alone_line", {{"fixed_s", fetch_line.fixed_s}, {"per_read_s", fetch_line.per_read_s}}},
+                     {"dispatch_s", dispatch},
                      {"sizes", json::array()}};
         for (const WakePenalty& w : disk_wake)
             wake_json["sizes"].push_back({{"reads", w.reads},

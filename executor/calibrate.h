@@ -21,8 +21,9 @@
 //   wake penalty      a decode step's GEMMs alone and with a prefetch handed to a prefetcher
 //                     thread beside them: what the overlap costs beyond the fetch's own work
 //                     (sim.fetch_wake_penalty); with the table on disk, a whole decode step
-//                     beside the drive's reader threads: all it loses, per read
-//                     (sim.fetch_wake_penalty_per_read)
+//                     beside the drive's reader threads at three fetch sizes: all it loses, a
+//                     line in the reads (sim.fetch_wake_penalty, _per_read), and the fetch's
+//                     own time beyond its reads (sim.nvme_fetch_dispatch)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -32,11 +33,11 @@
 
 namespace engramsim::executor {
 
-// calibration.json's version. 2 (commit after c220b3a): the disk penalty is everything a whole
-// decode step loses beside the reads, which the simulator charges alone (version 1 measured it
-// beside the GEMMs and subtracted the reads' CPU, which the simulator then shared with the
-// compute). validate serving re-measures a calibration of an older version.
-inline constexpr int kCalibrationVersion = 2;
+// calibration.json's version; validate serving re-measures a calibration of an older one.
+// 2 (commit 9ea1d3a): the disk penalty is everything a whole decode step loses beside the reads,
+// which the simulator charges alone (1 measured it beside the GEMMs and subtracted the reads'
+// CPU, which the simulator then shared with the compute). 3: sim.nvme_fetch_dispatch.
+inline constexpr int kCalibrationVersion = 3;
 
 struct CalibrateOptions {
     int repeats = 5;

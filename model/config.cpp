@@ -320,9 +320,16 @@ std::vector<Key> sim_fetch_keys() {
         quantity_key("fetch_wake_penalty_per_read", Dim::Time, "0 s",
                      "hardware.gpu.kind host-cpu, sim.table nvme: what each read from the "
                      "drive of a prefetch issued while the step computes costs the compute "
-                     "beyond the reads' CPU (each completion wakes a reader thread onto "
-                     "cores a GEMM team holds): the compute idles that long per read before "
-                     "its Engram layer; measured by `engramsim calibrate` (docs/executor.md)."),
+                     "(its CPU and the wake-up of a reader thread, on cores the step's ops "
+                     "hold; the reads' CPU holds no core of its own there): the compute idles "
+                     "that long per read before its Engram layer; measured by `engramsim "
+                     "calibrate` beside a whole decode step (docs/executor.md)."),
+        quantity_key("nvme_fetch_dispatch", Dim::Time, "0 s",
+                     "sim.table nvme: the fixed time a fetch that reads the drives takes "
+                     "beyond its reads (handing the keys to the prefetcher, waking its reader "
+                     "threads, the last completion reaching the compute): added to every such "
+                     "fetch; measured by `engramsim calibrate` for a CPU engine "
+                     "(docs/executor.md)."),
         quantity_key("row_access_latency", Dim::Time, "250 ns",
                      "One random row read in host DRAM, TLB miss included (4 KiB pages)."),
         quantity_key("outstanding_per_thread", Dim::Count, 2,

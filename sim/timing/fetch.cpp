@@ -147,6 +147,7 @@ public:
         w.nvme_read_bytes = ssd * p_.nvme_io_bytes;
         w.nvme_io_s = ios / nvme_read_rate(p_);
         w.nvme_cpu_s = ssd * p_.nvme_cpu_per_read_s;  // the host issues every drive's reads
+        if (ssd > 0) w.fixed_s += p_.nvme_fetch_dispatch_s;
         if (dram > 0) w.host_s += gather_seconds(p_, dram, in.row_bytes);
         w.payload_bytes = in.unique_rows * in.row_bytes;
         if (p_.rows_stay_on_host) return w;  // a CPU engine reads the staging itself

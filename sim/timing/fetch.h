@@ -50,7 +50,7 @@ struct FetchInput {
 struct FetchWork {
     double d2h_wire_bytes = 0;  // row ids to the host (hashing on GPU + cpu-gather)
     double host_s = 0;          // host CPU: hashing, gathering
-    double fixed_s = 0;         // copy setup, kernel launch, latency-bound excess
+    double fixed_s = 0;  // copy setup, kernel launch, latency-bound excess, a drive fetch's dispatch
     double nvme_bytes_per_drive = 0;  // read from each drive into the host (nvme)
     // nvme: each drive's busy time for its reads at its I/O rate (I/Os / IOPS), after the
     // route latency; a read ends when both its bytes and its I/Os are through, and a drive
@@ -98,6 +98,7 @@ struct FetchParams {
     double nvme_read_bytes_per_s = 0;  // per drive
     double nvme_latency_s = 0;
     double nvme_cpu_per_read_s = 0;  // host CPU per read (hardware.nvme.cpu_per_read)
+    double nvme_fetch_dispatch_s = 0;  // fixed, per fetch that reads a drive (sim.nvme_fetch_dispatch)
     double nvme_io_bytes = 4096;
     int nvme_queue_depth = 128;
     // sim.nvme_queueing; Measured interpolates nvme_iops_at_depth (hardware.nvme.iops_at_depth).
@@ -107,8 +108,8 @@ struct FetchParams {
     // hardware.gpu.kind host-cpu: the compute reads the gathered rows where they are (host
     // staging), so cpu-gather copies nothing over a link and sets up no DMA.
     bool rows_stay_on_host = false;
-    // With rows_stay_on_host: added to the host work of a fetch issued before its Engram layer
-    // (sim.fetch_wake_penalty).
+    // With rows_stay_on_host: what a fetch issued before its Engram layer costs the compute,
+    // idled before the layer (sim.fetch_wake_penalty; PlannedFetch::compute_penalty_s).
     double fetch_wake_penalty_s = 0;
     // And per read from the drive of such a fetch (sim.fetch_wake_penalty_per_read).
     double fetch_wake_penalty_per_read_s = 0;

@@ -47,6 +47,7 @@ void nvme_params(const json& nv, const json& simc, double tpd, FetchParams& fp) 
     fp.nvme_latency_s = config::quantity(nv, "read_latency", Dim::Time);
     fp.nvme_cpu_per_read_s = config::quantity(nv, "cpu_per_read", Dim::Time);
     fp.nvme_io_bytes = config::quantity(simc, "nvme_io_size", Dim::Bytes);
+    fp.nvme_fetch_dispatch_s = config::quantity(simc, "nvme_fetch_dispatch", Dim::Time);
     fp.nvme_queue_depth = simc["nvme_queue_depth"].get<int>();
     const std::string law = simc["nvme_queueing"].get<std::string>();
     fp.nvme_queueing = law == "linear"     ? FetchParams::NvmeQueueing::Linear

@@ -240,12 +240,12 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     // refused when named as the folder itself, before anything executes.
     const std::string made_dir = v["calibrations_made"].begin().key();
     json old = read_json(made_dir + "/calibration.json");
-    EXPECT_EQ(old["version"], 2);
+    EXPECT_EQ(old["version"], 3);
     old["version"] = 1;
     std::ofstream(made_dir + "/calibration.json") << old.dump();
     const Result stale = run("validate serving " + cfg + " --quick --calibration " + made_dir);
     EXPECT_NE(stale.status, 0);
-    EXPECT_NE(stale.err.find("is version 1, older than this build's 2"), std::string::npos) << stale.err;
+    EXPECT_NE(stale.err.find("is version 1, older than this build's 3"), std::string::npos) << stale.err;
     EXPECT_NE(stale.err.find("engramsim calibrate CONFIG -o " + made_dir), std::string::npos) << stale.err;
     EXPECT_EQ(stale.out.find("tok/s"), std::string::npos) << "nothing predicted or executed";
 }
@@ -289,7 +289,8 @@ double seconds_of(const std::string& q) {
 // threads) beside a whole decode step, at three fetch sizes (2, 8 and 16 sequences' lookups) in
 // the same rounds, and writes the least-squares line through their paired differences (nothing
 // subtracted: the simulator charges the reads nothing else): its fixed part as the per-fetch
-// penalty, its slope as the per-read one, neither below 0.
+// penalty, its slope as the per-read one, neither below 0; and from the same sizes' fetch times
+// alone, what a fetch takes beyond its reads (sim.nvme_fetch_dispatch).
 TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     json c = tiny();
     c["sim"]["table"] = "nvme";
@@ -305,7 +306,7 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
         GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
     ASSERT_EQ(r.status, 0) << r.err;
     const json cal = read_json(out + "/calibration.json"), sim = read_json(out + "/sim.json");
-    EXPECT_EQ(cal["version"], 2);
+    EXPECT_EQ(cal["version"], 3);
     const json& w = cal["measured"]["disk_fetch_wake"];
     ASSERT_TRUE(w.is_object()) << cal["measured"];
     ASSERT_EQ(w["sizes"].size(), 3u) << w;
@@ -325,6 +326,19 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     const double slope = std::max(0.0, sxy / sxx), fixed = std::max(0.0, my - slope * mx);
     EXPECT_NEAR(w["per_read_s"].get<double>(), slope, 1e-12 * std::max(1.0, slope));
     EXPECT_NEAR(w["fixed_s"].get<double>(), fixed, 1e-12);
+    // The fetch's own time beyond its reads: the line through the sizes' times alone, its fixed
+    // part less the drive's read latency, at least 0.
+    double fy = 0;
+    for (const json& z : w["sizes"]) fy += z["fetch_alone_s"].get<double>();
+    fy /= n;
+    double fxy = 0;
+    for (const json& z : w["sizes"])
+        fxy += (z["reads"].get<double>() - mx) * (z["fetch_alone_s"].get<double>() - fy);
+    const double fslope = std::max(0.0, fxy / sxx), ffixed = std::max(0.0, fy - fslope * mx);
+    EXPECT_NEAR(w["fetch_alone_line"]["fixed_s"].get<double>(), ffixed, 1e-12);
+    const double dispatch = std::max(0.0, ffixed - cal["drive"]["read_latency_s"].get<double>());
+    EXPECT_NEAR(w["dispatch_s"].get<double>(), dispatch, 1e-12);
+    EXPECT_NEAR(seconds_of(sim["nvme_fetch_dispatch"]), dispatch, 1e-9 * dispatch + 1e-15) << sim;
     // As the simulator reads them (format() writes text that parses back to the same double).
     EXPECT_NEAR(seconds_of(sim["fetch_wake_penalty"]), fixed, 1e-9 * fixed + 1e-15) << sim;
     EXPECT_NEAR(seconds_of(sim["fetch_wake_penalty_per_read"]), slope, 1e-9 * slope + 1e-18) << sim;

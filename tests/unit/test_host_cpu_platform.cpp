@@ -226,7 +226,8 @@ TEST(HostCpuPlatform, TheWakePenaltyChargesOnlyFetchesThatOverlapTheCompute) {
 
 // With the table on disk, the per-read penalty charges each fetch issued before its layer that
 // much per row read from the drive (DRAM-cache hits read none), and nothing to a fetch at its
-// layer; on a table in DRAM it changes nothing.
+// layer; the dispatch lengthens every fetch that reads the drive; on a table in DRAM neither
+// changes anything.
 TEST(HostCpuPlatform, ThePerReadWakePenaltyChargesEachReadOfAnOverlappingFetch) {
     const double P = 5e-6;
     for (const std::string table : {"nvme", "host-dram"}) {
@@ -236,6 +237,7 @@ TEST(HostCpuPlatform, ThePerReadWakePenaltyChargesEachReadOfAnOverlappingFetch) 
             if (table == "nvme") c["placement"] = {{"dram_capacity", "2000 rows"}, {"dram_policy", "lru"}};
             const sim::Plan plain = sim::make_plan(config::resolve(c, "test"));
             c["sim"]["fetch_wake_penalty_per_read"] = "5 us";
+            c["sim"]["nvme_fetch_dispatch"] = "300 us";
             const sim::Plan pen = sim::make_plan(config::resolve(c, "test"));
             ASSERT_EQ(plain.steps.size(), pen.steps.size());
             uint64_t reads = 0, hits = 0;
@@ -250,6 +252,9 @@ TEST(HostCpuPlatform, ThePerReadWakePenaltyChargesEachReadOfAnOverlappingFetch) 
                     EXPECT_NEAR(b.compute_penalty_s, extra, 1e-15)
                         << table << " " << schedule << " step " << i;
                     EXPECT_EQ(b.work.host_s, a.work.host_s) << "the compute's time, not the fetch's";
+                    // The dispatch: on every fetch that reads the drive, whatever the schedule.
+                    EXPECT_NEAR(b.work.fixed_s, a.work.fixed_s + (a.ssd_rows > 0 ? 300e-6 : 0), 1e-15)
+                        << table << " " << schedule << " step " << i;
                 }
             }
             if (table == "nvme") {
