@@ -389,8 +389,7 @@ std::vector<WakePenalty> measure_wake_penalties(const std::function<void()>& com
 }
 
 // A line through (reads, seconds) points by least squares, neither term below 0 (a negative
-// slope: the mean, fixed). A disk prefetch's penalty is one: fixed (waking the prefetcher and its
-// reader threads, whatever the reads) + per_read x reads; a disk fetch's time alone another.
+// slope: the mean, fixed): a disk fetch's time alone in its reads, and for reference its penalty.
 struct Line {
     double fixed_s = 0, per_read_s = 0;
 };
@@ -441,8 +440,9 @@ private:
 // A whole 16-sequence decode step as the executor computes it (its own Backbone: embedding,
 // every layer with attention over the paged KV cache, the LM head), each sequence at `context`
 // tokens: the compute a disk prefetch's penalty is measured beside. Not the GEMMs alone: the
-// reader threads' wake-ups cost the step's one-thread ops (attention, norms) too, which the
-// GEMMs alone do not show (docs/executor.md, "A disk prefetch beside a whole decode step").
+// fetch overlaps the step's one-thread ops (attention, norms) too, and the simulator charges the
+// penalty whole, whatever it overlaps (docs/executor.md, "A disk prefetch beside a whole decode
+// step").
 class DecodeStep {
 public:
     DecodeStep(const BackboneShape& b, int block_size, uint32_t context)
@@ -615,10 +615,10 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     const std::vector<uint64_t> keys = wake_keys(16 * size_t(has_engram ? e.heads_per_layer() : 0));
     const int trials = opt.quick ? 31 : 61;
     const bool on_disk = has_engram && simc.at("table") == "nvme";
-    WakePenalty wake;  // with the config's own prefetcher
+    WakePenalty wake;  // from DRAM, with the config's own gather team
     json drive = json::object();
     std::vector<WakePenalty> disk_wake;  // the drive's: 2, 8 and 16 sequences' lookups
-    Line disk_line, fetch_line;  // the penalty's and the fetch's time alone, in reads
+    Line disk_line, free_line, fetch_line;  // the penalty's (charged, free) and the fetch's time alone
     double dispatch = 0;         // sim.nvme_fetch_dispatch
     if (on_disk) {
         const auto file = open_table_file(cfg, o);
@@ -635,7 +635,17 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
         std::vector<std::pair<double, double>> penalty, alone;
         for (const WakePenalty& w : disk_wake)
             penalty.emplace_back(w.reads, w.penalty_s), alone.emplace_back(w.reads, w.fetch_alone_s);
-        disk_line = fit_line(penalty);
+        // The line's slope is each read's CPU (cpu_per_read, measured over thousands of reads):
+        // the compute loses a read's whole CPU, as the executions show (docs/executor.md). Its
+        // fixed part: the sizes' mean paired difference less their reads' CPU, at least 0. The
+        // free least-squares line is kept for reference; from three sizes of 16 to 128 reads
+        // its slope moved from 8 to 26 us a read between calibrations, too loose to extrapolate
+        // to a prefill's thousands of reads.
+        free_line = fit_line(penalty);
+        disk_line.per_read_s = drive["cpu_per_read_s"].get<double>();
+        double rest = 0;
+        for (const WakePenalty& w : disk_wake) rest += w.penalty_s - w.reads * disk_line.per_read_s;
+        disk_line.fixed_s = std::max(0.0, rest / double(disk_wake.size()));
         // What a fetch takes beyond its reads: the fetch line's fixed part less the one read
         // latency the simulator charges each fetch (its reads then cost what the drive curve and
         // cpu_per_read say).
@@ -709,13 +719,16 @@ json calibrate(const json& cfg, const std::string& dir, const CalibrateOptions& 
     }
     write_json(dir + "/hardware.json", hw);
     write_json(dir + "/sim.json", sim_out);
-    json wake_json = {{"decode_gemms_alone_s", wake.compute_alone_s},
-                      {"decode_gemms_beside_a_fetch_s", wake.compute_beside_fetch_s},
-                      {"fetch_alone_s", wake.fetch_alone_s},
-                      {"paired_difference_s", wake.paired_difference_s},
-                      {"penalty_s", wake.penalty_s}};
-    if (on_disk) {
+    json wake_json;
+    if (!on_disk) {
+        wake_json = {{"decode_gemms_alone_s", wake.compute_alone_s},
+                     {"decode_gemms_beside_a_fetch_s", wake.compute_beside_fetch_s},
+                     {"fetch_alone_s", wake.fetch_alone_s},
+                     {"paired_difference_s", wake.paired_difference_s},
+                     {"penalty_s", wake.penalty_s}};
+    } else {
         wake_json = {{"fixed_s", disk_line.fixed_s}, {"per_read_s", disk_line.per_read_s},
+                     {"free_line", {{"fixed_s", free_line.fixed_s}, {"per_read_s", free_line.per_read_s}}},
                      {"fetch_alone_line", {{"fixed_s", fetch_line.fixed_s}, {"per_read_s", fetch_line.per_read_s}}},
                      {"dispatch_s", dispatch},
                      {"sizes", json::array()}};

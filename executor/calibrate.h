@@ -21,9 +21,10 @@
 //   wake penalty      a decode step's GEMMs alone and with a prefetch handed to a prefetcher
 //                     thread beside them: what the overlap costs beyond the fetch's own work
 //                     (sim.fetch_wake_penalty); with the table on disk, a whole decode step
-//                     beside the drive's reader threads at three fetch sizes: all it loses, a
-//                     line in the reads (sim.fetch_wake_penalty, _per_read), and the fetch's
-//                     own time beyond its reads (sim.nvme_fetch_dispatch)
+//                     beside the drive's reader threads at three fetch sizes: all it loses, as
+//                     each read's CPU plus a fixed part (sim.fetch_wake_penalty_per_read,
+//                     sim.fetch_wake_penalty), and the fetch's own time beyond its reads
+//                     (sim.nvme_fetch_dispatch)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -36,8 +37,9 @@ namespace engramsim::executor {
 // calibration.json's version; validate serving re-measures a calibration of an older one.
 // 2 (commit 9ea1d3a): the disk penalty is everything a whole decode step loses beside the reads,
 // which the simulator charges alone (1 measured it beside the GEMMs and subtracted the reads'
-// CPU, which the simulator then shared with the compute). 3: sim.nvme_fetch_dispatch.
-inline constexpr int kCalibrationVersion = 3;
+// CPU, which the simulator then shared with the compute). 3: sim.nvme_fetch_dispatch. 4: the
+// disk penalty's per-read part is each read's CPU, its fixed part the rest (3 fitted both).
+inline constexpr int kCalibrationVersion = 4;
 
 struct CalibrateOptions {
     int repeats = 5;

@@ -322,8 +322,9 @@ std::vector<Key> sim_fetch_keys() {
                      "drive of a prefetch issued while the step computes costs the compute "
                      "(its CPU and the wake-up of a reader thread, on cores the step's ops "
                      "hold; the reads' CPU holds no core of its own there): the compute idles "
-                     "that long per read before its Engram layer; measured by `engramsim "
-                     "calibrate` beside a whole decode step (docs/executor.md)."),
+                     "that long per read before its Engram layer; `engramsim calibrate` writes "
+                     "each read's CPU, which a whole decode step beside the reads loses, and "
+                     "the rest as sim.fetch_wake_penalty (docs/executor.md)."),
         quantity_key("nvme_fetch_dispatch", Dim::Time, "0 s",
                      "sim.table nvme: the fixed time a fetch that reads the drives takes "
                      "beyond its reads (handing the keys to the prefetcher, waking its reader "

@@ -240,12 +240,12 @@ TEST(ExecutorCli, ValidateServingPredictsTheStepsItExecutesAndReusesItsCalibrati
     // refused when named as the folder itself, before anything executes.
     const std::string made_dir = v["calibrations_made"].begin().key();
     json old = read_json(made_dir + "/calibration.json");
-    EXPECT_EQ(old["version"], 3);
+    EXPECT_EQ(old["version"], 4);
     old["version"] = 1;
     std::ofstream(made_dir + "/calibration.json") << old.dump();
     const Result stale = run("validate serving " + cfg + " --quick --calibration " + made_dir);
     EXPECT_NE(stale.status, 0);
-    EXPECT_NE(stale.err.find("is version 1, older than this build's 3"), std::string::npos) << stale.err;
+    EXPECT_NE(stale.err.find("is version 1, older than this build's 4"), std::string::npos) << stale.err;
     EXPECT_NE(stale.err.find("engramsim calibrate CONFIG -o " + made_dir), std::string::npos) << stale.err;
     EXPECT_EQ(stale.out.find("tok/s"), std::string::npos) << "nothing predicted or executed";
 }
@@ -287,10 +287,10 @@ double seconds_of(const std::string& q) {
 
 // With the table on disk, calibrate measures the config's own prefetcher (the drive's reader
 // threads) beside a whole decode step, at three fetch sizes (2, 8 and 16 sequences' lookups) in
-// the same rounds, and writes the least-squares line through their paired differences (nothing
-// subtracted: the simulator charges the reads nothing else): its fixed part as the per-fetch
-// penalty, its slope as the per-read one, neither below 0; and from the same sizes' fetch times
-// alone, what a fetch takes beyond its reads (sim.nvme_fetch_dispatch).
+// the same rounds, and charges it as a line (nothing subtracted: the simulator charges the reads
+// nothing else): each read's CPU a read, and the rest of the paired differences, on average and
+// at least 0, a fetch; and from the same sizes' fetch times alone, what a fetch takes beyond its
+// reads (sim.nvme_fetch_dispatch).
 TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     json c = tiny();
     c["sim"]["table"] = "nvme";
@@ -306,7 +306,7 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
         GTEST_SKIP() << "this file system refuses direct I/O: " << r.err;
     ASSERT_EQ(r.status, 0) << r.err;
     const json cal = read_json(out + "/calibration.json"), sim = read_json(out + "/sim.json");
-    EXPECT_EQ(cal["version"], 3);
+    EXPECT_EQ(cal["version"], 4);
     const json& w = cal["measured"]["disk_fetch_wake"];
     ASSERT_TRUE(w.is_object()) << cal["measured"];
     ASSERT_EQ(w["sizes"].size(), 3u) << w;
@@ -323,8 +323,17 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     EXPECT_EQ(w["sizes"][0]["reads"], 2 * 4);
     EXPECT_EQ(w["sizes"][1]["reads"], 8 * 4);
     EXPECT_EQ(w["sizes"][2]["reads"], 16 * 4);
-    const double slope = std::max(0.0, sxy / sxx), fixed = std::max(0.0, my - slope * mx);
-    EXPECT_NEAR(w["per_read_s"].get<double>(), slope, 1e-12 * std::max(1.0, slope));
+    // The free line, for reference.
+    const double free_slope = std::max(0.0, sxy / sxx);
+    EXPECT_NEAR(w["free_line"]["per_read_s"].get<double>(), free_slope, 1e-15);
+    EXPECT_NEAR(w["free_line"]["fixed_s"].get<double>(), std::max(0.0, my - free_slope * mx), 1e-12);
+    // The charged line: each read's CPU, and the rest of the paired differences, on average.
+    const double slope = cal["drive"]["cpu_per_read_s"].get<double>();
+    double rest = 0;
+    for (const json& z : w["sizes"])
+        rest += z["paired_difference_s"].get<double>() - z["reads"].get<double>() * slope;
+    const double fixed = std::max(0.0, rest / n);
+    EXPECT_EQ(w["per_read_s"].get<double>(), slope);
     EXPECT_NEAR(w["fixed_s"].get<double>(), fixed, 1e-12);
     // The fetch's own time beyond its reads: the line through the sizes' times alone, its fixed
     // part less the drive's read latency, at least 0.
