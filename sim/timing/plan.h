@@ -142,7 +142,8 @@ struct Plan {
     // hardware.gpu.kind host-cpu: the engine computes on the host node itself, whose
     // `cpu_cores` cores its steps share with the fetches' host work (simulate()): each run of
     // its program keeps Instr::threads cores busy, a fetch's host work `fetch_threads` (its
-    // gather threads, at most the cores) and its reads' CPU one; gpu0 is then unused.
+    // gather threads, at most the cores); its drive reads' CPU holds none (what the reads cost
+    // the compute is PlannedFetch::compute_penalty_s, measured whole); gpu0 is then unused.
     bool compute_on_host = false;
     int cpu_cores = 0, fetch_threads = 1;  // 0 and 1 unless host-cpu
     int h2d = 0, d2h = 0;    // link indices of gpu0's own host link (last / first hop)
