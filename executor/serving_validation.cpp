@@ -48,20 +48,22 @@ int calibration_version(const std::string& dir) {
 // The calibration for `cfg`: DIR itself when it holds one, else DIR/<shape key>/ (made now if
 // missing, or made again where it is older than this build's: kCalibrationVersion).
 std::string calibration_for(const json& cfg, const ServingOptions& opt, json& record) {
-    const auto old = [](const std::string& dir) {
-        return "calibration " + dir + " is version " + std::to_string(calibration_version(dir)) +
+    const auto old = [](const std::string& dir, int version) {
+        return "calibration " + dir + " is version " + std::to_string(version) +
                ", older than this build's " + std::to_string(kCalibrationVersion);
     };
     if (fs::exists(opt.calibration_dir + "/calibration.json")) {
-        if (calibration_version(opt.calibration_dir) < kCalibrationVersion)
-            throw std::runtime_error(old(opt.calibration_dir) + ": make it again (engramsim calibrate CONFIG -o " +
+        if (const int v = calibration_version(opt.calibration_dir); v < kCalibrationVersion)
+            throw std::runtime_error(old(opt.calibration_dir, v) + ": make it again (engramsim calibrate CONFIG -o " +
                                      opt.calibration_dir + ")");
         return opt.calibration_dir;
     }
     const std::string dir = opt.calibration_dir + "/" + shape_key(cfg);
-    const bool stale = fs::exists(dir + "/calibration.json") && calibration_version(dir) < kCalibrationVersion;
-    if (stale && opt.say) opt.say(old(dir) + ": measuring again");
-    if (!fs::exists(dir + "/calibration.json") || stale) {
+    const bool exists = fs::exists(dir + "/calibration.json");
+    const int version = exists ? calibration_version(dir) : 0;
+    const bool stale = exists && version < kCalibrationVersion;
+    if (stale && opt.say) opt.say(old(dir, version) + ": measuring again");
+    if (!exists || stale) {
         if (opt.say) opt.say("calibrating this machine at the shapes of " + cfg["backbone"].value("name", std::string()));
         CalibrateOptions co;
         co.quick = opt.quick;

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "model/units.h"
 #include "tests/cli_runner.h"
 
 namespace {
@@ -274,15 +275,10 @@ TEST(ExecutorCli, ExecuteReadsATableFileWithDirectIo) {
     EXPECT_EQ(disk["run"]["metrics"]["unique_rows"], dram["run"]["metrics"]["unique_rows"]);
 }
 
-// A quantity string as calibrate writes it ("692.4 us"), in seconds.
-double seconds_of(const std::string& q) {
-    std::istringstream in(q);
-    double v = 0;
-    std::string unit;
-    in >> v >> unit;
-    const double scale = unit == "s" ? 1 : unit == "ms" ? 1e-3 : unit == "us" ? 1e-6 : unit == "ns" ? 1e-9 : -1;
-    EXPECT_GT(scale, 0) << q;
-    return v * scale;
+// A quantity as calibrate writes it ("692.4 us"), in seconds: units::format's text parses back
+// to the very same double.
+double seconds_of(const json& q) {
+    return engramsim::units::parse(q.get<std::string>(), engramsim::units::Dim::Time);
 }
 
 // With the table on disk, calibrate measures the config's own prefetcher (the drive's reader
@@ -310,13 +306,15 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     const json& w = cal["measured"]["disk_fetch_wake"];
     ASSERT_TRUE(w.is_object()) << cal["measured"];
     ASSERT_EQ(w["sizes"].size(), 3u) << w;
+    // A size's penalty: its median paired difference, at least 0 (nothing charged besides).
+    auto penalty = [](const json& z) { return std::max(0.0, z["paired_difference_s"].get<double>()); };
     double n = 0, mx = 0, my = 0;
-    for (const json& z : w["sizes"]) mx += z["reads"].get<double>(), my += z["paired_difference_s"].get<double>(), ++n;
+    for (const json& z : w["sizes"]) mx += z["reads"].get<double>(), my += penalty(z), ++n;
     mx /= n, my /= n;
     double sxx = 0, sxy = 0;
     for (const json& z : w["sizes"]) {
         const double x = z["reads"].get<double>() - mx;
-        sxx += x * x, sxy += x * (z["paired_difference_s"].get<double>() - my);
+        sxx += x * x, sxy += x * (penalty(z) - my);
         EXPECT_GT(z["decode_step_alone_s"].get<double>(), 0) << z;
     }
     // 2, 8 and 16 sequences' lookups: 2 orders x 2 heads each.
@@ -331,7 +329,7 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     const double slope = cal["drive"]["cpu_per_read_s"].get<double>();
     double rest = 0;
     for (const json& z : w["sizes"])
-        rest += z["paired_difference_s"].get<double>() - z["reads"].get<double>() * slope;
+        rest += penalty(z) - z["reads"].get<double>() * slope;
     const double fixed = std::max(0.0, rest / n);
     EXPECT_EQ(w["per_read_s"].get<double>(), slope);
     EXPECT_NEAR(w["fixed_s"].get<double>(), fixed, 1e-12);
@@ -347,10 +345,10 @@ TEST(ExecutorCli, CalibrateMeasuresADiskPrefetchBesideADecodeStep) {
     EXPECT_NEAR(w["fetch_alone_line"]["fixed_s"].get<double>(), ffixed, 1e-12);
     const double dispatch = std::max(0.0, ffixed - cal["drive"]["read_latency_s"].get<double>());
     EXPECT_NEAR(w["dispatch_s"].get<double>(), dispatch, 1e-12);
-    EXPECT_NEAR(seconds_of(sim["nvme_fetch_dispatch"]), dispatch, 1e-9 * dispatch + 1e-15) << sim;
-    // As the simulator reads them (format() writes text that parses back to the same double).
-    EXPECT_NEAR(seconds_of(sim["fetch_wake_penalty"]), fixed, 1e-9 * fixed + 1e-15) << sim;
-    EXPECT_NEAR(seconds_of(sim["fetch_wake_penalty_per_read"]), slope, 1e-9 * slope + 1e-18) << sim;
+    // sim.json holds the very numbers calibration.json does, as the simulator reads them.
+    EXPECT_EQ(seconds_of(sim["nvme_fetch_dispatch"]), w["dispatch_s"].get<double>()) << sim;
+    EXPECT_EQ(seconds_of(sim["fetch_wake_penalty"]), w["fixed_s"].get<double>()) << sim;
+    EXPECT_EQ(seconds_of(sim["fetch_wake_penalty_per_read"]), w["per_read_s"].get<double>()) << sim;
     // The drive's curve: each depth's rate the median of its rounds (an odd count: the middle
     // sample), as the hardware section says; the CPU a read costs likewise.
     const json& drive = cal["drive"];
